@@ -1,0 +1,55 @@
+"""sleepagent: sleep-time compute for LangGraph conversational agents.
+
+A primary agent answers the user from memory blocks; between turns a
+sleep-time agent reads what happened and rewrites those blocks, so the next
+answer starts from a better, pre-computed context.
+"""
+
+from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
+from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
+from sleepagent.config import ScopePolicy, SleepConfig
+from sleepagent.context import SleepContext
+from sleepagent.errors import (
+    BlockLimitError,
+    ConfigurationError,
+    MemoryEditError,
+    ReadOnlyBlockError,
+    SleepAgentError,
+    UnknownBlockError,
+    WrongModeError,
+)
+from sleepagent.graph import SleepAgentState, build_graph, sleep_request, sleep_thread_id
+from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
+from sleepagent.scope import Scope
+from sleepagent.usage import Usage
+
+__all__ = [
+    "DEFAULT_BLOCKS",
+    "AsyncSleepTimeAgent",
+    "BlockDiff",
+    "BlockLimitError",
+    "BlockStore",
+    "ChatResult",
+    "ConfigurationError",
+    "Conflict",
+    "HistoryEntry",
+    "MemoryBlock",
+    "MemoryEditError",
+    "ReadOnlyBlockError",
+    "Scope",
+    "ScopePolicy",
+    "SleepAgentError",
+    "SleepAgentState",
+    "SleepConfig",
+    "SleepContext",
+    "SleepResult",
+    "SleepTimeAgent",
+    "ThreadPosition",
+    "UnknownBlockError",
+    "Usage",
+    "WrongModeError",
+    "build_graph",
+    "sleep_request",
+    "sleep_thread_id",
+]

@@ -1,0 +1,389 @@
+"""SleepTimeAgent and AsyncSleepTimeAgent: the graph with its persistence, ready to chat.
+
+Both own their checkpointer and store (unless you pass your own) and close
+them on exit. They differ only in how they call the graph and the store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack, ExitStack
+from types import TracebackType
+from typing import Any, NoReturn, Self
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+
+from sleepagent._locks import AsyncKeyedLocks, KeyedLocks
+from sleepagent.blocks import MemoryBlock, RethinkEdit
+from sleepagent.config import SleepConfig
+from sleepagent.context import SleepContext, iso
+from sleepagent.errors import ConfigurationError, WrongModeError
+from sleepagent.graph import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
+from sleepagent.memory import BlockStore, HistoryEntry
+from sleepagent.models import ModelLike
+from sleepagent.persistence import DbPath, open_async_persistence, open_persistence
+from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
+from sleepagent.scope import Scope, resolve_scope
+from sleepagent.staging import StagedMemory
+from sleepagent.transcript import message_text
+from sleepagent.usage import Phase, Usage
+
+__all__ = ["AsyncSleepTimeAgent", "SleepTimeAgent"]
+
+Graph = CompiledStateGraph[Any, SleepContext, Any, Any]
+
+
+class _AgentBase:
+    """What both facades share: configuration, and turning graph state into results."""
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        sleep_model: ModelLike | None,
+        config: SleepConfig | None,
+        db: DbPath,
+        checkpointer: BaseCheckpointSaver[Any] | None,
+        store: BaseStore | None,
+        clock: Callable[[], float],
+    ) -> None:
+        if (checkpointer is None) != (store is None):
+            raise ConfigurationError("pass both checkpointer= and store=, or neither (then db= is used)")
+        self.config = config or SleepConfig()
+        self._clock = clock
+        self._db = db
+        self._given = (checkpointer, store) if checkpointer is not None and store is not None else None
+        self._builder = build_graph(model, sleep_model=sleep_model, config=self.config, clock=clock)
+        self._graph: Graph | None = None
+        self._blocks: BlockStore | None = None
+
+    def _attach(self, checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> None:
+        self._graph = self._builder.compile(checkpointer=checkpointer, store=store)
+        self._blocks = BlockStore(store, self.config.blocks)
+
+    @property
+    def graph(self) -> Graph:
+        """The compiled graph (available once the agent is open)."""
+        if self._graph is None:
+            self._not_open()
+        return self._graph
+
+    @property
+    def blocks(self) -> BlockStore:
+        """Direct access to memory blocks, history, logs and watermarks."""
+        if self._blocks is None:
+            self._not_open()
+        return self._blocks
+
+    def _not_open(self) -> NoReturn:
+        raise ConfigurationError(f"this {type(self).__name__} is closed or was never opened")
+
+    def scope(self, *, thread_id: str, user_id: str | None = None) -> Scope:
+        """The memory scope a call with this identity uses."""
+        return resolve_scope(self.config.scope, thread_id=thread_id, user_id=user_id)
+
+    # --- building graph calls --------------------------------------------------
+
+    def _chat_call(
+        self, message: str, thread_id: str, user_id: str | None
+    ) -> tuple[dict[str, Any], RunnableConfig, SleepContext, HumanMessage]:
+        if not isinstance(message, str) or not message.strip():
+            raise ConfigurationError("message must be non-empty text")
+        human = HumanMessage(message, id=str(uuid.uuid4()))
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id},
+            "recursion_limit": RECURSION_LIMIT,
+            "run_name": "sleepagent:chat-turn",
+        }
+        return {"messages": [human]}, config, SleepContext(thread_id, user_id), human
+
+    def _sleep_call(
+        self, thread_id: str, user_id: str | None, reason: str
+    ) -> tuple[dict[str, Any], RunnableConfig, SleepContext]:
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        config: RunnableConfig = {
+            "configurable": {"thread_id": sleep_thread_id(scope)},
+            "recursion_limit": RECURSION_LIMIT,
+            "run_name": "sleepagent:sleep-run",
+        }
+        request = sleep_request(reason=reason, run_id=str(uuid.uuid4()))
+        return request, config, SleepContext(thread_id, user_id)
+
+    def _chat_result(self, state: dict[str, Any], human: HumanMessage, context: SleepContext) -> ChatResult:
+        messages = state["messages"]
+        start = next(i for i in range(len(messages) - 1, -1, -1) if messages[i].id == human.id)
+        turn = messages[start + 1 :]
+        reply = turn[-1]
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"the turn ended on {type(reply).__name__}, expected an AI reply")
+        return ChatResult(
+            reply=message_text(reply),
+            usage=Usage.of_messages(turn),
+            thread_id=context.thread_id,
+            scope=self.scope(thread_id=context.thread_id, user_id=context.user_id).key,
+            diffs=tuple(BlockDiff.from_dict(diff) for diff in state.get("turn_diffs") or ()),
+        )
+
+    @staticmethod
+    def _sleep_result(state: dict[str, Any]) -> SleepResult:
+        data = state["sleep_result"]
+        return SleepResult(
+            run_id=data["run_id"],
+            thread_id=data["thread_id"],
+            scope=data["scope"],
+            reason=data["reason"],
+            diffs=tuple(BlockDiff.from_dict(diff) for diff in data["diffs"]),
+            conflicts=tuple(Conflict.from_dict(conflict) for conflict in data["conflicts"]),
+            usage=Usage.from_dict(data["usage"]),
+            messages_processed=data["messages_processed"],
+            pages=data["pages"],
+            steps=data["steps"],
+            watermark=data["watermark"],
+        )
+
+    def _write_staged(self, label: str, value: str, blocks: list[MemoryBlock]) -> StagedMemory:
+        staged, _ = StagedMemory.of(blocks).stage(RethinkEdit(label, value))
+        return staged
+
+    def _now(self) -> str:
+        return iso(self._clock())
+
+
+class SleepTimeAgent(_AgentBase):
+    """A chatbot agent with sleep-time compute, for synchronous code.
+
+    Args:
+        model: The primary agent's chat model, or a spec such as ``"openai:gpt-4o-mini"``.
+        sleep_model: The sleep-time agent's model (a cheaper or stronger one);
+            defaults to ``model``.
+        config: Behaviour settings.
+        db: SQLite file for conversations and memory; ``None`` keeps them in memory.
+        checkpointer: Use this LangGraph checkpointer instead of ``db`` (not closed by the agent).
+        store: Use this LangGraph store instead of ``db`` (not closed by the agent).
+        clock: Source of the current POSIX time.
+
+    Use it as a context manager, or call :meth:`close`::
+
+        with SleepTimeAgent("openai:gpt-4o-mini") as agent:
+            print(agent.chat("Hi, I'm Ada.", thread_id="t1").reply)
+            agent.sleep(thread_id="t1")
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        sleep_model: ModelLike | None = None,
+        config: SleepConfig | None = None,
+        db: DbPath = "sleepagent.db",
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        store: BaseStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            model, sleep_model=sleep_model, config=config, db=db,
+            checkpointer=checkpointer, store=store, clock=clock,
+        )
+        self._stack = ExitStack()
+        self._thread_locks = KeyedLocks()
+        self._scope_locks = KeyedLocks()
+        saver, store_ = self._given or self._stack.enter_context(open_persistence(db))
+        self._attach(saver, store_)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> NoReturn:
+        raise WrongModeError("SleepTimeAgent is synchronous: use AsyncSleepTimeAgent with 'async with'")
+
+    def close(self) -> None:
+        """Close what the agent opened. Idempotent."""
+        self._graph = None
+        self._blocks = None
+        self._stack.close()
+
+    def chat(self, message: str, *, thread_id: str, user_id: str | None = None) -> ChatResult:
+        """Answer one user message.
+
+        Turns on one thread are answered in order; this never waits for a
+        sleep run.
+        """
+        graph = self.graph
+        payload, config, context, human = self._chat_call(message, thread_id, user_id)
+        with self._thread_locks.hold(thread_id):
+            state = graph.invoke(payload, config, context=context)
+        return self._chat_result(state, human, context)
+
+    def sleep(self, *, thread_id: str, user_id: str | None = None, reason: str = "manual") -> SleepResult:
+        """Run sleep-time compute on the thread's new messages now.
+
+        Waits for a sleep run of the same memory scope that is already running.
+        Makes no model call when there is nothing new.
+        """
+        graph = self.graph
+        payload, config, context = self._sleep_call(thread_id, user_id, reason)
+        with self._scope_locks.hold(self.scope(thread_id=thread_id, user_id=user_id).key):
+            state = graph.invoke(payload, config, context=context, durability="exit")
+        return self._sleep_result(state)
+
+    def add_context(self, text: str, *, thread_id: str, user_id: str | None = None) -> SleepResult:
+        """Give the agent context before any question, and run sleep-time compute on it.
+
+        The paper's setting: later questions are answered from the learned
+        context (and from ``text`` itself when ``show_raw_context`` is set).
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError("context text must be non-empty")
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        with self._thread_locks.hold(thread_id):
+            self.blocks.append(
+                scope, thread_id, [("context", text, None)], at=self._now(), context_text=text
+            )
+        return self.sleep(thread_id=thread_id, user_id=user_id, reason="context")
+
+    def memory(self, *, thread_id: str, user_id: str | None = None) -> dict[str, MemoryBlock]:
+        """The blocks of the scope, by label, in render order."""
+        blocks = self.blocks.load(self.scope(thread_id=thread_id, user_id=user_id))
+        return {block.label: block for block in blocks}
+
+    def write_memory(
+        self, label: str, value: str, *, thread_id: str, user_id: str | None = None
+    ) -> BlockDiff | None:
+        """Set a block's value directly, through the same version-checked commit.
+
+        Returns:
+            The change, or ``None`` when the value was already that.
+
+        Raises:
+            MemoryEditError: For an unknown or read-only label, or a value over the limit.
+        """
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        staged = self._write_staged(label, value, self.blocks.load(scope))
+        outcome = self.blocks.commit(
+            scope, staged, run_id=f"user-{uuid.uuid4()}", phase="user", at=self._now(), thread_id=thread_id
+        )
+        return outcome.diffs[0] if outcome.diffs else None
+
+    def history(self, label: str, *, thread_id: str, user_id: str | None = None) -> list[HistoryEntry]:
+        """Every committed version of a block, oldest first."""
+        return self.blocks.history(self.scope(thread_id=thread_id, user_id=user_id), label)
+
+    def usage(self, *, thread_id: str) -> dict[Phase, Usage]:
+        """Token usage totals of a thread, per phase."""
+        return self.blocks.usage(thread_id)
+
+
+class AsyncSleepTimeAgent(_AgentBase):
+    """The asyncio twin of :class:`SleepTimeAgent`; open it with ``async with``.
+
+    Takes the same arguments. Every method is a coroutine::
+
+        async with AsyncSleepTimeAgent("openai:gpt-4o-mini") as agent:
+            result = await agent.chat("Hi, I'm Ada.", thread_id="t1")
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        sleep_model: ModelLike | None = None,
+        config: SleepConfig | None = None,
+        db: DbPath = "sleepagent.db",
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        store: BaseStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            model, sleep_model=sleep_model, config=config, db=db,
+            checkpointer=checkpointer, store=store, clock=clock,
+        )
+        self._stack = AsyncExitStack()
+        self._thread_locks = AsyncKeyedLocks()
+        self._scope_locks = AsyncKeyedLocks()
+
+    async def __aenter__(self) -> Self:
+        saver, store = self._given or await self._stack.enter_async_context(
+            open_async_persistence(self._db)
+        )
+        self._attach(saver, store)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> NoReturn:
+        raise WrongModeError("AsyncSleepTimeAgent is for asyncio: use 'async with', or SleepTimeAgent")
+
+    async def aclose(self) -> None:
+        """Close what the agent opened. Idempotent."""
+        self._graph = None
+        self._blocks = None
+        await self._stack.aclose()
+
+    async def chat(self, message: str, *, thread_id: str, user_id: str | None = None) -> ChatResult:
+        """Async :meth:`SleepTimeAgent.chat`."""
+        graph = self.graph
+        payload, config, context, human = self._chat_call(message, thread_id, user_id)
+        async with self._thread_locks.hold(thread_id):
+            state = await graph.ainvoke(payload, config, context=context)
+        return self._chat_result(state, human, context)
+
+    async def sleep(
+        self, *, thread_id: str, user_id: str | None = None, reason: str = "manual"
+    ) -> SleepResult:
+        """Async :meth:`SleepTimeAgent.sleep`."""
+        graph = self.graph
+        payload, config, context = self._sleep_call(thread_id, user_id, reason)
+        async with self._scope_locks.hold(self.scope(thread_id=thread_id, user_id=user_id).key):
+            state = await graph.ainvoke(payload, config, context=context, durability="exit")
+        return self._sleep_result(state)
+
+    async def add_context(self, text: str, *, thread_id: str, user_id: str | None = None) -> SleepResult:
+        """Async :meth:`SleepTimeAgent.add_context`."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigurationError("context text must be non-empty")
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        async with self._thread_locks.hold(thread_id):
+            await self.blocks.aappend(
+                scope, thread_id, [("context", text, None)], at=self._now(), context_text=text
+            )
+        return await self.sleep(thread_id=thread_id, user_id=user_id, reason="context")
+
+    async def memory(self, *, thread_id: str, user_id: str | None = None) -> dict[str, MemoryBlock]:
+        """Async :meth:`SleepTimeAgent.memory`."""
+        blocks = await self.blocks.aload(self.scope(thread_id=thread_id, user_id=user_id))
+        return {block.label: block for block in blocks}
+
+    async def write_memory(
+        self, label: str, value: str, *, thread_id: str, user_id: str | None = None
+    ) -> BlockDiff | None:
+        """Async :meth:`SleepTimeAgent.write_memory`."""
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        staged = self._write_staged(label, value, await self.blocks.aload(scope))
+        outcome = await self.blocks.acommit(
+            scope, staged, run_id=f"user-{uuid.uuid4()}", phase="user", at=self._now(), thread_id=thread_id
+        )
+        return outcome.diffs[0] if outcome.diffs else None
+
+    async def history(
+        self, label: str, *, thread_id: str, user_id: str | None = None
+    ) -> list[HistoryEntry]:
+        """Async :meth:`SleepTimeAgent.history`."""
+        return await self.blocks.ahistory(self.scope(thread_id=thread_id, user_id=user_id), label)
+
+    async def usage(self, *, thread_id: str) -> dict[Phase, Usage]:
+        """Async :meth:`SleepTimeAgent.usage`."""
+        return await self.blocks.ausage(thread_id)

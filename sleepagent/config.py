@@ -1,0 +1,93 @@
+"""Configuration: one frozen, keyword-only dataclass and its policy enums."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
+from sleepagent.errors import ConfigurationError
+
+__all__ = ["ScopePolicy", "SleepConfig"]
+
+
+class ScopePolicy(enum.Enum):
+    """Who owns the memory blocks a conversation reads and the sleep-time agent writes."""
+
+    AUTO = "auto"
+    """The user across all their threads when a ``user_id`` is given, else the thread."""
+    THREAD = "thread"
+    """Always the thread: each conversation has its own blocks."""
+    USER = "user"
+    """Always the user; a call without ``user_id`` is an error."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SleepConfig:
+    """How the primary agent and the sleep-time agent behave.
+
+    All fields are keyword-only and validated on construction.
+    """
+
+    blocks: Sequence[MemoryBlock] = DEFAULT_BLOCKS
+    """Blocks a new memory scope starts with, in the order they are rendered."""
+
+    scope: ScopePolicy = ScopePolicy.AUTO
+    """Which memory scope a call reads and writes (see :class:`ScopePolicy`)."""
+
+    max_sleep_steps: int = 10
+    """Model calls the sleep-time agent may make per transcript page."""
+
+    page_messages: int = 50
+    """Most transcript messages shown to the sleep-time agent in one page."""
+
+    page_chars: int = 20_000
+    """Most transcript characters in one page (a longer single message is still shown whole)."""
+
+    max_commit_retries: int = 2
+    """Times a page is redone on fresh memory when its edits no longer apply."""
+
+    history_messages: int | None = 40
+    """Most recent conversation messages sent to the primary model; ``None`` sends all.
+
+    Older turns reach the model through the memory blocks the sleep-time agent writes.
+    """
+
+    chat_memory_tools: bool = False
+    """Give the primary agent the memory-editing tools too (same commit path)."""
+
+    max_chat_steps: int = 5
+    """Model calls the primary agent may make in one turn when it has memory tools."""
+
+    show_raw_context: bool = False
+    """Show context added with ``add_context`` to the primary agent as well as
+    the learned context (the paper's released harness does this)."""
+
+    system_prompt: str | None = None
+    """Your bot's own instructions, placed before the memory blocks."""
+
+    block_labels: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        validate_declarations(self.blocks)
+        object.__setattr__(self, "block_labels", tuple(b.label for b in self.blocks))
+        if not isinstance(self.scope, ScopePolicy):
+            raise ConfigurationError(
+                f"scope must be a ScopePolicy, got {self.scope!r}; "
+                "use ScopePolicy.AUTO, ScopePolicy.THREAD or ScopePolicy.USER"
+            )
+        for name in ("max_sleep_steps", "page_messages", "page_chars", "max_chat_steps"):
+            _require_positive(name, getattr(self, name))
+        if self.max_commit_retries < 0:
+            raise ConfigurationError(
+                f"max_commit_retries must be 0 or more, got {self.max_commit_retries}"
+            )
+        if self.history_messages is not None:
+            _require_positive("history_messages", self.history_messages)
+
+
+def _require_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,51 @@
+"""Identity of a graph run, carried in LangGraph's typed run context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from langgraph.runtime import Runtime
+
+from sleepagent.errors import ConfigurationError
+
+__all__ = ["SleepContext", "identity_of", "iso"]
+
+
+@dataclass(frozen=True)
+class SleepContext:
+    """Who a graph run acts for. The memory scope is derived from it, never from model output.
+
+    Attributes:
+        thread_id: The conversation. For a sleep run, the conversation whose
+            transcript it reads (the run itself executes on a companion thread).
+        user_id: The user, when memory should follow them across threads.
+    """
+
+    thread_id: str
+    user_id: str | None = None
+
+
+def identity_of(runtime: Runtime[SleepContext] | Runtime[None]) -> SleepContext:
+    """The run's identity: its context, or else the thread it runs on.
+
+    Raises:
+        ConfigurationError: If neither a context nor a thread id is available.
+    """
+    context = runtime.context
+    if isinstance(context, SleepContext):
+        return context
+    if isinstance(context, dict) and context.get("thread_id"):
+        return SleepContext(thread_id=context["thread_id"], user_id=context.get("user_id"))
+    info = runtime.execution_info
+    if info is not None and info.thread_id:
+        return SleepContext(thread_id=info.thread_id)
+    raise ConfigurationError(
+        "no identity for this run: pass context=SleepContext(thread_id=...) "
+        "or run the graph with a checkpointer and a thread_id"
+    )
+
+
+def iso(timestamp: float) -> str:
+    """ISO 8601 text of a POSIX timestamp, in UTC."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()

@@ -1,0 +1,76 @@
+"""Exceptions raised by sleepagent.
+
+Every error derives from :class:`SleepAgentError`, and also from the builtin
+that fits it, so callers can catch either. Messages say what went wrong and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockLimitError",
+    "ConfigurationError",
+    "MemoryEditError",
+    "ReadOnlyBlockError",
+    "ScriptExhaustedError",
+    "SleepAgentError",
+    "UnknownBlockError",
+    "WrongModeError",
+]
+
+
+class SleepAgentError(Exception):
+    """Base class of every error raised by sleepagent."""
+
+
+class ConfigurationError(SleepAgentError, ValueError):
+    """A configuration value or argument is invalid."""
+
+
+class WrongModeError(SleepAgentError, TypeError):
+    """A sync API was used from async code, or the other way round."""
+
+
+class MemoryEditError(SleepAgentError, ValueError):
+    """A memory edit was refused; the block is unchanged.
+
+    The message is written for the model that asked for the edit: it says what
+    was wrong and what to do instead.
+
+    Attributes:
+        label: The block the edit targeted.
+    """
+
+    def __init__(self, message: str, *, label: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+class UnknownBlockError(MemoryEditError, KeyError):
+    """The edit names a block that does not exist in this memory scope."""
+
+    def __str__(self) -> str:
+        # KeyError would otherwise wrap the message in quotes.
+        return str(self.args[0])
+
+
+class BlockLimitError(MemoryEditError):
+    """The edit would make a block longer than its character limit.
+
+    Attributes:
+        size: Length the block would have had after the edit.
+        limit: The block's character limit.
+    """
+
+    def __init__(self, message: str, *, label: str, size: int, limit: int) -> None:
+        super().__init__(message, label=label)
+        self.size = size
+        self.limit = limit
+
+
+class ReadOnlyBlockError(MemoryEditError, PermissionError):
+    """The edit targets a read-only block."""
+
+
+class ScriptExhaustedError(SleepAgentError, AssertionError):
+    """A scripted test model was called more often than its script allows."""

@@ -1,0 +1,121 @@
+"""build_graph(): the primary agent and the sleep-time agent in one LangGraph graph.
+
+Nodes: ``agent`` and ``agent_tools`` (the primary agent), ``sleep``,
+``sleep_tools`` and ``sleep_commit`` (the sleep-time agent). Input that carries
+``messages`` runs ``agent``; input that carries a ``sleep_request`` runs
+``sleep``. A sleep run should execute on its own companion thread (see
+:func:`sleep_thread_id`): two runs at once on one checkpoint thread would
+overwrite each other's checkpoints, and the user's turn must never wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langchain_core.runnables import RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+from sleepagent.config import SleepConfig
+from sleepagent.context import SleepContext
+from sleepagent.models import ModelLike, resolve_model
+from sleepagent.primary import PrimaryAgent, route_agent
+from sleepagent.scope import Scope
+from sleepagent.sleeptime import SleepTimeRunner
+
+__all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
+
+RECURSION_LIMIT = 10_000
+"""Graph steps allowed per run. The loops are bounded by the step budgets and
+the page count; LangGraph's default of 25 would cut a long transcript short."""
+
+
+class SleepAgentState(TypedDict, total=False):
+    """State of a sleepagent graph thread.
+
+    Chat threads use ``messages``, ``logged_until`` and ``turn_diffs``; the
+    companion sleep threads use the ``sleep*`` keys. All values are plain data.
+    """
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    logged_until: str | None
+    turn_diffs: list[dict[str, Any]]
+    sleep_request: dict[str, Any] | None
+    sleep: dict[str, Any] | None
+    sleep_messages: list[AnyMessage]
+    sleep_result: dict[str, Any] | None
+
+
+def sleep_request(*, reason: str = "manual", run_id: str | None = None) -> dict[str, Any]:
+    """Graph input that starts a sleep run."""
+    request: dict[str, Any] = {"reason": reason}
+    if run_id is not None:
+        request["run_id"] = run_id
+    return {"sleep_request": request}
+
+
+def sleep_thread_id(scope: Scope) -> str:
+    """The companion checkpoint thread where sleep runs of ``scope`` execute."""
+    return f"sleepagent-sleep:{scope.key}"
+
+
+def route_start(state: SleepAgentState) -> str:
+    """A sleep request runs the sleep-time agent; anything else is a chat turn."""
+    return "sleep" if state.get("sleep_request") else "agent"
+
+
+def build_graph(
+    model: ModelLike,
+    *,
+    sleep_model: ModelLike | None = None,
+    config: SleepConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> StateGraph[SleepAgentState, SleepContext, SleepAgentState, SleepAgentState]:
+    """The sleepagent graph, not yet compiled.
+
+    Compile it with a checkpointer and a store (LangGraph Server provides
+    both), and pass ``context=SleepContext(thread_id=..., user_id=...)`` when
+    invoking it.
+
+    Args:
+        model: The primary agent's chat model, or a spec such as ``"openai:gpt-4o-mini"``.
+        sleep_model: The sleep-time agent's model; defaults to ``model``.
+        config: Behaviour settings; defaults to ``SleepConfig()``.
+        clock: Source of the current POSIX time, for time stamps.
+
+    Returns:
+        A ``StateGraph`` with nodes ``agent``, ``agent_tools``, ``sleep``,
+        ``sleep_tools`` and ``sleep_commit``.
+    """
+    config = config or SleepConfig()
+    chat_model = resolve_model(model)
+    primary = PrimaryAgent(chat_model, config, clock)
+    sleeper = SleepTimeRunner(resolve_model(sleep_model or chat_model), config, clock)
+
+    graph = StateGraph(SleepAgentState, context_schema=SleepContext)
+    graph.add_node("agent", RunnableLambda(primary.step, afunc=primary.astep, name="agent"))
+    graph.add_node(
+        "agent_tools", RunnableLambda(primary.tools, afunc=primary.atools, name="agent_tools")
+    )
+    graph.add_node(
+        "sleep",
+        RunnableLambda(sleeper.step, afunc=sleeper.astep, name="sleep"),
+        destinations=("sleep_tools", "sleep_commit", END),
+    )
+    graph.add_node(
+        "sleep_tools",
+        RunnableLambda(sleeper.tools, name="sleep_tools"),
+        destinations=("sleep", "sleep_commit"),
+    )
+    graph.add_node(
+        "sleep_commit",
+        RunnableLambda(sleeper.commit, afunc=sleeper.acommit, name="sleep_commit"),
+        destinations=("sleep", END),
+    )
+    graph.add_conditional_edges(START, route_start, ["agent", "sleep"])
+    graph.add_conditional_edges("agent", route_agent, ["agent_tools", END])
+    graph.add_edge("agent_tools", "agent")
+    return graph

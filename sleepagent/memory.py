@@ -1,0 +1,665 @@
+"""BlockStore: memory blocks, their history, thread logs and watermarks on a LangGraph store.
+
+Layout in the :class:`~langgraph.store.base.BaseStore` (ids are percent-encoded
+where the store forbids a character)::
+
+    ("sleepagent", "scopes", kind, id, "blocks")          label -> block
+    ("sleepagent", "scopes", kind, id, "history", label)  version -> committed value
+    ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
+    ("sleepagent", "threads", thread_id)                  "head", "watermark",
+                                                          "usage:chat", "usage:sleep"
+    ("sleepagent", "logs", thread_id)                     seq -> log entry
+
+Each key has one writer: the chat side writes a thread's log, ``head`` and
+``usage:chat``; the sleep side writes ``watermark`` and ``usage:sleep``; blocks
+and history are written only through :meth:`BlockStore.commit`. So a user turn
+never waits on a lock the sleep side holds. Pending work is derived, not
+flagged: a thread has pending work while its head is past its watermark.
+
+Every operation is written once, as a plan that yields batches of store ops
+and receives their results; :meth:`BlockStore._run` and
+:meth:`BlockStore._arun` drive a plan with ``batch`` or ``abatch``. A batch is
+one transaction on the SQL stores, which is what makes a commit atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
+
+from sleepagent.blocks import MemoryBlock
+from sleepagent.results import BlockDiff, Conflict
+from sleepagent.scope import Scope, encode_label
+from sleepagent.staging import StagedMemory, plan_commit
+from sleepagent.transcript import LogEntry
+from sleepagent.usage import Phase, Usage
+
+__all__ = ["BlockStore", "CommitOutcome", "HistoryEntry", "PendingThread", "ThreadPosition"]
+
+logger = logging.getLogger(__name__)
+
+ROOT = "sleepagent"
+_SEARCH_PAGE = 1000
+T = TypeVar("T")
+Plan = Generator[list[Op], list[Result], T]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One committed version of a block.
+
+    Attributes:
+        label: The block.
+        version: The version this entry created.
+        value: The block's value at that version.
+        run_id: The run that committed it.
+        phase: ``sleep``, ``chat`` or ``user`` (written directly through the API).
+        thread_id: The conversation the run was about, if any.
+        at: Commit time (ISO 8601).
+    """
+
+    label: str
+    version: int
+    value: str
+    run_id: str
+    phase: str
+    thread_id: str | None
+    at: str
+
+
+@dataclass(frozen=True)
+class ThreadPosition:
+    """Where a thread's log stands.
+
+    Attributes:
+        thread_id: The conversation.
+        head: Sequence number of the newest log entry (0 when empty).
+        watermark: Sequence number of the last entry a sleep run processed.
+        scope: Key of the memory scope the thread was last used with.
+        last_at: When the newest entry was logged (ISO 8601), if any.
+    """
+
+    thread_id: str
+    head: int
+    watermark: int
+    scope: str | None
+    last_at: str | None
+
+    @property
+    def pending(self) -> int:
+        """Entries no sleep run has processed yet."""
+        return max(0, self.head - self.watermark)
+
+
+PendingThread = ThreadPosition
+"""A thread with unprocessed log entries (see :meth:`BlockStore.pending_threads`)."""
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    """Result of :meth:`BlockStore.commit`.
+
+    Attributes:
+        committed: Whether anything was written (blocks, watermark or usage).
+        diffs: Blocks written, with before and after.
+        conflicts: Labels whose edits did not apply to the current value.
+        blocks: The scope's blocks after the commit.
+    """
+
+    committed: bool
+    diffs: tuple[BlockDiff, ...]
+    conflicts: tuple[Conflict, ...]
+    blocks: tuple[MemoryBlock, ...]
+
+
+class BlockStore:
+    """Memory blocks and sleep-time bookkeeping on any LangGraph ``BaseStore``.
+
+    Args:
+        store: The LangGraph store (in-memory, SQLite, PostgreSQL or the server's).
+        declared: Blocks every scope starts with, in render order.
+    """
+
+    def __init__(self, store: BaseStore, declared: Sequence[MemoryBlock]) -> None:
+        self.store = store
+        self.declared = tuple(declared)
+
+    # --- namespaces ------------------------------------------------------------
+
+    @staticmethod
+    def scope_namespace(scope: Scope) -> tuple[str, ...]:
+        """Namespace prefix of everything a scope owns."""
+        return (ROOT, "scopes", scope.kind, encode_label(scope.id))
+
+    def _blocks_ns(self, scope: Scope) -> tuple[str, ...]:
+        return (*self.scope_namespace(scope), "blocks")
+
+    def _history_ns(self, scope: Scope, label: str) -> tuple[str, ...]:
+        return (*self.scope_namespace(scope), "history", label)
+
+    def _contexts_ns(self, scope: Scope) -> tuple[str, ...]:
+        return (*self.scope_namespace(scope), "contexts")
+
+    @staticmethod
+    def _thread_ns(thread_id: str) -> tuple[str, ...]:
+        return (ROOT, "threads", encode_label(thread_id))
+
+    @staticmethod
+    def _log_ns(thread_id: str) -> tuple[str, ...]:
+        return (ROOT, "logs", encode_label(thread_id))
+
+    # --- plans: each yields op batches and returns a value ---------------------
+
+    def _blocks_op(self, scope: Scope) -> SearchOp:
+        return SearchOp(self._blocks_ns(scope), limit=_SEARCH_PAGE)
+
+    def _merge_blocks(self, stored: Result) -> list[MemoryBlock]:
+        """Declared blocks overlaid with stored ones, declared first, extras by label."""
+        by_label = {item.value["label"]: item.value for item in _items(stored)}
+        blocks = []
+        for declared in self.declared:
+            data = by_label.pop(declared.label, None)
+            blocks.append(declared if data is None else _with_declared_shape(declared, data))
+        blocks.extend(MemoryBlock.from_dict(by_label[label]) for label in sorted(by_label))
+        return blocks
+
+    def _load_plan(self, scope: Scope) -> Plan[list[MemoryBlock]]:
+        (stored,) = yield [self._blocks_op(scope)]
+        return self._merge_blocks(stored)
+
+    def _turn_plan(
+        self, scope: Scope, thread_id: str, *, with_contexts: bool
+    ) -> Plan[tuple[list[MemoryBlock], int, Usage, list[str]]]:
+        ops: list[Op] = [
+            self._blocks_op(scope),
+            GetOp(self._thread_ns(thread_id), "head"),
+            GetOp(self._thread_ns(thread_id), "usage:chat"),
+        ]
+        if with_contexts:
+            ops.append(SearchOp(self._contexts_ns(scope), limit=_SEARCH_PAGE))
+        results = yield ops
+        head = _value(results[1]).get("seq", 0)
+        usage = Usage.from_dict(_value(results[2]).get("usage"))
+        contexts: list[str] = []
+        if with_contexts:
+            found = sorted(_items(results[3]), key=lambda item: (item.value["at"], item.key))
+            contexts = [item.value["text"] for item in found]
+        return self._merge_blocks(results[0]), head, usage, contexts
+
+    def _append_plan(
+        self,
+        scope: Scope,
+        thread_id: str,
+        texts: Sequence[tuple[str, str, str | None]],
+        *,
+        head: int | None,
+        at: str,
+        chat_usage: Usage | None = None,
+        context_text: str | None = None,
+    ) -> Plan[list[LogEntry]]:
+        if head is None:
+            (found,) = yield [GetOp(self._thread_ns(thread_id), "head")]
+            head = _value(found).get("seq", 0)
+        entries = [
+            LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
+            for i, (role, text, mid) in enumerate(texts)
+        ]
+        if not entries and chat_usage is None:
+            return []
+        ops: list[Op] = [
+            PutOp(self._log_ns(thread_id), _seq_key(e.seq), e.to_dict(), index=False)
+            for e in entries
+        ]
+        if entries:
+            last = entries[-1]
+            head_value = {
+                "seq": last.seq,
+                "message_id": last.message_id,
+                "thread_id": thread_id,
+                "scope": scope.key,
+                "at": at,
+            }
+            ops.append(PutOp(self._thread_ns(thread_id), "head", head_value, index=False))
+        if chat_usage is not None:
+            ops.append(
+                PutOp(
+                    self._thread_ns(thread_id),
+                    "usage:chat",
+                    {"usage": chat_usage.to_dict(), "at": at},
+                    index=False,
+                )
+            )
+        if context_text is not None:
+            ops.append(
+                PutOp(
+                    self._contexts_ns(scope),
+                    f"{thread_id}#{entries[0].seq}",
+                    {"text": context_text, "thread_id": thread_id, "at": at},
+                    index=False,
+                )
+            )
+        yield ops
+        return entries
+
+    def _page_plan(
+        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+    ) -> Plan[tuple[list[MemoryBlock], list[LogEntry], int, int]]:
+        from sleepagent.transcript import take_page
+
+        blocks_result, head_result, mark_result = yield [
+            self._blocks_op(scope),
+            GetOp(self._thread_ns(thread_id), "head"),
+            GetOp(self._thread_ns(thread_id), "watermark"),
+        ]
+        head = _value(head_result).get("seq", 0)
+        watermark = _value(mark_result).get("seq", 0)
+        last = min(head, watermark + max_messages)
+        entries: list[LogEntry] = []
+        if last > watermark:
+            found = yield [
+                GetOp(self._log_ns(thread_id), _seq_key(seq)) for seq in range(watermark + 1, last + 1)
+            ]
+            entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
+            entries = take_page(entries, max_chars=max_chars)
+        return self._merge_blocks(blocks_result), entries, watermark, head
+
+    def _commit_plan(
+        self,
+        scope: Scope,
+        staged: StagedMemory,
+        *,
+        run_id: str,
+        phase: str,
+        thread_id: str | None,
+        at: str,
+        allow_partial: bool,
+        watermark: LogEntry | None,
+        sleep_usage: Usage | None,
+    ) -> Plan[CommitOutcome]:
+        reads: list[Op] = [self._blocks_op(scope)]
+        if sleep_usage is not None and thread_id is not None:
+            reads.append(GetOp(self._thread_ns(thread_id), "usage:sleep"))
+        results = yield reads
+        current = self._merge_blocks(results[0])
+        plan = plan_commit(staged, {block.label: block for block in current})
+        if plan.conflicts and not allow_partial:
+            return CommitOutcome(False, (), plan.conflicts, tuple(current))
+
+        ops: list[Op] = []
+        written = {}
+        for block in plan.writes:
+            stamped = replace(block, updated_at=_parse_time(at))
+            written[block.label] = stamped
+            ops.append(PutOp(self._blocks_ns(scope), block.label, stamped.to_dict(), index=False))
+            history = {
+                "label": block.label,
+                "version": block.version,
+                "value": block.value,
+                "run_id": run_id,
+                "phase": phase,
+                "thread_id": thread_id,
+                "at": at,
+            }
+            ops.append(
+                PutOp(self._history_ns(scope, block.label), _seq_key(block.version), history, index=False)
+            )
+        if watermark is not None and thread_id is not None:
+            mark = {"seq": watermark.seq, "message_id": watermark.message_id, "run_id": run_id, "at": at}
+            ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
+        if sleep_usage is not None and thread_id is not None:
+            total = Usage.from_dict(_value(results[1]).get("usage")) + sleep_usage
+            ops.append(
+                PutOp(
+                    self._thread_ns(thread_id),
+                    "usage:sleep",
+                    {"usage": total.to_dict(), "at": at},
+                    index=False,
+                )
+            )
+        if ops:
+            yield ops
+        after = tuple(written.get(block.label, block) for block in current)
+        return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after)
+
+    def _history_plan(self, scope: Scope, label: str) -> Plan[list[HistoryEntry]]:
+        entries: list[HistoryEntry] = []
+        offset = 0
+        while True:
+            (found,) = yield [
+                SearchOp(self._history_ns(scope, label), limit=_SEARCH_PAGE, offset=offset)
+            ]
+            items = _items(found)
+            entries.extend(HistoryEntry(**item.value) for item in items)
+            if len(items) < _SEARCH_PAGE:
+                break
+            offset += _SEARCH_PAGE
+        return sorted(entries, key=lambda entry: entry.version)
+
+    def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
+        chat, sleep = yield [
+            GetOp(self._thread_ns(thread_id), "usage:chat"),
+            GetOp(self._thread_ns(thread_id), "usage:sleep"),
+        ]
+        return {
+            "chat": Usage.from_dict(_value(chat).get("usage")),
+            "sleep": Usage.from_dict(_value(sleep).get("usage")),
+        }
+
+    def _positions_plan(self) -> Plan[list[ThreadPosition]]:
+        by_thread: dict[tuple[str, ...], dict[str, Any]] = {}
+        offset = 0
+        while True:
+            (found,) = yield [SearchOp((ROOT, "threads"), limit=_SEARCH_PAGE, offset=offset)]
+            items = _items(found)
+            for item in items:
+                by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
+            if len(items) < _SEARCH_PAGE:
+                break
+            offset += _SEARCH_PAGE
+        positions = []
+        for keys in by_thread.values():
+            head = keys.get("head")
+            if head is None:
+                continue
+            positions.append(
+                ThreadPosition(
+                    thread_id=head["thread_id"],
+                    head=head["seq"],
+                    watermark=keys.get("watermark", {}).get("seq", 0),
+                    scope=head.get("scope"),
+                    last_at=head.get("at"),
+                )
+            )
+        return sorted(positions, key=lambda position: (position.last_at or "", position.thread_id))
+
+    # --- drivers ---------------------------------------------------------------
+
+    def _run(self, plan: Plan[T]) -> T:
+        try:
+            ops = next(plan)
+            while True:
+                ops = plan.send(self.store.batch(ops))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        try:
+            ops = next(plan)
+            while True:
+                ops = plan.send(await self.store.abatch(ops))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    # --- public API: sync ------------------------------------------------------
+
+    def load(self, scope: Scope) -> list[MemoryBlock]:
+        """The scope's blocks in render order (declared defaults for unwritten ones)."""
+        return self._run(self._load_plan(scope))
+
+    def read_turn(
+        self, scope: Scope, thread_id: str, *, with_contexts: bool = False
+    ) -> tuple[list[MemoryBlock], int, Usage, list[str]]:
+        """What a chat turn needs, in one batch: blocks, log head, chat usage, raw contexts."""
+        return self._run(self._turn_plan(scope, thread_id, with_contexts=with_contexts))
+
+    def append(
+        self,
+        scope: Scope,
+        thread_id: str,
+        texts: Sequence[tuple[str, str, str | None]],
+        *,
+        at: str,
+        head: int | None = None,
+        chat_usage: Usage | None = None,
+        context_text: str | None = None,
+    ) -> list[LogEntry]:
+        """Append ``(role, text, message_id)`` entries to a thread's log in one batch.
+
+        Args:
+            scope: The memory scope the thread is used with.
+            thread_id: The conversation.
+            texts: Entries to append, oldest first.
+            at: Time stamp (ISO 8601).
+            head: The log head if the caller already read it (saves a read).
+            chat_usage: New total chat usage of the thread, written in the same batch.
+            context_text: Also keep this text as raw context of the scope.
+
+        Only the thread's own writer (its chat turns, serialised) may call this.
+        """
+        plan = self._append_plan(
+            scope, thread_id, texts, head=head, at=at, chat_usage=chat_usage, context_text=context_text
+        )
+        return self._run(plan)
+
+    def read_page(
+        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+    ) -> tuple[list[MemoryBlock], list[LogEntry], int, int]:
+        """Blocks and the next unprocessed page of the thread's log.
+
+        Returns:
+            ``(blocks, entries, watermark, head)``; ``entries`` is empty when
+            there is nothing new.
+        """
+        plan = self._page_plan(scope, thread_id, max_messages=max_messages, max_chars=max_chars)
+        return self._run(plan)
+
+    def commit(
+        self,
+        scope: Scope,
+        staged: StagedMemory,
+        *,
+        run_id: str,
+        phase: str,
+        at: str,
+        thread_id: str | None = None,
+        allow_partial: bool = True,
+        watermark: LogEntry | None = None,
+        sleep_usage: Usage | None = None,
+    ) -> CommitOutcome:
+        """Write staged edits atomically, checking versions (DESIGN invariant 2).
+
+        Holds the scope's commit lock while it reads the current blocks, merges
+        the edits into them and writes the result in one batch.
+
+        Args:
+            scope: The memory scope.
+            staged: The run's working copy.
+            run_id: Recorded in block history.
+            phase: Who commits: ``sleep``, ``chat`` or ``user``.
+            at: Commit time (ISO 8601).
+            thread_id: The conversation the run was about.
+            allow_partial: On conflict, still write the labels that merge cleanly
+                (the conflicts are returned). When False, write nothing on conflict.
+            watermark: Advance the thread's watermark to this entry in the same batch.
+            sleep_usage: Add this to the thread's sleep usage in the same batch.
+        """
+        plan = self._commit_plan(
+            scope,
+            staged,
+            run_id=run_id,
+            phase=phase,
+            thread_id=thread_id,
+            at=at,
+            allow_partial=allow_partial,
+            watermark=watermark,
+            sleep_usage=sleep_usage,
+        )
+        with _commit_lock(self.store, scope):
+            return self._run(plan)
+
+    def history(self, scope: Scope, label: str) -> list[HistoryEntry]:
+        """Every committed version of a block, oldest first."""
+        return self._run(self._history_plan(scope, label))
+
+    def usage(self, thread_id: str) -> dict[Phase, Usage]:
+        """Token usage totals of a thread, per phase."""
+        return self._run(self._usage_plan(thread_id))
+
+    def positions(self) -> list[ThreadPosition]:
+        """Log head and watermark of every thread, least recently active first."""
+        return self._run(self._positions_plan())
+
+    def pending_threads(self) -> list[ThreadPosition]:
+        """Threads with log entries no sleep run has processed yet."""
+        return [position for position in self.positions() if position.pending]
+
+    # --- public API: async twins -----------------------------------------------
+
+    async def aload(self, scope: Scope) -> list[MemoryBlock]:
+        """Async :meth:`load`."""
+        return await self._arun(self._load_plan(scope))
+
+    async def aread_turn(
+        self, scope: Scope, thread_id: str, *, with_contexts: bool = False
+    ) -> tuple[list[MemoryBlock], int, Usage, list[str]]:
+        """Async :meth:`read_turn`."""
+        return await self._arun(self._turn_plan(scope, thread_id, with_contexts=with_contexts))
+
+    async def aappend(
+        self,
+        scope: Scope,
+        thread_id: str,
+        texts: Sequence[tuple[str, str, str | None]],
+        *,
+        at: str,
+        head: int | None = None,
+        chat_usage: Usage | None = None,
+        context_text: str | None = None,
+    ) -> list[LogEntry]:
+        """Async :meth:`append`."""
+        plan = self._append_plan(
+            scope, thread_id, texts, head=head, at=at, chat_usage=chat_usage, context_text=context_text
+        )
+        return await self._arun(plan)
+
+    async def aread_page(
+        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+    ) -> tuple[list[MemoryBlock], list[LogEntry], int, int]:
+        """Async :meth:`read_page`."""
+        plan = self._page_plan(scope, thread_id, max_messages=max_messages, max_chars=max_chars)
+        return await self._arun(plan)
+
+    async def acommit(
+        self,
+        scope: Scope,
+        staged: StagedMemory,
+        *,
+        run_id: str,
+        phase: str,
+        at: str,
+        thread_id: str | None = None,
+        allow_partial: bool = True,
+        watermark: LogEntry | None = None,
+        sleep_usage: Usage | None = None,
+    ) -> CommitOutcome:
+        """Async :meth:`commit`."""
+        plan = self._commit_plan(
+            scope,
+            staged,
+            run_id=run_id,
+            phase=phase,
+            thread_id=thread_id,
+            at=at,
+            allow_partial=allow_partial,
+            watermark=watermark,
+            sleep_usage=sleep_usage,
+        )
+        async with _acommit_lock(self.store, scope):
+            return await self._arun(plan)
+
+    async def ahistory(self, scope: Scope, label: str) -> list[HistoryEntry]:
+        """Async :meth:`history`."""
+        return await self._arun(self._history_plan(scope, label))
+
+    async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
+        """Async :meth:`usage`."""
+        return await self._arun(self._usage_plan(thread_id))
+
+    async def apositions(self) -> list[ThreadPosition]:
+        """Async :meth:`positions`."""
+        return await self._arun(self._positions_plan())
+
+    async def apending_threads(self) -> list[ThreadPosition]:
+        """Async :meth:`pending_threads`."""
+        return [position for position in await self.apositions() if position.pending]
+
+
+# --- commit locks: one per (store, scope) in this process ------------------------
+
+_locks: weakref.WeakKeyDictionary[BaseStore, dict[str, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_locks_guard = threading.Lock()
+
+
+def _scope_lock(store: BaseStore, scope: Scope) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(store, {}).setdefault(scope.key, threading.Lock())
+
+
+@contextmanager
+def _commit_lock(store: BaseStore, scope: Scope) -> Iterator[None]:
+    with _scope_lock(store, scope):
+        yield
+
+
+@asynccontextmanager
+async def _acommit_lock(store: BaseStore, scope: Scope) -> AsyncIterator[None]:
+    # The same threading lock as the sync path, so sync and async writers in one
+    # process exclude each other; a contended acquire waits in a worker thread
+    # instead of blocking the event loop.
+    lock = _scope_lock(store, scope)
+    if not lock.acquire(blocking=False):
+        await asyncio.to_thread(lock.acquire)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _seq_key(seq: int) -> str:
+    return f"{seq:010d}"
+
+
+def _items(result: Result) -> list[Item]:
+    return [item for item in result or () if isinstance(item, Item)] if isinstance(result, list) else []
+
+
+def _value(result: Result) -> Mapping[str, Any]:
+    return result.value if isinstance(result, Item) else {}
+
+
+def _parse_time(at: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(at)
+
+
+def _with_declared_shape(declared: MemoryBlock, stored: Mapping[str, Any]) -> MemoryBlock:
+    """A stored block with the description, limit and access its declaration has now."""
+    value = stored.get("value", "")
+    limit = declared.limit
+    if len(value) > limit:
+        logger.warning(
+            "block %r holds %d characters, over its declared limit of %d; "
+            "keeping the value, edits may only shorten it",
+            declared.label,
+            len(value),
+            limit,
+        )
+        limit = len(value)
+    block = MemoryBlock.from_dict(stored)
+    return replace(
+        block, description=declared.description, limit=limit, read_only=declared.read_only
+    )

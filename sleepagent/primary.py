@@ -1,0 +1,245 @@
+"""The primary agent: answers the user from memory rendered into its system prompt.
+
+It is on the user's path, so it does the least it can: one batched store read,
+one model call, one batched store write that logs the turn for the sleep-time
+agent. It has no memory-writing tools unless ``chat_memory_tools`` is set;
+then its edits go through the same staged commit as the sleep-time agent's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from langgraph.runtime import get_runtime
+
+from sleepagent.config import SleepConfig
+from sleepagent.context import SleepContext, identity_of, iso
+from sleepagent.memory import BlockStore, CommitOutcome
+from sleepagent.render import render_system_prompt
+from sleepagent.scope import Scope, resolve_scope
+from sleepagent.staging import StagedMemory
+from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
+from sleepagent.transcript import entries_from_messages
+from sleepagent.usage import Usage
+
+__all__ = ["PrimaryAgent", "trim_history"]
+
+_CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What every step of a turn needs to know."""
+
+    identity: SleepContext
+    scope: Scope
+    blocks: BlockStore
+    at: str
+
+
+class PrimaryAgent:
+    """The ``agent`` and ``agent_tools`` nodes.
+
+    Args:
+        model: The chat model.
+        config: Behaviour settings.
+        clock: Source of the current POSIX time.
+    """
+
+    def __init__(self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]) -> None:
+        self._config = config
+        self._clock = clock
+        self._plain = model
+        self._with_tools: Runnable[Any, BaseMessage] | None = None
+        if config.chat_memory_tools:
+            self._with_tools = model.bind_tools(memory_tool_schemas(finish=False))
+
+    # --- decisions (pure) ------------------------------------------------------
+
+    def _turn(self) -> _Turn:
+        runtime = get_runtime(SleepContext)
+        if runtime.store is None:
+            raise RuntimeError("the sleepagent graph needs a store: compile it with store=...")
+        identity = identity_of(runtime)
+        scope = resolve_scope(self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id)
+        return _Turn(identity, scope, BlockStore(runtime.store, self._config.blocks), iso(self._clock()))
+
+    def _model_for(self, state: dict[str, Any], turn: _Turn) -> Runnable[Any, BaseMessage]:
+        model: Runnable[Any, BaseMessage] = self._plain
+        steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
+        if self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1:
+            model = self._with_tools
+        return model.with_config(
+            run_name="sleepagent:chat",
+            tags=["sleepagent", "sleepagent:chat"],
+            metadata={
+                "sleepagent_phase": "chat",
+                "thread_id": turn.identity.thread_id,
+                "memory_scope": turn.scope.key,
+            },
+        )
+
+    def _prompt(
+        self, state: dict[str, Any], blocks: Sequence[Any], contexts: Sequence[str]
+    ) -> list[BaseMessage]:
+        system = render_system_prompt(
+            blocks, instructions=self._config.system_prompt, contexts=contexts
+        )
+        history = trim_history(state["messages"], self._config.history_messages)
+        return [SystemMessage(system), *history]
+
+    def _wants_tools(self, reply: AIMessage) -> bool:
+        return self._with_tools is not None and bool(reply.tool_calls or reply.invalid_tool_calls)
+
+    def _log_texts(self, state: dict[str, Any], reply: AIMessage) -> list[tuple[str, str, str | None]]:
+        unlogged = _after(state["messages"], state.get("logged_until"))
+        entries = entries_from_messages([*unlogged, reply], first_seq=1, at="")
+        return [(entry.role, entry.text, entry.message_id) for entry in entries]
+
+    def _turn_usage(self, state: dict[str, Any], reply: AIMessage) -> Usage:
+        return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
+
+    def _start_of_turn(self, state: dict[str, Any]) -> dict[str, Any]:
+        # A turn starts when the newest message is the user's: reset per-turn data.
+        return {"turn_diffs": []} if isinstance(state["messages"][-1], HumanMessage) else {}
+
+    # --- agent node ------------------------------------------------------------
+
+    def step(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Answer (or call a memory tool); log the turn once answered."""
+        turn = self._turn()
+        blocks, head, chat_usage, contexts = turn.blocks.read_turn(
+            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
+        )
+        reply = _with_id(self._model_for(state, turn).invoke(self._prompt(state, blocks, contexts)))
+        update = {**self._start_of_turn(state), "messages": [reply]}
+        if self._wants_tools(reply):
+            return update
+        turn.blocks.append(
+            turn.scope,
+            turn.identity.thread_id,
+            self._log_texts(state, reply),
+            at=turn.at,
+            head=head,
+            chat_usage=chat_usage + self._turn_usage(state, reply),
+        )
+        return {**update, "logged_until": reply.id}
+
+    async def astep(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Async :meth:`step`."""
+        turn = self._turn()
+        blocks, head, chat_usage, contexts = await turn.blocks.aread_turn(
+            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
+        )
+        reply = _with_id(await self._model_for(state, turn).ainvoke(self._prompt(state, blocks, contexts)))
+        update = {**self._start_of_turn(state), "messages": [reply]}
+        if self._wants_tools(reply):
+            return update
+        await turn.blocks.aappend(
+            turn.scope,
+            turn.identity.thread_id,
+            self._log_texts(state, reply),
+            at=turn.at,
+            head=head,
+            chat_usage=chat_usage + self._turn_usage(state, reply),
+        )
+        return {**update, "logged_until": reply.id}
+
+    # --- agent_tools node ------------------------------------------------------
+
+    def _apply(self, state: dict[str, Any], staged: StagedMemory) -> ToolRound:
+        reply = state["messages"][-1]
+        return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS)
+
+    def _tools_update(self, state: dict[str, Any], round_: ToolRound, outcome: CommitOutcome) -> dict[str, Any]:
+        replies = list(round_.replies)
+        if outcome.conflicts and replies:
+            # Rare: a sleep commit landed between this node's read and its commit.
+            note = "; ".join(conflict.reason for conflict in outcome.conflicts)
+            last = replies[-1]
+            replies[-1] = last.model_copy(
+                update={"content": f"{last.content}\nNot saved, memory changed meanwhile: {note}"}
+            )
+        diffs = [diff.to_dict() for diff in outcome.diffs]
+        return {"messages": replies, "turn_diffs": [*state.get("turn_diffs", []), *diffs]}
+
+    def tools(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Apply the primary agent's memory tool calls and commit them at once."""
+        turn = self._turn()
+        staged = StagedMemory.of(turn.blocks.load(turn.scope))
+        round_ = self._apply(state, staged)
+        outcome = turn.blocks.commit(
+            turn.scope, round_.staged, run_id=_run_id(), phase="chat", at=turn.at,
+            thread_id=turn.identity.thread_id,
+        )
+        return self._tools_update(state, round_, outcome)
+
+    async def atools(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Async :meth:`tools`."""
+        turn = self._turn()
+        staged = StagedMemory.of(await turn.blocks.aload(turn.scope))
+        round_ = self._apply(state, staged)
+        outcome = await turn.blocks.acommit(
+            turn.scope, round_.staged, run_id=_run_id(), phase="chat", at=turn.at,
+            thread_id=turn.identity.thread_id,
+        )
+        return self._tools_update(state, round_, outcome)
+
+
+def route_agent(state: dict[str, Any]) -> str:
+    """After ``agent``: run its tool calls, or end the turn."""
+    last = state["messages"][-1]
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+        return "agent_tools"
+    return "__end__"
+
+
+def trim_history(messages: Sequence[AnyMessage], keep: int | None) -> list[AnyMessage]:
+    """The most recent ``keep`` messages, cut at a user message so tool calls stay paired."""
+    if keep is None or len(messages) <= keep:
+        return list(messages)
+    start = len(messages) - keep
+    while start < len(messages) and not isinstance(messages[start], HumanMessage):
+        start += 1
+    if start == len(messages):
+        # No user message in the window: keep from the last one, however long.
+        humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
+        start = humans[-1] if humans else 0
+    return list(messages[start:])
+
+
+def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:
+    """AI messages after the newest user message."""
+    found: list[AIMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage):
+            found.append(message)
+    return found[::-1]
+
+
+def _after(messages: Sequence[AnyMessage], message_id: str | None) -> Sequence[AnyMessage]:
+    if message_id is None:
+        return messages
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].id == message_id:
+            return messages[index + 1 :]
+    return messages
+
+
+def _with_id(message: BaseMessage) -> AIMessage:
+    if not isinstance(message, AIMessage):
+        raise TypeError(f"the chat model returned {type(message).__name__}, expected AIMessage")
+    return message if message.id else message.model_copy(update={"id": f"run-{uuid.uuid4()}"})
+
+
+def _run_id() -> str:
+    return str(uuid.uuid4())
+

@@ -1,0 +1,58 @@
+"""Memory scopes: who owns a set of blocks, derived from the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sleepagent.config import ScopePolicy
+from sleepagent.errors import ConfigurationError
+
+__all__ = ["Scope", "encode_label", "resolve_scope"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The owner of a set of memory blocks.
+
+    Attributes:
+        kind: ``thread`` (one conversation) or ``user`` (a user across threads).
+        id: The thread id or user id.
+    """
+
+    kind: Literal["thread", "user"]
+    id: str
+
+    @property
+    def key(self) -> str:
+        """Stable text form, e.g. ``user:alice``."""
+        return f"{self.kind}:{self.id}"
+
+
+def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -> Scope:
+    """The memory scope of a call, from the caller's identity only.
+
+    Raises:
+        ConfigurationError: If an id is empty, or ``policy`` is USER without ``user_id``.
+    """
+    if not thread_id or not isinstance(thread_id, str):
+        raise ConfigurationError(f"thread_id must be a non-empty string, got {thread_id!r}")
+    if user_id is not None and (not user_id or not isinstance(user_id, str)):
+        raise ConfigurationError(f"user_id must be a non-empty string or None, got {user_id!r}")
+    if policy is ScopePolicy.THREAD:
+        return Scope("thread", thread_id)
+    if user_id is not None:
+        return Scope("user", user_id)
+    if policy is ScopePolicy.USER:
+        raise ConfigurationError(
+            "this agent keeps memory per user (ScopePolicy.USER): pass user_id=..."
+        )
+    return Scope("thread", thread_id)
+
+
+def encode_label(text: str) -> str:
+    """Make ``text`` usable as a store namespace label (which may not contain ``.``).
+
+    Reversible: ``%`` and ``.`` are percent-encoded, nothing else changes.
+    """
+    return text.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")
