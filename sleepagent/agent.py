@@ -54,11 +54,15 @@ class _AgentBase:
         clock: Callable[[], float],
     ) -> None:
         if (checkpointer is None) != (store is None):
-            raise ConfigurationError("pass both checkpointer= and store=, or neither (then db= is used)")
+            raise ConfigurationError(
+                "pass both checkpointer= and store=, or neither (then db= is used)"
+            )
         self.config = config or SleepConfig()
         self._clock = clock
         self._db = db
-        self._given = (checkpointer, store) if checkpointer is not None and store is not None else None
+        self._given = (
+            (checkpointer, store) if checkpointer is not None and store is not None else None
+        )
         self._builder = build_graph(model, sleep_model=sleep_model, config=self.config, clock=clock)
         self._graph: Graph | None = None
         self._blocks: BlockStore | None = None
@@ -115,7 +119,9 @@ class _AgentBase:
         request = sleep_request(reason=reason, run_id=str(uuid.uuid4()))
         return request, config, SleepContext(thread_id, user_id)
 
-    def _chat_result(self, state: dict[str, Any], human: HumanMessage, context: SleepContext) -> ChatResult:
+    def _chat_result(
+        self, state: dict[str, Any], human: HumanMessage, context: SleepContext
+    ) -> ChatResult:
         messages = state["messages"]
         start = next(i for i in range(len(messages) - 1, -1, -1) if messages[i].id == human.id)
         turn = messages[start + 1 :]
@@ -173,6 +179,7 @@ class SleepTimeAgent(_AgentBase):
         with SleepTimeAgent("openai:gpt-4o-mini") as agent:
             print(agent.chat("Hi, I'm Ada.", thread_id="t1").reply)
             agent.sleep(thread_id="t1")
+
     """
 
     def __init__(
@@ -187,8 +194,13 @@ class SleepTimeAgent(_AgentBase):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
-            model, sleep_model=sleep_model, config=config, db=db,
-            checkpointer=checkpointer, store=store, clock=clock,
+            model,
+            sleep_model=sleep_model,
+            config=config,
+            db=db,
+            checkpointer=checkpointer,
+            store=store,
+            clock=clock,
         )
         self._stack = ExitStack()
         self._thread_locks = KeyedLocks()
@@ -200,12 +212,17 @@ class SleepTimeAgent(_AgentBase):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
     async def __aenter__(self) -> NoReturn:
-        raise WrongModeError("SleepTimeAgent is synchronous: use AsyncSleepTimeAgent with 'async with'")
+        raise WrongModeError(
+            "SleepTimeAgent is synchronous: use AsyncSleepTimeAgent with 'async with'"
+        )
 
     def close(self) -> None:
         """Close what the agent opened. Idempotent."""
@@ -225,7 +242,9 @@ class SleepTimeAgent(_AgentBase):
             state = graph.invoke(payload, config, context=context)
         return self._chat_result(state, human, context)
 
-    def sleep(self, *, thread_id: str, user_id: str | None = None, reason: str = "manual") -> SleepResult:
+    def sleep(
+        self, *, thread_id: str, user_id: str | None = None, reason: str = "manual"
+    ) -> SleepResult:
         """Run sleep-time compute on the thread's new messages now.
 
         Waits for a sleep run of the same memory scope that is already running.
@@ -267,15 +286,23 @@ class SleepTimeAgent(_AgentBase):
 
         Raises:
             MemoryEditError: For an unknown or read-only label, or a value over the limit.
+
         """
         scope = self.scope(thread_id=thread_id, user_id=user_id)
         staged = self._write_staged(label, value, self.blocks.load(scope))
         outcome = self.blocks.commit(
-            scope, staged, run_id=f"user-{uuid.uuid4()}", phase="user", at=self._now(), thread_id=thread_id
+            scope,
+            staged,
+            run_id=f"user-{uuid.uuid4()}",
+            phase="user",
+            at=self._now(),
+            thread_id=thread_id,
         )
         return outcome.diffs[0] if outcome.diffs else None
 
-    def history(self, label: str, *, thread_id: str, user_id: str | None = None) -> list[HistoryEntry]:
+    def history(
+        self, label: str, *, thread_id: str, user_id: str | None = None
+    ) -> list[HistoryEntry]:
         """Every committed version of a block, oldest first."""
         return self.blocks.history(self.scope(thread_id=thread_id, user_id=user_id), label)
 
@@ -305,27 +332,39 @@ class AsyncSleepTimeAgent(_AgentBase):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
-            model, sleep_model=sleep_model, config=config, db=db,
-            checkpointer=checkpointer, store=store, clock=clock,
+            model,
+            sleep_model=sleep_model,
+            config=config,
+            db=db,
+            checkpointer=checkpointer,
+            store=store,
+            clock=clock,
         )
         self._stack = AsyncExitStack()
         self._thread_locks = AsyncKeyedLocks()
         self._scope_locks = AsyncKeyedLocks()
 
     async def __aenter__(self) -> Self:
-        saver, store = self._given or await self._stack.enter_async_context(
-            open_async_persistence(self._db)
-        )
+        if self._given is not None:
+            saver, store = self._given
+        else:
+            opened = open_async_persistence(self._db)
+            saver, store = await self._stack.enter_async_context(opened)
         self._attach(saver, store)
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
     def __enter__(self) -> NoReturn:
-        raise WrongModeError("AsyncSleepTimeAgent is for asyncio: use 'async with', or SleepTimeAgent")
+        raise WrongModeError(
+            "AsyncSleepTimeAgent is for asyncio: use 'async with', or SleepTimeAgent"
+        )
 
     async def aclose(self) -> None:
         """Close what the agent opened. Idempotent."""
@@ -351,7 +390,9 @@ class AsyncSleepTimeAgent(_AgentBase):
             state = await graph.ainvoke(payload, config, context=context, durability="exit")
         return self._sleep_result(state)
 
-    async def add_context(self, text: str, *, thread_id: str, user_id: str | None = None) -> SleepResult:
+    async def add_context(
+        self, text: str, *, thread_id: str, user_id: str | None = None
+    ) -> SleepResult:
         """Async :meth:`SleepTimeAgent.add_context`."""
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError("context text must be non-empty")
@@ -374,7 +415,12 @@ class AsyncSleepTimeAgent(_AgentBase):
         scope = self.scope(thread_id=thread_id, user_id=user_id)
         staged = self._write_staged(label, value, await self.blocks.aload(scope))
         outcome = await self.blocks.acommit(
-            scope, staged, run_id=f"user-{uuid.uuid4()}", phase="user", at=self._now(), thread_id=thread_id
+            scope,
+            staged,
+            run_id=f"user-{uuid.uuid4()}",
+            phase="user",
+            at=self._now(),
+            thread_id=thread_id,
         )
         return outcome.diffs[0] if outcome.diffs else None
 

@@ -58,6 +58,7 @@ class MemoryBlock:
         read_only: Whether agents may edit the block (code may still seed it).
         version: Committed version; 0 for a block that was never written.
         updated_at: When the current version was committed.
+
     """
 
     label: str
@@ -142,6 +143,7 @@ def validate_declarations(blocks: Iterable[MemoryBlock]) -> None:
 
     Raises:
         ConfigurationError: If a label repeats or the list is empty.
+
     """
     seen: set[str] = set()
     for block in blocks:
@@ -164,6 +166,7 @@ def replace_text(block: MemoryBlock, old: str, new: str) -> MemoryBlock:
         MemoryEditError: If ``old`` is empty or occurs other than exactly once.
         ReadOnlyBlockError: If the block is read-only.
         BlockLimitError: If the result would exceed the block's limit.
+
     """
     _check_writable(block)
     if not old:
@@ -194,6 +197,7 @@ def insert(block: MemoryBlock, text: str, line: int = -1) -> MemoryBlock:
         MemoryEditError: If ``text`` is empty or ``line`` is out of range.
         ReadOnlyBlockError: If the block is read-only.
         BlockLimitError: If the result would exceed the block's limit.
+
     """
     _check_writable(block)
     if not text:
@@ -218,6 +222,7 @@ def rethink(block: MemoryBlock, new_value: str) -> MemoryBlock:
     Raises:
         ReadOnlyBlockError: If the block is read-only.
         BlockLimitError: If ``new_value`` exceeds the block's limit.
+
     """
     _check_writable(block)
     return _with_value(block, new_value)

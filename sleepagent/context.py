@@ -20,6 +20,7 @@ class SleepContext:
         thread_id: The conversation. For a sleep run, the conversation whose
             transcript it reads (the run itself executes on a companion thread).
         user_id: The user, when memory should follow them across threads.
+
     """
 
     thread_id: str
@@ -31,6 +32,7 @@ def identity_of(runtime: Runtime[SleepContext] | Runtime[None]) -> SleepContext:
 
     Raises:
         ConfigurationError: If neither a context nor a thread id is available.
+
     """
     context = runtime.context
     if isinstance(context, SleepContext):

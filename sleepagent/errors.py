@@ -39,6 +39,7 @@ class MemoryEditError(SleepAgentError, ValueError):
 
     Attributes:
         label: The block the edit targeted.
+
     """
 
     def __init__(self, message: str, *, label: str) -> None:
@@ -60,6 +61,7 @@ class BlockLimitError(MemoryEditError):
     Attributes:
         size: Length the block would have had after the edit.
         limit: The block's character limit.
+
     """
 
     def __init__(self, message: str, *, label: str, size: int, limit: int) -> None:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
-from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext
@@ -25,28 +23,13 @@ from sleepagent.models import ModelLike, resolve_model
 from sleepagent.primary import PrimaryAgent, route_agent
 from sleepagent.scope import Scope
 from sleepagent.sleeptime import SleepTimeRunner
+from sleepagent.state import SleepAgentState
 
 __all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
 
 RECURSION_LIMIT = 10_000
 """Graph steps allowed per run. The loops are bounded by the step budgets and
 the page count; LangGraph's default of 25 would cut a long transcript short."""
-
-
-class SleepAgentState(TypedDict, total=False):
-    """State of a sleepagent graph thread.
-
-    Chat threads use ``messages``, ``logged_until`` and ``turn_diffs``; the
-    companion sleep threads use the ``sleep*`` keys. All values are plain data.
-    """
-
-    messages: Annotated[list[AnyMessage], add_messages]
-    logged_until: str | None
-    turn_diffs: list[dict[str, Any]]
-    sleep_request: dict[str, Any] | None
-    sleep: dict[str, Any] | None
-    sleep_messages: list[AnyMessage]
-    sleep_result: dict[str, Any] | None
 
 
 def sleep_request(*, reason: str = "manual", run_id: str | None = None) -> dict[str, Any]:
@@ -89,6 +72,7 @@ def build_graph(
     Returns:
         A ``StateGraph`` with nodes ``agent``, ``agent_tools``, ``sleep``,
         ``sleep_tools`` and ``sleep_commit``.
+
     """
     config = config or SleepConfig()
     chat_model = resolve_model(model)

@@ -64,6 +64,7 @@ class HistoryEntry:
         phase: ``sleep``, ``chat`` or ``user`` (written directly through the API).
         thread_id: The conversation the run was about, if any.
         at: Commit time (ISO 8601).
+
     """
 
     label: str
@@ -85,6 +86,7 @@ class ThreadPosition:
         watermark: Sequence number of the last entry a sleep run processed.
         scope: Key of the memory scope the thread was last used with.
         last_at: When the newest entry was logged (ISO 8601), if any.
+
     """
 
     thread_id: str
@@ -112,6 +114,7 @@ class CommitOutcome:
         diffs: Blocks written, with before and after.
         conflicts: Labels whose edits did not apply to the current value.
         blocks: The scope's blocks after the commit.
+
     """
 
     committed: bool
@@ -126,6 +129,7 @@ class BlockStore:
     Args:
         store: The LangGraph store (in-memory, SQLite, PostgreSQL or the server's).
         declared: Blocks every scope starts with, in render order.
+
     """
 
     def __init__(self, store: BaseStore, declared: Sequence[MemoryBlock]) -> None:
@@ -265,7 +269,8 @@ class BlockStore:
         entries: list[LogEntry] = []
         if last > watermark:
             found = yield [
-                GetOp(self._log_ns(thread_id), _seq_key(seq)) for seq in range(watermark + 1, last + 1)
+                GetOp(self._log_ns(thread_id), _seq_key(seq))
+                for seq in range(watermark + 1, last + 1)
             ]
             entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
             entries = take_page(entries, max_chars=max_chars)
@@ -309,10 +314,20 @@ class BlockStore:
                 "at": at,
             }
             ops.append(
-                PutOp(self._history_ns(scope, block.label), _seq_key(block.version), history, index=False)
+                PutOp(
+                    self._history_ns(scope, block.label),
+                    _seq_key(block.version),
+                    history,
+                    index=False,
+                )
             )
         if watermark is not None and thread_id is not None:
-            mark = {"seq": watermark.seq, "message_id": watermark.message_id, "run_id": run_id, "at": at}
+            mark = {
+                "seq": watermark.seq,
+                "message_id": watermark.message_id,
+                "run_id": run_id,
+                "at": at,
+            }
             ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
         if sleep_usage is not None and thread_id is not None:
             total = Usage.from_dict(_value(results[1]).get("usage")) + sleep_usage
@@ -433,9 +448,16 @@ class BlockStore:
             context_text: Also keep this text as raw context of the scope.
 
         Only the thread's own writer (its chat turns, serialised) may call this.
+
         """
         plan = self._append_plan(
-            scope, thread_id, texts, head=head, at=at, chat_usage=chat_usage, context_text=context_text
+            scope,
+            thread_id,
+            texts,
+            head=head,
+            at=at,
+            chat_usage=chat_usage,
+            context_text=context_text,
         )
         return self._run(plan)
 
@@ -447,6 +469,7 @@ class BlockStore:
         Returns:
             ``(blocks, entries, watermark, head)``; ``entries`` is empty when
             there is nothing new.
+
         """
         plan = self._page_plan(scope, thread_id, max_messages=max_messages, max_chars=max_chars)
         return self._run(plan)
@@ -480,6 +503,7 @@ class BlockStore:
                 (the conflicts are returned). When False, write nothing on conflict.
             watermark: Advance the thread's watermark to this entry in the same batch.
             sleep_usage: Add this to the thread's sleep usage in the same batch.
+
         """
         plan = self._commit_plan(
             scope,
@@ -536,7 +560,13 @@ class BlockStore:
     ) -> list[LogEntry]:
         """Async :meth:`append`."""
         plan = self._append_plan(
-            scope, thread_id, texts, head=head, at=at, chat_usage=chat_usage, context_text=context_text
+            scope,
+            thread_id,
+            texts,
+            head=head,
+            at=at,
+            chat_usage=chat_usage,
+            context_text=context_text,
         )
         return await self._arun(plan)
 
@@ -633,7 +663,11 @@ def _seq_key(seq: int) -> str:
 
 
 def _items(result: Result) -> list[Item]:
-    return [item for item in result or () if isinstance(item, Item)] if isinstance(result, list) else []
+    return (
+        [item for item in result or () if isinstance(item, Item)]
+        if isinstance(result, list)
+        else []
+    )
 
 
 def _value(result: Result) -> Mapping[str, Any]:

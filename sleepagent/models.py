@@ -21,6 +21,7 @@ def resolve_model(model: ModelLike) -> BaseChatModel:
 
     Raises:
         ConfigurationError: For a spec with an unknown provider or no model name.
+
     """
     if isinstance(model, BaseChatModel):
         return model

@@ -76,7 +76,7 @@ def _connect(db: str | PathLike[str], *, autocommit: bool = False) -> sqlite3.Co
         str(db),
         check_same_thread=False,
         timeout=_BUSY_TIMEOUT_S,
-        isolation_level=None if autocommit else "",
+        isolation_level=None if autocommit else "DEFERRED",
     )
     conn.execute("PRAGMA journal_mode=WAL")
     return conn

@@ -24,6 +24,7 @@ from sleepagent.memory import BlockStore, CommitOutcome
 from sleepagent.render import render_system_prompt
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
+from sleepagent.state import SleepAgentState
 from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import entries_from_messages
 from sleepagent.usage import Usage
@@ -50,9 +51,12 @@ class PrimaryAgent:
         model: The chat model.
         config: Behaviour settings.
         clock: Source of the current POSIX time.
+
     """
 
-    def __init__(self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]
+    ) -> None:
         self._config = config
         self._clock = clock
         self._plain = model
@@ -67,10 +71,14 @@ class PrimaryAgent:
         if runtime.store is None:
             raise RuntimeError("the sleepagent graph needs a store: compile it with store=...")
         identity = identity_of(runtime)
-        scope = resolve_scope(self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id)
-        return _Turn(identity, scope, BlockStore(runtime.store, self._config.blocks), iso(self._clock()))
+        scope = resolve_scope(
+            self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id
+        )
+        return _Turn(
+            identity, scope, BlockStore(runtime.store, self._config.blocks), iso(self._clock())
+        )
 
-    def _model_for(self, state: dict[str, Any], turn: _Turn) -> Runnable[Any, BaseMessage]:
+    def _model_for(self, state: SleepAgentState, turn: _Turn) -> Runnable[Any, BaseMessage]:
         model: Runnable[Any, BaseMessage] = self._plain
         steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
         if self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1:
@@ -86,7 +94,7 @@ class PrimaryAgent:
         )
 
     def _prompt(
-        self, state: dict[str, Any], blocks: Sequence[Any], contexts: Sequence[str]
+        self, state: SleepAgentState, blocks: Sequence[Any], contexts: Sequence[str]
     ) -> list[BaseMessage]:
         system = render_system_prompt(
             blocks, instructions=self._config.system_prompt, contexts=contexts
@@ -97,21 +105,23 @@ class PrimaryAgent:
     def _wants_tools(self, reply: AIMessage) -> bool:
         return self._with_tools is not None and bool(reply.tool_calls or reply.invalid_tool_calls)
 
-    def _log_texts(self, state: dict[str, Any], reply: AIMessage) -> list[tuple[str, str, str | None]]:
+    def _log_texts(
+        self, state: SleepAgentState, reply: AIMessage
+    ) -> list[tuple[str, str, str | None]]:
         unlogged = _after(state["messages"], state.get("logged_until"))
         entries = entries_from_messages([*unlogged, reply], first_seq=1, at="")
         return [(entry.role, entry.text, entry.message_id) for entry in entries]
 
-    def _turn_usage(self, state: dict[str, Any], reply: AIMessage) -> Usage:
+    def _turn_usage(self, state: SleepAgentState, reply: AIMessage) -> Usage:
         return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
 
-    def _start_of_turn(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _start_of_turn(self, state: SleepAgentState) -> dict[str, Any]:
         # A turn starts when the newest message is the user's: reset per-turn data.
         return {"turn_diffs": []} if isinstance(state["messages"][-1], HumanMessage) else {}
 
     # --- agent node ------------------------------------------------------------
 
-    def step(self, state: dict[str, Any]) -> dict[str, Any]:
+    def step(self, state: SleepAgentState) -> dict[str, Any]:
         """Answer (or call a memory tool); log the turn once answered."""
         turn = self._turn()
         blocks, head, chat_usage, contexts = turn.blocks.read_turn(
@@ -131,13 +141,15 @@ class PrimaryAgent:
         )
         return {**update, "logged_until": reply.id}
 
-    async def astep(self, state: dict[str, Any]) -> dict[str, Any]:
+    async def astep(self, state: SleepAgentState) -> dict[str, Any]:
         """Async :meth:`step`."""
         turn = self._turn()
         blocks, head, chat_usage, contexts = await turn.blocks.aread_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
-        reply = _with_id(await self._model_for(state, turn).ainvoke(self._prompt(state, blocks, contexts)))
+        reply = _with_id(
+            await self._model_for(state, turn).ainvoke(self._prompt(state, blocks, contexts))
+        )
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
             return update
@@ -153,11 +165,15 @@ class PrimaryAgent:
 
     # --- agent_tools node ------------------------------------------------------
 
-    def _apply(self, state: dict[str, Any], staged: StagedMemory) -> ToolRound:
+    def _apply(self, state: SleepAgentState, staged: StagedMemory) -> ToolRound:
         reply = state["messages"][-1]
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"agent_tools expects an AI message last, got {type(reply).__name__}")
         return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS)
 
-    def _tools_update(self, state: dict[str, Any], round_: ToolRound, outcome: CommitOutcome) -> dict[str, Any]:
+    def _tools_update(
+        self, state: SleepAgentState, round_: ToolRound, outcome: CommitOutcome
+    ) -> dict[str, Any]:
         replies = list(round_.replies)
         if outcome.conflicts and replies:
             # Rare: a sleep commit landed between this node's read and its commit.
@@ -169,30 +185,38 @@ class PrimaryAgent:
         diffs = [diff.to_dict() for diff in outcome.diffs]
         return {"messages": replies, "turn_diffs": [*state.get("turn_diffs", []), *diffs]}
 
-    def tools(self, state: dict[str, Any]) -> dict[str, Any]:
+    def tools(self, state: SleepAgentState) -> dict[str, Any]:
         """Apply the primary agent's memory tool calls and commit them at once."""
         turn = self._turn()
         staged = StagedMemory.of(turn.blocks.load(turn.scope))
         round_ = self._apply(state, staged)
         outcome = turn.blocks.commit(
-            turn.scope, round_.staged, run_id=_run_id(), phase="chat", at=turn.at,
+            turn.scope,
+            round_.staged,
+            run_id=_run_id(),
+            phase="chat",
+            at=turn.at,
             thread_id=turn.identity.thread_id,
         )
         return self._tools_update(state, round_, outcome)
 
-    async def atools(self, state: dict[str, Any]) -> dict[str, Any]:
+    async def atools(self, state: SleepAgentState) -> dict[str, Any]:
         """Async :meth:`tools`."""
         turn = self._turn()
         staged = StagedMemory.of(await turn.blocks.aload(turn.scope))
         round_ = self._apply(state, staged)
         outcome = await turn.blocks.acommit(
-            turn.scope, round_.staged, run_id=_run_id(), phase="chat", at=turn.at,
+            turn.scope,
+            round_.staged,
+            run_id=_run_id(),
+            phase="chat",
+            at=turn.at,
             thread_id=turn.identity.thread_id,
         )
         return self._tools_update(state, round_, outcome)
 
 
-def route_agent(state: dict[str, Any]) -> str:
+def route_agent(state: SleepAgentState) -> str:
     """After ``agent``: run its tool calls, or end the turn."""
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
@@ -242,4 +266,3 @@ def _with_id(message: BaseMessage) -> AIMessage:
 
 def _run_id() -> str:
     return str(uuid.uuid4())
-

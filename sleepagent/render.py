@@ -70,6 +70,7 @@ def render_transcript_page(entries: Sequence[LogEntry], *, total: int) -> str:
     Args:
         entries: The page's entries, oldest first.
         total: Sequence number of the newest entry in the thread, for orientation.
+
     """
     first, last = entries[0].seq, entries[-1].seq
     lines = [f'<transcript messages="{first}-{last}" of="{total}">']

@@ -22,6 +22,7 @@ class BlockDiff:
         version_before: Version before the commit (0 for a never-written block).
         version_after: Version the commit created.
         reapplied: Whether the edits were re-applied on a version the run had not seen.
+
     """
 
     label: str
@@ -69,6 +70,7 @@ class Conflict:
         dropped: The dropped edits, as plain data.
         seen_version: The version the run had read.
         current_version: The version it found at commit time.
+
     """
 
     label: str
@@ -103,6 +105,7 @@ class ChatResult:
         thread_id: The conversation.
         scope: Key of the memory scope the turn read, e.g. ``user:alice``.
         diffs: Memory changes made by the primary agent itself (only with ``chat_memory_tools``).
+
     """
 
     reply: str
@@ -128,6 +131,7 @@ class SleepResult:
         pages: Transcript pages processed (one commit each).
         steps: Sleep-time model calls made.
         watermark: Log position the thread's watermark now stands at.
+
     """
 
     run_id: str

@@ -18,6 +18,7 @@ class Scope:
     Attributes:
         kind: ``thread`` (one conversation) or ``user`` (a user across threads).
         id: The thread id or user id.
+
     """
 
     kind: Literal["thread", "user"]
@@ -34,6 +35,7 @@ def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -
 
     Raises:
         ConfigurationError: If an id is empty, or ``policy`` is USER without ``user_id``.
+
     """
     if not thread_id or not isinstance(thread_id, str):
         raise ConfigurationError(f"thread_id must be a non-empty string, got {thread_id!r}")

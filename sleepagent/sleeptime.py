@@ -35,6 +35,7 @@ from sleepagent.render import render_memory, render_transcript_page
 from sleepagent.results import BlockDiff
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
+from sleepagent.state import SleepAgentState
 from sleepagent.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
@@ -59,9 +60,12 @@ class SleepTimeRunner:
         model: The sleep-time chat model.
         config: Behaviour settings.
         clock: Source of the current POSIX time.
+
     """
 
-    def __init__(self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]
+    ) -> None:
         self._config = config
         self._clock = clock
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
@@ -73,11 +77,13 @@ class SleepTimeRunner:
         if runtime.store is None:
             raise RuntimeError("the sleepagent graph needs a store: compile it with store=...")
         identity = identity_of(runtime)
-        scope = resolve_scope(self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id)
+        scope = resolve_scope(
+            self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id
+        )
         run_id = runtime.execution_info.run_id if runtime.execution_info else None
         return _Run(identity, scope, BlockStore(runtime.store, self._config.blocks), run_id)
 
-    def _current(self, state: dict[str, Any], where: _Run) -> dict[str, Any]:
+    def _current(self, state: SleepAgentState, where: _Run) -> dict[str, Any]:
         """The run in progress, or a new one when the request is new."""
         request = state.get("sleep_request") or {}
         run = state.get("sleep")
@@ -103,7 +109,11 @@ class SleepTimeRunner:
         return dict(run)
 
     def _open_page(
-        self, run: dict[str, Any], blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry], head: int
+        self,
+        run: dict[str, Any],
+        blocks: Sequence[MemoryBlock],
+        entries: Sequence[LogEntry],
+        head: int,
     ) -> tuple[dict[str, Any], list[BaseMessage]]:
         page = {
             "last": entries[-1].to_dict(),
@@ -163,7 +173,9 @@ class SleepTimeRunner:
             "thread_id": run["thread_id"],
             "scope": run["scope"],
             "reason": run["reason"],
-            "diffs": [diff.to_dict() for diff in merge_diffs(map(BlockDiff.from_dict, run["diffs"]))],
+            "diffs": [
+                diff.to_dict() for diff in merge_diffs(map(BlockDiff.from_dict, run["diffs"]))
+            ],
             "conflicts": run["conflicts"],
             "usage": run["usage"],
             "messages_processed": run["processed"],
@@ -172,7 +184,12 @@ class SleepTimeRunner:
             "watermark": run["watermark"],
         }
         return Command(
-            update={"sleep": run, "sleep_result": result, "sleep_request": None, "sleep_messages": []},
+            update={
+                "sleep": run,
+                "sleep_result": result,
+                "sleep_request": None,
+                "sleep_messages": [],
+            },
             goto=END,
         )
 
@@ -197,7 +214,10 @@ class SleepTimeRunner:
         run = {
             **run,
             "diffs": [*run["diffs"], *(diff.to_dict() for diff in outcome.diffs)],
-            "conflicts": [*run["conflicts"], *(conflict.to_dict() for conflict in outcome.conflicts)],
+            "conflicts": [
+                *run["conflicts"],
+                *(conflict.to_dict() for conflict in outcome.conflicts),
+            ],
             "processed": run["processed"] + page["count"],
             "pages": run["pages"] + 1,
             "watermark": page["last"]["seq"],
@@ -211,11 +231,11 @@ class SleepTimeRunner:
 
     # --- sleep node ------------------------------------------------------------
 
-    def step(self, state: dict[str, Any]) -> Command[str]:
+    def step(self, state: SleepAgentState) -> Command[str]:
         """One model call; reads the next page first when none is open."""
         where = self._where()
         run = self._current(state, where)
-        messages = list(state.get("sleep_messages") or [])
+        messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
         if run["page"] is None:
             blocks, entries, watermark, head = where.blocks.read_page(
                 where.scope,
@@ -229,11 +249,11 @@ class SleepTimeRunner:
         reply = self._model_for(where, run).invoke(messages)
         return self._after_model(run, messages, reply)
 
-    async def astep(self, state: dict[str, Any]) -> Command[str]:
+    async def astep(self, state: SleepAgentState) -> Command[str]:
         """Async :meth:`step`."""
         where = self._where()
         run = self._current(state, where)
-        messages = list(state.get("sleep_messages") or [])
+        messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
         if run["page"] is None:
             blocks, entries, watermark, head = await where.blocks.aread_page(
                 where.scope,
@@ -249,12 +269,15 @@ class SleepTimeRunner:
 
     # --- sleep_tools node (no I/O) ---------------------------------------------
 
-    def tools(self, state: dict[str, Any]) -> Command[str]:
+    def tools(self, state: SleepAgentState) -> Command[str]:
         """Apply the model's tool calls to the staged copy."""
-        run = state["sleep"]
+        run = _open_run(state)
         page = run["page"]
         messages = list(state["sleep_messages"])
-        round_ = run_tool_calls(StagedMemory.from_dict(page["staged"]), messages[-1])
+        reply = messages[-1]
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"sleep_tools expects an AI message last, got {type(reply).__name__}")
+        round_ = run_tool_calls(StagedMemory.from_dict(page["staged"]), reply)
         run = {**run, "page": {**page, "staged": round_.staged.to_dict()}}
         out_of_steps = page["steps"] >= self._config.max_sleep_steps
         return Command(
@@ -264,21 +287,28 @@ class SleepTimeRunner:
 
     # --- sleep_commit node -----------------------------------------------------
 
-    def commit(self, state: dict[str, Any]) -> Command[str]:
+    def commit(self, state: SleepAgentState) -> Command[str]:
         """Commit the page's edits and advance the watermark, atomically."""
         where = self._where()
-        run = state["sleep"]
+        run = _open_run(state)
         staged = StagedMemory.from_dict(run["page"]["staged"])
         outcome = where.blocks.commit(where.scope, staged, **self._commit_args(run))
         return self._after_commit(run, outcome)
 
-    async def acommit(self, state: dict[str, Any]) -> Command[str]:
+    async def acommit(self, state: SleepAgentState) -> Command[str]:
         """Async :meth:`commit`."""
         where = self._where()
-        run = state["sleep"]
+        run = _open_run(state)
         staged = StagedMemory.from_dict(run["page"]["staged"])
         outcome = await where.blocks.acommit(where.scope, staged, **self._commit_args(run))
         return self._after_commit(run, outcome)
+
+
+def _open_run(state: SleepAgentState) -> dict[str, Any]:
+    run = state.get("sleep")
+    if run is None or run.get("page") is None:
+        raise RuntimeError("no sleep run page is open: start a run with a sleep_request input")
+    return run
 
 
 def merge_diffs(diffs: Iterable[BlockDiff]) -> list[BlockDiff]:

@@ -35,6 +35,7 @@ class StagedMemory:
     Attributes:
         base: The blocks as read, by label, in render order.
         edits: Accepted edits, oldest first.
+
     """
 
     base: Mapping[str, MemoryBlock]
@@ -50,6 +51,7 @@ class StagedMemory:
 
         Raises:
             UnknownBlockError: If the scope has no such block.
+
         """
         if label not in self.base:
             known = ", ".join(f"'{name}'" for name in self.base)
@@ -75,6 +77,7 @@ class StagedMemory:
 
         Raises:
             MemoryEditError: If the edit is refused; the working copy is unchanged.
+
         """
         edited = apply_edit(self.block(edit.label), edit)
         return replace(self, edits=(*self.edits, edit)), edited
@@ -109,6 +112,7 @@ class CommitPlan:
         writes: New block versions to store.
         diffs: One diff per written block.
         conflicts: Labels whose edits cannot be applied to the current value.
+
     """
 
     writes: tuple[MemoryBlock, ...] = ()
@@ -127,6 +131,7 @@ def plan_commit(staged: StagedMemory, current: Mapping[str, MemoryBlock]) -> Com
     Returns:
         The blocks to write (with their next version), their diffs, and the
         labels in conflict. Blocks in conflict are not in ``writes``.
+
     """
     writes: list[MemoryBlock] = []
     diffs: list[BlockDiff] = []

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from sleepagent.errors import ScriptExhaustedError
 
@@ -50,6 +50,7 @@ class ScriptedCall:
         messages: The prompt messages.
         tools: Names of the tools bound for this call.
         reply: What the model answered.
+
     """
 
     messages: tuple[BaseMessage, ...]
@@ -77,15 +78,17 @@ class ScriptedChatModel(BaseChatModel):
 
     Raises:
         ScriptExhaustedError: When called after the script has run out.
+
     """
 
-    script: list[Any]
+    script: list[Any] = Field(default_factory=list)
     _position: int = PrivateAttr(default=0)
     _calls: list[ScriptedCall] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, script: Iterable[ScriptStep] = (), **kwargs: Any) -> None:
-        super().__init__(script=list(script), **kwargs)
+        super().__init__(**kwargs)
+        self.script = list(script)
 
     @property
     def _llm_type(self) -> str:
@@ -113,6 +116,7 @@ class ScriptedChatModel(BaseChatModel):
 
         Raises:
             AssertionError: Naming how many replies are left.
+
         """
         if self.remaining:
             raise AssertionError(f"{self.remaining} scripted replies were never requested")
@@ -157,7 +161,9 @@ class ScriptedChatModel(BaseChatModel):
 
 def _estimate_usage(prompt: Sequence[BaseMessage], reply: AIMessage) -> Any:
     prompt_chars = sum(len(str(message.content)) for message in prompt)
-    reply_chars = len(str(reply.content)) + sum(len(json.dumps(call["args"])) for call in reply.tool_calls)
+    reply_chars = len(str(reply.content)) + sum(
+        len(json.dumps(call["args"])) for call in reply.tool_calls
+    )
     input_tokens = max(1, prompt_chars // 4)
     output_tokens = max(1, reply_chars // 4)
     return {

@@ -68,6 +68,7 @@ def memory_tool_schemas(*, finish: bool = True) -> list[dict[str, Any]]:
     Args:
         finish: Include ``memory_finish`` (the sleep-time agent has it; the
             primary agent, which ends its turn by answering, does not).
+
     """
     schemas = []
     for name, args in _ARGS.items():
@@ -101,6 +102,7 @@ class ToolRound:
         replies: One tool message per call, in call order.
         finished: Whether ``memory_finish`` was called.
         accepted: Number of edits accepted in this round.
+
     """
 
     staged: StagedMemory
@@ -135,13 +137,19 @@ def run_tool_calls(
         call_id, name = call.get("id") or "", call["name"]
         if name not in allowed:
             replies.append(
-                _error(call_id, name, f"Error: unknown tool '{name}'. Use one of: {', '.join(allowed)}.")
+                _error(
+                    call_id,
+                    name,
+                    f"Error: unknown tool '{name}'. Use one of: {', '.join(allowed)}.",
+                )
             )
             continue
         try:
             args = _ARGS[name].model_validate(call["args"])
         except ValidationError as error:
-            replies.append(_error(call_id, name, f"Error: invalid arguments for {name}: {_brief(error)}"))
+            replies.append(
+                _error(call_id, name, f"Error: invalid arguments for {name}: {_brief(error)}")
+            )
             continue
         if isinstance(args, MemoryFinishArgs):
             finished = True

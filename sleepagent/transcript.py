@@ -31,6 +31,7 @@ class LogEntry:
         text: The message text.
         message_id: Id of the LangChain message it came from, if any.
         at: When it was logged (ISO 8601).
+
     """
 
     seq: int
@@ -94,7 +95,9 @@ def entries_from_messages(
         else:
             continue
         entries.append(
-            LogEntry(seq=first_seq + len(entries), role=role, text=text, message_id=message.id, at=at)
+            LogEntry(
+                seq=first_seq + len(entries), role=role, text=text, message_id=message.id, at=at
+            )
         )
     return entries
 

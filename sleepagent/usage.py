@@ -23,6 +23,7 @@ class Usage:
         cached_tokens: Prompt tokens served from the provider's cache.
         reasoning_tokens: Completion tokens spent on hidden reasoning.
         calls: Model calls counted.
+
     """
 
     input_tokens: int = 0
