@@ -175,7 +175,7 @@ def replace_text(block: MemoryBlock, old: str, new: str) -> MemoryBlock:
             f"'{block.label}', or use memory_insert to add text.",
             label=block.label,
         )
-    count = block.value.count(old)
+    count = _occurrences(block.value, old)
     if count != 1:
         hint = (
             "Copy the text exactly as it appears in the block."
@@ -226,6 +226,19 @@ def rethink(block: MemoryBlock, new_value: str) -> MemoryBlock:
     """
     _check_writable(block)
     return _with_value(block, new_value)
+
+
+def _occurrences(text: str, part: str) -> int:
+    """Occurrences of ``part`` in ``text``, overlapping ones included.
+
+    ``str.count`` misses overlaps: in "ha ha ha" it finds "ha ha" once, which
+    would let an ambiguous quote silently edit the first match.
+    """
+    count, start = 0, text.find(part)
+    while start != -1:
+        count += 1
+        start = text.find(part, start + 1)
+    return count
 
 
 def _check_writable(block: MemoryBlock) -> None:

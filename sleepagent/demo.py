@@ -161,7 +161,7 @@ def run_demo(out: TextIO, *, db: DbPath) -> int:
         show_sleep(agent.sleep(thread_id=THREAD, user_id=USER, reason="idle"))
         again = agent.sleep(thread_id=THREAD, user_id=USER)
         say(
-            f"  a second run with nothing new read {again.messages_processed} messages, no model call"
+            f"  a second run with nothing new read {again.messages_processed} messages: no model call"
         )
         say()
         new_thread = f"{THREAD}-2"

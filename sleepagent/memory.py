@@ -31,15 +31,18 @@ import weakref
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
+from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from sleepagent.blocks import MemoryBlock
+from sleepagent.errors import WrongModeError
 from sleepagent.results import BlockDiff, Conflict
 from sleepagent.scope import Scope, encode_label
 from sleepagent.staging import StagedMemory, plan_commit
-from sleepagent.transcript import LogEntry
+from sleepagent.transcript import LogEntry, take_page
 from sleepagent.usage import Phase, Usage
 
 __all__ = ["BlockStore", "CommitOutcome", "HistoryEntry", "PendingThread", "ThreadPosition"]
@@ -256,8 +259,6 @@ class BlockStore:
     def _page_plan(
         self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
     ) -> Plan[tuple[list[MemoryBlock], list[LogEntry], int, int]]:
-        from sleepagent.transcript import take_page
-
         blocks_result, head_result, mark_result = yield [
             self._blocks_op(scope),
             GetOp(self._thread_ns(thread_id), "head"),
@@ -398,6 +399,14 @@ class BlockStore:
     # --- drivers ---------------------------------------------------------------
 
     def _run(self, plan: Plan[T]) -> T:
+        if isinstance(self.store, AsyncBatchedBaseStore) and _in_event_loop():
+            # Its sync methods hop onto the event loop and wait: from that loop's
+            # own thread they would never return.
+            plan.close()
+            raise WrongModeError(
+                f"{type(self.store).__name__} is an async store: from async code use the "
+                "BlockStore methods whose names start with 'a' (aload, acommit, ...)"
+            )
         try:
             ops = next(plan)
             while True:
@@ -658,6 +667,14 @@ async def _acommit_lock(store: BaseStore, scope: Scope) -> AsyncIterator[None]:
 # --- helpers ---------------------------------------------------------------------
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _seq_key(seq: int) -> str:
     return f"{seq:010d}"
 
@@ -674,9 +691,7 @@ def _value(result: Result) -> Mapping[str, Any]:
     return result.value if isinstance(result, Item) else {}
 
 
-def _parse_time(at: str) -> Any:
-    from datetime import datetime
-
+def _parse_time(at: str) -> datetime:
     return datetime.fromisoformat(at)
 
 

@@ -99,7 +99,7 @@ class ToolRound:
 
     Attributes:
         staged: The working copy after the accepted edits.
-        replies: One tool message per call, in call order.
+        replies: One tool message per call (matched by ``tool_call_id``).
         finished: Whether ``memory_finish`` was called.
         accepted: Number of edits accepted in this round.
 
@@ -118,8 +118,15 @@ def run_tool_calls(
 
     Malformed calls (unknown tool, arguments that are not valid JSON or do not
     fit the schema) and refused edits become error replies; they never change
-    the working copy.
+    the working copy. Replies to calls whose arguments were not JSON come first.
+
+    Raises:
+        ValueError: If ``allowed`` names a tool that does not exist.
+
     """
+    unknown = set(allowed) - set(_ARGS)
+    if unknown:
+        raise ValueError(f"allowed names tools that do not exist: {sorted(unknown)}")
     replies: list[ToolMessage] = []
     finished = False
     accepted = 0

@@ -1,0 +1,111 @@
+"""Shared fixtures: every behaviour test runs on each backend, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
+from sleepagent.testing import ScriptedChatModel, ScriptStep
+
+BACKENDS = ["memory", "sqlite"]
+MODES = ["sync", "async"]
+
+
+class Driver:
+    """Drives a sync or an async agent through one synchronous interface.
+
+    The async agent runs on an event loop owned by the driver, so a test body
+    is written once and runs in both modes.
+    """
+
+    def __init__(
+        self, agent: SleepTimeAgent | AsyncSleepTimeAgent, loop: asyncio.AbstractEventLoop | None
+    ):
+        self.agent = agent
+        self.loop = loop
+        self.mode = "sync" if loop is None else "async"
+
+    def _call(self, value: Any) -> Any:
+        if inspect.isawaitable(value):
+            assert self.loop is not None
+            return self.loop.run_until_complete(value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.agent, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: self._call(attribute(*args, **kwargs))
+
+    def positions(self) -> dict[str, Any]:
+        """Head and watermark of every thread, by thread id."""
+        blocks = self.agent.blocks
+        found = self._call(blocks.apositions()) if self.loop else blocks.positions()
+        return {position.thread_id: position for position in found}
+
+    def append_log(self, *args: Any, **kwargs: Any) -> Any:
+        """``BlockStore.append`` (or ``aappend`` in async mode)."""
+        blocks = self.agent.blocks
+        if self.loop is None:
+            return blocks.append(*args, **kwargs)
+        return self.loop.run_until_complete(blocks.aappend(*args, **kwargs))
+
+    def close(self) -> None:
+        if self.loop is None:
+            self.agent.close()  # type: ignore[union-attr]
+        else:
+            self.loop.run_until_complete(self.agent.aclose())  # type: ignore[union-attr]
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    return None if request.param == "memory" else tmp_path / "agent.db"
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+AgentFactory = Callable[..., tuple[Driver, ScriptedChatModel, ScriptedChatModel]]
+
+
+@pytest.fixture
+def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
+    """Build agents with scripted models on the parametrised backend and mode."""
+    drivers: list[Driver] = []
+    loop = asyncio.new_event_loop() if mode == "async" else None
+
+    def make(
+        chat: list[ScriptStep] | None = None,
+        sleep: list[ScriptStep] | None = None,
+        *,
+        config: SleepConfig | None = None,
+        **kwargs: Any,
+    ) -> tuple[Driver, ScriptedChatModel, ScriptedChatModel]:
+        chat_model = ScriptedChatModel(chat or [])
+        sleep_model = ScriptedChatModel(sleep or [])
+        if loop is None:
+            agent: Any = SleepTimeAgent(
+                chat_model, sleep_model=sleep_model, config=config, db=db, **kwargs
+            )
+        else:
+            agent = AsyncSleepTimeAgent(
+                chat_model, sleep_model=sleep_model, config=config, db=db, **kwargs
+            )
+            loop.run_until_complete(agent.__aenter__())
+        driver = Driver(agent, loop)
+        drivers.append(driver)
+        return driver, chat_model, sleep_model
+
+    yield make
+    for driver in drivers:
+        driver.close()
+    if loop is not None:
+        loop.close()
