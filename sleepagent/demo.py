@@ -160,9 +160,7 @@ def run_demo(out: TextIO, *, db: DbPath) -> int:
         say("(the user goes quiet; sleep-time compute runs in the background)")
         show_sleep(agent.sleep(thread_id=THREAD, user_id=USER, reason="idle"))
         again = agent.sleep(thread_id=THREAD, user_id=USER)
-        say(
-            f"  a second run with nothing new read {again.messages_processed} messages: no model call"
-        )
+        say(f"  a second run read {again.messages_processed} new messages: no model call")
         say()
         new_thread = f"{THREAD}-2"
         say(f"(a new conversation, thread '{new_thread}': memory follows the user)")
