@@ -32,8 +32,15 @@ def resolve_model(model: ModelLike) -> BaseChatModel:
     provider, _, name = model.partition(":")
     if provider == "openai" and name:
         from langchain_openai import ChatOpenAI
+        from openai import OpenAIError
 
-        return ChatOpenAI(model=name)
+        try:
+            return ChatOpenAI(model=name)
+        except OpenAIError as error:
+            raise ConfigurationError(
+                f"cannot build {model!r}: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+                f"OpenAI-compatible server), or pass a chat model instance ({error})"
+            ) from error
     raise ConfigurationError(
         f"unknown model spec {model!r}: use 'openai:<model>' (for example 'openai:gpt-4o-mini') "
         "or pass a LangChain chat model instance"

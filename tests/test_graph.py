@@ -1,0 +1,170 @@
+"""The graph used directly, as a LangGraph user or LangGraph Server would."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from sleepagent import (
+    BlockStore,
+    ConfigurationError,
+    ScopePolicy,
+    SleepConfig,
+    SleepContext,
+    build_graph,
+    sleep_request,
+    sleep_thread_id,
+)
+from sleepagent.graph import RECURSION_LIMIT
+from sleepagent.models import resolve_model
+from sleepagent.scope import Scope, resolve_scope
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RecordingHandler(BaseCallbackHandler):
+    """Records how each chat model call was labelled."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def on_chat_model_start(
+        self, serialized, messages, *, run_id, tags=None, metadata=None, **kwargs
+    ):
+        self.calls.append(
+            {"name": kwargs.get("name"), "tags": tags or [], "metadata": metadata or {}}
+        )
+
+
+def compiled(chat, sleep, **kwargs):
+    graph = build_graph(chat, sleep_model=sleep, **kwargs)
+    return graph.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+
+
+def test_the_graph_has_the_agent_and_sleep_nodes():
+    graph = build_graph(ScriptedChatModel())
+    assert {"agent", "agent_tools", "sleep", "sleep_tools", "sleep_commit"} <= set(graph.nodes)
+
+
+def test_a_message_runs_the_agent_and_a_sleep_request_runs_the_sleep_agent():
+    chat = ScriptedChatModel(["hi Ada"])
+    sleep = ScriptedChatModel(
+        [
+            ai_tool_calls(
+                tool_call("memory_rethink", label="human", new_value="Ada"),
+                tool_call("memory_finish"),
+            )
+        ]
+    )
+    graph = compiled(chat, sleep)
+    context = SleepContext(thread_id="t1", user_id="ada")
+    limits = {"recursion_limit": RECURSION_LIMIT}
+
+    state = graph.invoke(
+        {"messages": [("user", "I'm Ada")]}, {"configurable": {"thread_id": "t1"}}, context=context
+    )
+    assert state["messages"][-1].content == "hi Ada"
+
+    sleep_config = {"configurable": {"thread_id": sleep_thread_id(Scope("user", "ada"))}, **limits}
+    state = graph.invoke(sleep_request(reason="idle"), sleep_config, context=context)
+    assert state["sleep_result"]["reason"] == "idle"
+    assert state["sleep_result"]["diffs"][0]["after"] == "Ada"
+    assert state["sleep_request"] is None
+    assert len(chat.calls) == 1 and len(sleep.calls) == 1
+
+
+def test_without_a_context_the_run_uses_its_own_thread_as_identity():
+    chat = ScriptedChatModel(["hello"])
+    graph = compiled(chat, ScriptedChatModel())
+    graph.invoke({"messages": [("user", "hi")]}, {"configurable": {"thread_id": "plain"}})
+    positions = {
+        p.thread_id: p for p in __import__("sleepagent").BlockStore(graph.store, ()).positions()
+    }
+    assert positions["plain"].scope == "thread:plain"
+
+
+def test_each_phase_is_labelled_for_tracing():
+    handler = RecordingHandler()
+    chat = ScriptedChatModel(["hi"])
+    sleep = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish"))])
+    graph = compiled(chat, sleep)
+    context = SleepContext(thread_id="t1")
+    graph.invoke(
+        {"messages": [("user", "hi")]},
+        {"configurable": {"thread_id": "t1"}, "callbacks": [handler]},
+        context=context,
+    )
+    graph.invoke(
+        sleep_request(),
+        {
+            "configurable": {"thread_id": "s"},
+            "callbacks": [handler],
+            "recursion_limit": RECURSION_LIMIT,
+        },
+        context=context,
+    )
+    chat_call, sleep_call = handler.calls
+    assert chat_call["name"] == "sleepagent:chat"
+    assert "sleepagent:chat" in chat_call["tags"]
+    assert chat_call["metadata"]["sleepagent_phase"] == "chat"
+    assert chat_call["metadata"]["memory_scope"] == "thread:t1"
+    assert sleep_call["name"] == "sleepagent:sleep"
+    assert sleep_call["metadata"]["sleepagent_phase"] == "sleep"
+    assert sleep_call["metadata"]["thread_id"] == "t1"
+
+
+def test_the_server_entry_point_builds_a_graph(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    spec = importlib.util.spec_from_file_location(
+        "sleepagent_graph", ROOT / "graphs" / "sleepagent_graph.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    graph = module.make_graph()
+    assert "sleep" in graph.get_graph().nodes
+    assert graph.checkpointer is None
+
+
+def test_a_model_spec_without_credentials_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        resolve_model("openai:gpt-4o-mini")
+
+
+def test_an_unknown_model_spec_is_refused():
+    with pytest.raises(ConfigurationError, match="openai:<model>"):
+        resolve_model("mystery-model")
+
+
+def test_scope_policy_decides_who_owns_memory():
+    assert resolve_scope(ScopePolicy.AUTO, thread_id="t", user_id=None) == Scope("thread", "t")
+    assert resolve_scope(ScopePolicy.AUTO, thread_id="t", user_id="u") == Scope("user", "u")
+    assert resolve_scope(ScopePolicy.THREAD, thread_id="t", user_id="u") == Scope("thread", "t")
+    with pytest.raises(ConfigurationError, match="user_id"):
+        resolve_scope(ScopePolicy.USER, thread_id="t", user_id=None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_sleep_steps", 0),
+        ("page_messages", -1),
+        ("history_messages", 0),
+        ("max_commit_retries", -1),
+    ],
+)
+def test_bad_configuration_is_refused_on_construction(field, value):
+    with pytest.raises(ConfigurationError, match=field):
+        SleepConfig(**{field: value})
+
+
+def test_configuration_refuses_a_policy_given_as_a_string():
+    with pytest.raises(ConfigurationError, match="ScopePolicy"):
+        SleepConfig(scope="user")
