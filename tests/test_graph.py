@@ -84,9 +84,7 @@ def test_without_a_context_the_run_uses_its_own_thread_as_identity():
     chat = ScriptedChatModel(["hello"])
     graph = compiled(chat, ScriptedChatModel())
     graph.invoke({"messages": [("user", "hi")]}, {"configurable": {"thread_id": "plain"}})
-    positions = {
-        p.thread_id: p for p in __import__("sleepagent").BlockStore(graph.store, ()).positions()
-    }
+    positions = {p.thread_id: p for p in BlockStore(graph.store, ()).positions()}
     assert positions["plain"].scope == "thread:plain"
 
 
