@@ -46,12 +46,12 @@ class _AgentBase:
         self,
         model: ModelLike,
         *,
-        sleep_model: ModelLike | None,
-        config: SleepConfig | None,
-        db: DbPath,
-        checkpointer: BaseCheckpointSaver[Any] | None,
-        store: BaseStore | None,
-        clock: Callable[[], float],
+        sleep_model: ModelLike | None = None,
+        config: SleepConfig | None = None,
+        db: DbPath = "sleepagent.db",
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        store: BaseStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if (checkpointer is None) != (store is None):
             raise ConfigurationError(
@@ -66,6 +66,10 @@ class _AgentBase:
         self._builder = build_graph(model, sleep_model=sleep_model, config=self.config, clock=clock)
         self._graph: Graph | None = None
         self._blocks: BlockStore | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """Create what the facade owns (subclasses)."""
 
     def _attach(self, checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> None:
         self._graph = self._builder.compile(checkpointer=checkpointer, store=store)
@@ -182,31 +186,12 @@ class SleepTimeAgent(_AgentBase):
 
     """
 
-    def __init__(
-        self,
-        model: ModelLike,
-        *,
-        sleep_model: ModelLike | None = None,
-        config: SleepConfig | None = None,
-        db: DbPath = "sleepagent.db",
-        checkpointer: BaseCheckpointSaver[Any] | None = None,
-        store: BaseStore | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            model,
-            sleep_model=sleep_model,
-            config=config,
-            db=db,
-            checkpointer=checkpointer,
-            store=store,
-            clock=clock,
-        )
+    def _setup(self) -> None:
         self._stack = ExitStack()
         self._thread_locks = KeyedLocks()
         self._scope_locks = KeyedLocks()
-        saver, store_ = self._given or self._stack.enter_context(open_persistence(db))
-        self._attach(saver, store_)
+        saver, store = self._given or self._stack.enter_context(open_persistence(self._db))
+        self._attach(saver, store)
 
     def __enter__(self) -> Self:
         return self
@@ -320,26 +305,8 @@ class AsyncSleepTimeAgent(_AgentBase):
             result = await agent.chat("Hi, I'm Ada.", thread_id="t1")
     """
 
-    def __init__(
-        self,
-        model: ModelLike,
-        *,
-        sleep_model: ModelLike | None = None,
-        config: SleepConfig | None = None,
-        db: DbPath = "sleepagent.db",
-        checkpointer: BaseCheckpointSaver[Any] | None = None,
-        store: BaseStore | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            model,
-            sleep_model=sleep_model,
-            config=config,
-            db=db,
-            checkpointer=checkpointer,
-            store=store,
-            clock=clock,
-        )
+    def _setup(self) -> None:
+        # Connections are opened by __aenter__, inside the event loop.
         self._stack = AsyncExitStack()
         self._thread_locks = AsyncKeyedLocks()
         self._scope_locks = AsyncKeyedLocks()

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from langgraph.runtime import Runtime
+from langgraph.runtime import Runtime, get_runtime
 
+from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError
+from sleepagent.memory import BlockStore
+from sleepagent.scope import Scope, resolve_scope
 
-__all__ = ["SleepContext", "identity_of", "iso"]
+__all__ = ["RunTarget", "SleepContext", "current_target", "identity_of", "iso"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,41 @@ def identity_of(runtime: Runtime[SleepContext] | Runtime[None]) -> SleepContext:
         "no identity for this run: pass context=SleepContext(thread_id=...) "
         "or run the graph with a checkpointer and a thread_id"
     )
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """What a node acts on, resolved from the run's identity.
+
+    Attributes:
+        identity: Who the run acts for.
+        scope: The memory scope derived from it.
+        blocks: The scope's memory on the run's store.
+        run_id: LangGraph's id of the run, when it has one.
+
+    """
+
+    identity: SleepContext
+    scope: Scope
+    blocks: BlockStore
+    run_id: str | None
+
+
+def current_target(config: SleepConfig) -> RunTarget:
+    """The target of the graph run this node executes in.
+
+    Raises:
+        ConfigurationError: If the graph was compiled without a store, or the
+            run has no identity.
+
+    """
+    runtime = get_runtime(SleepContext)
+    if runtime.store is None:
+        raise ConfigurationError("the sleepagent graph needs a store: compile it with store=...")
+    identity = identity_of(runtime)
+    scope = resolve_scope(config.scope, thread_id=identity.thread_id, user_id=identity.user_id)
+    run_id = runtime.execution_info.run_id if runtime.execution_info else None
+    return RunTarget(identity, scope, BlockStore(runtime.store, config.blocks), run_id)
 
 
 def iso(timestamp: float) -> str:

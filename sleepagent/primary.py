@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
-from langgraph.runtime import get_runtime
 
 from sleepagent.config import SleepConfig
-from sleepagent.context import SleepContext, identity_of, iso
-from sleepagent.memory import BlockStore, CommitOutcome
+from sleepagent.context import RunTarget, current_target, iso
+from sleepagent.memory import CommitOutcome
 from sleepagent.render import render_system_prompt
-from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
 from sleepagent.state import SleepAgentState
 from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
@@ -32,16 +29,6 @@ from sleepagent.usage import Usage
 __all__ = ["PrimaryAgent", "trim_history"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
-
-
-@dataclass(frozen=True)
-class _Turn:
-    """What every step of a turn needs to know."""
-
-    identity: SleepContext
-    scope: Scope
-    blocks: BlockStore
-    at: str
 
 
 class PrimaryAgent:
@@ -66,19 +53,10 @@ class PrimaryAgent:
 
     # --- decisions (pure) ------------------------------------------------------
 
-    def _turn(self) -> _Turn:
-        runtime = get_runtime(SleepContext)
-        if runtime.store is None:
-            raise RuntimeError("the sleepagent graph needs a store: compile it with store=...")
-        identity = identity_of(runtime)
-        scope = resolve_scope(
-            self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id
-        )
-        return _Turn(
-            identity, scope, BlockStore(runtime.store, self._config.blocks), iso(self._clock())
-        )
+    def _turn(self) -> RunTarget:
+        return current_target(self._config)
 
-    def _model_for(self, state: SleepAgentState, turn: _Turn) -> Runnable[Any, BaseMessage]:
+    def _model_for(self, state: SleepAgentState, turn: RunTarget) -> Runnable[Any, BaseMessage]:
         model: Runnable[Any, BaseMessage] = self._plain
         steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
         if self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1:
@@ -135,7 +113,7 @@ class PrimaryAgent:
             turn.scope,
             turn.identity.thread_id,
             self._log_texts(state, reply),
-            at=turn.at,
+            at=iso(self._clock()),
             head=head,
             chat_usage=chat_usage + self._turn_usage(state, reply),
         )
@@ -157,7 +135,7 @@ class PrimaryAgent:
             turn.scope,
             turn.identity.thread_id,
             self._log_texts(state, reply),
-            at=turn.at,
+            at=iso(self._clock()),
             head=head,
             chat_usage=chat_usage + self._turn_usage(state, reply),
         )
@@ -195,7 +173,7 @@ class PrimaryAgent:
             round_.staged,
             run_id=_run_id(),
             phase="chat",
-            at=turn.at,
+            at=iso(self._clock()),
             thread_id=turn.identity.thread_id,
         )
         return self._tools_update(state, round_, outcome)
@@ -210,7 +188,7 @@ class PrimaryAgent:
             round_.staged,
             run_id=_run_id(),
             phase="chat",
-            at=turn.at,
+            at=iso(self._clock()),
             thread_id=turn.identity.thread_id,
         )
         return self._tools_update(state, round_, outcome)

@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 from langgraph.graph import END
-from langgraph.runtime import get_runtime
 from langgraph.types import Command
 
 from sleepagent import prompts
 from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
-from sleepagent.context import SleepContext, identity_of, iso
-from sleepagent.memory import BlockStore, CommitOutcome
+from sleepagent.context import RunTarget, current_target, iso
+from sleepagent.memory import CommitOutcome
 from sleepagent.render import render_memory, render_transcript_page
 from sleepagent.results import BlockDiff
-from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
 from sleepagent.state import SleepAgentState
 from sleepagent.tools import memory_tool_schemas, run_tool_calls
@@ -41,16 +38,6 @@ from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
 
 __all__ = ["SleepTimeRunner", "merge_diffs"]
-
-
-@dataclass(frozen=True)
-class _Run:
-    """Where the run acts, resolved from its identity."""
-
-    identity: SleepContext
-    scope: Scope
-    blocks: BlockStore
-    run_id: str | None
 
 
 class SleepTimeRunner:
@@ -72,18 +59,10 @@ class SleepTimeRunner:
 
     # --- decisions (pure) ------------------------------------------------------
 
-    def _where(self) -> _Run:
-        runtime = get_runtime(SleepContext)
-        if runtime.store is None:
-            raise RuntimeError("the sleepagent graph needs a store: compile it with store=...")
-        identity = identity_of(runtime)
-        scope = resolve_scope(
-            self._config.scope, thread_id=identity.thread_id, user_id=identity.user_id
-        )
-        run_id = runtime.execution_info.run_id if runtime.execution_info else None
-        return _Run(identity, scope, BlockStore(runtime.store, self._config.blocks), run_id)
+    def _where(self) -> RunTarget:
+        return current_target(self._config)
 
-    def _current(self, state: SleepAgentState, where: _Run) -> dict[str, Any]:
+    def _current(self, state: SleepAgentState, where: RunTarget) -> dict[str, Any]:
         """The run in progress, or a new one when the request is new."""
         request = state.get("sleep_request") or {}
         run = state.get("sleep")
@@ -134,7 +113,7 @@ class SleepTimeRunner:
         ]
         return {**run, "page": page}, messages
 
-    def _model_for(self, where: _Run, run: dict[str, Any]) -> Runnable[Any, BaseMessage]:
+    def _model_for(self, where: RunTarget, run: dict[str, Any]) -> Runnable[Any, BaseMessage]:
         return self._model.with_config(
             run_name="sleepagent:sleep",
             tags=["sleepagent", "sleepagent:sleep"],
