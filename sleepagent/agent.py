@@ -1,17 +1,21 @@
-"""SleepTimeAgent and AsyncSleepTimeAgent: the graph with its persistence, ready to chat.
+"""SleepTimeAgent and AsyncSleepTimeAgent: the graph with its persistence and idle timer.
 
-Both own their checkpointer and store (unless you pass your own) and close
-them on exit. They differ only in how they call the graph and the store.
+Both own their checkpointer, store and scheduler (unless you pass your own)
+and close them on exit. They differ only in how they call the graph and the
+store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, Literal, NoReturn, Self
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -29,6 +33,11 @@ from sleepagent.memory import BlockStore, HistoryEntry
 from sleepagent.models import ModelLike
 from sleepagent.persistence import DbPath, open_async_persistence, open_persistence
 from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
+from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundIdleScheduler
+from sleepagent.scheduling.base import IdleScheduler, SleepJob
+from sleepagent.scheduling.coordinator import SleepCoordinator
+from sleepagent.scheduling.events import EventKind, SleepEvent, SleepEvents, event_for
+from sleepagent.scheduling.policy import Reason
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
 from sleepagent.transcript import message_text
@@ -37,6 +46,12 @@ from sleepagent.usage import Phase, Usage
 __all__ = ["AsyncSleepTimeAgent", "SleepTimeAgent"]
 
 Graph = CompiledStateGraph[Any, SleepContext, Any, Any]
+SchedulerArg = IdleScheduler | Literal["auto"] | None
+
+CLOSE_WAIT_S = 5.0
+"""How long closing waits for sleep runs in flight before it closes their connections."""
+
+logger = logging.getLogger(__name__)
 
 
 class _AgentBase:
@@ -51,14 +66,24 @@ class _AgentBase:
         db: DbPath = "sleepagent.db",
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
-        clock: Callable[[], float] = time.time,
+        scheduler: SchedulerArg = "auto",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if (checkpointer is None) != (store is None):
             raise ConfigurationError(
                 "pass both checkpointer= and store=, or neither (then db= is used)"
             )
         self.config = config or SleepConfig()
+        self._scheduler = self._default_scheduler() if scheduler == "auto" else scheduler
+        if clock is None:
+            clock = self._scheduler.now if self._scheduler is not None else time.time
         self._clock = clock
+        self.events = SleepEvents()
+        self._coordinator = (
+            SleepCoordinator(self.config, self._scheduler, self.events, self._scope_of)
+            if self._scheduler is not None
+            else None
+        )
         self._db = db
         self._given = (
             (checkpointer, store) if checkpointer is not None and store is not None else None
@@ -70,6 +95,54 @@ class _AgentBase:
 
     def _setup(self) -> None:
         """Create what the facade owns (subclasses)."""
+
+    def _default_scheduler(self) -> IdleScheduler:
+        raise NotImplementedError
+
+    def _scope_of(self, thread_id: str, user_id: str | None) -> Scope:
+        return self.scope(thread_id=thread_id, user_id=user_id)
+
+    def subscribe(self, callback: Callable[[SleepEvent], None]) -> Callable[[], None]:
+        """Receive every sleep-run event; returns a function that unsubscribes.
+
+        Callbacks run in the thread (or task) where the event happens; keep them short.
+        """
+        return self.events.subscribe(callback)
+
+    @property
+    def scheduler(self) -> IdleScheduler | None:
+        """The idle timer, or None when sleep runs are only started by hand."""
+        return self._scheduler
+
+    def _job(self, thread_id: str, user_id: str | None, reason: Reason) -> SleepJob:
+        return SleepJob(thread_id, user_id, self._clock(), reason)
+
+    def _emit(self, kind: EventKind, job: SleepJob, **details: Any) -> None:
+        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
+        self.events.emit(event_for(kind, job, scope, at=self._clock(), **details))
+
+    def _started(self, job: SleepJob) -> float:
+        self._emit(EventKind.STARTED, job)
+        return time.perf_counter()
+
+    def _finished(self, job: SleepJob, result: SleepResult, started: float) -> None:
+        details: dict[str, Any] = {
+            "run_id": result.run_id,
+            "duration": time.perf_counter() - started,
+            "usage": result.usage,
+            "diffs": result.diffs,
+        }
+        self._emit(EventKind.FINISHED, job, **details)
+        if result.conflicts:
+            self._emit(EventKind.CONFLICT, job, conflicts=result.conflicts, **details)
+
+    def _failed_by_hand(self, job: SleepJob, error: BaseException, started: float) -> None:
+        self._emit(
+            EventKind.FAILED,
+            job,
+            error=f"{type(error).__name__}: {error}",
+            duration=time.perf_counter() - started,
+        )
 
     def _attach(self, checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> None:
         self._graph = self._builder.compile(checkpointer=checkpointer, store=store)
@@ -111,9 +184,8 @@ class _AgentBase:
         }
         return {"messages": [human]}, config, SleepContext(thread_id, user_id), human
 
-    def _sleep_call(
-        self, thread_id: str, user_id: str | None, reason: str
-    ) -> tuple[dict[str, Any], RunnableConfig, SleepContext]:
+    def _sleep_call(self, job: SleepJob) -> tuple[dict[str, Any], RunnableConfig, SleepContext]:
+        thread_id, user_id, reason = job.thread_id, job.user_id, job.reason.value
         scope = self.scope(thread_id=thread_id, user_id=user_id)
         config: RunnableConfig = {
             "configurable": {"thread_id": sleep_thread_id(scope)},
@@ -186,12 +258,20 @@ class SleepTimeAgent(_AgentBase):
 
     """
 
+    def _default_scheduler(self) -> IdleScheduler:
+        return BackgroundIdleScheduler()
+
     def _setup(self) -> None:
         self._stack = ExitStack()
         self._thread_locks = KeyedLocks()
         self._scope_locks = KeyedLocks()
+        self._in_flight = 0
+        self._idle = threading.Condition()
         saver, store = self._given or self._stack.enter_context(open_persistence(self._db))
         self._attach(saver, store)
+        if self._scheduler is not None and self._coordinator is not None:
+            self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
+            self._coordinator.recover(self.blocks.pending_threads())
 
     def __enter__(self) -> Self:
         return self
@@ -210,7 +290,16 @@ class SleepTimeAgent(_AgentBase):
         )
 
     def close(self) -> None:
-        """Close what the agent opened. Idempotent."""
+        """Stop the idle timer and close what the agent opened. Idempotent.
+
+        Pending alarms are dropped (the store keeps the work for the next
+        start); runs in flight get up to ``CLOSE_WAIT_S`` seconds to finish.
+        """
+        if self._scheduler is not None:
+            self._scheduler.close()
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=CLOSE_WAIT_S):
+                logger.warning("closing with %d sleep runs still in flight", self._in_flight)
         self._graph = None
         self._blocks = None
         self._stack.close()
@@ -225,21 +314,66 @@ class SleepTimeAgent(_AgentBase):
         payload, config, context, human = self._chat_call(message, thread_id, user_id)
         with self._thread_locks.hold(thread_id):
             state = graph.invoke(payload, config, context=context)
+        if self._coordinator is not None:
+            self._coordinator.on_turn(thread_id, user_id)
         return self._chat_result(state, human, context)
 
-    def sleep(
-        self, *, thread_id: str, user_id: str | None = None, reason: str = "manual"
-    ) -> SleepResult:
+    def sleep(self, *, thread_id: str, user_id: str | None = None) -> SleepResult:
         """Run sleep-time compute on the thread's new messages now.
 
         Waits for a sleep run of the same memory scope that is already running.
         Makes no model call when there is nothing new.
         """
+        return self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL))
+
+    def _sleep_by_hand(self, job: SleepJob) -> SleepResult:
+        started = self._started(job)
+        try:
+            result = self._sleep(job)
+        except Exception as error:
+            self._failed_by_hand(job, error, started)
+            raise
+        self._finished(job, result, started)
+        if self._coordinator is not None:
+            position = self.blocks.position(job.thread_id)
+            pending = position.pending if position else 0
+            self._coordinator.covered_manually(job.thread_id, pending_left=pending)
+        return result
+
+    def _sleep(self, job: SleepJob) -> SleepResult:
         graph = self.graph
-        payload, config, context = self._sleep_call(thread_id, user_id, reason)
-        with self._scope_locks.hold(self.scope(thread_id=thread_id, user_id=user_id).key):
+        payload, config, context = self._sleep_call(job)
+        with self._scope_locks.hold(self.scope(thread_id=job.thread_id, user_id=job.user_id).key):
             state = graph.invoke(payload, config, context=context, durability="exit")
         return self._sleep_result(state)
+
+    def _run_job(self, job: SleepJob) -> None:
+        """Run a due job (called by the scheduler); never raises."""
+        assert self._coordinator is not None
+        claim = self._coordinator.claim(job)
+        if claim is None:
+            return
+        with self._idle:
+            self._in_flight += 1
+        covered, error = False, None
+        try:
+            position = self.blocks.position(job.thread_id)
+            if position is None or position.pending == 0:
+                covered = True
+            elif position.pending < self.config.min_new_messages:
+                self._emit(EventKind.SKIPPED, job)
+            else:
+                started = self._started(job)
+                self._finished(job, self._sleep(job), started)
+                covered = True
+        except Exception as failure:
+            # Reported as a FAILED event and retried with backoff by the coordinator.
+            error = failure
+        finally:
+            self._coordinator.release(claim, covered=covered, error=error)
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     def add_context(self, text: str, *, thread_id: str, user_id: str | None = None) -> SleepResult:
         """Give the agent context before any question, and run sleep-time compute on it.
@@ -254,7 +388,7 @@ class SleepTimeAgent(_AgentBase):
             self.blocks.append(
                 scope, thread_id, [("context", text, None)], at=self._now(), context_text=text
             )
-        return self.sleep(thread_id=thread_id, user_id=user_id, reason="context")
+        return self._sleep_by_hand(self._job(thread_id, user_id, Reason.CONTEXT))
 
     def memory(self, *, thread_id: str, user_id: str | None = None) -> dict[str, MemoryBlock]:
         """The blocks of the scope, by label, in render order."""
@@ -305,11 +439,16 @@ class AsyncSleepTimeAgent(_AgentBase):
             result = await agent.chat("Hi, I'm Ada.", thread_id="t1")
     """
 
+    def _default_scheduler(self) -> IdleScheduler:
+        return AsyncIOIdleScheduler()
+
     def _setup(self) -> None:
-        # Connections are opened by __aenter__, inside the event loop.
+        # Connections and the scheduler start in __aenter__, inside the event loop.
         self._stack = AsyncExitStack()
         self._thread_locks = AsyncKeyedLocks()
         self._scope_locks = AsyncKeyedLocks()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Self:
         if self._given is not None:
@@ -318,6 +457,10 @@ class AsyncSleepTimeAgent(_AgentBase):
             opened = open_async_persistence(self._db)
             saver, store = await self._stack.enter_async_context(opened)
         self._attach(saver, store)
+        if self._scheduler is not None and self._coordinator is not None:
+            self._slots = asyncio.Semaphore(self.config.max_concurrent_sleeps)
+            self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
+            self._coordinator.recover(await self.blocks.apending_threads())
         return self
 
     async def __aexit__(
@@ -334,7 +477,13 @@ class AsyncSleepTimeAgent(_AgentBase):
         )
 
     async def aclose(self) -> None:
-        """Close what the agent opened. Idempotent."""
+        """Async :meth:`SleepTimeAgent.close`."""
+        if self._scheduler is not None:
+            self._scheduler.close()
+        if self._in_flight:
+            _, late = await asyncio.wait(set(self._in_flight), timeout=CLOSE_WAIT_S)
+            if late:
+                logger.warning("closing with %d sleep runs still in flight", len(late))
         self._graph = None
         self._blocks = None
         await self._stack.aclose()
@@ -345,17 +494,65 @@ class AsyncSleepTimeAgent(_AgentBase):
         payload, config, context, human = self._chat_call(message, thread_id, user_id)
         async with self._thread_locks.hold(thread_id):
             state = await graph.ainvoke(payload, config, context=context)
+        if self._coordinator is not None:
+            self._coordinator.on_turn(thread_id, user_id)
         return self._chat_result(state, human, context)
 
-    async def sleep(
-        self, *, thread_id: str, user_id: str | None = None, reason: str = "manual"
-    ) -> SleepResult:
+    async def sleep(self, *, thread_id: str, user_id: str | None = None) -> SleepResult:
         """Async :meth:`SleepTimeAgent.sleep`."""
+        return await self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL))
+
+    async def _sleep_by_hand(self, job: SleepJob) -> SleepResult:
+        started = self._started(job)
+        try:
+            result = await self._sleep(job)
+        except Exception as error:
+            self._failed_by_hand(job, error, started)
+            raise
+        self._finished(job, result, started)
+        if self._coordinator is not None:
+            position = await self.blocks.aposition(job.thread_id)
+            pending = position.pending if position else 0
+            self._coordinator.covered_manually(job.thread_id, pending_left=pending)
+        return result
+
+    async def _sleep(self, job: SleepJob) -> SleepResult:
         graph = self.graph
-        payload, config, context = self._sleep_call(thread_id, user_id, reason)
-        async with self._scope_locks.hold(self.scope(thread_id=thread_id, user_id=user_id).key):
+        payload, config, context = self._sleep_call(job)
+        async with self._scope_locks.hold(
+            self.scope(thread_id=job.thread_id, user_id=job.user_id).key
+        ):
             state = await graph.ainvoke(payload, config, context=context, durability="exit")
         return self._sleep_result(state)
+
+    async def _run_job(self, job: SleepJob) -> None:
+        """Run a due job (called by the scheduler); never raises."""
+        assert self._coordinator is not None and self._slots is not None
+        claim = self._coordinator.claim(job)
+        if claim is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        covered, error = False, None
+        try:
+            async with self._slots:
+                position = await self.blocks.aposition(job.thread_id)
+                if position is None or position.pending == 0:
+                    covered = True
+                elif position.pending < self.config.min_new_messages:
+                    self._emit(EventKind.SKIPPED, job)
+                else:
+                    started = self._started(job)
+                    self._finished(job, await self._sleep(job), started)
+                    covered = True
+        except Exception as failure:
+            # Reported as a FAILED event and retried with backoff by the coordinator.
+            error = failure
+        finally:
+            self._coordinator.release(claim, covered=covered, error=error)
+            if task is not None:
+                self._in_flight.discard(task)
 
     async def add_context(
         self, text: str, *, thread_id: str, user_id: str | None = None
@@ -368,7 +565,7 @@ class AsyncSleepTimeAgent(_AgentBase):
             await self.blocks.aappend(
                 scope, thread_id, [("context", text, None)], at=self._now(), context_text=text
             )
-        return await self.sleep(thread_id=thread_id, user_id=user_id, reason="context")
+        return await self._sleep_by_hand(self._job(thread_id, user_id, Reason.CONTEXT))
 
     async def memory(self, *, thread_id: str, user_id: str | None = None) -> dict[str, MemoryBlock]:
         """Async :meth:`SleepTimeAgent.memory`."""

@@ -67,6 +67,27 @@ class SleepConfig:
     system_prompt: str | None = None
     """Your bot's own instructions, placed before the memory blocks."""
 
+    idle_seconds: float = 30.0
+    """Quiet time after a turn before sleep-time compute runs; each new turn restarts it."""
+
+    max_wait_turns: int | None = None
+    """Run after this many turns without one, even if the user never goes quiet."""
+
+    max_wait_seconds: float | None = None
+    """Run at most this long after the first turn not yet covered, even without a quiet period."""
+
+    min_new_messages: int = 1
+    """Skip a due run while fewer new messages than this are waiting (they stay pending)."""
+
+    max_concurrent_sleeps: int = 32
+    """Sleep runs (of different memory scopes) that may execute at once."""
+
+    sleep_retries: int = 3
+    """Times a failed scheduled run is retried before it is left for the next turn."""
+
+    retry_backoff_seconds: float = 5.0
+    """Delay before the first retry; it doubles with each further retry."""
+
     block_labels: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +107,16 @@ class SleepConfig:
             )
         if self.history_messages is not None:
             _require_positive("history_messages", self.history_messages)
+        for name in ("min_new_messages", "max_concurrent_sleeps"):
+            _require_positive(name, getattr(self, name))
+        if self.max_wait_turns is not None:
+            _require_positive("max_wait_turns", self.max_wait_turns)
+        if not isinstance(self.sleep_retries, int) or self.sleep_retries < 0:
+            raise ConfigurationError(f"sleep_retries must be 0 or more, got {self.sleep_retries!r}")
+        for name in ("idle_seconds", "max_wait_seconds", "retry_backoff_seconds"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ConfigurationError(f"{name} must be seconds >= 0, got {value!r}")
 
 
 def _require_positive(name: str, value: int) -> None:

@@ -14,13 +14,16 @@ from typing import TextIO
 from langchain_core.messages import BaseMessage
 
 from sleepagent.agent import SleepTimeAgent
+from sleepagent.config import SleepConfig
 from sleepagent.persistence import DbPath
-from sleepagent.results import SleepResult
+from sleepagent.results import BlockDiff
+from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 __all__ = ["run_demo"]
 
 THREAD, USER = "demo-thread", "ada"
+IDLE_SECONDS = 30.0
 
 TURNS_BEFORE_SLEEP = (
     "Hi! I'm Ada. I just moved to Lisbon and I'm vegetarian.",
@@ -131,48 +134,65 @@ def run_demo(out: TextIO, *, db: DbPath) -> int:
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
-    def show_sleep(result: SleepResult) -> None:
-        say(
-            f"  [sleep-time compute] run {result.run_id[:8]} ({result.reason}): read "
-            f"{result.messages_processed} messages in {result.pages} page(s), "
-            f"{result.steps} model calls, {result.usage.total_tokens} tokens"
-        )
-        for diff in result.diffs:
+    def show_diffs(diffs: Sequence[BlockDiff]) -> None:
+        for diff in diffs:
             say(f"  block '{diff.label}' v{diff.version_before} -> v{diff.version_after}:")
             for line in diff.unified().splitlines():
                 say(f"    {line}")
-        if not result.diffs:
+        if not diffs:
             say("  no block changed")
 
+    scheduler = ManualScheduler()
+    start = scheduler.now()
+
+    def clock() -> str:
+        return f"[t+{scheduler.now() - start:4.0f}s]"
+
+    def show_event(event: SleepEvent) -> None:
+        if event.kind is EventKind.SCHEDULED and event.due_at is not None:
+            due = event.due_at - start
+            say(f"  {clock()} idle timer set: sleep-time compute due at t+{due:.0f}s")
+        elif event.kind is EventKind.STARTED:
+            say(f"  {clock()} [sleep-time compute] started ({event.reason})")
+        elif event.kind is EventKind.FINISHED and event.usage is not None:
+            say(
+                f"  {clock()} [sleep-time compute] finished: {event.usage.calls} model calls, "
+                f"{event.usage.total_tokens} tokens"
+            )
+            show_diffs(event.diffs)
+
     say("sleepagent demo: the models are SCRIPTED (offline, no API key); their replies are")
-    say("written in sleepagent/demo.py. The graph, SQLite persistence, staged commits and")
-    say("prompt rendering are the real library.")
+    say("written in sleepagent/demo.py. The graph, SQLite persistence, staged commits, idle")
+    say("timer and prompt rendering are the real library; time is virtual, so nothing waits.")
     say(f"Persistence: {db if db is not None else 'in memory'}")
     say()
     chat_model, sleep_model = _chat_model(), _sleep_model()
-    with SleepTimeAgent(chat_model, sleep_model=sleep_model, db=db) as agent:
-        say("== Part 1: a conversation, a quiet period, and a better next turn ==")
+    config = SleepConfig(idle_seconds=IDLE_SECONDS)
+    with SleepTimeAgent(
+        chat_model, sleep_model=sleep_model, db=db, config=config, scheduler=scheduler
+    ) as agent:
+        agent.subscribe(show_event)
+        say(f"== Part 1: two turns, {IDLE_SECONDS:.0f} s of quiet, and a better next turn ==")
         for text in TURNS_BEFORE_SLEEP:
-            say(f"user> {text}")
+            say(f"{clock()} user> {text}")
             reply = agent.chat(text, thread_id=THREAD, user_id=USER)
-            say(f"bot>  {reply.reply}")
-        say()
-        say("(the user goes quiet; sleep-time compute runs in the background)")
-        show_sleep(agent.sleep(thread_id=THREAD, user_id=USER, reason="idle"))
+            say(f"{clock()} bot>  {reply.reply}")
+            scheduler.advance(10)
+        say(f"{clock()} (the user goes quiet)")
+        scheduler.advance(60)
         again = agent.sleep(thread_id=THREAD, user_id=USER)
-        say(f"  a second run read {again.messages_processed} new messages: no model call")
+        say(f"  a manual run now reads {again.messages_processed} new messages: no model call")
         say()
         new_thread = f"{THREAD}-2"
         say(f"(a new conversation, thread '{new_thread}': memory follows the user)")
-        say(f"user> {QUESTION_AFTER_SLEEP}")
+        say(f"{clock()} user> {QUESTION_AFTER_SLEEP}")
         reply = agent.chat(QUESTION_AFTER_SLEEP, thread_id=new_thread, user_id=USER)
-        say(f"bot>  {reply.reply}")
+        say(f"{clock()} bot>  {reply.reply}")
         say()
-
         say("== Part 2: context first, questions later (the paper's setting) ==")
         context_thread = "bakery"
         say(f"context> {CONTEXT}")
-        show_sleep(agent.add_context(CONTEXT, thread_id=context_thread))
+        agent.add_context(CONTEXT, thread_id=context_thread)
         for question in CONTEXT_QUESTIONS:
             say(f"user> {question}")
             answer = agent.chat(question, thread_id=context_thread)

@@ -345,6 +345,21 @@ class BlockStore:
         after = tuple(written.get(block.label, block) for block in current)
         return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after)
 
+    def _position_plan(self, thread_id: str) -> Plan[ThreadPosition | None]:
+        head, mark = yield [
+            GetOp(self._thread_ns(thread_id), "head"),
+            GetOp(self._thread_ns(thread_id), "watermark"),
+        ]
+        if not isinstance(head, Item):
+            return None
+        return ThreadPosition(
+            thread_id=thread_id,
+            head=head.value["seq"],
+            watermark=_value(mark).get("seq", 0),
+            scope=head.value.get("scope"),
+            last_at=head.value.get("at"),
+        )
+
     def _history_plan(self, scope: Scope, label: str) -> Plan[list[HistoryEntry]]:
         entries: list[HistoryEntry] = []
         offset = 0
@@ -536,6 +551,10 @@ class BlockStore:
         """Token usage totals of a thread, per phase."""
         return self._run(self._usage_plan(thread_id))
 
+    def position(self, thread_id: str) -> ThreadPosition | None:
+        """Log head and watermark of one thread, or None if it never logged anything."""
+        return self._run(self._position_plan(thread_id))
+
     def positions(self) -> list[ThreadPosition]:
         """Log head and watermark of every thread, least recently active first."""
         return self._run(self._positions_plan())
@@ -621,6 +640,10 @@ class BlockStore:
     async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
         """Async :meth:`usage`."""
         return await self._arun(self._usage_plan(thread_id))
+
+    async def aposition(self, thread_id: str) -> ThreadPosition | None:
+        """Async :meth:`position`."""
+        return await self._arun(self._position_plan(thread_id))
 
     async def apositions(self) -> list[ThreadPosition]:
         """Async :meth:`positions`."""

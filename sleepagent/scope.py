@@ -29,6 +29,21 @@ class Scope:
         """Stable text form, e.g. ``user:alice``."""
         return f"{self.kind}:{self.id}"
 
+    @classmethod
+    def parse(cls, key: str) -> Scope:
+        """Inverse of :attr:`key`.
+
+        Raises:
+            ValueError: If ``key`` is not ``thread:<id>`` or ``user:<id>``.
+
+        """
+        kind, _, scope_id = key.partition(":")
+        if kind == "thread" and scope_id:
+            return cls("thread", scope_id)
+        if kind == "user" and scope_id:
+            return cls("user", scope_id)
+        raise ValueError(f"not a memory scope key: {key!r}")
+
 
 def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -> Scope:
     """The memory scope of a call, from the caller's identity only.

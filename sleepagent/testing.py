@@ -23,8 +23,17 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from sleepagent.errors import ScriptExhaustedError
+from sleepagent.scheduling.manual import ManualClock, ManualScheduler
 
-__all__ = ["ScriptStep", "ScriptedCall", "ScriptedChatModel", "ai_tool_calls", "tool_call"]
+__all__ = [
+    "ManualClock",
+    "ManualScheduler",
+    "ScriptStep",
+    "ScriptedCall",
+    "ScriptedChatModel",
+    "ai_tool_calls",
+    "tool_call",
+]
 
 ScriptStep = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]
 """One scripted reply: a message, plain text, or a function of the prompt messages."""

@@ -89,6 +89,7 @@ def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
         config: SleepConfig | None = None,
         **kwargs: Any,
     ) -> tuple[Driver, ScriptedChatModel, ScriptedChatModel]:
+        kwargs.setdefault("scheduler", None)  # sleep runs only when a test asks
         chat_model = ScriptedChatModel(chat or [])
         sleep_model = ScriptedChatModel(sleep or [])
         if loop is None:

@@ -1,0 +1,109 @@
+"""APScheduler 3.x behind the IdleScheduler protocol (the only module that imports it).
+
+One date-triggered job per thread, with the thread id as job id, replaced on
+every turn. APScheduler's own job store stays in memory: the store is the
+source of truth for pending work, and a restarted process recovers from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from sleepagent.scheduling.base import JobRunner, SleepJob
+
+__all__ = ["AsyncIOIdleScheduler", "BackgroundIdleScheduler"]
+
+_JOB_DEFAULTS: dict[str, Any] = {
+    # A job late because the pool was busy must still run, however late.
+    "misfire_grace_time": None,
+    "coalesce": True,
+    # Replacing the alarm of a thread whose previous run is still executing must
+    # not be refused; one run per scope is enforced by the agent, not here.
+    "max_instances": 1_000_000,
+}
+
+
+class _APSchedulerAlarms:
+    """What the thread-pool and asyncio variants share."""
+
+    def __init__(self) -> None:
+        self._scheduler: BaseScheduler | None = None
+        self._runner: JobRunner | None = None
+
+    def now(self) -> float:
+        """Wall-clock time."""
+        return time.time()
+
+    def _build(self, max_concurrent: int) -> BaseScheduler:
+        raise NotImplementedError
+
+    def start(self, runner: JobRunner, *, max_concurrent: int) -> None:
+        """Start APScheduler; due jobs run ``runner``, at most ``max_concurrent`` at once."""
+        if self._scheduler is not None:
+            raise RuntimeError("this scheduler is already started; use one per agent")
+        self._runner = runner
+        self._scheduler = self._build(max_concurrent)
+        self._scheduler.start()
+
+    def set(self, job: SleepJob) -> None:
+        """(Re)set the thread's alarm."""
+        if self._scheduler is None or self._runner is None:
+            return
+        self._scheduler.add_job(
+            self._runner,
+            trigger=DateTrigger(run_date=datetime.fromtimestamp(job.due_at, UTC), timezone=UTC),
+            args=[job],
+            id=job.thread_id,
+            name=f"sleep:{job.thread_id}",
+            replace_existing=True,
+        )
+
+    def cancel(self, thread_id: str) -> None:
+        """Remove the thread's alarm, if set."""
+        if self._scheduler is None:
+            return
+        with contextlib.suppress(JobLookupError):  # no alarm set: nothing to cancel
+            self._scheduler.remove_job(thread_id)
+
+    def close(self) -> None:
+        """Stop at once: pending alarms are dropped, running jobs finish on their own."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+
+
+class BackgroundIdleScheduler(_APSchedulerAlarms):
+    """APScheduler's ``BackgroundScheduler``: runs jobs in a thread pool. For ``SleepTimeAgent``."""
+
+    def _build(self, max_concurrent: int) -> BaseScheduler:
+        return BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max_concurrent)},
+            job_defaults=_JOB_DEFAULTS,
+            timezone=UTC,
+            daemon=True,
+        )
+
+
+class AsyncIOIdleScheduler(_APSchedulerAlarms):
+    """APScheduler's ``AsyncIOScheduler`` on the running loop. For ``AsyncSleepTimeAgent``.
+
+    Jobs run as tasks on the loop; the agent bounds how many run at once.
+    """
+
+    def _build(self, max_concurrent: int) -> BaseScheduler:
+        return AsyncIOScheduler(
+            executors={"default": AsyncIOExecutor()},
+            job_defaults=_JOB_DEFAULTS,
+            timezone=UTC,
+        )

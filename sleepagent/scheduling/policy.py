@@ -1,0 +1,75 @@
+"""When sleep-time compute is due: pure decisions over plain data."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sleepagent.config import SleepConfig
+
+__all__ = ["Reason", "ThreadActivity", "backoff_delay", "due_after_turn", "recovery_due"]
+
+
+class Reason(enum.Enum):
+    """Why a sleep run ran."""
+
+    IDLE = "idle"
+    """The conversation went quiet for ``idle_seconds``."""
+    MAX_WAIT = "max_wait"
+    """``max_wait_turns`` or ``max_wait_seconds`` was reached without a quiet period."""
+    MANUAL = "manual"
+    """``sleep()`` was called."""
+    RECOVERY = "recovery"
+    """A starting process found work a previous one left pending."""
+    CONTEXT = "context"
+    """``add_context()`` gave context before any question."""
+
+
+@dataclass(frozen=True)
+class ThreadActivity:
+    """What the scheduler knows of a thread's turns not yet covered by a sleep run.
+
+    Attributes:
+        first_turn_at: When the first uncovered turn happened.
+        last_turn_at: When the latest turn happened.
+        turns: Uncovered turns.
+
+    """
+
+    first_turn_at: float
+    last_turn_at: float
+    turns: int
+
+    def with_turn(self, at: float) -> ThreadActivity:
+        """The activity after one more turn at ``at``."""
+        return ThreadActivity(self.first_turn_at, at, self.turns + 1)
+
+
+def due_after_turn(activity: ThreadActivity, config: SleepConfig) -> tuple[float, Reason]:
+    """When the thread's sleep run is due, and why, given its uncovered turns.
+
+    The idle deadline moves with every turn (debounce); the max-wait limits
+    do not, so a conversation that never goes quiet is still covered.
+    """
+    due, reason = activity.last_turn_at + config.idle_seconds, Reason.IDLE
+    if config.max_wait_turns is not None and activity.turns >= config.max_wait_turns:
+        return activity.last_turn_at, Reason.MAX_WAIT
+    if config.max_wait_seconds is not None:
+        limit = activity.first_turn_at + config.max_wait_seconds
+        if limit < due:
+            due, reason = limit, Reason.MAX_WAIT
+    return due, reason
+
+
+def recovery_due(last_turn_at: float | None, now: float, config: SleepConfig) -> float:
+    """When pending work found at start-up is due: its idle deadline, or now if that passed."""
+    if last_turn_at is None:
+        return now
+    return max(now, last_turn_at + config.idle_seconds)
+
+
+def backoff_delay(attempt: int, config: SleepConfig) -> float | None:
+    """Delay before retry number ``attempt`` (1-based), or None when out of retries."""
+    if attempt > config.sleep_retries:
+        return None
+    return float(config.retry_backoff_seconds * 2 ** (attempt - 1))
