@@ -1,0 +1,351 @@
+"""The idle timer on virtual time: when sleep-time compute runs, and what it covers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
+from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+
+FINISH = ai_tool_calls(tool_call("memory_finish"))
+
+
+def note(text: str):
+    return ai_tool_calls(
+        tool_call("memory_insert", label="human", text=text, line=-1), tool_call("memory_finish")
+    )
+
+
+class Recorder:
+    """Collects sleep events."""
+
+    def __init__(self) -> None:
+        self.events: list[SleepEvent] = []
+
+    def __call__(self, event: SleepEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self, *kinds: EventKind) -> list[SleepEvent]:
+        return [event for event in self.events if event.kind in kinds]
+
+
+@pytest.fixture
+def make(db):
+    """Build a sync agent on virtual time; returns (agent, scheduler, chat, sleep, events)."""
+    agents = []
+
+    def build(chat=(), sleep=(), scheduler=None, **config):
+        scheduler = scheduler or ManualScheduler()
+        chat_model, sleep_model = ScriptedChatModel(chat), ScriptedChatModel(sleep)
+        agent = SleepTimeAgent(
+            chat_model,
+            sleep_model=sleep_model,
+            db=db,
+            config=SleepConfig(**config),
+            scheduler=scheduler,
+        )
+        agents.append(agent)
+        recorder = Recorder()
+        agent.subscribe(recorder)
+        return agent, scheduler, chat_model, sleep_model, recorder
+
+    yield build
+    for agent in agents:
+        agent.close()
+
+
+def offsets(events: list[SleepEvent], start: float) -> list[float]:
+    return [event.at - start for event in events]
+
+
+# --- triggers ---------------------------------------------------------------------
+
+
+def test_each_turn_pushes_the_idle_deadline_back(make):
+    agent, clock, _, sleep, events = make(chat=["a", "b", "c"], sleep=[FINISH], idle_seconds=30)
+    start = clock.now()
+    for _ in range(3):
+        agent.chat("hi", thread_id="t1")
+        clock.advance(10)
+    clock.advance(19)
+    assert sleep.calls == [], "no run before 30 s of quiet after the last turn"
+    clock.advance(1)
+    started = events.kinds(EventKind.STARTED)
+    assert offsets(started, start) == [50.0]
+    assert started[0].reason == "idle"
+    clock.advance(600)
+    assert len(sleep.calls) == 1
+
+
+def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_turns(make):
+    agent, clock, _, sleep, events = make(
+        chat=["x"] * 3, sleep=[FINISH], idle_seconds=30, max_wait_turns=3
+    )
+    start = clock.now()
+    for _ in range(3):
+        agent.chat("hi", thread_id="t1")
+        clock.advance(10)
+    started = events.kinds(EventKind.STARTED)
+    assert [event.reason for event in started] == ["max_wait"]
+    assert offsets(started, start) == [20.0], "due at once after the third turn"
+
+
+def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_seconds(make):
+    agent, clock, _, sleep, events = make(
+        chat=["x"] * 8, sleep=[FINISH, FINISH], idle_seconds=30, max_wait_seconds=60
+    )
+    start = clock.now()
+    for _ in range(8):
+        agent.chat("hi", thread_id="t1")
+        clock.advance(20)
+    started = events.kinds(EventKind.STARTED)
+    assert [event.reason for event in started] == ["max_wait", "max_wait"]
+    assert offsets(started, start)[0] == 60.0
+
+
+def test_too_few_new_messages_are_skipped_and_stay_pending(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"], sleep=[FINISH], idle_seconds=30, min_new_messages=4
+    )
+    agent.chat("hi", thread_id="t1")
+    clock.advance(31)
+    assert [event.kind for event in events.kinds(EventKind.SKIPPED, EventKind.STARTED)] == [
+        EventKind.SKIPPED
+    ]
+    assert sleep.calls == []
+    assert agent.blocks.position("t1").pending == 2
+    agent.chat("more", thread_id="t1")
+    clock.advance(31)
+    assert len(sleep.calls) == 1
+    assert agent.blocks.position("t1").pending == 0
+
+
+# --- what a run covers ---------------------------------------------------------------
+
+
+def test_a_turn_during_a_run_is_covered_by_a_later_run(make):
+    holder = {}
+
+    def chat_during_the_run(prompt):
+        holder["agent"].chat("one more thing", thread_id="t1")
+        return note("first")
+
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"], sleep=[chat_during_the_run, note("second")], idle_seconds=30
+    )
+    holder["agent"] = agent
+    agent.chat("hi", thread_id="t1")
+    clock.advance(31)
+    assert agent.blocks.position("t1").pending == 2, "the turn during the run is still pending"
+    clock.advance(31)
+    finished = events.kinds(EventKind.FINISHED)
+    assert len(finished) == 2
+    assert agent.blocks.position("t1").pending == 0
+    assert agent.memory(thread_id="t1")["human"].value == "first\nsecond"
+
+
+def test_a_job_due_while_its_scope_is_busy_waits_for_that_run(make):
+    holder = {}
+    overlap = []
+
+    def first_run(prompt):
+        # While this run is in flight, let the other thread of the same user fall due.
+        overlap.append(len(holder["clock"].advance(5)))
+        return note("from t1")
+
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"], sleep=[first_run, note("from t2")], idle_seconds=30
+    )
+    holder["clock"] = clock
+    agent.chat("hi", thread_id="t1", user_id="ada")
+    clock.advance(1)
+    agent.chat("hello", thread_id="t2", user_id="ada")
+    clock.advance(29.5)
+    assert overlap == [1], "the second job fell due during the first run"
+    assert [job.thread_id for job in clock.pending] == ["t2"], "deferred until the run ended"
+    clock.advance(0)
+    started = events.kinds(EventKind.STARTED)
+    assert [event.thread_id for event in started] == ["t1", "t2"]
+    assert agent.memory(thread_id="t2", user_id="ada")["human"].value == "from t1\nfrom t2"
+
+
+def test_scopes_are_independent(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"], sleep=[note("ada"), note("bob")], idle_seconds=30
+    )
+    agent.chat("hi", thread_id="t1", user_id="ada")
+    agent.chat("hi", thread_id="t2", user_id="bob")
+    clock.advance(30)
+    assert sorted(event.scope for event in events.kinds(EventKind.FINISHED)) == [
+        "user:ada",
+        "user:bob",
+    ]
+
+
+# --- failures -------------------------------------------------------------------------
+
+
+def model_down(prompt):
+    raise RuntimeError("model down")
+
+
+def test_a_failed_run_is_retried_with_backoff(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a"],
+        sleep=[model_down, model_down, note("third time lucky")],
+        idle_seconds=30,
+        retry_backoff_seconds=5,
+    )
+    start = clock.now()
+    agent.chat("hi", thread_id="t1")
+    clock.advance(100)
+    failed = events.kinds(EventKind.FAILED)
+    assert [(e.attempt, e.will_retry) for e in failed] == [(1, True), (2, True)]
+    assert "model down" in failed[0].error
+    started = events.kinds(EventKind.STARTED)
+    assert offsets(started, start) == [30.0, 35.0, 45.0]
+    assert agent.memory(thread_id="t1")["human"].value == "third time lucky"
+
+
+def test_a_run_that_keeps_failing_is_left_pending_for_the_next_turn(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"],
+        sleep=[model_down, model_down, note("after the next turn")],
+        idle_seconds=30,
+        sleep_retries=1,
+        retry_backoff_seconds=5,
+    )
+    agent.chat("hi", thread_id="t1")
+    clock.advance(1000)
+    assert [e.will_retry for e in events.kinds(EventKind.FAILED)] == [True, False]
+    assert clock.pending == []
+    assert agent.blocks.position("t1").pending == 2
+    agent.chat("again", thread_id="t1")
+    clock.advance(30)
+    assert agent.blocks.position("t1").pending == 0
+
+
+def test_the_chat_path_is_untouched_by_a_failing_run(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b"], sleep=[model_down] * 4, idle_seconds=30, retry_backoff_seconds=1
+    )
+    agent.chat("hi", thread_id="t1")
+    clock.advance(1000)
+    assert agent.chat("still there?", thread_id="t1").reply == "b"
+
+
+def test_a_failing_subscriber_does_not_stop_the_scheduler(make):
+    agent, clock, _, sleep, events = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
+
+    def broken(event):
+        raise ValueError("subscriber bug")
+
+    agent.subscribe(broken)
+    agent.chat("hi", thread_id="t1")
+    clock.advance(30)
+    assert len(events.kinds(EventKind.FINISHED)) == 1
+
+
+# --- recovery and closing -------------------------------------------------------------
+
+
+def test_a_new_agent_recovers_pending_work_and_runs_it_once(db):
+    saver, store = InMemorySaver(), InMemoryStore()
+    shared = {"db": db} if db is not None else {"checkpointer": saver, "store": store}
+    first_clock = ManualScheduler()
+    with SleepTimeAgent(ScriptedChatModel(["a"]), scheduler=first_clock, **shared) as agent:
+        agent.chat("hi", thread_id="t1", user_id="ada")
+        first_clock.advance(10)  # closed before the idle deadline
+
+    clock = ManualScheduler()
+    clock.clock.set(first_clock.now() + 5)
+    sleep = ScriptedChatModel([note("recovered")])
+    events = Recorder()
+    config = SleepConfig(idle_seconds=30)
+    with SleepTimeAgent(
+        ScriptedChatModel(), sleep_model=sleep, scheduler=clock, config=config, **shared
+    ) as agent:
+        agent.subscribe(events)
+        clock.advance(3600)
+        assert [event.reason for event in events.kinds(EventKind.STARTED)] == ["recovery"]
+        assert agent.memory(thread_id="t1", user_id="ada")["human"].value == "recovered"
+    sleep.assert_exhausted()
+
+
+def test_closing_drops_pending_alarms(make):
+    agent, clock, _, _, _ = make(chat=["a"], idle_seconds=30)
+    agent.chat("hi", thread_id="t1")
+    assert len(clock.pending) == 1
+    agent.close()
+    assert clock.pending == []
+
+
+def test_a_manual_sleep_that_covers_everything_cancels_the_alarm(make):
+    agent, clock, _, sleep, _ = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
+    agent.chat("hi", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    assert clock.pending == []
+
+
+def test_finished_events_carry_usage_diffs_and_scope(make):
+    agent, clock, _, _, events = make(chat=["a"], sleep=[note("Likes tea")], idle_seconds=30)
+    agent.chat("I like tea", thread_id="t1", user_id="ada")
+    clock.advance(30)
+    (finished,) = events.kinds(EventKind.FINISHED)
+    assert finished.scope == "user:ada"
+    assert finished.usage.calls == 1
+    assert [diff.after for diff in finished.diffs] == ["Likes tea"]
+    assert finished.run_id
+    assert finished.duration >= 0
+
+
+def test_unsubscribing_stops_delivery(make):
+    agent, clock, _, _, events = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
+    later = Recorder()
+    unsubscribe = agent.subscribe(later)
+    unsubscribe()
+    agent.chat("hi", thread_id="t1")
+    clock.advance(30)
+    assert later.events == []
+    assert events.events
+
+
+# --- async agent ----------------------------------------------------------------------
+
+
+async def test_the_async_agent_runs_on_virtual_time_too(db):
+    clock = ManualScheduler()
+    sleep = ScriptedChatModel([note("async")])
+    events = Recorder()
+    config = SleepConfig(idle_seconds=30)
+    async with AsyncSleepTimeAgent(
+        ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, scheduler=clock, config=config
+    ) as agent:
+        agent.subscribe(events)
+        await agent.chat("hi", thread_id="t1")
+        await clock.aadvance(20)
+        await agent.chat("again", thread_id="t1")
+        await clock.aadvance(29)
+        assert sleep.calls == []
+        ran = await clock.aadvance(1)
+        assert [job.reason.value for job in ran] == ["idle"]
+        assert (await agent.memory(thread_id="t1"))["human"].value == "async"
+        assert len(events.kinds(EventKind.FINISHED)) == 1
+
+
+def test_a_sync_advance_refuses_an_async_agent(db):
+    from sleepagent import WrongModeError
+
+    async def scenario():
+        clock = ManualScheduler()
+        async with AsyncSleepTimeAgent(ScriptedChatModel(["a"]), db=db, scheduler=clock) as agent:
+            await agent.chat("hi", thread_id="t1")
+            with pytest.raises(WrongModeError, match="aadvance"):
+                clock.advance(60)
+
+    asyncio.run(scenario())
