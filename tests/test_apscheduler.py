@@ -1,0 +1,224 @@
+"""The idle timer with the real APScheduler: short timers, waits on events with timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
+from sleepagent.scheduling import EventKind, SleepEvent
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+
+WAIT_S = 10
+SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
+
+
+def note(text: str):
+    return ai_tool_calls(
+        tool_call("memory_insert", label="human", text=text, line=-1), tool_call("memory_finish")
+    )
+
+
+class Waiter:
+    """Signals when a given number of events of a kind arrived."""
+
+    def __init__(self, kind: EventKind, count: int = 1) -> None:
+        self.kind, self.count = kind, count
+        self.events: list[SleepEvent] = []
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: SleepEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+            if sum(1 for e in self.events if e.kind is self.kind) >= self.count:
+                self.done.set()
+
+    def of(self, kind: EventKind) -> list[SleepEvent]:
+        with self._lock:
+            return [event for event in self.events if event.kind is kind]
+
+
+def test_the_idle_timer_runs_sleep_time_compute_by_itself(db):
+    waiter = Waiter(EventKind.FINISHED)
+    sleep = ScriptedChatModel([note("learned while idle")])
+    with SleepTimeAgent(ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT) as agent:
+        agent.subscribe(waiter)
+        agent.chat("hello", thread_id="t1")
+        assert waiter.done.wait(WAIT_S)
+        assert waiter.of(EventKind.STARTED)[0].reason == "idle"
+        assert agent.memory(thread_id="t1")["human"].value == "learned while idle"
+
+
+def test_quiet_conversations_of_different_scopes_sleep_concurrently(db):
+    conversations = 4
+    together = threading.Barrier(conversations, timeout=WAIT_S)
+
+    def meet_the_others(prompt):
+        together.wait()  # passes only if all runs are in their model call at once
+        return note("met")
+
+    config = SleepConfig(idle_seconds=0.05, max_concurrent_sleeps=conversations)
+    waiter = Waiter(EventKind.FINISHED, conversations)
+    sleep = ScriptedChatModel([meet_the_others] * conversations)
+    chat = ScriptedChatModel(["hi"] * conversations)
+    with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=config) as agent:
+        agent.subscribe(waiter)
+        for n in range(conversations):
+            agent.chat("hello", thread_id=f"t{n}", user_id=f"user{n}")
+        assert waiter.done.wait(WAIT_S), waiter.of(EventKind.FAILED)
+        assert waiter.of(EventKind.FAILED) == []
+
+
+def test_one_scope_never_runs_twice_at_once_with_real_timers(db):
+    release = threading.Event()
+    in_flight = []
+    overlaps = []
+
+    def slow(prompt):
+        overlaps.append(len(in_flight))
+        in_flight.append(1)
+        release.wait(WAIT_S)
+        in_flight.pop()
+        return note("run")
+
+    waiter = Waiter(EventKind.FINISHED, 2)
+    started = Waiter(EventKind.STARTED)
+    sleep = ScriptedChatModel([slow, slow])
+    with SleepTimeAgent(
+        ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, config=SHORT
+    ) as agent:
+        agent.subscribe(waiter)
+        agent.subscribe(started)
+        agent.chat("hi", thread_id="t1", user_id="ada")
+        assert started.done.wait(WAIT_S)
+        agent.chat("hi", thread_id="t2", user_id="ada")
+        release.set()
+        assert waiter.done.wait(WAIT_S)
+    assert overlaps == [0, 0]
+
+
+def test_turn_latency_is_unchanged_while_a_slow_sleep_run_is_in_flight(db):
+    release = threading.Event()
+    in_call = threading.Event()
+
+    def slow(prompt):
+        in_call.set()
+        release.wait(WAIT_S)
+        return note("slow")
+
+    chat = ScriptedChatModel(["warm-up", "before"] + ["during"] * 5)
+    config = SleepConfig(idle_seconds=0.05)
+    with SleepTimeAgent(chat, sleep_model=ScriptedChatModel([slow]), db=db, config=config) as agent:
+        agent.chat("warm up", thread_id="other")
+        started = time.perf_counter()
+        agent.chat("before", thread_id="t1")
+        before = time.perf_counter() - started
+        assert in_call.wait(WAIT_S), "the idle run did not start"
+        during = []
+        for _ in range(5):
+            started = time.perf_counter()
+            agent.chat("during", thread_id="t1")
+            during.append(time.perf_counter() - started)
+        assert not release.is_set() and in_call.is_set(), "the run was in flight throughout"
+        release.set()
+    print(f"turn latency: before {before * 1000:.1f} ms, during max {max(during) * 1000:.1f} ms")
+    # The run holds its model call for up to WAIT_S; a turn that waited for it would take that long.
+    assert max(during) < WAIT_S / 2
+
+
+async def test_the_asyncio_scheduler_runs_sleep_time_compute_by_itself(db):
+    finished = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_event(event: SleepEvent) -> None:
+        if event.kind is EventKind.FINISHED:
+            loop.call_soon_threadsafe(finished.set)
+
+    sleep = ScriptedChatModel([note("async idle")])
+    async with AsyncSleepTimeAgent(
+        ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT
+    ) as agent:
+        agent.subscribe(on_event)
+        await agent.chat("hello", thread_id="t1")
+        await asyncio.wait_for(finished.wait(), WAIT_S)
+        assert (await agent.memory(thread_id="t1"))["human"].value == "async idle"
+
+
+def test_a_failed_scheduled_run_is_retried(db):
+    def model_down(prompt):
+        raise RuntimeError("model down")
+
+    waiter = Waiter(EventKind.FINISHED)
+    sleep = ScriptedChatModel([model_down, note("recovered")])
+    with SleepTimeAgent(ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT) as agent:
+        agent.subscribe(waiter)
+        agent.chat("hello", thread_id="t1")
+        assert waiter.done.wait(WAIT_S)
+        assert [e.will_retry for e in waiter.of(EventKind.FAILED)] == [True]
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_process_killed_before_the_idle_deadline_gets_its_sleep_run_exactly_once(tmp_path):
+    db = tmp_path / "agent.db"
+    child = run_python(
+        f"""
+        import os, signal
+        from sleepagent import SleepConfig, SleepTimeAgent
+        from sleepagent.testing import ScriptedChatModel
+        agent = SleepTimeAgent(
+            ScriptedChatModel(["a", "b"]), db={str(db)!r}, config=SleepConfig(idle_seconds=3600)
+        )
+        agent.chat("I moved to Porto", thread_id="t1", user_id="ada")
+        agent.chat("and I cycle to work", thread_id="t1", user_id="ada")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    assert child.returncode == -9, child.stderr
+
+    waiter = Waiter(EventKind.FINISHED)
+    sleep = ScriptedChatModel([note("Porto; cycles")])
+    config = SleepConfig(idle_seconds=0.05)
+    with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db, config=config) as agent:
+        agent.subscribe(waiter)
+        assert waiter.done.wait(WAIT_S)
+        assert waiter.of(EventKind.STARTED)[0].reason == "recovery"
+    # A third process finds nothing pending: the strict scripted model would fail on a call.
+    with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db, config=config) as agent:
+        assert agent.blocks.pending_threads() == []
+        assert [entry.value for entry in agent.history("human", thread_id="t1", user_id="ada")] == [
+            "Porto; cycles"
+        ]
+    assert len(sleep.calls) == 1
+
+
+def test_a_script_with_a_pending_timer_exits_promptly_after_close(tmp_path):
+    script = f"""
+        import time
+        from sleepagent import SleepConfig, SleepTimeAgent
+        from sleepagent.testing import ScriptedChatModel
+        began = time.perf_counter()
+        db, config = {str(tmp_path / "a.db")!r}, SleepConfig(idle_seconds=600)
+        agent = SleepTimeAgent(ScriptedChatModel(["hi"]), db=db, config=config)
+        agent.chat("hello", thread_id="t1")
+        agent.close()
+        print(f"closed after {{time.perf_counter() - began:.3f}} s")
+        """
+    done = run_python(script, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "closed after" in done.stdout
