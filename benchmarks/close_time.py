@@ -43,9 +43,8 @@ def main(runs: int = 5) -> None:
             closes.append(float(done.stdout.split()[1]))
     print(f"{runs} runs of: start Python, import, create agent, chat, close with a timer pending")
     print(f"process wall time: median {statistics.median(walls):.2f} s, max {max(walls):.2f} s")
-    print(
-        f"close() itself: median {statistics.median(closes) * 1000:.1f} ms, max {max(closes) * 1000:.1f} ms"
-    )
+    median, worst = statistics.median(closes) * 1000, max(closes) * 1000
+    print(f"close() itself: median {median:.1f} ms, max {worst:.1f} ms")
 
 
 if __name__ == "__main__":
