@@ -67,6 +67,7 @@ class HistoryEntry:
         phase: ``sleep``, ``chat`` or ``user`` (written directly through the API).
         thread_id: The conversation the run was about, if any.
         at: Commit time (ISO 8601).
+        reason: Why a sleep run ran (``idle``, ``max_wait``, ``manual``, ...).
 
     """
 
@@ -77,6 +78,7 @@ class HistoryEntry:
     phase: str
     thread_id: str | None
     at: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,7 @@ class BlockStore:
         thread_id: str | None,
         at: str,
         allow_partial: bool,
+        reason: str | None,
         watermark: LogEntry | None,
         sleep_usage: Usage | None,
     ) -> Plan[CommitOutcome]:
@@ -313,6 +316,7 @@ class BlockStore:
                 "phase": phase,
                 "thread_id": thread_id,
                 "at": at,
+                "reason": reason,
             }
             ops.append(
                 PutOp(
@@ -327,6 +331,7 @@ class BlockStore:
                 "seq": watermark.seq,
                 "message_id": watermark.message_id,
                 "run_id": run_id,
+                "reason": reason,
                 "at": at,
             }
             ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
@@ -510,6 +515,7 @@ class BlockStore:
         allow_partial: bool = True,
         watermark: LogEntry | None = None,
         sleep_usage: Usage | None = None,
+        reason: str | None = None,
     ) -> CommitOutcome:
         """Write staged edits atomically, checking versions (DESIGN invariant 2).
 
@@ -527,6 +533,7 @@ class BlockStore:
                 (the conflicts are returned). When False, write nothing on conflict.
             watermark: Advance the thread's watermark to this entry in the same batch.
             sleep_usage: Add this to the thread's sleep usage in the same batch.
+            reason: Why the run ran, kept in block history and the watermark.
 
         """
         plan = self._commit_plan(
@@ -539,6 +546,7 @@ class BlockStore:
             allow_partial=allow_partial,
             watermark=watermark,
             sleep_usage=sleep_usage,
+            reason=reason,
         )
         with _commit_lock(self.store, scope):
             return self._run(plan)
@@ -617,6 +625,7 @@ class BlockStore:
         allow_partial: bool = True,
         watermark: LogEntry | None = None,
         sleep_usage: Usage | None = None,
+        reason: str | None = None,
     ) -> CommitOutcome:
         """Async :meth:`commit`."""
         plan = self._commit_plan(
@@ -629,6 +638,7 @@ class BlockStore:
             allow_partial=allow_partial,
             watermark=watermark,
             sleep_usage=sleep_usage,
+            reason=reason,
         )
         async with _acommit_lock(self.store, scope):
             return await self._arun(plan)

@@ -177,6 +177,7 @@ class SleepTimeRunner:
         return {
             "run_id": run["run_id"],
             "phase": "sleep",
+            "reason": run["reason"],
             "at": iso(self._clock()),
             "thread_id": run["thread_id"],
             "allow_partial": run["attempt"] >= self._config.max_commit_retries,

@@ -78,13 +78,14 @@ def test_each_turn_pushes_the_idle_deadline_back(make):
     started = events.kinds(EventKind.STARTED)
     assert offsets(started, start) == [50.0]
     assert started[0].reason == "idle"
+    assert agent.history("human", thread_id="t1") == [], "FINISH changed nothing"
     clock.advance(600)
     assert len(sleep.calls) == 1
 
 
 def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_turns(make):
     agent, clock, _, sleep, events = make(
-        chat=["x"] * 3, sleep=[FINISH], idle_seconds=30, max_wait_turns=3
+        chat=["x"] * 3, sleep=[note("busy talker")], idle_seconds=30, max_wait_turns=3
     )
     start = clock.now()
     for _ in range(3):
@@ -93,6 +94,7 @@ def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_turns(make):
     started = events.kinds(EventKind.STARTED)
     assert [event.reason for event in started] == ["max_wait"]
     assert offsets(started, start) == [20.0], "due at once after the third turn"
+    assert agent.history("human", thread_id="t1")[0].reason == "max_wait"
 
 
 def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_seconds(make):
