@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import weakref
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -39,6 +36,13 @@ from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from sleepagent.blocks import MemoryBlock
 from sleepagent.errors import WrongModeError
+from sleepagent.locking import (
+    acommit_lock,
+    commit_transaction,
+    is_async_postgres,
+    postgres_commit_transaction,
+    postgres_conninfo,
+)
 from sleepagent.results import BlockDiff, Conflict
 from sleepagent.scope import Scope, encode_label
 from sleepagent.staging import StagedMemory, plan_commit
@@ -418,27 +422,29 @@ class BlockStore:
 
     # --- drivers ---------------------------------------------------------------
 
-    def _run(self, plan: Plan[T]) -> T:
-        if isinstance(self.store, AsyncBatchedBaseStore) and _in_event_loop():
+    def _run(self, plan: Plan[T], store: BaseStore | None = None) -> T:
+        store = store or self.store
+        if isinstance(store, AsyncBatchedBaseStore) and _in_event_loop():
             # Its sync methods hop onto the event loop and wait: from that loop's
             # own thread they would never return.
             plan.close()
             raise WrongModeError(
-                f"{type(self.store).__name__} is an async store: from async code use the "
+                f"{type(store).__name__} is an async store: from async code use the "
                 "BlockStore methods whose names start with 'a' (aload, acommit, ...)"
             )
         try:
             ops = next(plan)
             while True:
-                ops = plan.send(self.store.batch(ops))
+                ops = plan.send(store.batch(ops))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _arun(self, plan: Plan[T]) -> T:
+    async def _arun(self, plan: Plan[T], store: BaseStore | None = None) -> T:
+        store = store or self.store
         try:
             ops = next(plan)
             while True:
-                ops = plan.send(await self.store.abatch(ops))
+                ops = plan.send(await store.abatch(ops))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -519,8 +525,9 @@ class BlockStore:
     ) -> CommitOutcome:
         """Write staged edits atomically, checking versions (DESIGN invariant 2).
 
-        Holds the scope's commit lock while it reads the current blocks, merges
-        the edits into them and writes the result in one batch.
+        Holds the scope's commit lock (on PostgreSQL also a transaction with an
+        advisory lock, see :mod:`sleepagent.locking`) while it reads the current
+        blocks, merges the edits into them and writes the result in one batch.
 
         Args:
             scope: The memory scope.
@@ -548,8 +555,8 @@ class BlockStore:
             sleep_usage=sleep_usage,
             reason=reason,
         )
-        with _commit_lock(self.store, scope):
-            return self._run(plan)
+        with commit_transaction(self.store, scope) as store:
+            return self._run(plan, store)
 
     def history(self, scope: Scope, label: str) -> list[HistoryEntry]:
         """Every committed version of a block, oldest first."""
@@ -640,8 +647,15 @@ class BlockStore:
             sleep_usage=sleep_usage,
             reason=reason,
         )
-        async with _acommit_lock(self.store, scope):
-            return await self._arun(plan)
+        async with acommit_lock(self.store, scope):
+            if not is_async_postgres(self.store):
+                return await self._arun(plan)
+            conninfo = await postgres_conninfo(self.store)
+            return await asyncio.to_thread(self._run_in_transaction, plan, conninfo, scope)
+
+    def _run_in_transaction(self, plan: Plan[T], conninfo: str, scope: Scope) -> T:
+        with postgres_commit_transaction(conninfo, scope) as store:
+            return self._run(plan, store)
 
     async def ahistory(self, scope: Scope, label: str) -> list[HistoryEntry]:
         """Async :meth:`history`."""
@@ -662,39 +676,6 @@ class BlockStore:
     async def apending_threads(self) -> list[ThreadPosition]:
         """Async :meth:`pending_threads`."""
         return [position for position in await self.apositions() if position.pending]
-
-
-# --- commit locks: one per (store, scope) in this process ------------------------
-
-_locks: weakref.WeakKeyDictionary[BaseStore, dict[str, threading.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
-_locks_guard = threading.Lock()
-
-
-def _scope_lock(store: BaseStore, scope: Scope) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(store, {}).setdefault(scope.key, threading.Lock())
-
-
-@contextmanager
-def _commit_lock(store: BaseStore, scope: Scope) -> Iterator[None]:
-    with _scope_lock(store, scope):
-        yield
-
-
-@asynccontextmanager
-async def _acommit_lock(store: BaseStore, scope: Scope) -> AsyncIterator[None]:
-    # The same threading lock as the sync path, so sync and async writers in one
-    # process exclude each other; a contended acquire waits in a worker thread
-    # instead of blocking the event loop.
-    lock = _scope_lock(store, scope)
-    if not lock.acquire(blocking=False):
-        await asyncio.to_thread(lock.acquire)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 # --- helpers ---------------------------------------------------------------------

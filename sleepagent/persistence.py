@@ -2,7 +2,9 @@
 
 Default: SQLite, both on one file (two connections, WAL journal so the
 conversation and the sleep side can write without blocking each other for
-long). ``None`` keeps everything in memory, for tests and throwaway sessions.
+long). A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
+pooled ``PostgresStore``; install the ``postgres`` extra). ``None`` keeps
+everything in memory, for tests and throwaway sessions.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-__all__ = ["DbPath", "open_async_persistence", "open_persistence"]
+from sleepagent.errors import ConfigurationError
+
+__all__ = ["DbPath", "is_postgres_url", "open_async_persistence", "open_persistence"]
 
 DbPath = str | PathLike[str] | None
-"""A SQLite file path, or ``None`` for in-memory persistence."""
+"""A SQLite file path, a ``postgresql://`` URL, or ``None`` for in-memory persistence."""
 
 _BUSY_TIMEOUT_S = 30.0
+_STORE_POOL = {"min_size": 1, "max_size": 8}
+"""Store connections: commits take one of their own for their transaction."""
+
+
+def is_postgres_url(db: DbPath) -> bool:
+    """Whether ``db`` names a PostgreSQL database."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
 
 
 @contextmanager
@@ -30,6 +41,10 @@ def open_persistence(db: DbPath) -> Iterator[tuple[BaseCheckpointSaver[str], Bas
     """A checkpointer and a store for synchronous use; closed on exit."""
     if db is None:
         yield InMemorySaver(), InMemoryStore()
+        return
+    if is_postgres_url(db):
+        with _open_postgres(str(db)) as opened:
+            yield opened
         return
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.store.sqlite import SqliteStore
@@ -55,6 +70,10 @@ async def open_async_persistence(
     if db is None:
         yield InMemorySaver(), InMemoryStore()
         return
+    if is_postgres_url(db):
+        async with _open_async_postgres(str(db)) as opened:
+            yield opened
+        return
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -69,6 +88,46 @@ async def open_async_persistence(
         await saver.setup()
         await store.setup()
         yield saver, store
+
+
+@contextmanager
+def _open_postgres(url: str) -> Iterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from langgraph.store.postgres import PostgresStore
+    except ImportError as missing:
+        raise ConfigurationError(_NO_POSTGRES) from missing
+    with (
+        PostgresSaver.from_conn_string(url) as saver,
+        PostgresStore.from_conn_string(url, pool_config=dict(_STORE_POOL)) as store,  # type: ignore[arg-type]
+    ):
+        saver.setup()
+        store.setup()
+        yield saver, store
+
+
+@asynccontextmanager
+async def _open_async_postgres(
+    url: str,
+) -> AsyncIterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+    except ImportError as missing:
+        raise ConfigurationError(_NO_POSTGRES) from missing
+    async with (
+        AsyncPostgresSaver.from_conn_string(url) as saver,
+        AsyncPostgresStore.from_conn_string(url, pool_config=dict(_STORE_POOL)) as store,  # type: ignore[arg-type]
+    ):
+        await saver.setup()
+        await store.setup()
+        yield saver, store
+
+
+_NO_POSTGRES = (
+    "PostgreSQL support is not installed: pip install 'sleepagent[postgres]' "
+    "(langgraph-checkpoint-postgres and psycopg)"
+)
 
 
 def _connect(db: str | PathLike[str], *, autocommit: bool = False) -> sqlite3.Connection:

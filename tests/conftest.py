@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,29 @@ import pytest
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.testing import ScriptedChatModel, ScriptStep
 
-BACKENDS = ["memory", "sqlite"]
+POSTGRES_URL = os.environ.get("SLEEPAGENT_TEST_POSTGRES_URL")
+"""A PostgreSQL database the tests may empty at will; its leg runs only when set."""
+
+BACKENDS = ["memory", "sqlite", *(["postgres"] if POSTGRES_URL else [])]
 MODES = ["sync", "async"]
+
+_TABLES = ("store", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+
+def empty_postgres(url: str) -> None:
+    """Remove every row the library wrote, keeping the schema (fast between tests)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        present = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+            if row[0] in _TABLES
+        ]
+        if present:
+            conn.execute(f"TRUNCATE {', '.join(present)}")
 
 
 class Driver:
@@ -64,8 +86,14 @@ class Driver:
 
 
 @pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
-    return None if request.param == "memory" else tmp_path / "agent.db"
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str | None:
+    if request.param == "memory":
+        return None
+    if request.param == "postgres":
+        assert POSTGRES_URL is not None
+        empty_postgres(POSTGRES_URL)
+        return POSTGRES_URL
+    return tmp_path / "agent.db"
 
 
 @pytest.fixture(params=MODES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -25,13 +26,24 @@ def rethink(label: str, value: str, *, finish: bool = True) -> AIMessage:
 def write_behind_the_runs_back(
     driver, label: str, value: str, *, thread_id: str, user_id=None
 ) -> None:
-    """Commit a change as another writer would, from inside a running sleep run."""
+    """Commit a change as another writer would, from inside a running sleep run.
+
+    The model call runs in a worker thread; in async mode the write hops onto
+    the agent's event loop, which is free while it awaits that call.
+    """
     blocks = driver.agent.blocks
     scope = driver.agent.scope(thread_id=thread_id, user_id=user_id)
-    staged, _ = StagedMemory.of(blocks.load(scope)).stage(RethinkEdit(label, value))
-    blocks.commit(
-        scope, staged, run_id="other-writer", phase="user", at="2026-01-01T00:00:00+00:00"
-    )
+    at = "2026-01-01T00:00:00+00:00"
+
+    async def write() -> None:
+        staged, _ = StagedMemory.of(await blocks.aload(scope)).stage(RethinkEdit(label, value))
+        await blocks.acommit(scope, staged, run_id="other-writer", phase="user", at=at)
+
+    if driver.loop is None:
+        staged, _ = StagedMemory.of(blocks.load(scope)).stage(RethinkEdit(label, value))
+        blocks.commit(scope, staged, run_id="other-writer", phase="user", at=at)
+    else:
+        asyncio.run_coroutine_threadsafe(write(), driver.loop).result(timeout=10)
 
 
 def transcript_range(prompt) -> tuple[int, int]:
