@@ -22,11 +22,13 @@ class SleepContext:
     Attributes:
         thread_id: The conversation. For a sleep run, the conversation whose
             transcript it reads (the run itself executes on a companion thread).
+            Empty means the thread the run executes on (LangGraph Server builds
+            the context from a run's ``context`` field, which a chat run may omit).
         user_id: The user, when memory should follow them across threads.
 
     """
 
-    thread_id: str
+    thread_id: str = ""
     user_id: str | None = None
 
 
@@ -38,13 +40,15 @@ def identity_of(runtime: Runtime[SleepContext] | Runtime[None]) -> SleepContext:
 
     """
     context = runtime.context
-    if isinstance(context, SleepContext):
+    if isinstance(context, dict):
+        context = SleepContext(context.get("thread_id") or "", context.get("user_id"))
+    if not isinstance(context, SleepContext):
+        context = SleepContext()
+    if context.thread_id:
         return context
-    if isinstance(context, dict) and context.get("thread_id"):
-        return SleepContext(thread_id=context["thread_id"], user_id=context.get("user_id"))
     info = runtime.execution_info
     if info is not None and info.thread_id:
-        return SleepContext(thread_id=info.thread_id)
+        return SleepContext(thread_id=info.thread_id, user_id=context.user_id)
     raise ConfigurationError(
         "no identity for this run: pass context=SleepContext(thread_id=...) "
         "or run the graph with a checkpointer and a thread_id"

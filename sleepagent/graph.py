@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
 from sleepagent.config import SleepConfig
-from sleepagent.context import SleepContext
+from sleepagent.context import SleepContext, current_target
+from sleepagent.errors import WrongModeError
 from sleepagent.models import ModelLike, resolve_model
 from sleepagent.primary import PrimaryAgent, route_agent
-from sleepagent.scope import Scope
+from sleepagent.scheduling.base import SleepJob
+from sleepagent.scheduling.policy import Reason
+from sleepagent.scope import Scope, resolve_scope
 from sleepagent.sleeptime import SleepTimeRunner
 from sleepagent.state import SleepAgentState
+
+if TYPE_CHECKING:
+    from sleepagent.scheduling.server import ServerIdleScheduler
 
 __all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
 
@@ -56,6 +62,7 @@ def build_graph(
     sleep_model: ModelLike | None = None,
     config: SleepConfig | None = None,
     clock: Callable[[], float] = time.time,
+    server_scheduler: ServerIdleScheduler | None = None,
 ) -> StateGraph[SleepAgentState, SleepContext, SleepAgentState, SleepAgentState]:
     """The sleepagent graph, not yet compiled.
 
@@ -68,6 +75,8 @@ def build_graph(
         sleep_model: The sleep-time agent's model; defaults to ``model``.
         config: Behaviour settings; defaults to ``SleepConfig()``.
         clock: Source of the current POSIX time, for time stamps.
+        server_scheduler: On LangGraph Server: after each answered turn, node
+            ``schedule_sleep`` sets the scope's delayed sleep run with it.
 
     Returns:
         A ``StateGraph`` with nodes ``agent``, ``agent_tools``, ``sleep``,
@@ -100,6 +109,41 @@ def build_graph(
         destinations=("sleep", END),
     )
     graph.add_conditional_edges(START, route_start, ["agent", "sleep"])
-    graph.add_conditional_edges("agent", route_agent, ["agent_tools", END])
     graph.add_edge("agent_tools", "agent")
+    if server_scheduler is None:
+        graph.add_conditional_edges("agent", route_agent, ["agent_tools", END])
+        return graph
+
+    server_scheduler.scope_of = lambda thread_id, user_id: resolve_scope(
+        config.scope, thread_id=thread_id, user_id=user_id
+    )
+    scheduling = _ServerScheduling(server_scheduler, config)
+    graph.add_node(
+        "schedule_sleep",
+        RunnableLambda(scheduling.refuse_sync, afunc=scheduling.schedule, name="schedule_sleep"),
+    )
+    graph.add_conditional_edges(
+        "agent",
+        lambda state: "schedule_sleep" if route_agent(state) == END else "agent_tools",
+        ["agent_tools", "schedule_sleep"],
+    )
+    graph.add_edge("schedule_sleep", END)
     return graph
+
+
+class _ServerScheduling:
+    """Node ``schedule_sleep``: after a turn, (re)set the scope's delayed sleep run."""
+
+    def __init__(self, scheduler: ServerIdleScheduler, config: SleepConfig) -> None:
+        self._scheduler = scheduler
+        self._config = config
+
+    def refuse_sync(self, state: SleepAgentState) -> dict[str, Any]:
+        raise WrongModeError("server scheduling runs on LangGraph Server: invoke the graph async")
+
+    async def schedule(self, state: SleepAgentState) -> dict[str, Any]:
+        identity = current_target(self._config).identity
+        due = self._scheduler.now() + self._config.idle_seconds
+        job = SleepJob(identity.thread_id, identity.user_id, due, Reason.IDLE)
+        await self._scheduler.aset(job)
+        return {}
