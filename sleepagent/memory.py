@@ -29,7 +29,7 @@ import logging
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
 from langgraph.store.base.batch import AsyncBatchedBaseStore
@@ -49,7 +49,14 @@ from sleepagent.staging import StagedMemory, plan_commit
 from sleepagent.transcript import LogEntry, take_page
 from sleepagent.usage import Phase, Usage
 
-__all__ = ["BlockStore", "CommitOutcome", "HistoryEntry", "PendingThread", "ThreadPosition"]
+__all__ = [
+    "BlockStore",
+    "CommitOptions",
+    "CommitOutcome",
+    "HistoryEntry",
+    "PendingThread",
+    "ThreadPosition",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +119,21 @@ class ThreadPosition:
 
 PendingThread = ThreadPosition
 """A thread with unprocessed log entries (see :meth:`BlockStore.pending_threads`)."""
+
+
+class CommitOptions(TypedDict, total=False):
+    """Optional arguments of :meth:`BlockStore.commit`."""
+
+    thread_id: str | None
+    """The conversation the run was about."""
+    allow_partial: bool
+    """On conflict, still write the labels that merge cleanly (default); False writes nothing."""
+    reason: str | None
+    """Why the run ran, kept in block history and the watermark."""
+    watermark: LogEntry | None
+    """Advance the thread's watermark to this entry in the same batch."""
+    sleep_usage: Usage | None
+    """Add this to the thread's sleep usage in the same batch."""
 
 
 @dataclass(frozen=True)
@@ -290,12 +312,12 @@ class BlockStore:
         *,
         run_id: str,
         phase: str,
-        thread_id: str | None,
         at: str,
-        allow_partial: bool,
-        reason: str | None,
-        watermark: LogEntry | None,
-        sleep_usage: Usage | None,
+        thread_id: str | None = None,
+        allow_partial: bool = True,
+        reason: str | None = None,
+        watermark: LogEntry | None = None,
+        sleep_usage: Usage | None = None,
     ) -> Plan[CommitOutcome]:
         reads: list[Op] = [self._blocks_op(scope)]
         if sleep_usage is not None and thread_id is not None:
@@ -517,11 +539,7 @@ class BlockStore:
         run_id: str,
         phase: str,
         at: str,
-        thread_id: str | None = None,
-        allow_partial: bool = True,
-        watermark: LogEntry | None = None,
-        sleep_usage: Usage | None = None,
-        reason: str | None = None,
+        **options: Unpack[CommitOptions],
     ) -> CommitOutcome:
         """Write staged edits atomically, checking versions (DESIGN invariant 2).
 
@@ -535,26 +553,10 @@ class BlockStore:
             run_id: Recorded in block history.
             phase: Who commits: ``sleep``, ``chat`` or ``user``.
             at: Commit time (ISO 8601).
-            thread_id: The conversation the run was about.
-            allow_partial: On conflict, still write the labels that merge cleanly
-                (the conflicts are returned). When False, write nothing on conflict.
-            watermark: Advance the thread's watermark to this entry in the same batch.
-            sleep_usage: Add this to the thread's sleep usage in the same batch.
-            reason: Why the run ran, kept in block history and the watermark.
+            **options: See :class:`CommitOptions`.
 
         """
-        plan = self._commit_plan(
-            scope,
-            staged,
-            run_id=run_id,
-            phase=phase,
-            thread_id=thread_id,
-            at=at,
-            allow_partial=allow_partial,
-            watermark=watermark,
-            sleep_usage=sleep_usage,
-            reason=reason,
-        )
+        plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
         with commit_transaction(self.store, scope) as store:
             return self._run(plan, store)
 
@@ -628,25 +630,10 @@ class BlockStore:
         run_id: str,
         phase: str,
         at: str,
-        thread_id: str | None = None,
-        allow_partial: bool = True,
-        watermark: LogEntry | None = None,
-        sleep_usage: Usage | None = None,
-        reason: str | None = None,
+        **options: Unpack[CommitOptions],
     ) -> CommitOutcome:
         """Async :meth:`commit`."""
-        plan = self._commit_plan(
-            scope,
-            staged,
-            run_id=run_id,
-            phase=phase,
-            thread_id=thread_id,
-            at=at,
-            allow_partial=allow_partial,
-            watermark=watermark,
-            sleep_usage=sleep_usage,
-            reason=reason,
-        )
+        plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
         async with acommit_lock(self.store, scope):
             if not is_async_postgres(self.store):
                 return await self._arun(plan)
