@@ -13,6 +13,7 @@ from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
     MemoryEditError,
+    ModelCallError,
     ReadOnlyBlockError,
     SleepAgentError,
     UnknownBlockError,
@@ -20,6 +21,7 @@ from sleepagent.errors import (
 )
 from sleepagent.graph import SleepAgentState, build_graph, sleep_request, sleep_thread_id
 from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.models import ModelOptions
 from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
 from sleepagent.scope import Scope
 from sleepagent.usage import Usage
@@ -36,6 +38,8 @@ __all__ = [
     "HistoryEntry",
     "MemoryBlock",
     "MemoryEditError",
+    "ModelCallError",
+    "ModelOptions",
     "ReadOnlyBlockError",
     "Scope",
     "ScopePolicy",

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self
@@ -30,7 +30,7 @@ from sleepagent.context import SleepContext, iso
 from sleepagent.errors import ConfigurationError, WrongModeError
 from sleepagent.graph import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
 from sleepagent.memory import BlockStore, HistoryEntry
-from sleepagent.models import ModelLike
+from sleepagent.models import ModelLike, ModelOptions, model_errors, resolve_models
 from sleepagent.persistence import DbPath, open_async_persistence, open_persistence
 from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
 from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundIdleScheduler
@@ -68,6 +68,8 @@ class _AgentBase:
         store: BaseStore | None = None,
         scheduler: SchedulerArg = "auto",
         clock: Callable[[], float] | None = None,
+        model_options: ModelOptions | None = None,
+        sleep_model_options: ModelOptions | None = None,
     ) -> None:
         if (checkpointer is None) != (store is None):
             raise ConfigurationError(
@@ -88,7 +90,12 @@ class _AgentBase:
         self._given = (
             (checkpointer, store) if checkpointer is not None and store is not None else None
         )
-        self._builder = build_graph(model, sleep_model=sleep_model, config=self.config, clock=clock)
+        chat_model, sleeper = resolve_models(
+            model, sleep_model, options=model_options, sleep_options=sleep_model_options
+        )
+        self._builder = build_graph(
+            chat_model, sleep_model=sleeper, config=self.config, clock=clock
+        )
         self._graph: Graph | None = None
         self._blocks: BlockStore | None = None
         self._setup()
@@ -184,6 +191,21 @@ class _AgentBase:
         }
         return {"messages": [human]}, config, SleepContext(thread_id, user_id), human
 
+    @staticmethod
+    def _streamed_text(item: Any) -> str:
+        """The reply text in one ``stream_mode="messages"`` item, or ``""``.
+
+        Only the ``agent`` node's model output is the reply; tool calls carry no text.
+        """
+        chunk, metadata = item
+        if metadata.get("langgraph_node") != "agent" or not isinstance(chunk, AIMessage):
+            return ""
+        return message_text(chunk)
+
+    def _turn_done(self, thread_id: str, user_id: str | None) -> None:
+        if self._coordinator is not None:
+            self._coordinator.on_turn(thread_id, user_id)
+
     def _sleep_call(self, job: SleepJob) -> tuple[dict[str, Any], RunnableConfig, SleepContext]:
         thread_id, user_id, reason = job.thread_id, job.user_id, job.reason.value
         scope = self.scope(thread_id=thread_id, user_id=user_id)
@@ -249,6 +271,9 @@ class SleepTimeAgent(_AgentBase):
         checkpointer: Use this LangGraph checkpointer instead of ``db`` (not closed by the agent).
         store: Use this LangGraph store instead of ``db`` (not closed by the agent).
         clock: Source of the current POSIX time.
+        model_options: Server, key, budget knobs, timeout and retries for a spec
+            string ``model`` (see :class:`~sleepagent.models.ModelOptions`).
+        sleep_model_options: The same for the sleep-time model; defaults to ``model_options``.
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -309,14 +334,39 @@ class SleepTimeAgent(_AgentBase):
 
         Turns on one thread are answered in order; this never waits for a
         sleep run.
+
+        Raises:
+            ModelCallError: When the model request failed after its retries; the
+                turn is not logged and memory is unchanged.
+
         """
         graph = self.graph
         payload, config, context, human = self._chat_call(message, thread_id, user_id)
-        with self._thread_locks.hold(thread_id):
+        with self._thread_locks.hold(thread_id), model_errors("chat"):
             state = graph.invoke(payload, config, context=context)
-        if self._coordinator is not None:
-            self._coordinator.on_turn(thread_id, user_id)
+        self._turn_done(thread_id, user_id)
         return self._chat_result(state, human, context)
+
+    def chat_stream(
+        self, message: str, *, thread_id: str, user_id: str | None = None
+    ) -> Iterator[str]:
+        """Answer one user message, yielding the reply's text as it arrives.
+
+        Otherwise the same as :meth:`chat`: the turn is logged and the idle
+        timer reset once the reply is complete. Consume the iterator to the end
+        (or close it): the thread's next turn waits until then.
+
+        Raises:
+            ModelCallError: When the model request failed after its retries.
+
+        """
+        graph = self.graph
+        payload, config, context, _ = self._chat_call(message, thread_id, user_id)
+        with self._thread_locks.hold(thread_id), model_errors("chat"):
+            for item in graph.stream(payload, config, context=context, stream_mode="messages"):
+                if text := self._streamed_text(item):
+                    yield text
+        self._turn_done(thread_id, user_id)
 
     def sleep(self, *, thread_id: str, user_id: str | None = None) -> SleepResult:
         """Run sleep-time compute on the thread's new messages now.
@@ -343,7 +393,8 @@ class SleepTimeAgent(_AgentBase):
     def _sleep(self, job: SleepJob) -> SleepResult:
         graph = self.graph
         payload, config, context = self._sleep_call(job)
-        with self._scope_locks.hold(self.scope(thread_id=job.thread_id, user_id=job.user_id).key):
+        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
+        with self._scope_locks.hold(scope.key), model_errors("sleep"):
             state = graph.invoke(payload, config, context=context, durability="exit")
         return self._sleep_result(state)
 
@@ -493,10 +544,24 @@ class AsyncSleepTimeAgent(_AgentBase):
         graph = self.graph
         payload, config, context, human = self._chat_call(message, thread_id, user_id)
         async with self._thread_locks.hold(thread_id):
-            state = await graph.ainvoke(payload, config, context=context)
-        if self._coordinator is not None:
-            self._coordinator.on_turn(thread_id, user_id)
+            with model_errors("chat"):
+                state = await graph.ainvoke(payload, config, context=context)
+        self._turn_done(thread_id, user_id)
         return self._chat_result(state, human, context)
+
+    async def chat_stream(
+        self, message: str, *, thread_id: str, user_id: str | None = None
+    ) -> AsyncIterator[str]:
+        """Async :meth:`SleepTimeAgent.chat_stream`."""
+        graph = self.graph
+        payload, config, context, _ = self._chat_call(message, thread_id, user_id)
+        async with self._thread_locks.hold(thread_id):
+            with model_errors("chat"):
+                stream = graph.astream(payload, config, context=context, stream_mode="messages")
+                async for item in stream:
+                    if text := self._streamed_text(item):
+                        yield text
+        self._turn_done(thread_id, user_id)
 
     async def sleep(self, *, thread_id: str, user_id: str | None = None) -> SleepResult:
         """Async :meth:`SleepTimeAgent.sleep`."""
@@ -522,7 +587,8 @@ class AsyncSleepTimeAgent(_AgentBase):
         async with self._scope_locks.hold(
             self.scope(thread_id=job.thread_id, user_id=job.user_id).key
         ):
-            state = await graph.ainvoke(payload, config, context=context, durability="exit")
+            with model_errors("sleep"):
+                state = await graph.ainvoke(payload, config, context=context, durability="exit")
         return self._sleep_result(state)
 
     async def _run_job(self, job: SleepJob) -> None:

@@ -1,9 +1,10 @@
-"""Command line: ``sleepagent demo`` and ``sleepagent memory show``."""
+"""Command line: ``sleepagent demo``, ``sleepagent chat`` and ``sleepagent memory show``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "chat":
+        return _chat(args)
     if args.command == "memory":
         return _memory_show(args)
     parser.print_help()
@@ -35,6 +38,38 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the offline, scripted demo")
     demo.add_argument("--db", help="SQLite file to keep (default: a temporary file)")
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat with a real model; sleep-time compute runs when you pause",
+        description="Chat with an OpenAI or OpenAI-compatible model in the terminal. "
+        "Needs OPENAI_API_KEY, or a server given by --base-url / OPENAI_BASE_URL.",
+    )
+    chat.add_argument(
+        "--model",
+        default=os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
+        help="model spec 'openai:<model>' (default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
+    )
+    chat.add_argument("--sleep-model", help="model spec of the sleep-time agent (default: --model)")
+    chat.add_argument(
+        "--base-url",
+        help="OpenAI-compatible server, e.g. http://localhost:11434/v1 (default: $OPENAI_BASE_URL)",
+    )
+    chat.add_argument("--thread", default="cli", help="conversation id (default: cli)")
+    chat.add_argument("--user", help="user id: memory then spans the user's threads")
+    chat.add_argument("--db", default="sleepagent.db", help="SQLite file (default: sleepagent.db)")
+    chat.add_argument(
+        "--idle",
+        type=float,
+        default=30.0,
+        help="seconds of quiet before sleep-time compute runs (default: 30)",
+    )
+    chat.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per model request (default: 60)"
+    )
+    chat.add_argument(
+        "--max-retries", type=int, default=2, help="retries of a failed request (default: 2)"
+    )
 
     memory = commands.add_parser("memory", help="inspect memory blocks")
     memory_commands = memory.add_subparsers(dest="memory_command", required=True)
@@ -56,6 +91,23 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo(sys.stdout, db=str(Path(folder) / "sleepagent-demo.db"))
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from sleepagent.repl import ChatSettings, run_chat
+
+    settings = ChatSettings(
+        model=args.model,
+        sleep_model=args.sleep_model,
+        base_url=args.base_url,
+        thread_id=args.thread,
+        user_id=args.user,
+        db=args.db,
+        idle_seconds=args.idle,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+    )
+    return run_chat(settings, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def _memory_show(args: argparse.Namespace) -> int:
     if not Path(args.db).is_file():
         print(f"sleepagent: no database at {args.db}", file=sys.stderr)
@@ -66,14 +118,10 @@ def _memory_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"scope": scope.key, "blocks": [b.to_dict() for b in blocks]}, indent=2))
         return 0
-    print(f"memory of {scope.key}")
-    for block in blocks:
-        stamp = block.updated_at.isoformat() if block.updated_at else "never written"
-        print(f"\n[{block.label}] v{block.version}, {block.chars}/{block.limit} chars, {stamp}")
-        if block.description:
-            print(f"  ({block.description})")
-        for line in block.value.splitlines() or ["(empty)"]:
-            print(f"  {line}")
+    from sleepagent.repl import format_blocks
+
+    print(f"memory of {scope.key}\n")
+    print(format_blocks(blocks))
     return 0
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "BlockLimitError",
     "ConfigurationError",
     "MemoryEditError",
+    "ModelCallError",
     "ReadOnlyBlockError",
     "ScriptExhaustedError",
     "SleepAgentError",
@@ -72,6 +73,27 @@ class BlockLimitError(MemoryEditError):
 
 class ReadOnlyBlockError(MemoryEditError, PermissionError):
     """The edit targets a read-only block."""
+
+
+class ModelCallError(SleepAgentError, RuntimeError):
+    """A model request failed after the client's bounded retries.
+
+    Nothing was committed: a failed turn logs nothing, a failed sleep run keeps
+    the pages it already committed and none of the failing page.
+
+    Attributes:
+        phase: ``"chat"`` (the primary agent) or ``"sleep"`` (the sleep-time agent).
+        cause: The client's error (rate limit, server error, timeout, connection).
+
+    """
+
+    def __init__(self, *, phase: str, cause: BaseException) -> None:
+        super().__init__(
+            f"the {phase} model call failed: {type(cause).__name__}: {str(cause).rstrip('.')}. "
+            "Check the server and key, or raise ModelOptions(timeout=, max_retries=)"
+        )
+        self.phase = phase
+        self.cause = cause
 
 
 class ScriptExhaustedError(SleepAgentError, AssertionError):

@@ -23,16 +23,70 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from sleepagent.errors import ScriptExhaustedError
+from sleepagent.loopback import (
+    Completion,
+    Fault,
+    FaultKind,
+    LoopbackOpenAI,
+    LoopbackStep,
+    RecordedRequest,
+    WireToolCall,
+    rate_limited,
+    raw_call,
+    server_error,
+    slow,
+    truncated,
+    wire_call,
+)
 from sleepagent.scheduling.manual import ManualClock, ManualScheduler
+from sleepagent.simulation import (
+    Ask,
+    MemoryVersion,
+    Say,
+    SimulatedUser,
+    Simulation,
+    Step,
+    Turn,
+    Wait,
+    asimulate,
+    memory_in_prompt,
+    simulate,
+    transcript_in_prompt,
+)
 
 __all__ = [
+    "Completion",
+    "Fault",
+    "FaultKind",
+    "LoopbackOpenAI",
+    "LoopbackStep",
     "ManualClock",
+    "RecordedRequest",
+    "WireToolCall",
+    "rate_limited",
+    "raw_call",
+    "server_error",
+    "slow",
+    "truncated",
+    "wire_call",
     "ManualScheduler",
     "ScriptStep",
     "ScriptedCall",
     "ScriptedChatModel",
     "ai_tool_calls",
     "tool_call",
+    "Ask",
+    "MemoryVersion",
+    "Say",
+    "SimulatedUser",
+    "Simulation",
+    "Step",
+    "Turn",
+    "Wait",
+    "asimulate",
+    "memory_in_prompt",
+    "simulate",
+    "transcript_in_prompt",
 ]
 
 ScriptStep = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]

@@ -1,0 +1,337 @@
+"""The Slack example end to end, without the network.
+
+Signed Events API payloads go to the Bolt app's dispatcher exactly as Slack
+would send them; the app's Web API client talks to a loopback fake of
+``slack.com/api`` that records ``chat.postMessage``. Sleep-time compute runs on
+virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib.util
+import itertools
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from langchain_core.messages import AIMessage, BaseMessage
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from sleepagent import AsyncSleepTimeAgent, SleepConfig
+from sleepagent.testing import (
+    ManualScheduler,
+    ScriptedChatModel,
+    ai_tool_calls,
+    memory_in_prompt,
+    tool_call,
+    transcript_in_prompt,
+)
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "slack_bot.py"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM, BOT = "T0001", "UBOT"
+WAIT_S = 5.0
+
+
+def load_example() -> Any:
+    spec = importlib.util.spec_from_file_location("slack_bot_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+slack_bot = load_example()
+
+
+class FakeSlackApi:
+    """A loopback stand-in for the Slack Web API that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.posted: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/api/"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            args = await request.json()
+        else:
+            args = dict(await request.post())
+        self.calls.append((method, args))
+        if method == "auth.test":
+            return web.json_response(
+                {"ok": True, "team_id": TEAM, "user_id": BOT, "bot_id": "B0BOT", "team": "test"}
+            )
+        if method == "chat.postMessage":
+            await self.posted.put(args)
+            return web.json_response({"ok": True, "channel": args["channel"], "ts": self.ts()})
+        return web.json_response({"ok": False, "error": "unknown_method"})
+
+    def ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    async def next_post(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.posted.get(), WAIT_S)
+
+
+def signed(payload: dict[str, Any], *, secret: str = SECRET) -> AsyncBoltRequest:
+    """A request as Slack sends it: body signed with the v0 HMAC-SHA256 scheme."""
+    body = json.dumps(payload)
+    timestamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    headers = {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": timestamp,
+        "x-slack-signature": f"v0={digest.hexdigest()}",
+    }
+    return AsyncBoltRequest(body=body, headers=headers)
+
+
+_event_ids = itertools.count(1)
+
+
+def message(
+    text: str,
+    *,
+    user: str = "UADA",
+    channel: str = "C0GENERAL",
+    ts: str,
+    thread_ts: str | None = None,
+    kind: str = "message",
+    **extra: Any,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": kind,
+        "user": user,
+        "text": text,
+        "channel": channel,
+        "channel_type": "im" if channel.startswith("D") else "channel",
+        "ts": ts,
+        **extra,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return {
+        "token": "legacy",
+        "team_id": TEAM,
+        "api_app_id": "A0001",
+        "type": "event_callback",
+        "event_id": f"Ev{next(_event_ids):04d}",
+        "event_time": int(time.time()),
+        "event": event,
+    }
+
+
+def bot(messages: Sequence[BaseMessage]) -> str:
+    """Chat model: echoes what it was asked and what its memory says about the person."""
+    known = memory_in_prompt(messages).get("human") or "nothing"
+    return f"re: {messages[-1].content} | I know: {known}"
+
+
+def note_taker(messages: Sequence[BaseMessage]) -> AIMessage:
+    """Sleep model: writes the person's own words into the human block."""
+    said = [text for role, text in transcript_in_prompt(messages) if role == "user"]
+    return ai_tool_calls(
+        tool_call("memory_rethink", label="human", new_value="; ".join(said)),
+        tool_call("memory_finish"),
+    )
+
+
+class Gate:
+    """Holds the chat model inside a call until the test opens it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self, messages: Sequence[BaseMessage]) -> str:
+        self.entered.set()
+        assert self.opened.wait(WAIT_S), "the test never opened the gate"
+        return bot(messages)
+
+
+@pytest.fixture
+async def slack_api():
+    api = FakeSlackApi()
+    await api.start()
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def make_bot(slack_api):
+    opened = []
+
+    async def build(chat_script: list[Any], sleep_script: list[Any] = ()):
+        clock = ManualScheduler()
+        agent = AsyncSleepTimeAgent(
+            ScriptedChatModel(chat_script),
+            sleep_model=ScriptedChatModel(sleep_script),
+            db=None,
+            config=SleepConfig(idle_seconds=30),
+            scheduler=clock,
+        )
+        await agent.__aenter__()
+        client = AsyncWebClient(token="xoxb-test", base_url=slack_api.base_url)
+        app, queue = slack_bot.create_app(agent, signing_secret=SECRET, client=client)
+        opened.append((agent, queue))
+        return app, queue, agent, clock
+
+    yield build
+    for agent, queue in opened:
+        await queue.aclose(timeout=WAIT_S)
+        await agent.aclose()
+
+
+async def test_the_signing_scheme_is_slack_sdks():
+    request = signed({"hello": "world"})
+    verifier = SignatureVerifier(SECRET)
+    assert verifier.is_valid(
+        request.raw_body,
+        request.headers["x-slack-request-timestamp"][0],
+        request.headers["x-slack-signature"][0],
+    )
+
+
+async def test_a_direct_message_is_answered_in_the_dm(make_bot, slack_api):
+    app, queue, *_ = await make_bot([bot])
+    response = await app.async_dispatch(signed(message("hello", channel="D0ADA", ts="1.1")))
+    assert response.status == 200
+    post = await slack_api.next_post()
+    assert post["channel"] == "D0ADA"
+    assert post["text"] == "re: hello | I know: nothing"
+    assert "thread_ts" not in post or post["thread_ts"] is None
+
+
+async def test_a_mention_in_a_channel_is_answered_in_a_thread_under_it(make_bot, slack_api):
+    app, *_ = await make_bot([bot])
+    payload = message(f"<@{BOT}> what's up?", ts="5.5", kind="app_mention")
+    assert (await app.async_dispatch(signed(payload))).status == 200
+    post = await slack_api.next_post()
+    assert (post["channel"], post["thread_ts"], post["text"]) == (
+        "C0GENERAL",
+        "5.5",
+        "re: what's up? | I know: nothing",
+    )
+
+
+async def test_a_request_with_a_bad_signature_is_refused_and_not_answered(make_bot):
+    app, queue, agent, _ = await make_bot([])
+    response = await app.async_dispatch(
+        signed(message("hi", channel="D0ADA", ts="1.1"), secret="wrong")
+    )
+    assert response.status == 401
+    assert not queue.busy
+
+
+async def test_an_event_slack_delivers_twice_is_answered_once(make_bot, slack_api):
+    app, queue, *_ = await make_bot([bot, bot])
+    payload = message("hello", channel="D0ADA", ts="1.1")
+    await app.async_dispatch(signed(payload))
+    retry = signed(payload)
+    retry.headers["x-slack-retry-num"] = ["1"]
+    assert (await app.async_dispatch(retry)).status == 200
+    await queue.join(WAIT_S)
+    posts = [args["text"] for call, args in slack_api.calls if call == "chat.postMessage"]
+    assert posts == ["re: hello | I know: nothing"]
+
+
+async def test_messages_from_bots_are_ignored(make_bot, slack_api):
+    app, queue, agent, _ = await make_bot([bot])
+    from_self = message("my own reply", user=BOT, channel="D0ADA", ts="1.1")
+    from_other_bot = message(
+        "beep", user="UOTHER", channel="D0ADA", ts="1.2", bot_id="B0OTHER", subtype="bot_message"
+    )
+    for payload in (from_self, from_other_bot):
+        assert (await app.async_dispatch(signed(payload))).status == 200
+    await app.async_dispatch(signed(message("a person", channel="D0ADA", ts="1.3")))
+    post = await slack_api.next_post()
+    assert post["text"] == "re: a person | I know: nothing", "only the person was answered"
+    assert slack_api.posted.empty()
+
+
+async def test_two_quick_messages_in_one_thread_are_answered_in_order_none_lost(
+    make_bot, slack_api
+):
+    gate = Gate()
+    app, queue, *_ = await make_bot([gate, bot])
+    await app.async_dispatch(signed(message("first", channel="D0ADA", ts="1.1")))
+    assert await asyncio.to_thread(gate.entered.wait, WAIT_S), "the first turn started"
+    await app.async_dispatch(signed(message("second", channel="D0ADA", ts="1.2")))
+    await app.async_dispatch(signed(message("third", channel="D0ADA", ts="1.3")))
+    assert queue.waiting("slack:T0001:D0ADA") == 2, "queued while the bot was answering"
+    gate.opened.set()
+    replies = [(await slack_api.next_post())["text"] for _ in range(2)]
+    assert replies == [
+        "re: first | I know: nothing",
+        "re: second\nthird | I know: nothing",
+    ]
+
+
+async def test_memory_follows_each_person_across_channels_and_never_crosses(make_bot, slack_api):
+    app, queue, agent, clock = await make_bot([bot] * 4, [note_taker] * 2)
+    ada = message(f"<@{BOT}> I'm Ada, vegetarian", user="UADA", ts="2.1", kind="app_mention")
+    bob = message(f"<@{BOT}> I'm Bob, I love steak", user="UBOB", ts="2.2", kind="app_mention")
+    for payload in (ada, bob):
+        await app.async_dispatch(signed(payload))
+    await slack_api.next_post()
+    await slack_api.next_post()
+    await queue.join(WAIT_S)
+    await clock.aadvance(60)  # quiet: sleep-time compute runs for each person
+
+    elsewhere = message(
+        f"<@{BOT}> dinner?", user="UADA", channel="C0RANDOM", ts="3.1", kind="app_mention"
+    )
+    await app.async_dispatch(signed(elsewhere))
+    post = await slack_api.next_post()
+    assert post["text"] == "re: dinner? | I know: I'm Ada, vegetarian"
+    ada_memory = await agent.memory(thread_id="any", user_id=f"slack:{TEAM}:UADA")
+    bob_memory = await agent.memory(thread_id="any", user_id=f"slack:{TEAM}:UBOB")
+    assert ada_memory["human"].value == "I'm Ada, vegetarian"
+    assert bob_memory["human"].value == "I'm Bob, I love steak"
+
+
+async def test_a_reply_in_a_thread_the_bot_joined_needs_no_mention(make_bot, slack_api):
+    app, *_ = await make_bot([bot] * 2)
+    await app.async_dispatch(signed(message(f"<@{BOT}> hi", ts="4.1", kind="app_mention")))
+    await slack_api.next_post()
+    await app.async_dispatch(signed(message("and then?", ts="4.2", thread_ts="4.1")))
+    post = await slack_api.next_post()
+    assert (post["thread_ts"], post["text"]) == ("4.1", "re: and then? | I know: nothing")
+
+
+def test_importing_the_example_needs_no_settings_and_builds_nothing(monkeypatch):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    module = load_example()
+    assert callable(module.create_app) and callable(module.main)
+    assert not hasattr(module, "app"), "the app is built by create_app(), not at import"
