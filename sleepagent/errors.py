@@ -13,6 +13,7 @@ __all__ = [
     "MemoryEditError",
     "ModelCallError",
     "ReadOnlyBlockError",
+    "ScopeMismatchError",
     "ScriptExhaustedError",
     "SleepAgentError",
     "UnknownBlockError",
@@ -26,6 +27,32 @@ class SleepAgentError(Exception):
 
 class ConfigurationError(SleepAgentError, ValueError):
     """A configuration value or argument is invalid."""
+
+
+class ScopeMismatchError(ConfigurationError):
+    """A thread already holds the conversation of another memory scope.
+
+    A thread's log is read by the sleep runs of one scope; letting a second
+    scope write to it would put one user's messages into another's memory.
+
+    Attributes:
+        thread_id: The thread.
+        bound_to: Key of the scope the thread belongs to.
+        requested: Key of the scope the call asked for.
+
+    """
+
+    def __init__(self, *, thread_id: str, bound_to: str, requested: str) -> None:
+        super().__init__(
+            f"thread {thread_id!r} holds the conversation of memory scope {bound_to}; "
+            f"{requested} cannot use it, or its sleep runs would read another scope's "
+            "messages into its memory. Give each user their own thread id (for a shared "
+            "channel: sleepagent.integrations.shared_thread_id(place, user)), or use "
+            "ScopePolicy.THREAD for memory shared by everyone in the thread."
+        )
+        self.thread_id = thread_id
+        self.bound_to = bound_to
+        self.requested = requested
 
 
 class WrongModeError(SleepAgentError, TypeError):

@@ -35,7 +35,7 @@ from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, Sear
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from sleepagent.blocks import MemoryBlock
-from sleepagent.errors import WrongModeError
+from sleepagent.errors import ScopeMismatchError, WrongModeError
 from sleepagent.locking import (
     acommit_lock,
     commit_transaction,
@@ -221,6 +221,7 @@ class BlockStore:
         if with_contexts:
             ops.append(SearchOp(self._contexts_ns(scope), limit=_SEARCH_PAGE))
         results = yield ops
+        _check_thread_scope(_value(results[1]), scope, thread_id)
         head = _value(results[1]).get("seq", 0)
         usage = Usage.from_dict(_value(results[2]).get("usage"))
         contexts: list[str] = []
@@ -242,6 +243,7 @@ class BlockStore:
     ) -> Plan[list[LogEntry]]:
         if head is None:
             (found,) = yield [GetOp(self._thread_ns(thread_id), "head")]
+            _check_thread_scope(_value(found), scope, thread_id)
             head = _value(found).get("seq", 0)
         entries = [
             LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
@@ -666,6 +668,13 @@ class BlockStore:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def _check_thread_scope(head: Mapping[str, Any], scope: Scope, thread_id: str) -> None:
+    """Refuse a second memory scope on a thread (see ScopeMismatchError)."""
+    bound_to = head.get("scope")
+    if bound_to is not None and bound_to != scope.key:
+        raise ScopeMismatchError(thread_id=thread_id, bound_to=bound_to, requested=scope.key)
 
 
 def _in_event_loop() -> bool:

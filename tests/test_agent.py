@@ -8,7 +8,7 @@ import re
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from sleepagent import ConfigurationError, MemoryBlock, SleepConfig
+from sleepagent import ConfigurationError, MemoryBlock, ScopeMismatchError, SleepConfig
 from sleepagent.blocks import DEFAULT_BLOCKS, RethinkEdit
 from sleepagent.staging import StagedMemory
 from sleepagent.testing import ai_tool_calls, tool_call
@@ -553,3 +553,15 @@ def test_a_closed_agent_refuses_calls_and_closing_twice_is_fine(make_agent):
     agent.close()
     with pytest.raises(ConfigurationError, match="closed"):
         agent.chat("hi", thread_id="t1")
+
+
+def test_a_thread_refuses_a_second_users_memory_scope(make_agent):
+    agent, chat, _ = make_agent(chat=["hi Ada"])
+    agent.chat("I'm vegetarian", thread_id="room", user_id="ada")
+    with pytest.raises(ScopeMismatchError, match="user:ada") as refused:
+        agent.chat("I live in Oslo", thread_id="room", user_id="bob")
+    assert (refused.value.bound_to, refused.value.requested) == ("user:ada", "user:bob")
+    assert len(chat.calls) == 1, "refused before any model call"
+    assert agent.positions()["room"].head == 2, "nothing of bob's was logged"
+    with pytest.raises(ScopeMismatchError):
+        agent.add_context("Oslo facts", thread_id="room", user_id="bob")

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
-from sleepagent import AsyncSleepTimeAgent, ConfigurationError, SleepConfig, SleepTimeAgent
+from sleepagent import (
+    AsyncSleepTimeAgent,
+    ConfigurationError,
+    ScopeMismatchError,
+    SleepConfig,
+    SleepTimeAgent,
+)
 from sleepagent.testing import (
     Ask,
     ManualScheduler,
@@ -167,18 +173,13 @@ async def test_asimulate_runs_the_same_scenario_on_an_async_agent():
     assert run.duration == 31.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: a thread's log has no author and its sleep run takes the last speaker's "
-    "scope, so one shared agent thread mixes people's memory; integrations use per_user_threads",
-)
-def test_one_agent_thread_shared_by_two_users_keeps_their_memory_apart(agent):
-    run = simulate(
-        agent,
-        [
-            Say("I'm vegetarian.", user="ada", thread="general"),
-            Say("I live in Oslo.", user="bob", thread="general"),
-            Wait(60),
-        ],
-    )
-    assert [v.value for v in run.timeline if v.scope == "user:bob"] == ["home: Oslo"]
+def test_one_agent_thread_refuses_a_second_users_memory_scope(agent):
+    with pytest.raises(ScopeMismatchError, match="user:ada"):
+        simulate(
+            agent,
+            [
+                Say("I'm vegetarian.", user="ada", thread="general"),
+                Say("I live in Oslo.", user="bob", thread="general"),
+            ],
+        )
+    assert agent.memory(thread_id="general", user_id="bob")["human"].value == ""
