@@ -1,4 +1,4 @@
-"""Command line: ``sleepagent demo``, ``sleepagent chat`` and ``sleepagent memory show``."""
+"""Command line: ``sleepagent demo``, ``chat``, ``memory show`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The benchmark has its own, larger argument parser.
+        from sleepagent.bench.__main__ import main as bench_main
+
+        return bench_main(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "demo":
         return _demo(args)
     if args.command == "chat":
@@ -37,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     demo = commands.add_parser("demo", help="run the offline, scripted demo")
+    commands.add_parser(
+        "bench", help="run the paper's experiments (options: sleepagent bench --help)"
+    )
     demo.add_argument("--db", help="SQLite file to keep (default: a temporary file)")
 
     chat = commands.add_parser(

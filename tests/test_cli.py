@@ -61,3 +61,10 @@ def test_memory_show_says_when_the_database_is_missing(tmp_path):
     shown = sleepagent("memory", "show", "--db", str(tmp_path / "none.db"), "--user", "x")
     assert shown.returncode == 1
     assert "no database" in shown.stderr
+
+
+def test_bench_is_a_subcommand_with_its_own_options():
+    shown = sleepagent("bench", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--dataset" in shown.stdout
+    assert "--concurrency" in shown.stdout

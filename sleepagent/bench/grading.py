@@ -1,0 +1,143 @@
+"""Grading: the final number of a model's answer against the gold number, exact match.
+
+Numbers are compared as :class:`~fractions.Fraction`, so ``18``, ``18.0``, ``$18``
+and ``36/2`` are all the same answer, and no float rounding ever decides a grade.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+__all__ = [
+    "extract_answer",
+    "format_number",
+    "gsm8k_gold",
+    "is_correct",
+    "parse_number",
+]
+
+# A number as models write it: optional sign and currency, thousands commas,
+# decimals, or a simple fraction.
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<sign>[-\u2212])?\$?\s?"
+    r"(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s?/\s?(?P<den>\d+(?:\.\d+)?))?"
+)
+_BOXED = re.compile(r"\\boxed\s*\{")
+_ANSWER_IS = re.compile(
+    r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*(?:\*\*)?\s*(?P<rest>[^\n]*)", re.IGNORECASE
+)
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The first number in ``text``, or ``None``.
+
+    Handles a leading ``-`` (or the Unicode minus sign), ``$``, thousands commas,
+    decimals and ``a/b`` fractions; a trailing period is punctuation, not a decimal point.
+    """
+    numbers = _numbers(text)
+    return numbers[0] if numbers else None
+
+
+def _numbers(text: str) -> list[Fraction]:
+    found: list[Fraction] = []
+    for match in _NUMBER.finditer(text.replace("\\!", "").replace("{,}", ",")):
+        value = Fraction(match.group("body").replace(",", ""))
+        den = match.group("den")
+        if den is not None:
+            divisor = Fraction(den)
+            if divisor == 0:
+                continue
+            value /= divisor
+        if match.group("sign"):
+            value = -value
+        found.append(value)
+    return found
+
+
+def _boxed_contents(text: str) -> list[str]:
+    r"""The contents of every ``\boxed{...}``, braces balanced, in order."""
+    contents: list[str] = []
+    for match in _BOXED.finditer(text):
+        depth, start = 1, match.end()
+        for index in range(start, len(text)):
+            if text[index] == "{":
+                depth += 1
+            elif text[index] == "}":
+                depth -= 1
+                if depth == 0:
+                    contents.append(text[start:index])
+                    break
+    return contents
+
+
+def _latex_fractions(text: str) -> str:
+    # \frac{a}{b} and \dfrac{a}{b} become a/b, which the number pattern reads.
+    return re.sub(r"\\d?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2", text)
+
+
+def extract_answer(text: str) -> Fraction | None:
+    r"""The final numeric answer in a model's reply, or ``None`` when it has none.
+
+    In order of precedence: the last ``\boxed{}``; else the last "the answer
+    is ..." phrase (its first number); else the last number in the text.
+    """
+    boxed = _boxed_contents(text)
+    if boxed:
+        numbers = _numbers(_latex_fractions(boxed[-1]))
+        if numbers:
+            return numbers[-1]
+    phrases = list(_ANSWER_IS.finditer(text))
+    for phrase in reversed(phrases):
+        number = parse_number(_latex_fractions(phrase.group("rest")))
+        if number is not None:
+            return number
+    numbers = _numbers(_latex_fractions(text))
+    return numbers[-1] if numbers else None
+
+
+def gsm8k_gold(answer: str) -> Fraction:
+    """The gold number of a GSM8K-style answer (reasoning, then ``#### n``).
+
+    Raises:
+        ValueError: When there is no ``####`` or no number after it.
+
+    """
+    _, marker, tail = answer.rpartition("####")
+    if not marker:
+        raise ValueError(f"no '#### <number>' in the answer: {answer[-80:]!r}")
+    number = parse_number(tail)
+    if number is None:
+        raise ValueError(f"no number after '####' in the answer: {tail.strip()[:80]!r}")
+    return number
+
+
+def is_correct(prediction: Fraction | None, gold: Fraction) -> bool:
+    """Exact match; no answer is wrong."""
+    return prediction is not None and prediction == gold
+
+
+def format_number(value: Fraction) -> str:
+    """``value`` as text that :func:`parse_number` reads back exactly.
+
+    Whole numbers print as integers, terminating decimals as decimals, anything
+    else as ``a/b``.
+    """
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    scaled = abs(value) * 10**places
+    digits = str(scaled.numerator).rjust(places + 1, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}"

@@ -1,0 +1,130 @@
+"""PNG plots of a :class:`~sleepagent.bench.summary.Summary`, with matplotlib.
+
+Figures are drawn on the Agg canvas directly (no pyplot, no global backend
+switch), so plotting works headless and from any thread.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sleepagent.bench.summary import Summary
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PLOT_FILES", "write_plots"]
+
+PLOT_FILES = ("pareto.png", "cost.png", "predictability.png")
+"""The files :func:`write_plots` writes."""
+
+
+def _figure() -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=110)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _pareto(summary: Summary) -> Figure:
+    figure = _figure()
+    axes = figure.add_subplot()
+    points: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for row in summary.rows:
+        points[row.condition].append((row.test_completion, row.accuracy, row.budget))
+    for condition, found in sorted(points.items()):
+        found.sort()
+        axes.plot(
+            [x for x, _, _ in found], [100 * y for _, y, _ in found], marker="o", label=condition
+        )
+    axes.set_xlabel("average test-time completion tokens per question")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title("Accuracy vs test-time tokens (one point per budget)")
+    axes.set_ylim(-2, 102)
+    axes.grid(alpha=0.3)
+    if points:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def _cost(summary: Summary) -> Figure:
+    figure = _figure()
+    axes = figure.add_subplot()
+    paper = [item for item in summary.break_even if not item.all_tokens]
+    top = max([10.0, *(2 * item.queries for item in paper if item.queries is not None)])
+    queries = [1 + i * (top - 1) / 99 for i in range(100)]
+    for index, item in enumerate(paper):
+        # One colour per budget, shared by its sleep-time curve and test-time line.
+        color = f"C{index % 10}"
+        axes.plot(
+            queries,
+            [summary.t * item.sleep_time + item.sleep_per_context / n for n in queries],
+            color=color,
+            label=f"sleep-time {item.budget}",
+        )
+        axes.axhline(
+            summary.t * item.test_time,
+            color=color,
+            linestyle="--",
+            label=f"test-time only {item.budget}",
+        )
+    measured = [(m.queries, m.sleep_cost) for m in summary.multi_query]
+    if measured:
+        axes.scatter(
+            [n for n, _ in measured],
+            [c for _, c in measured],
+            color="black",
+            zorder=3,
+            s=14,
+            label="measured (multi-query)",
+        )
+    axes.set_xlabel("queries per context")
+    axes.set_ylabel(f"cost per query (sleep-time tokens, t = {summary.t:g})")
+    axes.set_title("Cost per query vs queries per context (completion tokens)")
+    axes.grid(alpha=0.3)
+    if paper or measured:
+        axes.legend(fontsize="x-small", ncol=2)
+    figure.tight_layout()
+    return figure
+
+
+def _predictability(summary: Summary) -> Figure:
+    figure = _figure()
+    axes = figure.add_subplot()
+    rows = summary.predictability
+    xs = [row.quintile for row in rows]
+    axes.bar([x - 0.2 for x in xs], [100 * r.sleep_accuracy for r in rows], 0.4, label="sleep-time")
+    axes.bar(
+        [x + 0.2 for x in xs],
+        [100 * (r.test_accuracy or 0.0) for r in rows],
+        0.4,
+        label="test-time only",
+    )
+    axes.set_xticks(range(1, 6))
+    axes.set_xlabel("predictability quintile (1 = least predictable question)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title("Accuracy by how well the sleep-time agent anticipated the question")
+    axes.set_ylim(0, 105)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def write_plots(summary: Summary, folder: Path) -> list[Path]:
+    """Write :data:`PLOT_FILES` into ``folder``.
+
+    Returns:
+        The paths written.
+
+    """
+    written = []
+    for name, draw in zip(PLOT_FILES, (_pareto, _cost, _predictability), strict=True):
+        path = Path(folder) / name
+        draw(summary).savefig(path)
+        written.append(path)
+    return written

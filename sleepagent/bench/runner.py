@@ -1,0 +1,580 @@
+"""The experiment: answer questions about contexts under each condition and budget.
+
+Everything goes through the library's public API: a :class:`~sleepagent.SleepTimeAgent`
+in memory (``db=None``) without idle timer (``scheduler=None``), one fresh thread per
+unit of work. Two kinds of unit, each one line of ``results.jsonl`` when finished:
+
+- a **sleep** unit runs sleep-time compute on a context (``add_context``) and records
+  the learned context ``c'`` and the sleep-time token usage;
+- an **answer** unit answers one question under one condition and budget, and records
+  the reply, the grade and the test-time token usage.
+
+A sleep-time answer is given by a fresh agent whose ``learned_context`` block starts as
+the recorded ``c'`` (the k recorded ``c'`` concatenated, for the scaled condition), so
+one sleep run serves every budget and question about its context, and a re-run that
+finds the sleep line does not repeat the sleep run. Keys of finished lines are skipped
+on a re-run; failed units are logged to ``errors.jsonl`` and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+
+from sleepagent.agent import SleepTimeAgent
+from sleepagent.bench import prompts
+from sleepagent.bench.datasets import Example
+from sleepagent.bench.grading import extract_answer, format_number, is_correct
+from sleepagent.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
+from sleepagent.config import SleepConfig
+from sleepagent.errors import ConfigurationError, ModelCallError
+from sleepagent.models import ModelLike, ModelOptions, resolve_model
+from sleepagent.usage import Usage
+
+__all__ = [
+    "Budget",
+    "Condition",
+    "Kind",
+    "RunOutcome",
+    "RunSpec",
+    "Runner",
+    "answer_key",
+    "parse_conditions",
+    "read_results",
+    "sleep_key",
+]
+
+logger = logging.getLogger(__name__)
+
+LEARNED = "learned_context"
+"""The block the sleep-time agent writes ``c'`` to."""
+
+
+class Kind(Enum):
+    """What the model sees at test time."""
+
+    TEST_TIME = "test_time"
+    """Context and question together in the user message; nothing learned."""
+    SLEEP_TIME = "sleep_time"
+    """The question only; the learned context (and optionally the raw one) in memory."""
+    CONTEXT_ONLY = "context_only"
+    """The context only; the model must guess the question and answer it."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One experimental condition.
+
+    Attributes:
+        kind: What the model sees at test time.
+        k: Sleep-time runs whose learned contexts are concatenated (sleep-time only).
+        raw: Also show the raw context at test time (``SleepConfig.show_raw_context``).
+
+    """
+
+    kind: Kind
+    k: int = 1
+    raw: bool = False
+
+    @property
+    def name(self) -> str:
+        """The name used in keys, tables and on the command line."""
+        if self.kind is not Kind.SLEEP_TIME:
+            return str(self.kind.value)
+        return "sleep_time" + (f"_k{self.k}" if self.k > 1 else "") + ("_raw" if self.raw else "")
+
+    @property
+    def multi_query(self) -> bool:
+        """Whether this condition answers every question of a context (not only the first)."""
+        return self.kind is Kind.TEST_TIME or (self.kind is Kind.SLEEP_TIME and self == SLEEP)
+
+
+SLEEP = Condition(Kind.SLEEP_TIME)
+DEFAULT_CONDITIONS = (
+    Condition(Kind.TEST_TIME),
+    SLEEP,
+    Condition(Kind.SLEEP_TIME, raw=True),
+    Condition(Kind.SLEEP_TIME, k=2),
+    Condition(Kind.SLEEP_TIME, k=5),
+    Condition(Kind.CONTEXT_ONLY),
+)
+
+
+def parse_conditions(text: str) -> tuple[Condition, ...]:
+    """Conditions from a comma-separated list of names, such as ``test_time,sleep_time_k5``.
+
+    Raises:
+        ConfigurationError: For a name that is not a condition.
+
+    """
+    found: list[Condition] = []
+    for raw_name in text.split(","):
+        name = raw_name.strip()
+        if name in ("test_time", "context_only"):
+            found.append(Condition(Kind(name)))
+            continue
+        rest = name.removeprefix("sleep_time")
+        if rest == name:
+            raise ConfigurationError(
+                f"unknown condition {name!r}: use test_time, context_only, sleep_time, "
+                "sleep_time_raw, or sleep_time_k<K>[_raw]"
+            )
+        raw = rest.endswith("_raw")
+        rest = rest.removesuffix("_raw")
+        k = int(rest.removeprefix("_k")) if rest.startswith("_k") and rest[2:].isdigit() else None
+        if (rest and k is None) or (k is not None and k < 1):
+            raise ConfigurationError(f"unknown condition {name!r}: k must be a positive integer")
+        found.append(Condition(Kind.SLEEP_TIME, k=k or 1, raw=raw))
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One test-time budget: a verbosity prompt, and a reasoning effort where the model has it.
+
+    Attributes:
+        verbosity: Index into :data:`~sleepagent.bench.prompts.VERBOSITY_PROMPTS` (0-4).
+        effort: ``reasoning_effort`` for reasoning models, or ``None``.
+
+    """
+
+    verbosity: int
+    effort: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.verbosity < len(prompts.VERBOSITY_PROMPTS):
+            raise ConfigurationError(
+                f"verbosity must be 0-{len(prompts.VERBOSITY_PROMPTS) - 1}, got {self.verbosity}"
+            )
+
+    @property
+    def name(self) -> str:
+        """``v<verbosity>``, with ``-<effort>`` when an effort is set."""
+        return f"v{self.verbosity}" + (f"-{self.effort}" if self.effort else "")
+
+    @property
+    def system_prompt(self) -> str:
+        """The bot instructions that set this budget."""
+        return f"{prompts.VERBOSITY_PROMPTS[self.verbosity]} {prompts.ANSWER_FORMAT}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """What to run.
+
+    Attributes:
+        examples: Contexts and their questions.
+        conditions: Conditions to run.
+        budgets: Test-time budgets to run each condition at.
+        queries: Questions answered per context (multi-query: up to this many, for
+            test-time-only and plain sleep-time; other conditions answer the first).
+        concurrency: Units of work in flight at once.
+        retries: Retries of a unit that hit a rate limit, after the client's own.
+        backoff_seconds: Wait before the first such retry; doubles each time.
+
+    """
+
+    examples: Sequence[Example]
+    conditions: Sequence[Condition] = DEFAULT_CONDITIONS
+    budgets: Sequence[Budget] = tuple(Budget(v) for v in range(5))
+    queries: int = 1
+    concurrency: int = 4
+    retries: int = 5
+    backoff_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.queries < 1 or self.concurrency < 1 or self.retries < 0:
+            raise ConfigurationError("queries and concurrency must be >= 1, retries >= 0")
+        ids = [example.id for example in self.examples]
+        if len(set(ids)) != len(ids):
+            raise ConfigurationError("example ids must be unique: they key the results")
+
+    @property
+    def max_k(self) -> int:
+        """Sleep runs needed per context."""
+        ks = [c.k for c in self.conditions if c.kind is Kind.SLEEP_TIME]
+        return max(ks, default=0)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did.
+
+    Attributes:
+        done: Units finished by this run.
+        skipped: Units already in ``results.jsonl``.
+        failed: Units that failed (see ``errors.jsonl``); a re-run retries them.
+
+    """
+
+    done: int
+    skipped: int
+    failed: int
+
+
+def sleep_key(example_id: str, rep: int) -> str:
+    """Key of the sleep unit ``rep`` of a context."""
+    return f"sleep|{example_id}|r{rep}"
+
+
+def answer_key(example_id: str, condition: str, budget: str, question: int) -> str:
+    """Key of the answer unit of one question, condition and budget."""
+    return f"answer|{example_id}|{condition}|{budget}|q{question}"
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``results.jsonl``; a line cut short by a crash is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("ignoring an unfinished line in %s", path)
+    return records
+
+
+class _Progress(Protocol):
+    def update(self, n: int = 1) -> object: ...
+    def close(self) -> None: ...
+
+
+class _StderrProgress:
+    """A one-line progress report, when tqdm is not installed."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count = total, 0
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        sys.stderr.write(f"\rsleepagent bench: {self.count}/{self.total} units")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        """Ignore progress."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _progress(total: int, enabled: bool) -> _Progress:
+    if not enabled:
+        return _Silent()
+    try:
+        # tqdm ships no types; it is optional (the 'bench' extra).
+        from tqdm import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return _StderrProgress(total)
+    bar: _Progress = tqdm(total=total, file=sys.stderr, unit="unit", desc="sleepagent bench")
+    return bar
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return usage.to_dict()
+
+
+def _rate_limited(error: BaseException) -> bool:
+    from openai import RateLimitError
+
+    cause = error.cause if isinstance(error, ModelCallError) else error
+    return isinstance(cause, RateLimitError)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    key: str
+    work: Callable[[], dict[str, Any]]
+    needs: tuple[str, ...] = field(default=())
+
+
+class Runner:
+    """Runs a :class:`RunSpec` into a run folder, resumably.
+
+    Args:
+        model: The test-time model, or a spec such as ``"openai:gpt-4o-mini"``.
+        out: The run folder; ``results.jsonl`` there is appended to.
+        sleep_model: The sleep-time model; defaults to ``model``.
+        model_options: Options for a spec string ``model`` (server, timeout, retries).
+        sleep_model_options: The same for the sleep-time model.
+        progress: Show a progress bar on stderr.
+        wait: How to wait before retrying after a rate limit (tests pass a recorder).
+
+    """
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        out: Path,
+        sleep_model: ModelLike | None = None,
+        model_options: ModelOptions | None = None,
+        sleep_model_options: ModelOptions | None = None,
+        progress: bool = True,
+        wait: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._model = model
+        self._options = model_options
+        self._sleeper = resolve_model(
+            model if sleep_model is None else sleep_model, sleep_model_options or model_options
+        )
+        self._chat_models: dict[str | None, BaseChatModel] = {}
+        self._models_lock = threading.Lock()
+        self.out = Path(out)
+        self.results_path = self.out / "results.jsonl"
+        self.errors_path = self.out / "errors.jsonl"
+        self._progress = progress
+        self._wait = wait
+        self._write_lock = threading.Lock()
+
+    # --- models ----------------------------------------------------------------
+
+    def _chat_model(self, effort: str | None) -> BaseChatModel:
+        with self._models_lock:
+            if effort not in self._chat_models:
+                self._chat_models[effort] = self._with_effort(effort)
+            return self._chat_models[effort]
+
+    def _with_effort(self, effort: str | None) -> BaseChatModel:
+        if effort is None:
+            return resolve_model(self._model, self._options)
+        if isinstance(self._model, str):
+            options = dataclasses.replace(self._options or ModelOptions(), reasoning_effort=effort)
+            return resolve_model(self._model, options)
+        if "reasoning_effort" in type(self._model).model_fields:
+            return self._model.model_copy(update={"reasoning_effort": effort})
+        raise ConfigurationError(
+            f"{type(self._model).__name__} has no reasoning_effort; "
+            "use verbosity budgets only for this model"
+        )
+
+    # --- units -----------------------------------------------------------------
+
+    def _sleep(self, example: Example, rep: int) -> dict[str, Any]:
+        thread = f"bench-sleep-{example.id}-r{rep}"
+        started = time.perf_counter()
+        with SleepTimeAgent(
+            self._sleeper, sleep_model=self._sleeper, db=None, scheduler=None
+        ) as agent:
+            result = agent.add_context(example.context, thread_id=thread)
+            learned = agent.memory(thread_id=thread)[LEARNED].value
+        return {
+            "kind": "sleep",
+            "key": sleep_key(example.id, rep),
+            "example": example.id,
+            "rep": rep,
+            "context": example.context,
+            "learned_context": learned,
+            "sleep_usage": _usage(result.usage),
+            "wall_s": round(time.perf_counter() - started, 4),
+        }
+
+    def _answer(
+        self,
+        example: Example,
+        condition: Condition,
+        budget: Budget,
+        index: int,
+        learned: Sequence[str],
+    ) -> dict[str, Any]:
+        question = example.questions[index]
+        thread = f"bench-{condition.name}-{budget.name}-{example.id}-q{index}"
+        blocks: tuple[MemoryBlock, ...] = DEFAULT_BLOCKS
+        if condition.kind is Kind.SLEEP_TIME:
+            value = _concatenate(learned)
+            blocks = tuple(
+                dataclasses.replace(b, value=value, limit=max(DEFAULT_LIMIT, len(value)))
+                if b.label == LEARNED
+                else b
+                for b in DEFAULT_BLOCKS
+            )
+        config = SleepConfig(
+            blocks=blocks, system_prompt=budget.system_prompt, show_raw_context=condition.raw
+        )
+        if condition.kind is Kind.TEST_TIME:
+            message = prompts.TEST_TIME_MESSAGE.format(
+                context=example.context, question=question.text
+            )
+        elif condition.kind is Kind.CONTEXT_ONLY:
+            message = prompts.CONTEXT_ONLY_MESSAGE.format(context=example.context)
+        else:
+            message = question.text
+        model = self._chat_model(budget.effort)
+        with SleepTimeAgent(model, config=config, db=None, scheduler=None) as agent:
+            if condition.raw:
+                # The raw context reaches the prompt the way add_context leaves it, but
+                # without a second sleep run: the learned context is already seeded.
+                scope = agent.scope(thread_id=thread)
+                agent.blocks.append(
+                    scope,
+                    thread,
+                    [("context", example.context, None)],
+                    at="1970-01-01T00:00:00+00:00",
+                    context_text=example.context,
+                )
+            started = time.perf_counter()
+            reply = agent.chat(message, thread_id=thread)
+            wall = time.perf_counter() - started
+        predicted = extract_answer(reply.reply)
+        return {
+            "kind": "answer",
+            "key": answer_key(example.id, condition.name, budget.name, index),
+            "example": example.id,
+            "condition": condition.name,
+            "condition_kind": condition.kind.value,
+            "k": condition.k if condition.kind is Kind.SLEEP_TIME else 0,
+            "raw": condition.raw,
+            "budget": budget.name,
+            "verbosity": budget.verbosity,
+            "effort": budget.effort,
+            "question_index": index,
+            "question": question.text,
+            "gold": format_number(question.answer),
+            "reply": reply.reply,
+            "predicted": format_number(predicted) if predicted is not None else None,
+            "correct": is_correct(predicted, question.answer),
+            "test_usage": _usage(reply.usage),
+            "sleep_keys": [sleep_key(example.id, r) for r in range(len(learned))],
+            "wall_s": round(wall, 4),
+        }
+
+    def _units(self, spec: RunSpec, learned: dict[str, str]) -> Iterator[_Unit]:
+        """Every unit of the spec, sleep units first; answers name the sleep units they need."""
+        for example in spec.examples:
+            for rep in range(spec.max_k):
+                yield _Unit(sleep_key(example.id, rep), _bind(self._sleep, example, rep))
+        for example in spec.examples:
+            for condition in spec.conditions:
+                count = min(spec.queries, len(example.questions)) if condition.multi_query else 1
+                needs = tuple(
+                    sleep_key(example.id, rep)
+                    for rep in range(condition.k if condition.kind is Kind.SLEEP_TIME else 0)
+                )
+                for budget in spec.budgets:
+                    for index in range(count):
+                        key = answer_key(example.id, condition.name, budget.name, index)
+                        work = _bind_answer(
+                            self._answer, example, condition, budget, index, needs, learned
+                        )
+                        yield _Unit(key, work, needs)
+
+    # --- running ---------------------------------------------------------------
+
+    def run(self, spec: RunSpec) -> RunOutcome:
+        """Run every unit not yet in ``results.jsonl``; sleep units first.
+
+        Returns:
+            Counts of units done, skipped and failed.
+
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        records = read_results(self.results_path)
+        finished = {record["key"] for record in records}
+        learned = {r["key"]: r["learned_context"] for r in records if r.get("kind") == "sleep"}
+        units = list(self._units(spec, learned))
+        todo = [unit for unit in units if unit.key not in finished]
+        skipped = len(units) - len(todo)
+        bar = _progress(len(todo), self._progress and bool(todo))
+        done = failed = 0
+        try:
+            with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
+                # Two waves: answers that need a sleep unit wait for the first wave.
+                first = [u for u in todo if not (set(u.needs) - learned.keys())]
+                later = [u for u in todo if u not in first]
+                for wave in (first, later):
+                    ready = [u for u in wave if not (set(u.needs) - learned.keys())]
+                    blocked = len(wave) - len(ready)
+                    if blocked:
+                        logger.warning("%d units skipped: a sleep unit they need failed", blocked)
+                        failed += blocked
+                        bar.update(blocked)
+                    futures = {pool.submit(self._retrying, u, spec): u for u in ready}
+                    for future in as_completed(futures):
+                        ok = self._finish(futures[future], future, learned)
+                        done, failed = done + ok, failed + (not ok)
+                        bar.update()
+        finally:
+            bar.close()
+        return RunOutcome(done=done, skipped=skipped, failed=failed)
+
+    def _retrying(self, unit: _Unit, spec: RunSpec) -> dict[str, Any]:
+        for attempt in range(spec.retries + 1):
+            try:
+                return unit.work()
+            except ModelCallError as error:
+                if not _rate_limited(error) or attempt == spec.retries:
+                    raise
+                delay = spec.backoff_seconds * 2**attempt
+                logger.info("rate limited on %s; retrying in %.1f s", unit.key, delay)
+                self._wait(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _finish(self, unit: _Unit, future: Future[dict[str, Any]], learned: dict[str, str]) -> bool:
+        error = future.exception()
+        if error is not None:
+            logger.error("unit %s failed: %s", unit.key, error)
+            self._append(
+                self.errors_path,
+                {"key": unit.key, "error": f"{type(error).__name__}: {error}", "at": time.time()},
+            )
+            return False
+        record = future.result()
+        if record["kind"] == "sleep":
+            learned[record["key"]] = record["learned_context"]
+        self._append(self.results_path, record)
+        return True
+
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
+        # One writer at a time, one whole line per record, flushed before the next
+        # unit counts as done: a crash loses at most the unit in flight.
+        with self._write_lock, path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            file.flush()
+
+
+def _concatenate(learned: Sequence[str]) -> str:
+    if len(learned) == 1:
+        return learned[0]
+    return "\n\n".join(
+        f"{prompts.LEARNED_CONTEXT_RUN_HEADER.format(index=i, k=len(learned))}\n{text}"
+        for i, text in enumerate(learned, start=1)
+    )
+
+
+def _bind(
+    work: Callable[[Example, int], dict[str, Any]], example: Example, rep: int
+) -> Callable[[], dict[str, Any]]:
+    return lambda: work(example, rep)
+
+
+def _bind_answer(
+    work: Callable[[Example, Condition, Budget, int, Sequence[str]], dict[str, Any]],
+    example: Example,
+    condition: Condition,
+    budget: Budget,
+    index: int,
+    needs: Iterable[str],
+    learned: dict[str, str],
+) -> Callable[[], dict[str, Any]]:
+    # The learned contexts are looked up when the unit runs, after its sleep units.
+    keys = tuple(needs)
+    return lambda: work(example, condition, budget, index, [learned[key] for key in keys])

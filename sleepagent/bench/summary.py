@@ -1,0 +1,489 @@
+"""Tables from ``results.jsonl`` alone, by pure functions, so a test can recompute them.
+
+Cost model (the paper's, with ``t`` a parameter): a test-time token costs ``t``
+sleep-time tokens. With ``N`` queries sharing one context, a sleep-time query costs
+``t * c_test + S / N`` where ``c_test`` is its test-time tokens and ``S`` the sleep
+run's tokens; a test-time-only query costs ``t * c_tt``. Sleep-time compute pays off
+from ``N* = S / (t * (c_tt - c_test))`` queries per context. The paper counts generated
+(completion) tokens only; the tables also give the figure with prompt tokens counted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+__all__ = [
+    "BreakEven",
+    "ConditionRow",
+    "MultiQueryRow",
+    "PredictabilityRow",
+    "Summary",
+    "anticipated_questions",
+    "break_even",
+    "jaccard",
+    "render_markdown",
+    "summarize",
+]
+
+MULTI_QUERY_N = (1, 2, 5, 10)
+"""Queries per context reported in the multi-query table."""
+
+QUINTILES = 5
+
+Record = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """One condition at one budget, averaged over its answers.
+
+    Attributes:
+        condition: Condition name.
+        budget: Budget name.
+        n: Answers.
+        correct: Correct answers.
+        test_prompt: Mean test-time prompt tokens per answer.
+        test_completion: Mean test-time completion tokens per answer.
+        sleep_prompt: Mean sleep-time prompt tokens per context (all k runs).
+        sleep_completion: Mean sleep-time completion tokens per context (all k runs).
+        wall_s: Mean test-time wall time per answer, seconds.
+
+    """
+
+    condition: str
+    budget: str
+    n: int
+    correct: int
+    test_prompt: float
+    test_completion: float
+    sleep_prompt: float
+    sleep_completion: float
+    wall_s: float
+
+    @property
+    def accuracy(self) -> float:
+        """Correct answers over answers."""
+        return self.correct / self.n if self.n else 0.0
+
+    def cost_per_query(self, t: float, queries: int = 1) -> float:
+        """Completion-token cost of one query when ``queries`` share the sleep run."""
+        return t * self.test_completion + self.sleep_completion / queries
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Sleep-time (k = 1) against test-time only, at one budget.
+
+    Attributes:
+        budget: Budget name.
+        test_time: Mean test-time tokens of a test-time-only answer.
+        sleep_time: Mean test-time tokens of a sleep-time answer.
+        sleep_per_context: Mean sleep-time tokens per context.
+        queries: Queries per context from which sleep-time is cheaper; ``None`` when
+            a sleep-time answer needs no fewer test-time tokens (it never pays off).
+        all_tokens: Whether prompt tokens are counted too.
+
+    """
+
+    budget: str
+    test_time: float
+    sleep_time: float
+    sleep_per_context: float
+    queries: float | None
+    all_tokens: bool
+
+
+@dataclass(frozen=True)
+class MultiQueryRow:
+    """N questions sharing one sleep run, at one budget.
+
+    Attributes:
+        budget: Budget name.
+        queries: N.
+        contexts: Contexts with N sleep-time answers.
+        sleep_accuracy: Accuracy of those sleep-time answers.
+        test_accuracy: Accuracy of test-time-only on the same questions (``None`` if absent).
+        sleep_cost: Cost per query, completion tokens, the sleep run shared by N.
+        test_cost: Cost per query of test-time only (``None`` if absent).
+
+    """
+
+    budget: str
+    queries: int
+    contexts: int
+    sleep_accuracy: float
+    test_accuracy: float | None
+    sleep_cost: float
+    test_cost: float | None
+
+
+@dataclass(frozen=True)
+class PredictabilityRow:
+    """One predictability quintile (1 = least predictable), over every budget.
+
+    Attributes:
+        quintile: 1-5.
+        questions: Questions in the bin.
+        low: Lowest score in the bin.
+        high: Highest score in the bin.
+        sleep_accuracy: Sleep-time (k = 1) accuracy.
+        test_accuracy: Test-time-only accuracy on the same questions, or ``None``.
+
+    """
+
+    quintile: int
+    questions: int
+    low: float
+    high: float
+    sleep_accuracy: float
+    test_accuracy: float | None
+
+    @property
+    def gain(self) -> float | None:
+        """Sleep-time minus test-time-only accuracy."""
+        return None if self.test_accuracy is None else self.sleep_accuracy - self.test_accuracy
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything ``summary.md`` and the plots show."""
+
+    t: float
+    rows: tuple[ConditionRow, ...]
+    break_even: tuple[BreakEven, ...]
+    multi_query: tuple[MultiQueryRow, ...]
+    predictability: tuple[PredictabilityRow, ...]
+    answers: int
+    sleep_runs: int
+
+
+def _mean(values: Iterable[float]) -> float:
+    found = list(values)
+    return fmean(found) if found else 0.0
+
+
+def _sleep_tokens(record: Record, sleeps: Mapping[str, Record], field: str) -> int:
+    return sum(int(sleeps[key]["sleep_usage"][field]) for key in record.get("sleep_keys", ()))
+
+
+def _budget_order(name: str) -> tuple[int, str]:
+    digits = re.match(r"v(\d+)", name)
+    return (int(digits.group(1)) if digits else 0, name)
+
+
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "and",
+        "in",
+        "on",
+        "is",
+        "are",
+        "do",
+        "does",
+        "did",
+        "how",
+        "many",
+        "much",
+        "what",
+    ]
+)
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS)
+
+
+def jaccard(left: str, right: str) -> float:
+    """Token-set Jaccard similarity of two texts (lower case, common words dropped)."""
+    a, b = _tokens(left), _tokens(right)
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def anticipated_questions(learned_context: str) -> list[str]:
+    """The questions a learned context anticipates: each question-marked sentence in it."""
+    found: list[str] = []
+    for line in learned_context.splitlines():
+        body = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)]|Q\d*:)\s*", "", line)
+        found.extend(part.strip() + "?" for part in body.split("?")[:-1] if part.strip())
+    return found
+
+
+def predictability(learned_context: str, question: str) -> float:
+    """How well the sleep-time agent foresaw ``question``: best Jaccard over its anticipations."""
+    return max((jaccard(q, question) for q in anticipated_questions(learned_context)), default=0.0)
+
+
+def break_even(
+    test_time: float, sleep_time: float, sleep_per_context: float, t: float
+) -> float | None:
+    """Queries per context from which sleep-time compute costs less per query."""
+    saving = t * (test_time - sleep_time)
+    return sleep_per_context / saving if saving > 0 else None
+
+
+def summarize(records: Sequence[Record], *, t: float = 10.0) -> Summary:
+    """Every table of the summary, from the records of ``results.jsonl``.
+
+    Args:
+        records: Sleep and answer records.
+        t: Price of a test-time token in sleep-time tokens.
+
+    """
+    sleeps = {r["key"]: r for r in records if r.get("kind") == "sleep"}
+    answers = [r for r in records if r.get("kind") == "answer"]
+    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for answer in answers:
+        groups[answer["condition"], answer["budget"]].append(answer)
+    rows = tuple(
+        ConditionRow(
+            condition=condition,
+            budget=budget,
+            n=len(group),
+            correct=sum(bool(r["correct"]) for r in group),
+            test_prompt=_mean(r["test_usage"]["input_tokens"] for r in group),
+            test_completion=_mean(r["test_usage"]["output_tokens"] for r in group),
+            sleep_prompt=_mean(_sleep_tokens(r, sleeps, "input_tokens") for r in group),
+            sleep_completion=_mean(_sleep_tokens(r, sleeps, "output_tokens") for r in group),
+            wall_s=_mean(r["wall_s"] for r in group),
+        )
+        for (condition, budget), group in sorted(
+            groups.items(), key=lambda item: (item[0][0], _budget_order(item[0][1]))
+        )
+    )
+    return Summary(
+        t=t,
+        rows=rows,
+        break_even=_break_evens(groups, sleeps, t),
+        multi_query=_multi_query(groups, sleeps, t),
+        predictability=_predictability(answers, sleeps),
+        answers=len(answers),
+        sleep_runs=len(sleeps),
+    )
+
+
+def _break_evens(
+    groups: Mapping[tuple[str, str], list[Record]], sleeps: Mapping[str, Record], t: float
+) -> tuple[BreakEven, ...]:
+    found: list[BreakEven] = []
+    budgets = sorted({b for (c, b) in groups if c == "sleep_time"}, key=_budget_order)
+    for budget in budgets:
+        tests, sleepers = groups.get(("test_time", budget)), groups[("sleep_time", budget)]
+        if not tests:
+            continue
+        for all_tokens in (False, True):
+
+            def tokens(record: Record, all_tokens: bool = all_tokens) -> int:
+                usage = record["test_usage"]
+                return int(usage["output_tokens"]) + (
+                    int(usage["input_tokens"]) if all_tokens else 0
+                )
+
+            per_context = {
+                r["example"]: _sleep_tokens(r, sleeps, "output_tokens")
+                + (_sleep_tokens(r, sleeps, "input_tokens") if all_tokens else 0)
+                for r in sleepers
+            }
+            tt, st = _mean(map(tokens, tests)), _mean(map(tokens, sleepers))
+            sleep_cost = _mean(per_context.values())
+            found.append(
+                BreakEven(budget, tt, st, sleep_cost, break_even(tt, st, sleep_cost, t), all_tokens)
+            )
+    return tuple(found)
+
+
+def _multi_query(
+    groups: Mapping[tuple[str, str], list[Record]], sleeps: Mapping[str, Record], t: float
+) -> tuple[MultiQueryRow, ...]:
+    found: list[MultiQueryRow] = []
+    budgets = sorted({b for (c, b) in groups if c == "sleep_time"}, key=_budget_order)
+    for budget in budgets:
+        by_example: dict[str, dict[int, Record]] = defaultdict(dict)
+        for r in groups[("sleep_time", budget)]:
+            by_example[r["example"]][r["question_index"]] = r
+        tests = {
+            (r["example"], r["question_index"]): r for r in groups.get(("test_time", budget), [])
+        }
+        for n in MULTI_QUERY_N:
+            chosen = [
+                (example, [answers[i] for i in range(n)])
+                for example, answers in sorted(by_example.items())
+                if all(i in answers for i in range(n))
+            ]
+            if not chosen or (n > 1 and not any(len(by_example[e]) > 1 for e in by_example)):
+                continue
+            picked = [r for _, rs in chosen for r in rs]
+            sleep_per_context = _mean(
+                _sleep_tokens(rs[0], sleeps, "output_tokens") for _, rs in chosen
+            )
+            paired = [
+                tests[(r["example"], r["question_index"])]
+                for r in picked
+                if (r["example"], r["question_index"]) in tests
+            ]
+            found.append(
+                MultiQueryRow(
+                    budget=budget,
+                    queries=n,
+                    contexts=len(chosen),
+                    sleep_accuracy=_mean(float(r["correct"]) for r in picked),
+                    test_accuracy=_mean(float(r["correct"]) for r in paired) if paired else None,
+                    sleep_cost=t * _mean(r["test_usage"]["output_tokens"] for r in picked)
+                    + sleep_per_context / n,
+                    test_cost=t * _mean(r["test_usage"]["output_tokens"] for r in paired)
+                    if paired
+                    else None,
+                )
+            )
+    return tuple(found)
+
+
+def _predictability(
+    answers: Sequence[Record], sleeps: Mapping[str, Record]
+) -> tuple[PredictabilityRow, ...]:
+    scores: dict[tuple[str, int], float] = {}
+    for r in answers:
+        key = (r["example"], r["question_index"])
+        first = sleeps.get(f"sleep|{r['example']}|r0")
+        if r["condition"] == "sleep_time" and first is not None and key not in scores:
+            scores[key] = predictability(first["learned_context"], r["question"])
+    if not scores:
+        return ()
+    ranked = sorted(scores, key=lambda key: (scores[key], key))
+    bins = {key: rank * QUINTILES // len(ranked) + 1 for rank, key in enumerate(ranked)}
+    found: list[PredictabilityRow] = []
+    for quintile in range(1, QUINTILES + 1):
+        members = {key for key, b in bins.items() if b == quintile}
+        if not members:
+            continue
+
+        def accuracy(condition: str, members: set[tuple[str, int]] = members) -> float | None:
+            picked = [
+                float(r["correct"])
+                for r in answers
+                if r["condition"] == condition and (r["example"], r["question_index"]) in members
+            ]
+            return _mean(picked) if picked else None
+
+        values = [scores[key] for key in members]
+        found.append(
+            PredictabilityRow(
+                quintile=quintile,
+                questions=len(members),
+                low=min(values),
+                high=max(values),
+                sleep_accuracy=accuracy("sleep_time") or 0.0,
+                test_accuracy=accuracy("test_time"),
+            )
+        )
+    return tuple(found)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def render_markdown(summary: Summary) -> str:
+    """``summary.md``: the tables, then how to read them and the plots."""
+    t = summary.t
+    lines = [
+        "# Sleep-time compute benchmark",
+        "",
+        f"{summary.answers} answers, {summary.sleep_runs} sleep-time runs. "
+        f"Cost unit: one sleep-time token; a test-time token costs t = {t:g}.",
+        "",
+        "## Accuracy and tokens by condition and budget",
+        "",
+        "Tokens are means per answer (test time) and per context (sleep time, all k runs). "
+        "Cost per query counts completion tokens with the sleep run charged to one query.",
+        "",
+        "| condition | budget | n | accuracy | test prompt tok | test completion tok "
+        "| sleep prompt tok | sleep completion tok | test wall s | cost/query (N=1) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.rows:
+        lines.append(
+            f"| {row.condition} | {row.budget} | {row.n} | {_pct(row.accuracy)} "
+            f"| {_fmt(row.test_prompt)} | {_fmt(row.test_completion)} "
+            f"| {_fmt(row.sleep_prompt)} | {_fmt(row.sleep_completion)} "
+            f"| {_fmt(row.wall_s, 3)} | {_fmt(row.cost_per_query(t))} |"
+        )
+    if summary.break_even:
+        lines += [
+            "",
+            "## Break-even: queries per context from which sleep-time compute is cheaper",
+            "",
+            "| budget | tokens counted | test-time only tok/query | sleep-time tok/query "
+            "| sleep tok/context | break-even queries |",
+            "|---|---|---|---|---|---|",
+        ]
+        for item in summary.break_even:
+            counted = "prompt + completion" if item.all_tokens else "completion (paper)"
+            queries = "never" if item.queries is None else _fmt(item.queries, 2)
+            lines.append(
+                f"| {item.budget} | {counted} | {_fmt(item.test_time)} | {_fmt(item.sleep_time)} "
+                f"| {_fmt(item.sleep_per_context)} | {queries} |"
+            )
+    if summary.multi_query:
+        lines += [
+            "",
+            "## Multi-query: N questions sharing one sleep-time run",
+            "",
+            "| budget | N | contexts | sleep-time accuracy | test-time accuracy "
+            "| sleep-time cost/query | test-time cost/query |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for mq in summary.multi_query:
+            lines.append(
+                f"| {mq.budget} | {mq.queries} | {mq.contexts} | {_pct(mq.sleep_accuracy)} "
+                f"| {_pct(mq.test_accuracy)} | {_fmt(mq.sleep_cost)} | {_fmt(mq.test_cost)} |"
+            )
+    if summary.predictability:
+        lines += [
+            "",
+            "## Accuracy by predictability quintile (1 = least predictable)",
+            "",
+            "Predictability: best token-set Jaccard similarity between the question and the "
+            "questions the sleep-time agent anticipated in its learned context (run 1).",
+            "",
+            "| quintile | questions | score range | sleep-time accuracy | test-time accuracy "
+            "| gain |",
+            "|---|---|---|---|---|---|",
+        ]
+        for p in summary.predictability:
+            gain = "-" if p.gain is None else f"{100 * p.gain:+.1f} pts"
+            lines.append(
+                f"| {p.quintile} | {p.questions} | {_fmt(p.low, 2)}-{_fmt(p.high, 2)} "
+                f"| {_pct(p.sleep_accuracy)} | {_pct(p.test_accuracy)} | {gain} |"
+            )
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "- `pareto.png`: accuracy against mean test-time completion tokens; one line per "
+        "condition through its budgets. Up and to the left is better.",
+        "- `cost.png`: cost per query against queries per context; sleep-time curves fall as "
+        "more queries share the run, test-time-only lines are flat; they cross at break-even.",
+        "- `predictability.png`: sleep-time and test-time-only accuracy per predictability "
+        "quintile.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The benchmark end to end, offline: a real ChatOpenAI against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from statistics import fmean
+
+import pytest
+
+from sleepagent.bench.__main__ import main
+from sleepagent.bench.datasets import Example, load_examples
+from sleepagent.bench.grading import format_number
+from sleepagent.bench.plots import PLOT_FILES
+from sleepagent.bench.report import write_report
+from sleepagent.bench.runner import SLEEP, Budget, Condition, Kind, Runner, RunSpec
+from sleepagent.models import ModelOptions, resolve_model
+from sleepagent.testing import (
+    Completion,
+    LoopbackOpenAI,
+    RecordedRequest,
+    rate_limited,
+    wire_call,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _text(request: RecordedRequest, role: str) -> str:
+    return "\n".join(str(m.get("content") or "") for m in request.messages if m["role"] == role)
+
+
+def responder(examples: list[Example], wrong: frozenset[str] = frozenset()):
+    """Answers like a model would, whatever order concurrent requests arrive in.
+
+    Sleep-time runs rewrite learned_context (anticipating the real question), then
+    finish. Test-time-only answers are long, and wrong for the examples in ``wrong``;
+    sleep-time answers are short and right.
+    """
+
+    def respond(request: RecordedRequest) -> Completion:
+        if request.tools:
+            if any(m["role"] == "tool" for m in request.messages):
+                return Completion.calling(wire_call("memory_finish"), completion_tokens=3)
+            example = next(e for e in examples if e.context in _text(request, "user"))
+            note = f"Worked out.\nAnticipated questions:\n- {example.questions[0].text}"
+            return Completion.calling(
+                wire_call("memory_rethink", label="learned_context", new_value=note),
+                prompt_tokens=300,
+                completion_tokens=40,
+            )
+        user = _text(request, "user")
+        example = next(e for e in examples if e.questions[0].text in user)
+        gold = example.questions[0].answer
+        if example.context in user:
+            value = gold + 1 if example.id in wrong else gold
+            return Completion(
+                f"Step by step... The answer is {format_number(value)}.",
+                prompt_tokens=100,
+                completion_tokens=60,
+            )
+        return Completion(
+            f"The answer is {format_number(gold)}.", prompt_tokens=150, completion_tokens=6
+        )
+
+    return respond
+
+
+def _row(summary: str, condition: str, budget: str) -> list[str]:
+    for line in summary.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[:2] == [condition, budget]:
+            return cells
+    raise AssertionError(f"no row for {condition} {budget}")
+
+
+def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
+    tmp_path: Path,
+) -> None:
+    examples = load_examples("generated", n=2, seed=5)
+    out = tmp_path / "run"
+    spec = RunSpec(
+        examples=examples,
+        conditions=(Condition(Kind.TEST_TIME), SLEEP),
+        budgets=(Budget(2),),
+        concurrency=2,
+    )
+    waits: list[float] = []
+    respond = responder(examples, frozenset({examples[1].id}))
+    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a retry.
+    with LoopbackOpenAI([rate_limited(), *[respond] * 8]) as server:
+        model = resolve_model(
+            "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=0)
+        )
+        outcome = Runner(model, out=out, progress=False, wait=waits.append).run(spec)
+        server.assert_exhausted()
+    assert (outcome.done, outcome.skipped, outcome.failed) == (6, 0, 0)
+    assert waits == [spec.backoff_seconds]
+
+    write_report(out, t=10.0)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["kind"] for r in records) == ["answer"] * 4 + ["sleep"] * 2
+    summary = (out / "summary.md").read_text()
+    answers = [r for r in records if r["kind"] == "answer"]
+    sleeps = {r["key"]: r for r in records if r["kind"] == "sleep"}
+    for condition in ("test_time", "sleep_time"):
+        group = [r for r in answers if r["condition"] == condition]
+        row = _row(summary, condition, "v2")
+        accuracy = 100 * fmean(float(r["correct"]) for r in group)
+        completion = fmean(r["test_usage"]["output_tokens"] for r in group)
+        sleep_out = fmean(
+            sum(sleeps[k]["sleep_usage"]["output_tokens"] for k in r["sleep_keys"]) for r in group
+        )
+        assert row[2] == str(len(group))
+        assert row[3] == f"{accuracy:.1f}%"
+        assert row[5] == f"{completion:.1f}"
+        assert row[7] == f"{sleep_out:.1f}"
+        assert row[9] == f"{10 * completion + sleep_out:.1f}"
+    # The scripted numbers, so the check above is not vacuous.
+    assert _row(summary, "test_time", "v2")[3] == "50.0%"
+    assert _row(summary, "sleep_time", "v2")[3:6] == ["100.0%", "150.0", "6.0"]
+    # Break-even at t = 10: 43 sleep tokens / (10 * (60 - 6)) queries.
+    assert f"| {43 / 540:.2f} |" in summary
+    # Both questions were anticipated word for word (score 1); rank splits the tie.
+    assert "| 1 | 1 | 1.00-1.00 | 100.0% | 0.0% | +100.0 pts |" in summary
+    assert "| 3 | 1 | 1.00-1.00 | 100.0% | 100.0% | +0.0 pts |" in summary
+
+    for name in PLOT_FILES:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name
+
+    with LoopbackOpenAI() as idle:
+        model = resolve_model("openai:loopback", ModelOptions(base_url=idle.base_url))
+        again = Runner(model, out=out, progress=False).run(spec)
+        assert idle.requests == []
+    assert (again.done, again.skipped, again.failed) == (0, 6, 0)
+
+
+def test_the_command_line_runs_a_tiny_benchmark_and_rewrites_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "cli"
+    examples = load_examples("generated", n=1, seed=0)
+    with LoopbackOpenAI([responder(examples)]) as server:
+        argv = [
+            "--dataset", "generated", "--n", "1", "--conditions", "test_time",
+            "--budgets", "0", "--model", "openai:loopback", "--base-url", server.base_url,
+            "--out", str(out), "--no-progress",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        server.assert_exhausted()
+    assert re.search(r"\| test_time \| v0 \| 1 \| 100\.0% \|", (out / "summary.md").read_text())
+    (out / "summary.md").unlink()
+    assert main(["--out", str(out), "--report-only"]) == 0
+    assert (out / "summary.md").exists()
+
+
+def test_a_bad_condition_or_dataset_is_a_usage_error(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--conditions", "sleepy"]) == 2
+    assert main(["--out", str(tmp_path), "--dataset", "aime"]) == 2

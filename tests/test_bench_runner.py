@@ -1,0 +1,174 @@
+"""The runner's conditions and bookkeeping, against scripted models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from sleepagent.bench.datasets import load_examples
+from sleepagent.bench.runner import (
+    SLEEP,
+    Budget,
+    Condition,
+    Kind,
+    Runner,
+    RunSpec,
+    parse_conditions,
+    read_results,
+)
+from sleepagent.bench.summary import (
+    anticipated_questions,
+    break_even,
+    jaccard,
+    render_markdown,
+    summarize,
+)
+from sleepagent.errors import ConfigurationError
+from sleepagent.models import ModelOptions, resolve_model
+from sleepagent.testing import (
+    LoopbackOpenAI,
+    ScriptedChatModel,
+    ai_tool_calls,
+    rate_limited,
+    tool_call,
+)
+
+EXAMPLE = load_examples("generated", n=1, seed=11)[0]
+
+
+def scripted(calls: int) -> ScriptedChatModel:
+    """A model whose sleep runs write a numbered learned context and whose answers are right."""
+    runs = iter(range(1, 100))
+
+    def step(messages: Sequence[BaseMessage]) -> object:
+        if any(m.type == "tool" for m in messages):
+            return ai_tool_calls(tool_call("memory_finish"))
+        if "sleep-time agent" in str(messages[0].content):
+            note = f"run {next(runs)}: the numbers are worked out"
+            return ai_tool_calls(
+                tool_call("memory_rethink", label="learned_context", new_value=note)
+            )
+        return f"The answer is {EXAMPLE.questions[0].answer}."
+
+    return ScriptedChatModel([step] * calls)
+
+
+def run(tmp_path: Path, conditions: tuple[Condition, ...], calls: int) -> ScriptedChatModel:
+    model = scripted(calls)
+    spec = RunSpec(examples=[EXAMPLE], conditions=conditions, budgets=(Budget(0),))
+    outcome = Runner(model, out=tmp_path, progress=False).run(spec)
+    assert outcome.failed == 0
+    model.assert_exhausted()
+    return model
+
+
+def chats(model: ScriptedChatModel) -> list:
+    return [call for call in model.calls if "sleep-time agent" not in call.system]
+
+
+def test_test_time_only_sends_context_and_question_and_nothing_learned(tmp_path: Path) -> None:
+    (call,) = chats(run(tmp_path, (Condition(Kind.TEST_TIME),), 1))
+    user = str(call.messages[-1].content)
+    assert user == f"{EXAMPLE.context}\n\n{EXAMPLE.questions[0].text}"
+    assert "run 1" not in call.system
+
+
+def test_sleep_time_answers_the_bare_question_from_the_learned_context(tmp_path: Path) -> None:
+    conditions = (SLEEP, Condition(Kind.SLEEP_TIME, raw=True))
+    model = run(tmp_path, conditions, 4)
+    plain, raw = sorted(chats(model), key=lambda call: "raw_context" in call.system)
+    for call in (plain, raw):
+        assert str(call.messages[-1].content) == EXAMPLE.questions[0].text
+        assert "run 1: the numbers are worked out" in call.system
+    assert EXAMPLE.context not in plain.system
+    assert "<raw_context>" in raw.system and EXAMPLE.context in raw.system
+
+
+def test_scaled_sleep_time_concatenates_k_runs_and_reuses_them(tmp_path: Path) -> None:
+    # Two sleep runs of two calls each serve both k = 1 and k = 2.
+    model = run(tmp_path, (SLEEP, Condition(Kind.SLEEP_TIME, k=2)), 6)
+    scaled = next(call for call in chats(model) if "sleep-time run 2 of 2" in call.system)
+    assert "run 1: the numbers" in scaled.system and "run 2: the numbers" in scaled.system
+    records = read_results(tmp_path / "results.jsonl")
+    assert sum(r["kind"] == "sleep" for r in records) == 2
+
+
+def test_context_only_withholds_the_question(tmp_path: Path) -> None:
+    (call,) = chats(run(tmp_path, (Condition(Kind.CONTEXT_ONLY),), 1))
+    user = str(call.messages[-1].content)
+    assert EXAMPLE.context in user and EXAMPLE.questions[0].text not in user
+
+
+def test_multi_query_answers_several_questions_from_one_sleep_run(tmp_path: Path) -> None:
+    model = scripted(2 + 5)
+    spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(1),), queries=5)
+    assert Runner(model, out=tmp_path, progress=False).run(spec).done == 6
+    questions = [str(call.messages[-1].content) for call in chats(model)]
+    assert sorted(questions) == sorted(q.text for q in EXAMPLE.questions[:5])
+    summary = summarize(read_results(tmp_path / "results.jsonl"))
+    costs = {row.queries: row.sleep_cost for row in summary.multi_query}
+    assert sorted(costs) == [1, 2, 5] and costs[1] > costs[2] > costs[5]
+
+
+def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_run(
+    tmp_path: Path,
+) -> None:
+    spec = RunSpec(
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0),), retries=1
+    )
+    waits: list[float] = []
+    with LoopbackOpenAI([rate_limited(), rate_limited(), "The answer is 3."]) as server:
+        model = resolve_model("openai:m", ModelOptions(base_url=server.base_url, max_retries=0))
+        first = Runner(model, out=tmp_path, progress=False, wait=waits.append).run(spec)
+        assert (first.done, first.failed) == (0, 1)
+        assert waits == [spec.backoff_seconds]
+        errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
+        assert "RateLimitError" in errors[0]["error"]
+        assert read_results(tmp_path / "results.jsonl") == []
+        second = Runner(model, out=tmp_path, progress=False).run(spec)
+        server.assert_exhausted()
+    assert (second.done, second.failed) == (1, 0)
+
+
+def test_efforts_need_a_model_that_has_reasoning_effort(tmp_path: Path) -> None:
+    spec = RunSpec(
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0, "low"),)
+    )
+    outcome = Runner(ScriptedChatModel(), out=tmp_path, progress=False).run(spec)
+    assert outcome.failed == 1
+    assert "reasoning_effort" in (tmp_path / "errors.jsonl").read_text()
+    with LoopbackOpenAI(["The answer is 1."]) as server:
+        model = resolve_model("openai:o3-mini", ModelOptions(base_url=server.base_url))
+        assert Runner(model, out=tmp_path / "x", progress=False).run(spec).done == 1
+        assert server.requests[0].body["reasoning_effort"] == "low"
+
+
+def test_condition_names_round_trip_and_bad_ones_are_refused() -> None:
+    names = "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only"
+    assert ",".join(c.name for c in parse_conditions(names)) == names
+    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx"):
+        with pytest.raises(ConfigurationError):
+            parse_conditions(bad)
+
+
+def test_break_even_is_sleep_tokens_over_the_priced_saving() -> None:
+    assert break_even(60, 10, 1000, 10) == pytest.approx(2.0)
+    assert break_even(10, 10, 1000, 10) is None
+    assert break_even(10, 20, 1000, 10) is None
+
+
+def test_anticipated_questions_are_read_from_lists_in_the_learned_context() -> None:
+    learned = "Totals: A=5.\nLikely questions:\n1. How many does A have? 5\n- What is B?  Also C?"
+    assert anticipated_questions(learned) == ["How many does A have?", "What is B?", "Also C?"]
+    assert jaccard("How many apples does Ann have?", "how many APPLES does ann have") == 1.0
+    assert jaccard("apples", "pears") == 0.0
+
+
+def test_an_empty_results_file_gives_an_empty_but_valid_summary() -> None:
+    summary = summarize([])
+    assert summary.rows == () and summary.answers == 0
+    assert render_markdown(summary).startswith("# Sleep-time compute benchmark")
