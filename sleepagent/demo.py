@@ -209,8 +209,9 @@ def run_demo(out: TextIO, *, db: DbPath) -> int:
     chat_model.assert_exhausted()
     sleep_model.assert_exhausted()
     say()
-    say("To run with a real model, set OPENAI_API_KEY and use")
-    say('  SleepTimeAgent("openai:gpt-4o-mini") in Python (see README.md).')
+    say("To run with a real model, set OPENAI_API_KEY (or --base-url for a local server) and:")
+    say("  sleepagent chat --model openai:gpt-4o-mini")
+    say('or in Python: SleepTimeAgent("openai:gpt-4o-mini") (see README.md).')
     if db is not None:
         say(f"Inspect the memory: sleepagent memory show --db {db} --user {USER}")
     return 0
