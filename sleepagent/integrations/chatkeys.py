@@ -9,10 +9,10 @@ every platform:
 - one platform user is one memory scope, so what the bot learns about a person
   follows them across channels and threads;
 - in a place several people share, each person's exchange with the bot is its
-  own agent thread (:func:`shared_thread_id`). The agent logs a thread's
-  messages without their author and a sleep run reads the whole log into one
-  scope, so a thread shared by two people would write one person's words into
-  the other's memory.
+  own agent thread (:func:`shared_thread_id`). A sleep run reads a thread's
+  whole log into one memory scope, so the agent refuses a second person's
+  scope on a thread (:class:`~sleepagent.ScopeMismatchError`) rather than write
+  one person's words into another's memory.
 
 Ids are prefixed with the platform and, on Slack, the workspace, so two
 platforms (or two workspaces) sharing one store never share a thread or a scope.
