@@ -8,7 +8,9 @@ calls (several per reply, ``content: null``), usage with cached and reasoning
 tokens, and server-sent-event streams whose tool-call arguments arrive in pieces.
 Scripted faults reproduce what real servers do: rate limits with ``retry-after``,
 server errors, replies slower than the client's timeout, bodies cut short, and
-tool-call arguments that are not JSON.
+tool-call arguments that are not JSON. It also answers the legacy
+``POST /v1/completions`` (a :class:`PromptLogprobs` step echoes the prompt with
+per-token log-probabilities; a :class:`Completion` step answers without any).
 
 Every request is recorded. A request past the end of the script gets an HTTP 400
 and is recorded as unexpected, and :meth:`LoopbackOpenAI.assert_exhausted` fails
@@ -28,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +43,7 @@ __all__ = [
     "FaultKind",
     "LoopbackOpenAI",
     "LoopbackStep",
+    "PromptLogprobs",
     "RecordedRequest",
     "WireToolCall",
     "rate_limited",
@@ -56,6 +59,8 @@ logger = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
+"""The legacy completions endpoint, which can echo the prompt with log-probabilities."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,54 @@ class RecordedRequest:
         return list(self.body.get("messages") or ())
 
 
-LoopbackStep = str | Completion | Fault | Callable[[RecordedRequest], "str | Completion | Fault"]
-"""One scripted response: text, a completion, a fault, or a function of the request."""
+_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
+"""A word or a punctuation mark with the whitespace before it, or trailing whitespace.
+
+Leading whitespace belongs to the token after it, as in BPE tokenizers, and the
+tokens of a text concatenate back to the text, so offsets are exact.
+"""
+
+
+def tokenize(text: str) -> list[str]:
+    """``text`` split as :class:`PromptLogprobs` splits prompts; the pieces join back to it."""
+    return _TOKEN.findall(text)
+
+
+@dataclass(frozen=True)
+class PromptLogprobs:
+    """A legacy completion (``POST /v1/completions``) echoing the prompt with log-probabilities.
+
+    Answers ``echo=true, logprobs=N`` the way vLLM does: the prompt, split by
+    :func:`tokenize`, comes back in ``logprobs`` with ``tokens``, ``token_logprobs``
+    (the first ``None``: nothing precedes it), ``top_logprobs`` and ``text_offset``,
+    followed by the generated token when ``max_tokens`` is above 0.
+
+    Attributes:
+        values: Per prompt token: a sequence, one value per token, sent as given
+            (its length must match the token count, or the server answers HTTP 400);
+            or a function of the token's text, and then the first token gets ``None``.
+        generated: The text generated after the prompt when ``max_tokens`` > 0.
+        generated_logprob: The log-probability reported for the generated token.
+        echo: Whether the server honours ``echo``; False answers like a server that
+            ignores it, with the generated token only.
+
+    """
+
+    values: Sequence[float | None] | Callable[[str], float] = ()
+    generated: str = " ."
+    generated_logprob: float = -9.0
+    echo: bool = True
+
+
+LoopbackStep = (
+    str
+    | Completion
+    | Fault
+    | PromptLogprobs
+    | Callable[[RecordedRequest], "str | Completion | Fault | PromptLogprobs"]
+)
+"""One scripted response: text, a completion, a fault, prompt log-probabilities (for
+``/v1/completions``), or a function of the request."""
 
 
 class LoopbackOpenAI:
@@ -325,10 +376,10 @@ class LoopbackOpenAI:
         if self.remaining:
             raise AssertionError(f"{self.remaining} scripted responses were never requested")
 
-    def _take(self, request: RecordedRequest) -> Completion | Fault | None:
+    def _take(self, request: RecordedRequest) -> Completion | Fault | PromptLogprobs | None:
         """The scripted response for ``request`` (recorded), or None when unexpected."""
         with self._lock:
-            known = request.method == "POST" and request.path == CHAT_PATH
+            known = request.method == "POST" and request.path in (CHAT_PATH, COMPLETIONS_PATH)
             step: LoopbackStep | None = None
             if known and self._position < len(self._script):
                 step = self._script[self._position]
@@ -467,6 +518,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._error(400, "invalid_request_error", message)
             return
+        if request.path == COMPLETIONS_PATH and isinstance(step, Completion | PromptLogprobs):
+            self._legacy(step, request)
+            return
+        if isinstance(step, PromptLogprobs):
+            message = "loopback server: PromptLogprobs answers only POST /v1/completions"
+            self._error(400, "invalid_request_error", message)
+            return
         if isinstance(step, Completion):
             self._reply(step, request)
             return
@@ -529,6 +587,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
 
+    def _legacy(self, step: Completion | PromptLogprobs, request: RecordedRequest) -> None:
+        model = str(request.body.get("model") or self.server_owner.model)
+        try:
+            payload = _legacy_body(step, request.body, model)
+        except ValueError as error:
+            self._error(400, "invalid_request_error", f"loopback server: {error}")
+            return
+        self._send_json(200, payload)
+
     def _truncated(self, reply: Completion) -> None:
         data = json.dumps(_body(reply, self.server_owner.model)).encode()
         self.send_response(200)
@@ -537,3 +604,69 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data[: len(data) // 2])
         self.close_connection = True
+
+
+# --- the legacy completions endpoint --------------------------------------------
+
+
+def _legacy_body(
+    step: Completion | PromptLogprobs, body: Mapping[str, Any], model: str
+) -> dict[str, Any]:
+    """The ``text_completion`` answer of ``step`` to the request ``body``.
+
+    A :class:`Completion` answers with its text and no log-probabilities at all,
+    as a server that does not compute them would.
+
+    Raises:
+        ValueError: When the script's values do not match the prompt's tokens.
+
+    """
+    base = {
+        "id": f"cmpl-loop-{next(_ids)}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+    }
+    if isinstance(step, Completion):
+        choice = {"index": 0, "text": step.content or "", "logprobs": None, "finish_reason": "stop"}
+        usage = {k: v for k, v in step.usage().items() if not k.endswith("_details")}
+        return {**base, "choices": [choice], "usage": usage}
+    prompt = str(body.get("prompt") or "")
+    prompt_tokens = tokenize(prompt)
+    if callable(step.values):
+        prompt_values: list[float | None] = [None, *map(step.values, prompt_tokens[1:])]
+    else:
+        prompt_values = list(step.values)
+        if len(prompt_values) != len(prompt_tokens):
+            raise ValueError(
+                f"the script has {len(prompt_values)} log-probabilities for a prompt of "
+                f"{len(prompt_tokens)} tokens: {prompt_tokens!r}"
+            )
+    generate = int(body.get("max_tokens") or 0) > 0
+    tokens: list[str] = []
+    values: list[float | None] = []
+    if step.echo and body.get("echo"):
+        tokens, values = list(prompt_tokens), prompt_values
+    if generate:
+        tokens.append(step.generated)
+        values.append(step.generated_logprob)
+    text = "".join(tokens)
+    offsets = list(itertools.accumulate((len(t) for t in tokens[:-1]), initial=0))
+    logprobs = None
+    if body.get("logprobs") is not None:
+        logprobs = {
+            "tokens": tokens,
+            "token_logprobs": values,
+            # logprobs=N asks for the N likeliest tokens; the token itself stands in.
+            "top_logprobs": [
+                None if v is None else {t: v} for t, v in zip(tokens, values, strict=True)
+            ],
+            "text_offset": offsets if tokens else [],
+        }
+    choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": "length"}
+    usage = {
+        "prompt_tokens": len(prompt_tokens),
+        "completion_tokens": int(generate),
+        "total_tokens": len(prompt_tokens) + int(generate),
+    }
+    return {**base, "choices": [choice], "usage": usage}

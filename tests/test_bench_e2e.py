@@ -19,6 +19,7 @@ from sleepagent.models import ModelOptions, resolve_model
 from sleepagent.testing import (
     Completion,
     LoopbackOpenAI,
+    PromptLogprobs,
     RecordedRequest,
     rate_limited,
     wire_call,
@@ -155,6 +156,71 @@ def test_the_command_line_runs_a_tiny_benchmark_and_rewrites_its_report(
     (out / "summary.md").unlink()
     assert main(["--out", str(out), "--report-only"]) == 0
     assert (out / "summary.md").exists()
+
+
+def test_logprob_model_scores_each_question_once_and_bins_the_summary_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "logprob"
+    examples = load_examples("generated", n=3, seed=2)
+    chat = responder(examples, frozenset({examples[0].id}))
+
+    def respond(request: RecordedRequest) -> Completion | PromptLogprobs:
+        if request.path != "/v1/completions":
+            return chat(request)
+        index = next(i for i, e in enumerate(examples) if e.context in request.body["prompt"])
+        if index == 2:
+            return Completion("no log-probabilities here")  # like a chat-only model
+        return PromptLogprobs(values=lambda token, index=index: -0.5 * (index + 1))
+
+    argv = [
+        "--dataset", "generated", "--n", "3", "--seed", "2",
+        "--conditions", "test_time,sleep_time", "--budgets", "1",
+        "--model", "openai:loopback", "--logprob-model", "base", "--out", str(out),
+        "--no-progress",
+    ]  # fmt: skip
+    # 3 sleep runs of 2 calls, 6 answers and 3 log-probability requests.
+    with LoopbackOpenAI([respond] * 15) as server:
+        assert main([*argv, "--base-url", server.base_url]) == 0
+        server.assert_exhausted()
+        scoring = [r for r in server.requests if r.path == "/v1/completions"]
+    assert {r.body["model"] for r in scoring} == {"base"}
+
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    scores = {r["example"]: r for r in records if r["kind"] == "logprob"}
+    assert sorted(scores) == sorted(e.id for e in examples)
+    assert [scores[e.id]["logprob"] for e in examples] == [-0.5, -1.0, None]
+    assert scores[examples[2].id]["status"] == "unavailable"
+
+    summary = (out / "summary.md").read_text()
+    assert "Log-probability scores: 2 questions scored, 1 unavailable" in summary
+    table = summary.split("## Accuracy by log-probability quintile")[1].split("## Plots")[0]
+    rows = [line for line in table.splitlines() if re.match(r"\| \d \|", line)]
+    # Recompute from results.jsonl: rank the scored questions, lowest first, into
+    # quintiles of two (ranks 0 and 1 fall in bins 1 and 3).
+    answers = [r for r in records if r["kind"] == "answer"]
+    ranked = sorted(
+        (r["logprob"], r["example"]) for r in scores.values() if r["logprob"] is not None
+    )
+    expected = []
+    for rank, (value, example) in enumerate(ranked):
+        correct = {r["condition"]: 100.0 * r["correct"] for r in answers if r["example"] == example}
+        gain = correct["sleep_time"] - correct["test_time"]
+        expected.append(
+            f"| {rank * 5 // len(ranked) + 1} | 1 | {value:.3f} to {value:.3f} "
+            f"| {correct['sleep_time']:.1f}% | {correct['test_time']:.1f}% | {gain:+.1f} pts |"
+        )
+    assert rows == expected
+    # The scripted numbers, so the check is not vacuous: example 0 (-0.5, most
+    # predictable) was answered wrong at test time only.
+    assert rows[1] == "| 3 | 1 | -0.500 to -0.500 | 100.0% | 0.0% | +100.0 pts |"
+    assert (out / "predictability.png").read_bytes().startswith(PNG_SIGNATURE)
+
+    # A re-run finds every unit, the scores included, and asks for nothing.
+    with LoopbackOpenAI() as idle:
+        assert main([*argv, "--base-url", idle.base_url]) == 0
+        assert idle.requests == []
 
 
 def test_a_bad_condition_or_dataset_is_a_usage_error(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, resolve_model
 from sleepagent.testing import (
     LoopbackOpenAI,
+    PromptLogprobs,
     ScriptedChatModel,
     ai_tool_calls,
     rate_limited,
@@ -132,6 +133,34 @@ def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_r
         second = Runner(model, out=tmp_path, progress=False).run(spec)
         server.assert_exhausted()
     assert (second.done, second.failed) == (1, 0)
+
+
+def test_a_logprob_unit_is_retried_after_a_rate_limit_and_keyed_per_question(
+    tmp_path: Path,
+) -> None:
+    spec = RunSpec(
+        examples=[EXAMPLE],
+        conditions=(Condition(Kind.TEST_TIME),),
+        budgets=(Budget(0),),
+        concurrency=1,
+        logprob_model="openai:base",
+    )
+    waits: list[float] = []
+    # One worker takes units in order: the log-probability unit, then the answer.
+    script = [rate_limited(), PromptLogprobs(values=lambda token: -2.0), "The answer is 3."]
+    with LoopbackOpenAI(script) as server:
+        options = ModelOptions(base_url=server.base_url, max_retries=0)
+        model = resolve_model("openai:m", options)
+        runner = Runner(
+            model, out=tmp_path, progress=False, wait=waits.append, logprob_options=options
+        )
+        outcome = runner.run(spec)
+        server.assert_exhausted()
+        assert server.requests[1].body["model"] == "base"
+    assert (outcome.done, outcome.failed, waits) == (2, 0, [spec.backoff_seconds])
+    (score,) = [r for r in read_results(tmp_path / "results.jsonl") if r["kind"] == "logprob"]
+    assert score["key"] == f"logprob|{EXAMPLE.id}|q0"
+    assert (score["logprob"], score["status"]) == (-2.0, "ok")
 
 
 def test_efforts_need_a_model_that_has_reasoning_effort(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from sleepagent.testing import (
     Completion,
     LoopbackOpenAI,
+    PromptLogprobs,
     rate_limited,
     server_error,
     slow,
@@ -200,3 +201,21 @@ def test_closing_twice_is_fine():
     server.close()
     with pytest.raises(RuntimeError):
         _ = server.base_url
+
+
+def test_legacy_completions_are_recorded_and_answered_from_the_script(server):
+    server.extend([PromptLogprobs(values=[-0.5, -0.25]), "just text", PromptLogprobs()])
+    echoed = client(server).completions.create(
+        model="base", prompt="Hi there", echo=True, logprobs=1, max_tokens=0
+    )
+    assert echoed.choices[0].text == "Hi there"
+    assert echoed.choices[0].logprobs.token_logprobs == [-0.5, -0.25]
+    assert echoed.choices[0].logprobs.text_offset == [0, 2]
+    plain = client(server).completions.create(model="base", prompt="Hi", max_tokens=5)
+    assert (plain.choices[0].text, plain.choices[0].logprobs) == ("just text", None)
+    # Prompt log-probabilities answer only the legacy endpoint.
+    with pytest.raises(openai.BadRequestError, match="only POST /v1/completions"):
+        client(server).chat.completions.create(**ASK)
+    assert [r.path for r in server.requests] == ["/v1/completions"] * 2 + ["/v1/chat/completions"]
+    assert server.requests[0].body["prompt"] == "Hi there"
+    server.assert_exhausted()

@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sleep-model", help="sleep-time model spec (default: --model)")
     parser.add_argument("--base-url", help="OpenAI-compatible server (default: OpenAI)")
     parser.add_argument(
+        "--logprob-model",
+        help="base model that scores each question's log-probability given its context, "
+        "through the legacy /v1/completions endpoint with echo and logprobs (vLLM); "
+        "recorded as unavailable where the server cannot",
+    )
+    parser.add_argument(
+        "--logprob-base-url", help="server of --logprob-model (default: --base-url)"
+    )
+    parser.add_argument(
         "--conditions",
         default=",".join(c.name for c in DEFAULT_CONDITIONS),
         help="comma list of test_time, sleep_time, sleep_time_raw, sleep_time_k<K>, "
@@ -87,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 queries=args.queries,
                 concurrency=args.concurrency,
                 retries=args.retries,
+                logprob_model=args.logprob_model,
             )
             options = ModelOptions(base_url=args.base_url, timeout=args.timeout)
             runner = Runner(
@@ -94,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out=args.out,
                 sleep_model=args.sleep_model,
                 model_options=options,
+                logprob_options=ModelOptions(
+                    base_url=args.logprob_base_url or args.base_url, timeout=args.timeout
+                ),
                 progress=not args.no_progress,
             )
             outcome = runner.run(spec)

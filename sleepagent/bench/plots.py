@@ -7,12 +7,14 @@ switch), so plotting works headless and from any thread.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleepagent.bench.summary import Summary
+from sleepagent.bench.summary import PredictabilityRow, Summary
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["PLOT_FILES", "write_plots"]
@@ -93,10 +95,7 @@ def _cost(summary: Summary) -> Figure:
     return figure
 
 
-def _predictability(summary: Summary) -> Figure:
-    figure = _figure()
-    axes = figure.add_subplot()
-    rows = summary.predictability
+def _quintile_bars(axes: Axes, rows: Sequence[PredictabilityRow], score: str, title: str) -> None:
     xs = [row.quintile for row in rows]
     axes.bar([x - 0.2 for x in xs], [100 * r.sleep_accuracy for r in rows], 0.4, label="sleep-time")
     axes.bar(
@@ -106,11 +105,37 @@ def _predictability(summary: Summary) -> Figure:
         label="test-time only",
     )
     axes.set_xticks(range(1, 6))
-    axes.set_xlabel("predictability quintile (1 = least predictable question)")
+    axes.set_xlabel(f"{score} quintile (1 = least predictable question)")
     axes.set_ylabel("accuracy (%)")
-    axes.set_title("Accuracy by how well the sleep-time agent anticipated the question")
+    axes.set_title(title)
     axes.set_ylim(0, 105)
     axes.legend(fontsize="small")
+
+
+def _predictability(summary: Summary) -> Figure:
+    figure = _figure()
+    jaccard_title = "Accuracy by how well the sleep-time agent anticipated the question"
+    if not summary.logprob_predictability:
+        _quintile_bars(
+            figure.add_subplot(), summary.predictability, "predictability", jaccard_title
+        )
+        figure.tight_layout()
+        return figure
+    # Two panels side by side, one per score, on one accuracy scale so they compare.
+    figure.set_size_inches(12, 4.5)
+    left, right = figure.subplots(1, 2, sharey=True)
+    _quintile_bars(
+        left,
+        summary.predictability,
+        "Jaccard predictability",
+        "By anticipated questions (Jaccard)",
+    )
+    _quintile_bars(
+        right,
+        summary.logprob_predictability,
+        "log-probability",
+        "By log-probability of the question given the context",
+    )
     figure.tight_layout()
     return figure
 

@@ -7,7 +7,10 @@ unit of work. Two kinds of unit, each one line of ``results.jsonl`` when finishe
 - a **sleep** unit runs sleep-time compute on a context (``add_context``) and records
   the learned context ``c'`` and the sleep-time token usage;
 - an **answer** unit answers one question under one condition and budget, and records
-  the reply, the grade and the test-time token usage.
+  the reply, the grade and the test-time token usage;
+- a **logprob** unit (only with ``RunSpec.logprob_model``) scores how predictable one
+  question is from its context, as its mean token log-probability under a base model
+  (:mod:`~sleepagent.bench.logprob`), or records the score as unavailable.
 
 A sleep-time answer is given by a fresh agent whose ``learned_context`` block starts as
 the recorded ``c'`` (the k recorded ``c'`` concatenated, for the scaled condition), so
@@ -29,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
@@ -37,11 +40,15 @@ from sleepagent.agent import SleepTimeAgent
 from sleepagent.bench import prompts
 from sleepagent.bench.datasets import Example
 from sleepagent.bench.grading import extract_answer, format_number, is_correct
+from sleepagent.bench.logprob import make_client, score_question
 from sleepagent.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError
 from sleepagent.models import ModelLike, ModelOptions, resolve_model
 from sleepagent.usage import Usage
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = [
     "Budget",
@@ -51,6 +58,7 @@ __all__ = [
     "RunSpec",
     "Runner",
     "answer_key",
+    "logprob_key",
     "parse_conditions",
     "read_results",
     "sleep_key",
@@ -183,6 +191,9 @@ class RunSpec:
         concurrency: Units of work in flight at once.
         retries: Retries of a unit that hit a rate limit, after the client's own.
         backoff_seconds: Wait before the first such retry; doubles each time.
+        logprob_model: A base model to score each question's log-probability given its
+            context with, through the server's legacy completions endpoint; ``None``
+            skips that score.
 
     """
 
@@ -193,6 +204,7 @@ class RunSpec:
     concurrency: int = 4
     retries: int = 5
     backoff_seconds: float = 2.0
+    logprob_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.queries < 1 or self.concurrency < 1 or self.retries < 0:
@@ -232,6 +244,11 @@ def sleep_key(example_id: str, rep: int) -> str:
 def answer_key(example_id: str, condition: str, budget: str, question: int) -> str:
     """Key of the answer unit of one question, condition and budget."""
     return f"answer|{example_id}|{condition}|{budget}|q{question}"
+
+
+def logprob_key(example_id: str, question: int) -> str:
+    """Key of the log-probability unit of one question."""
+    return f"logprob|{example_id}|q{question}"
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -316,6 +333,9 @@ class Runner:
         sleep_model: The sleep-time model; defaults to ``model``.
         model_options: Options for a spec string ``model`` (server, timeout, retries).
         sleep_model_options: The same for the sleep-time model.
+        logprob_options: Server, key, timeout and retries of the log-probability
+            scoring (``RunSpec.logprob_model``); defaults to ``model_options``, so
+            pass it when ``model`` is a model instance rather than a spec string.
         progress: Show a progress bar on stderr.
         wait: How to wait before retrying after a rate limit (tests pass a recorder).
 
@@ -329,6 +349,7 @@ class Runner:
         sleep_model: ModelLike | None = None,
         model_options: ModelOptions | None = None,
         sleep_model_options: ModelOptions | None = None,
+        logprob_options: ModelOptions | None = None,
         progress: bool = True,
         wait: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -338,6 +359,8 @@ class Runner:
             model if sleep_model is None else sleep_model, sleep_model_options or model_options
         )
         self._chat_models: dict[str | None, BaseChatModel] = {}
+        self._logprob_options = logprob_options or model_options or ModelOptions()
+        self._scorer: openai.OpenAI | None = None
         self._models_lock = threading.Lock()
         self.out = Path(out)
         self.results_path = self.out / "results.jsonl"
@@ -367,7 +390,43 @@ class Runner:
             "use verbosity budgets only for this model"
         )
 
+    def _logprob_client(self) -> openai.OpenAI:
+        with self._models_lock:
+            if self._scorer is None:
+                options = self._logprob_options
+                self._scorer = make_client(
+                    base_url=options.base_url,
+                    api_key=options.api_key,
+                    timeout=options.timeout,
+                    max_retries=options.max_retries,
+                )
+            return self._scorer
+
     # --- units -----------------------------------------------------------------
+
+    def _logprob(self, example: Example, index: int, model: str) -> dict[str, Any]:
+        import openai
+
+        question = example.questions[index].text
+        started = time.perf_counter()
+        try:
+            score = score_question(self._logprob_client(), model, example.context, question)
+        except openai.OpenAIError as error:
+            # Wrapped like a chat model's failure, so a rate limit gets the same retries.
+            raise ModelCallError(phase="logprob", cause=error) from error
+        return {
+            "kind": "logprob",
+            "key": logprob_key(example.id, index),
+            "example": example.id,
+            "question_index": index,
+            "question": question,
+            "model": model,
+            "logprob": score.mean,
+            "tokens": score.tokens,
+            "status": "unavailable" if score.mean is None else "ok",
+            "reason": score.reason,
+            "wall_s": round(time.perf_counter() - started, 4),
+        }
 
     def _sleep(self, example: Example, rep: int) -> dict[str, Any]:
         thread = f"bench-sleep-{example.id}-r{rep}"
@@ -462,6 +521,22 @@ class Runner:
         for example in spec.examples:
             for rep in range(spec.max_k):
                 yield _Unit(sleep_key(example.id, rep), _bind(self._sleep, example, rep))
+        if spec.logprob_model is not None:
+            model = spec.logprob_model.removeprefix("openai:")
+            for example in spec.examples:
+                # Every question some condition answers, each scored once for all of them.
+                count = max(
+                    (
+                        min(spec.queries, len(example.questions)) if c.multi_query else 1
+                        for c in spec.conditions
+                    ),
+                    default=0,
+                )
+                for index in range(count):
+                    yield _Unit(
+                        logprob_key(example.id, index),
+                        _bind_logprob(self._logprob, example, index, model),
+                    )
         for example in spec.examples:
             for condition in spec.conditions:
                 count = min(spec.queries, len(example.questions)) if condition.multi_query else 1
@@ -564,6 +639,12 @@ def _bind(
     work: Callable[[Example, int], dict[str, Any]], example: Example, rep: int
 ) -> Callable[[], dict[str, Any]]:
     return lambda: work(example, rep)
+
+
+def _bind_logprob(
+    work: Callable[[Example, int, str], dict[str, Any]], example: Example, index: int, model: str
+) -> Callable[[], dict[str, Any]]:
+    return lambda: work(example, index, model)
 
 
 def _bind_answer(

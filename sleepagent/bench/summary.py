@@ -161,6 +161,12 @@ class Summary:
     predictability: tuple[PredictabilityRow, ...]
     answers: int
     sleep_runs: int
+    logprob_predictability: tuple[PredictabilityRow, ...] = ()
+    """Quintiles of the log-probability score, over the questions that have one."""
+    logprob_scored: int = 0
+    """Questions with a log-probability score."""
+    logprob_unavailable: int = 0
+    """Questions whose log-probability the endpoint could not give."""
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -261,6 +267,12 @@ def summarize(records: Sequence[Record], *, t: float = 10.0) -> Summary:
             groups.items(), key=lambda item: (item[0][0], _budget_order(item[0][1]))
         )
     )
+    logprobs = [r for r in records if r.get("kind") == "logprob"]
+    scored = {
+        (r["example"], r["question_index"]): float(r["logprob"])
+        for r in logprobs
+        if r.get("logprob") is not None
+    }
     return Summary(
         t=t,
         rows=rows,
@@ -269,6 +281,9 @@ def summarize(records: Sequence[Record], *, t: float = 10.0) -> Summary:
         predictability=_predictability(answers, sleeps),
         answers=len(answers),
         sleep_runs=len(sleeps),
+        logprob_predictability=_quintiles(scored, answers),
+        logprob_scored=len(scored),
+        logprob_unavailable=sum(r.get("logprob") is None for r in logprobs),
     )
 
 
@@ -357,6 +372,21 @@ def _predictability(
         first = sleeps.get(f"sleep|{r['example']}|r0")
         if r["condition"] == "sleep_time" and first is not None and key not in scores:
             scores[key] = predictability(first["learned_context"], r["question"])
+    return _quintiles(scores, answers)
+
+
+def _quintiles(
+    scores: Mapping[tuple[str, int], float], answers: Sequence[Record]
+) -> tuple[PredictabilityRow, ...]:
+    """Accuracy by score quintile (1 = lowest), over questions with a sleep-time answer.
+
+    Both scores bin the same questions (those plain sleep-time answered), so their
+    tables compare; a score for a question no such answer has is left out.
+    """
+    answered_sleep = {
+        (r["example"], r["question_index"]) for r in answers if r["condition"] == "sleep_time"
+    }
+    scores = {key: value for key, value in scores.items() if key in answered_sleep}
     if not scores:
         return ()
     ranked = sorted(scores, key=lambda key: (scores[key], key))
@@ -456,24 +486,7 @@ def render_markdown(summary: Summary) -> str:
                 f"| {mq.budget} | {mq.queries} | {mq.contexts} | {_pct(mq.sleep_accuracy)} "
                 f"| {_pct(mq.test_accuracy)} | {_fmt(mq.sleep_cost)} | {_fmt(mq.test_cost)} |"
             )
-    if summary.predictability:
-        lines += [
-            "",
-            "## Accuracy by predictability quintile (1 = least predictable)",
-            "",
-            "Predictability: best token-set Jaccard similarity between the question and the "
-            "questions the sleep-time agent anticipated in its learned context (run 1).",
-            "",
-            "| quintile | questions | score range | sleep-time accuracy | test-time accuracy "
-            "| gain |",
-            "|---|---|---|---|---|---|",
-        ]
-        for p in summary.predictability:
-            gain = "-" if p.gain is None else f"{100 * p.gain:+.1f} pts"
-            lines.append(
-                f"| {p.quintile} | {p.questions} | {_fmt(p.low, 2)}-{_fmt(p.high, 2)} "
-                f"| {_pct(p.sleep_accuracy)} | {_pct(p.test_accuracy)} | {gain} |"
-            )
+    lines += _predictability_lines(summary)
     lines += [
         "",
         "## Plots",
@@ -483,7 +496,53 @@ def render_markdown(summary: Summary) -> str:
         "- `cost.png`: cost per query against queries per context; sleep-time curves fall as "
         "more queries share the run, test-time-only lines are flat; they cross at break-even.",
         "- `predictability.png`: sleep-time and test-time-only accuracy per predictability "
-        "quintile.",
+        "quintile"
+        + ("; the right panel bins by log-probability." if summary.logprob_predictability else "."),
         "",
     ]
     return "\n".join(lines)
+
+
+def _quintile_table(rows: Sequence[PredictabilityRow], digits: int, between: str) -> list[str]:
+    lines = [
+        "| quintile | questions | score range | sleep-time accuracy | test-time accuracy | gain |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in rows:
+        gain = "-" if p.gain is None else f"{100 * p.gain:+.1f} pts"
+        lines.append(
+            f"| {p.quintile} | {p.questions} "
+            f"| {_fmt(p.low, digits)}{between}{_fmt(p.high, digits)} "
+            f"| {_pct(p.sleep_accuracy)} | {_pct(p.test_accuracy)} | {gain} |"
+        )
+    return lines
+
+
+def _predictability_lines(summary: Summary) -> list[str]:
+    lines: list[str] = []
+    if summary.predictability:
+        lines += [
+            "",
+            "## Accuracy by predictability quintile (1 = least predictable)",
+            "",
+            "Predictability: best token-set Jaccard similarity between the question and the "
+            "questions the sleep-time agent anticipated in its learned context (run 1).",
+            "",
+            *_quintile_table(summary.predictability, 2, "-"),
+        ]
+    if summary.logprob_scored or summary.logprob_unavailable:
+        lines += [
+            "",
+            "## Accuracy by log-probability quintile (1 = least predictable)",
+            "",
+            "Predictability as in the paper: the mean log-probability of the question's tokens "
+            "given the context under a base model (`--logprob-model`), over the questions "
+            "answered by plain sleep-time.",
+            "",
+            f"Log-probability scores: {summary.logprob_scored} questions scored, "
+            f"{summary.logprob_unavailable} unavailable (the endpoint gave no prompt "
+            "log-probabilities; left out of the quintiles).",
+        ]
+        if summary.logprob_predictability:
+            lines += ["", *_quintile_table(summary.logprob_predictability, 3, " to ")]
+    return lines
