@@ -109,9 +109,7 @@ class SleepCoordinator:
                 continue
             scope = Scope.parse(position.scope)
             user_id = scope.id if scope.kind == "user" else None
-            last = (
-                datetime.fromisoformat(position.last_at).timestamp() if position.last_at else None
-            )
+            last = _timestamp(position.last_at)
             with self._lock:
                 turns = max(1, position.pending // 2)
                 self._activity.setdefault(
