@@ -39,6 +39,8 @@ from sleepagent.usage import Usage
 
 __all__ = ["SleepTimeRunner", "merge_diffs"]
 
+_TIMED_REASONS = frozenset({"idle", "max_wait", "recovery"})
+
 
 class SleepTimeRunner:
     """The ``sleep``, ``sleep_tools`` and ``sleep_commit`` nodes.
@@ -86,6 +88,16 @@ class SleepTimeRunner:
                 "done": False,
             }
         return dict(run)
+
+    def _too_little(self, run: dict[str, Any], watermark: int, head: int) -> bool:
+        """Whether a timer-started run should skip: fewer new messages than ``min_new_messages``.
+
+        The local scheduler checks this before it starts a run; checking here too
+        gives LangGraph Server's delayed runs the same rule. Runs asked for by
+        hand or for context always proceed.
+        """
+        timed = run["reason"] in _TIMED_REASONS
+        return timed and run["pages"] == 0 and head - watermark < self._config.min_new_messages
 
     def _open_page(
         self,
@@ -223,7 +235,7 @@ class SleepTimeRunner:
                 max_messages=self._config.page_messages,
                 max_chars=self._config.page_chars,
             )
-            if not entries:
+            if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
             run, messages = self._open_page(run, blocks, entries, head)
         reply = self._model_for(where, run).invoke(messages)
@@ -241,7 +253,7 @@ class SleepTimeRunner:
                 max_messages=self._config.page_messages,
                 max_chars=self._config.page_chars,
             )
-            if not entries:
+            if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
             run, messages = self._open_page(run, blocks, entries, head)
         reply = await self._model_for(where, run).ainvoke(messages)

@@ -166,3 +166,21 @@ def test_bad_configuration_is_refused_on_construction(field, value):
 def test_configuration_refuses_a_policy_given_as_a_string():
     with pytest.raises(ConfigurationError, match="ScopePolicy"):
         SleepConfig(scope="user")
+
+
+def test_a_timer_started_run_with_too_few_new_messages_is_skipped_in_the_graph():
+    chat = ScriptedChatModel(["hi"])
+    sleep = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish"))])
+    graph = compiled(chat, sleep, config=SleepConfig(min_new_messages=4))
+    context = SleepContext(thread_id="t1")
+    graph.invoke(
+        {"messages": [("user", "hi")]}, {"configurable": {"thread_id": "t1"}}, context=context
+    )
+    limits = {"configurable": {"thread_id": "s"}, "recursion_limit": RECURSION_LIMIT}
+
+    skipped = graph.invoke(sleep_request(reason="idle"), limits, context=context)
+    assert skipped["sleep_result"]["messages_processed"] == 0
+    assert sleep.calls == [], "no model call for 2 new messages under min_new_messages=4"
+
+    manual = graph.invoke(sleep_request(reason="manual"), limits, context=context)
+    assert manual["sleep_result"]["messages_processed"] == 2
