@@ -27,8 +27,9 @@ from sleepagent._locks import AsyncKeyedLocks, KeyedLocks
 from sleepagent.blocks import MemoryBlock, RethinkEdit
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, iso
-from sleepagent.errors import ConfigurationError, WrongModeError
+from sleepagent.errors import ConfigurationError, ScopeBusyError, WrongModeError
 from sleepagent.graph import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
+from sleepagent.locking import arun_lock, run_lock
 from sleepagent.memory import BlockStore, HistoryEntry
 from sleepagent.models import ModelLike, ModelOptions, model_errors, resolve_models
 from sleepagent.persistence import DbPath, open_async_persistence, open_persistence
@@ -377,26 +378,39 @@ class SleepTimeAgent(_AgentBase):
         return self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL))
 
     def _sleep_by_hand(self, job: SleepJob) -> SleepResult:
-        started = self._started(job)
-        try:
-            result = self._sleep(job)
-        except Exception as error:
-            self._failed_by_hand(job, error, started)
-            raise
-        self._finished(job, result, started)
+        result = self._sleep(job, by_hand=True)
         if self._coordinator is not None:
             position = self.blocks.position(job.thread_id)
             pending = position.pending if position else 0
             self._coordinator.covered_manually(job.thread_id, pending_left=pending)
         return result
 
-    def _sleep(self, job: SleepJob) -> SleepResult:
+    def _sleep(self, job: SleepJob, *, by_hand: bool) -> SleepResult:
+        """Run ``job`` holding its scope: in this process, and across processes on PostgreSQL.
+
+        A run asked for by hand waits for the scope; a scheduled one raises
+        ScopeBusyError at once, and is set again later.
+        """
         graph = self.graph
         payload, config, context = self._sleep_call(job)
         scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
-        with self._scope_locks.hold(scope.key), model_errors("sleep"):
-            state = graph.invoke(payload, config, context=context, durability="exit")
-        return self._sleep_result(state)
+        with (
+            self._scope_locks.hold(scope.key),
+            run_lock(self.blocks.store, scope, wait=by_hand) as held,
+        ):
+            if not held:
+                raise ScopeBusyError(scope.key)
+            started = self._started(job)
+            try:
+                with model_errors("sleep"):
+                    state = graph.invoke(payload, config, context=context, durability="exit")
+            except Exception as error:
+                if by_hand:  # scheduled runs are reported by the coordinator, with their retry
+                    self._failed_by_hand(job, error, started)
+                raise
+        result = self._sleep_result(state)
+        self._finished(job, result, started)
+        return result
 
     def _run_job(self, job: SleepJob) -> None:
         """Run a due job (called by the scheduler); never raises."""
@@ -406,7 +420,7 @@ class SleepTimeAgent(_AgentBase):
             return
         with self._idle:
             self._in_flight += 1
-        covered, error = False, None
+        covered, postpone, error = False, False, None
         try:
             position = self.blocks.position(job.thread_id)
             if position is None or position.pending == 0:
@@ -414,14 +428,15 @@ class SleepTimeAgent(_AgentBase):
             elif position.pending < self.config.min_new_messages:
                 self._emit(EventKind.SKIPPED, job)
             else:
-                started = self._started(job)
-                self._finished(job, self._sleep(job), started)
+                self._sleep(job, by_hand=False)
                 covered = True
+        except ScopeBusyError:
+            postpone = True  # another process is running this scope's sleep
         except Exception as failure:
             # Reported as a FAILED event and retried with backoff by the coordinator.
             error = failure
         finally:
-            self._coordinator.release(claim, covered=covered, error=error)
+            self._coordinator.release(claim, covered=covered, error=error, postpone=postpone)
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
@@ -568,28 +583,35 @@ class AsyncSleepTimeAgent(_AgentBase):
         return await self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL))
 
     async def _sleep_by_hand(self, job: SleepJob) -> SleepResult:
-        started = self._started(job)
-        try:
-            result = await self._sleep(job)
-        except Exception as error:
-            self._failed_by_hand(job, error, started)
-            raise
-        self._finished(job, result, started)
+        result = await self._sleep(job, by_hand=True)
         if self._coordinator is not None:
             position = await self.blocks.aposition(job.thread_id)
             pending = position.pending if position else 0
             self._coordinator.covered_manually(job.thread_id, pending_left=pending)
         return result
 
-    async def _sleep(self, job: SleepJob) -> SleepResult:
+    async def _sleep(self, job: SleepJob, *, by_hand: bool) -> SleepResult:
+        """Async :meth:`SleepTimeAgent._sleep`."""
         graph = self.graph
         payload, config, context = self._sleep_call(job)
-        async with self._scope_locks.hold(
-            self.scope(thread_id=job.thread_id, user_id=job.user_id).key
+        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
+        async with (
+            self._scope_locks.hold(scope.key),
+            arun_lock(self.blocks.store, scope, wait=by_hand) as held,
         ):
-            with model_errors("sleep"):
-                state = await graph.ainvoke(payload, config, context=context, durability="exit")
-        return self._sleep_result(state)
+            if not held:
+                raise ScopeBusyError(scope.key)
+            started = self._started(job)
+            try:
+                with model_errors("sleep"):
+                    state = await graph.ainvoke(payload, config, context=context, durability="exit")
+            except Exception as error:
+                if by_hand:  # scheduled runs are reported by the coordinator, with their retry
+                    self._failed_by_hand(job, error, started)
+                raise
+        result = self._sleep_result(state)
+        self._finished(job, result, started)
+        return result
 
     async def _run_job(self, job: SleepJob) -> None:
         """Run a due job (called by the scheduler); never raises."""
@@ -600,7 +622,7 @@ class AsyncSleepTimeAgent(_AgentBase):
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
-        covered, error = False, None
+        covered, postpone, error = False, False, None
         try:
             async with self._slots:
                 position = await self.blocks.aposition(job.thread_id)
@@ -609,14 +631,15 @@ class AsyncSleepTimeAgent(_AgentBase):
                 elif position.pending < self.config.min_new_messages:
                     self._emit(EventKind.SKIPPED, job)
                 else:
-                    started = self._started(job)
-                    self._finished(job, await self._sleep(job), started)
+                    await self._sleep(job, by_hand=False)
                     covered = True
+        except ScopeBusyError:
+            postpone = True  # another process is running this scope's sleep
         except Exception as failure:
             # Reported as a FAILED event and retried with backoff by the coordinator.
             error = failure
         finally:
-            self._coordinator.release(claim, covered=covered, error=error)
+            self._coordinator.release(claim, covered=covered, error=error, postpone=postpone)
             if task is not None:
                 self._in_flight.discard(task)
 

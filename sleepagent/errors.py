@@ -13,6 +13,7 @@ __all__ = [
     "MemoryEditError",
     "ModelCallError",
     "ReadOnlyBlockError",
+    "ScopeBusyError",
     "ScopeMismatchError",
     "ScriptExhaustedError",
     "SleepAgentError",
@@ -27,6 +28,17 @@ class SleepAgentError(Exception):
 
 class ConfigurationError(SleepAgentError, ValueError):
     """A configuration value or argument is invalid."""
+
+
+class ScopeBusyError(SleepAgentError, RuntimeError):
+    """Another process is running sleep-time compute for this memory scope.
+
+    Raised only to the scheduler, which sets the run again a little later.
+    """
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"a sleep run for {scope} is already running in another process")
+        self.scope = scope
 
 
 class ScopeMismatchError(ConfigurationError):

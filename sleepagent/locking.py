@@ -28,6 +28,8 @@ from sleepagent.scope import Scope
 
 __all__ = [
     "acommit_lock",
+    "arun_lock",
+    "run_lock",
     "commit_transaction",
     "is_async_postgres",
     "postgres_commit_transaction",
@@ -141,3 +143,68 @@ def _postgres_transaction(store: Any, scope: Scope) -> Iterator[BaseStore]:
         with store.lock, store.conn.transaction():
             store.conn.execute(_ADVISORY_LOCK, (_lock_name(scope),))
             yield PostgresStore(store.conn)
+
+
+# --- one sleep run per scope across processes ----------------------------------------
+
+_TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+_WAIT_RUN_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
+
+
+def _run_lock_name(scope: Scope) -> str:
+    return f"sleepagent-run:{scope.key}"
+
+
+@contextmanager
+def run_lock(store: BaseStore, scope: Scope, *, wait: bool) -> Iterator[bool]:
+    """Hold the scope's sleep-run lock across processes; yields whether it is held.
+
+    On PostgreSQL a session advisory lock, on a connection of its own that
+    lives as long as the run (closing it releases the lock, even if the
+    process dies). Elsewhere there is only one process, whose own lock per
+    scope already serialises runs, so this yields True at once.
+
+    Args:
+        store: The agent's store.
+        scope: The memory scope.
+        wait: Wait for the lock (a run asked for by hand), or give up at once
+            (a scheduled run, which is set again later).
+
+    """
+    if type(store).__module__ != "langgraph.store.postgres.base":
+        yield True
+        return
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+    from psycopg_pool import ConnectionPool
+
+    source: Any = store
+    if isinstance(source.conn, ConnectionPool):
+        with source.conn.connection() as pooled:
+            conninfo = make_conninfo(pooled.info.dsn, password=pooled.info.password)
+    else:
+        conninfo = make_conninfo(source.conn.info.dsn, password=source.conn.info.password)
+    query = _WAIT_RUN_LOCK if wait else _TRY_RUN_LOCK
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(query, (_run_lock_name(scope),)).fetchone()
+        yield _held(row, wait)
+
+
+@asynccontextmanager
+async def arun_lock(store: BaseStore, scope: Scope, *, wait: bool) -> AsyncIterator[bool]:
+    """Async :func:`run_lock` (for ``AsyncPostgresStore``)."""
+    if not is_async_postgres(store):
+        yield True
+        return
+    import psycopg
+
+    conninfo = await postgres_conninfo(store)
+    query = _WAIT_RUN_LOCK if wait else _TRY_RUN_LOCK
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        cursor = await conn.execute(query, (_run_lock_name(scope),))
+        yield _held(await cursor.fetchone(), wait)
+
+
+def _held(row: Any, wait: bool) -> bool:
+    # pg_advisory_lock returns nothing once it has waited; pg_try_advisory_lock a boolean.
+    return True if wait else bool(row[0])

@@ -5,16 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
-from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
+from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, SleepConfig, SleepTimeAgent
 from sleepagent.persistence import open_persistence
+from sleepagent.testing import ManualScheduler, ScriptedChatModel, ai_tool_calls, tool_call
 from tests.conftest import POSTGRES_URL, empty_postgres
 
 pytestmark = pytest.mark.skipif(
     POSTGRES_URL is None, reason="set SLEEPAGENT_TEST_POSTGRES_URL to run the PostgreSQL leg"
 )
+
+FINISH = tool_call("memory_finish")
 
 WRITER = """
 import sys
@@ -68,3 +72,51 @@ def test_two_processes_committing_to_one_scope_lose_no_edit():
     assert set(human.value.splitlines()) == expected
     assert human.version == 2 * count
     assert [entry.version for entry in history] == list(range(1, 2 * count + 1))
+
+
+def test_a_scheduled_run_waits_while_another_process_runs_the_same_scope():
+    """Two agents on one database stand for two processes (each has its own in-process locks)."""
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(prompt):
+        entered.set()
+        assert release.wait(30), "the test never released the first run"
+        return ai_tool_calls(tool_call("memory_insert", label="human", text="from A"), FINISH)
+
+    clock = ManualScheduler()
+    second_model = ScriptedChatModel(
+        [ai_tool_calls(tool_call("memory_insert", label="human", text="from B"), FINISH)]
+    )
+    config = SleepConfig(idle_seconds=30, retry_backoff_seconds=5)
+    with (
+        SleepTimeAgent(
+            ScriptedChatModel(["a"]),
+            sleep_model=ScriptedChatModel([slow]),
+            db=POSTGRES_URL,
+            scheduler=None,
+        ) as first,
+        SleepTimeAgent(
+            ScriptedChatModel(["b"]),
+            sleep_model=second_model,
+            db=POSTGRES_URL,
+            scheduler=clock,
+            config=config,
+        ) as second,
+    ):
+        first.chat("hi", thread_id="t1", user_id="ada")
+        second.chat("hello", thread_id="t2", user_id="ada")
+        running = threading.Thread(target=first.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
+        running.start()
+        assert entered.wait(30)
+
+        clock.advance(30)
+        assert second_model.calls == [], "the scope is busy in the other process"
+        assert [job.due_at - clock.now() for job in clock.pending] == [5.0], "set again, later"
+
+        release.set()
+        running.join(30)
+        clock.advance(5)
+        assert len(second_model.calls) == 1
+        assert second.memory(thread_id="t2", user_id="ada")["human"].value == "from A\nfrom B"

@@ -142,13 +142,22 @@ class SleepCoordinator:
             self._running[scope.key] = claim
             return claim
 
-    def release(self, claim: Claim, *, covered: bool, error: BaseException | None = None) -> None:
+    def release(
+        self,
+        claim: Claim,
+        *,
+        covered: bool,
+        error: BaseException | None = None,
+        postpone: bool = False,
+    ) -> None:
         """End a scheduled run: account for what it covered, retry on error, resume deferred jobs.
 
         Args:
             claim: What :meth:`claim` returned.
             covered: Whether the thread's turns up to the run's start are now covered.
             error: What the run raised, if it failed.
+            postpone: The scope was busy in another process: set the job again
+                after ``retry_backoff_seconds``, without counting an attempt.
 
         """
         now = self.now()
@@ -169,6 +178,8 @@ class SleepCoordinator:
             )
             if retry is not None:
                 self._set(retry)
+        if postpone:
+            self._set(replace(claim.job, due_at=now + self._config.retry_backoff_seconds))
         for job in deferred.values():
             self._set(replace(job, due_at=now))
 
