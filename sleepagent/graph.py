@@ -23,7 +23,7 @@ from sleepagent.errors import WrongModeError
 from sleepagent.models import ModelLike, resolve_model
 from sleepagent.primary import PrimaryAgent, route_agent
 from sleepagent.scheduling.base import SleepJob
-from sleepagent.scheduling.policy import Reason
+from sleepagent.scheduling.policy import ThreadActivity, due_after_turn
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.sleeptime import SleepTimeRunner
 from sleepagent.state import SleepAgentState
@@ -142,8 +142,13 @@ class _ServerScheduling:
         raise WrongModeError("server scheduling runs on LangGraph Server: invoke the graph async")
 
     async def schedule(self, state: SleepAgentState) -> dict[str, Any]:
-        identity = current_target(self._config).identity
-        due = self._scheduler.now() + self._config.idle_seconds
-        job = SleepJob(identity.thread_id, identity.user_id, due, Reason.IDLE)
-        await self._scheduler.aset(job)
+        target = current_target(self._config)
+        identity = target.identity
+        # The server keeps no timer state between runs, so the uncovered turns are
+        # read back from the thread's log; the same policy as in-process decides.
+        span = await target.blocks.apending_span(identity.thread_id)
+        now = self._scheduler.now()
+        first, turns = (span[0], max(1, span[2] // 2)) if span else (now, 1)
+        due, reason = due_after_turn(ThreadActivity(first, now, turns), self._config)
+        await self._scheduler.aset(SleepJob(identity.thread_id, identity.user_id, due, reason))
         return {}

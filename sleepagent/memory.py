@@ -393,6 +393,20 @@ class BlockStore:
             last_at=head.value.get("at"),
         )
 
+    def _pending_span_plan(self, thread_id: str) -> Plan[tuple[float, float, int] | None]:
+        head_result, mark_result = yield [
+            GetOp(self._thread_ns(thread_id), "head"),
+            GetOp(self._thread_ns(thread_id), "watermark"),
+        ]
+        head = _value(head_result).get("seq", 0)
+        watermark = _value(mark_result).get("seq", 0)
+        if head <= watermark:
+            return None
+        (first,) = yield [GetOp(self._log_ns(thread_id), _seq_key(watermark + 1))]
+        first_at = _value(first).get("at") or _value(head_result)["at"]
+        last_at = _value(head_result)["at"]
+        return _parse_time(first_at).timestamp(), _parse_time(last_at).timestamp(), head - watermark
+
     def _history_plan(self, scope: Scope, label: str) -> Plan[list[HistoryEntry]]:
         entries: list[HistoryEntry] = []
         offset = 0
@@ -657,6 +671,15 @@ class BlockStore:
     async def aposition(self, thread_id: str) -> ThreadPosition | None:
         """Async :meth:`position`."""
         return await self._arun(self._position_plan(thread_id))
+
+    async def apending_span(self, thread_id: str) -> tuple[float, float, int] | None:
+        """When the thread's first and last unprocessed entries were logged, and how many.
+
+        Returns:
+            ``(first_at, last_at, count)`` in POSIX seconds, or None when nothing is pending.
+
+        """
+        return await self._arun(self._pending_span_plan(thread_id))
 
     async def apositions(self) -> list[ThreadPosition]:
         """Async :meth:`positions`."""

@@ -23,6 +23,7 @@ from sleepagent import (
 )
 from sleepagent.graph import RECURSION_LIMIT
 from sleepagent.models import resolve_model
+from sleepagent.scheduling.server import ServerIdleScheduler, companion_thread_uuid
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
@@ -184,3 +185,43 @@ def test_a_timer_started_run_with_too_few_new_messages_is_skipped_in_the_graph()
 
     manual = graph.invoke(sleep_request(reason="manual"), limits, context=context)
     assert manual["sleep_result"]["messages_processed"] == 2
+
+
+class RecordingRuns:
+    """Stands in for ``langgraph_sdk``'s ``client.runs``: records the delayed runs created."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    async def create(self, thread_id, assistant_id, **options):
+        self.created.append({"thread_id": thread_id, "assistant_id": assistant_id, **options})
+        return {"run_id": f"run-{len(self.created)}"}
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.runs = RecordingRuns()
+
+
+async def test_on_the_server_each_turn_sets_a_delayed_run_with_rollback_and_max_wait():
+    client = RecordingClient()
+    scheduler = ServerIdleScheduler("sleepagent", client=client)
+    config = SleepConfig(idle_seconds=30, max_wait_turns=2)
+    graph = build_graph(
+        ScriptedChatModel(["one", "two"]), config=config, server_scheduler=scheduler
+    )
+    compiled_graph = graph.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    turn = {"configurable": {"thread_id": "t1"}}
+    context = SleepContext(thread_id="t1", user_id="ada")
+
+    await compiled_graph.ainvoke({"messages": [("user", "hi")]}, turn, context=context)
+    await compiled_graph.ainvoke({"messages": [("user", "again")]}, turn, context=context)
+
+    first, second = client.runs.created
+    assert first["thread_id"] == companion_thread_uuid(Scope("user", "ada"))
+    assert first["multitask_strategy"] == "rollback"
+    assert first["input"] == sleep_request(reason="idle")
+    assert first["context"] == {"thread_id": "t1", "user_id": "ada"}
+    assert first["after_seconds"] == 30
+    assert second["input"] == sleep_request(reason="max_wait")
+    assert second["after_seconds"] == 0, "the second turn reached max_wait_turns"
