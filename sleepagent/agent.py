@@ -38,7 +38,7 @@ from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundId
 from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.coordinator import SleepCoordinator
 from sleepagent.scheduling.events import EventKind, SleepEvent, SleepEvents, event_for
-from sleepagent.scheduling.policy import Reason
+from sleepagent.scheduling.policy import Reason, too_few_new_messages
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.staging import StagedMemory
 from sleepagent.transcript import message_text
@@ -425,7 +425,7 @@ class SleepTimeAgent(_AgentBase):
             position = self.blocks.position(job.thread_id)
             if position is None or position.pending == 0:
                 covered = True
-            elif position.pending < self.config.min_new_messages:
+            elif too_few_new_messages(position.pending, self.config):
                 self._emit(EventKind.SKIPPED, job)
             else:
                 self._sleep(job, by_hand=False)
@@ -628,7 +628,7 @@ class AsyncSleepTimeAgent(_AgentBase):
                 position = await self.blocks.aposition(job.thread_id)
                 if position is None or position.pending == 0:
                     covered = True
-                elif position.pending < self.config.min_new_messages:
+                elif too_few_new_messages(position.pending, self.config):
                     self._emit(EventKind.SKIPPED, job)
                 else:
                     await self._sleep(job, by_hand=False)

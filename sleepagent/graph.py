@@ -11,6 +11,7 @@ overwrite each other's checkpoints, and the user's turn must never wait.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +47,16 @@ def sleep_request(*, reason: str = "manual", run_id: str | None = None) -> dict[
     return {"sleep_request": request}
 
 
+_COMPANION_NAMESPACE = uuid.UUID("6f1c8f3e-2b7a-4c55-9a41-5e0d2f7d8a10")
+
+
 def sleep_thread_id(scope: Scope) -> str:
-    """The companion checkpoint thread where sleep runs of ``scope`` execute."""
-    return f"sleepagent-sleep:{scope.key}"
+    """The companion thread where sleep runs of ``scope`` execute.
+
+    A UUID derived from the scope, because LangGraph Server accepts only UUID
+    thread ids; the same id serves every checkpointer.
+    """
+    return str(uuid.uuid5(_COMPANION_NAMESPACE, f"sleepagent-sleep:{scope.key}"))
 
 
 def route_start(state: SleepAgentState) -> str:

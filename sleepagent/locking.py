@@ -104,6 +104,17 @@ async def postgres_conninfo(store: Any) -> str:
     return make_conninfo(store.conn.info.dsn, password=store.conn.info.password)
 
 
+def _sync_conninfo(store: Any) -> str:
+    """Connection string of a sync PostgreSQL store, password included."""
+    from psycopg.conninfo import make_conninfo
+    from psycopg_pool import ConnectionPool
+
+    if isinstance(store.conn, ConnectionPool):
+        with store.conn.connection() as conn:
+            return make_conninfo(conn.info.dsn, password=conn.info.password)
+    return make_conninfo(store.conn.info.dsn, password=store.conn.info.password)
+
+
 @contextmanager
 def postgres_commit_transaction(conninfo: str, scope: Scope) -> Iterator[BaseStore]:
     """A sync store bound to a new transaction holding the scope's advisory lock.
@@ -175,15 +186,8 @@ def run_lock(store: BaseStore, scope: Scope, *, wait: bool) -> Iterator[bool]:
         yield True
         return
     import psycopg
-    from psycopg.conninfo import make_conninfo
-    from psycopg_pool import ConnectionPool
 
-    source: Any = store
-    if isinstance(source.conn, ConnectionPool):
-        with source.conn.connection() as pooled:
-            conninfo = make_conninfo(pooled.info.dsn, password=pooled.info.password)
-    else:
-        conninfo = make_conninfo(source.conn.info.dsn, password=source.conn.info.password)
+    conninfo = _sync_conninfo(store)
     query = _WAIT_RUN_LOCK if wait else _TRY_RUN_LOCK
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(query, (_run_lock_name(scope),)).fetchone()

@@ -54,7 +54,6 @@ __all__ = [
     "CommitOptions",
     "CommitOutcome",
     "HistoryEntry",
-    "PendingThread",
     "ThreadPosition",
 ]
 
@@ -115,10 +114,6 @@ class ThreadPosition:
     def pending(self) -> int:
         """Entries no sleep run has processed yet."""
         return max(0, self.head - self.watermark)
-
-
-PendingThread = ThreadPosition
-"""A thread with unprocessed log entries (see :meth:`BlockStore.pending_threads`)."""
 
 
 class CommitOptions(TypedDict, total=False):

@@ -31,6 +31,7 @@ from sleepagent.context import RunTarget, current_target, iso
 from sleepagent.memory import CommitOutcome
 from sleepagent.render import render_memory, render_transcript_page
 from sleepagent.results import BlockDiff
+from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.staging import StagedMemory
 from sleepagent.state import SleepAgentState
 from sleepagent.tools import memory_tool_schemas, run_tool_calls
@@ -38,8 +39,6 @@ from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
 
 __all__ = ["SleepTimeRunner", "merge_diffs"]
-
-_TIMED_REASONS = frozenset({"idle", "max_wait", "recovery"})
 
 
 class SleepTimeRunner:
@@ -96,8 +95,8 @@ class SleepTimeRunner:
         gives LangGraph Server's delayed runs the same rule. Runs asked for by
         hand or for context always proceed.
         """
-        timed = run["reason"] in _TIMED_REASONS
-        return timed and run["pages"] == 0 and head - watermark < self._config.min_new_messages
+        timed = run["reason"] in {reason.value for reason in TIMER_REASONS}
+        return timed and run["pages"] == 0 and too_few_new_messages(head - watermark, self._config)
 
     def _open_page(
         self,

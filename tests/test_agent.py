@@ -8,10 +8,18 @@ import re
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from sleepagent import ConfigurationError, MemoryBlock, ScopeMismatchError, SleepConfig
+from sleepagent import (
+    AsyncSleepTimeAgent,
+    ConfigurationError,
+    MemoryBlock,
+    ScopeMismatchError,
+    SleepConfig,
+    SleepTimeAgent,
+    WrongModeError,
+)
 from sleepagent.blocks import DEFAULT_BLOCKS, RethinkEdit
 from sleepagent.staging import StagedMemory
-from sleepagent.testing import ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 FINISH = ai_tool_calls(tool_call("memory_finish"))
 
@@ -565,3 +573,13 @@ def test_a_thread_refuses_a_second_users_memory_scope(make_agent):
     assert agent.positions()["room"].head == 2, "nothing of bob's was logged"
     with pytest.raises(ScopeMismatchError):
         agent.add_context("Oslo facts", thread_id="room", user_id="bob")
+
+
+def test_each_facade_refuses_the_other_modes_context_manager():
+    with (
+        pytest.raises(WrongModeError, match="AsyncSleepTimeAgent"),
+        SleepTimeAgent(ScriptedChatModel(), db=None, scheduler=None) as agent,
+    ):
+        asyncio.run(agent.__aenter__())
+    with pytest.raises(WrongModeError, match="async with"):
+        AsyncSleepTimeAgent(ScriptedChatModel(), db=None, scheduler=None).__enter__()

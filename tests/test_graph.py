@@ -23,7 +23,7 @@ from sleepagent import (
 )
 from sleepagent.graph import RECURSION_LIMIT
 from sleepagent.models import resolve_model
-from sleepagent.scheduling.server import ServerIdleScheduler, companion_thread_uuid
+from sleepagent.scheduling.server import ServerIdleScheduler
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
@@ -218,7 +218,7 @@ async def test_on_the_server_each_turn_sets_a_delayed_run_with_rollback_and_max_
     await compiled_graph.ainvoke({"messages": [("user", "again")]}, turn, context=context)
 
     first, second = client.runs.created
-    assert first["thread_id"] == companion_thread_uuid(Scope("user", "ada"))
+    assert first["thread_id"] == sleep_thread_id(Scope("user", "ada"))
     assert first["multitask_strategy"] == "rollback"
     assert first["input"] == sleep_request(reason="idle")
     assert first["context"] == {"thread_id": "t1", "user_id": "ada"}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from sleepagent.graph import sleep_thread_id
 from sleepagent.loopback import Completion, LoopbackOpenAI, wire_call
-from sleepagent.scheduling.server import companion_thread_uuid
 from sleepagent.scope import Scope
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
@@ -121,7 +121,7 @@ def test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_ne
             thread, "sleepagent", input={"messages": [{"role": "user", "content": text}]}
         )
 
-    sleep_thread = companion_thread_uuid(Scope("thread", thread))
+    sleep_thread = sleep_thread_id(Scope("thread", thread))
     runs = client.runs.list(sleep_thread)
     assert len(runs) == 1, "the second turn's delayed run replaced the first (rollback)"
     client.runs.join(sleep_thread, runs[0]["run_id"])

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from sleepagent.config import SleepConfig
 
-__all__ = ["Reason", "ThreadActivity", "backoff_delay", "due_after_turn", "recovery_due"]
+__all__ = [
+    "TIMER_REASONS",
+    "Reason",
+    "ThreadActivity",
+    "backoff_delay",
+    "due_after_turn",
+    "recovery_due",
+    "too_few_new_messages",
+]
 
 
 class Reason(enum.Enum):
@@ -59,6 +67,15 @@ def due_after_turn(activity: ThreadActivity, config: SleepConfig) -> tuple[float
         if limit < due:
             due, reason = limit, Reason.MAX_WAIT
     return due, reason
+
+
+TIMER_REASONS = frozenset({Reason.IDLE, Reason.MAX_WAIT, Reason.RECOVERY})
+"""Reasons of runs the scheduler started (``min_new_messages`` applies to them)."""
+
+
+def too_few_new_messages(pending: int, config: SleepConfig) -> bool:
+    """Whether a timer-started run should wait for more than ``pending`` new messages."""
+    return pending < config.min_new_messages
 
 
 def recovery_due(last_turn_at: float | None, now: float, config: SleepConfig) -> float:

@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from typing import Any
 
 from sleepagent.errors import WrongModeError
-from sleepagent.graph import sleep_request
+from sleepagent.graph import sleep_request, sleep_thread_id
 from sleepagent.scheduling.base import JobRunner, SleepJob
 from sleepagent.scope import Scope
 
-__all__ = ["ServerIdleScheduler", "companion_thread_uuid"]
-
-_NAMESPACE = uuid.UUID("6f1c8f3e-2b7a-4c55-9a41-5e0d2f7d8a10")
-
-
-def companion_thread_uuid(scope: Scope) -> str:
-    """The server thread (a UUID, as the server requires) where ``scope``'s sleep runs go."""
-    return str(uuid.uuid5(_NAMESPACE, f"sleepagent-sleep:{scope.key}"))
+__all__ = ["ServerIdleScheduler"]
 
 
 class ServerIdleScheduler:
@@ -86,7 +78,7 @@ class ServerIdleScheduler:
             raise RuntimeError("ServerIdleScheduler.scope_of is not set; build it via build_graph")
         scope: Scope = self.scope_of(job.thread_id, job.user_id)
         run: dict[str, Any] = await self._get_client().runs.create(
-            companion_thread_uuid(scope),
+            sleep_thread_id(scope),
             self.assistant_id,
             input=sleep_request(reason=job.reason.value),
             context={"thread_id": job.thread_id, "user_id": job.user_id},
