@@ -20,6 +20,7 @@ from typing import Any, Literal, NoReturn, Self
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
@@ -279,18 +280,21 @@ class _AgentBase:
 
     @staticmethod
     def _undo(values: dict[str, Any], human: HumanMessage) -> dict[str, Any] | None:
-        """The update that takes a failed turn's messages back out of the thread.
+        """The update that puts a failed turn's thread back as it was before the turn.
 
         LangGraph checkpoints a run's input before its first node runs, so a turn
         whose model call failed would leave the user's message in the thread and
-        send it again with the next turn. Returns None when nothing is left over.
+        send it again with the next turn. The thread's messages are replaced by
+        those before the turn (not removed one by one: a reply cut short may be
+        known to the state read here and not to the checkpoint). Returns None
+        when the turn left nothing behind.
         """
         messages = values.get("messages") or []
         ids = [message.id for message in messages]
         if human.id not in ids:
             return None
-        leftover = ids[ids.index(human.id) :]
-        return {"messages": [RemoveMessage(id=message_id) for message_id in leftover if message_id]}
+        before = messages[: ids.index(human.id)]
+        return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *before]}
 
     def _turn_done(self, thread_id: str, user_id: str | None) -> None:
         if self._coordinator is not None:
@@ -538,8 +542,11 @@ class SleepTimeAgent(_AgentBase):
         """Answer one user message, yielding the reply's text as it arrives.
 
         Otherwise the same as :meth:`chat`: the turn is logged and the idle
-        timer reset once the reply is complete. Consume the iterator to the end
-        (or close it): the thread's next turn waits until then.
+        timer reset once the reply is complete. Closing the iterator early
+        still completes the turn (the rest of the reply is generated, not
+        yielded), so the thread and its log stay consistent; the thread's next
+        turn waits until then. An exception (a failed model call, Ctrl-C) takes
+        the turn back out of the thread, as with :meth:`chat`.
 
         Raises:
             ScopeMismatchError: When the thread belongs to another memory scope.
@@ -549,12 +556,16 @@ class SleepTimeAgent(_AgentBase):
         graph = self.graph
         payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
         with self._thread_locks.hold(thread_id):
+            stream = graph.stream(payload, run_config, context=context, stream_mode="messages")
             try:
-                for item in graph.stream(
-                    payload, run_config, context=context, stream_mode="messages"
-                ):
+                for item in stream:
                     if text := self._streamed_text(item):
                         yield text
+            except GeneratorExit:
+                for _ in stream:  # closed early: finish the turn without yielding
+                    pass
+                self._turn_done(thread_id, user_id)
+                raise
             except BaseException:
                 self._undo_turn(run_config, human)
                 raise
@@ -861,17 +872,23 @@ class AsyncSleepTimeAgent(_AgentBase):
         graph = self.graph
         payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
         async with self._thread_locks.hold(thread_id):
+            stream = graph.astream(payload, run_config, context=context, stream_mode="messages")
             try:
-                stream = graph.astream(payload, run_config, context=context, stream_mode="messages")
                 async for item in stream:
                     if text := self._streamed_text(item):
                         yield text
+            except GeneratorExit:
+                async for _ in stream:  # closed early: finish the turn without yielding
+                    pass
+                self._turn_done(thread_id, user_id)
+                raise
             except BaseException:
                 await asyncio.shield(self._undo_turn(run_config, human))
                 raise
         self._turn_done(thread_id, user_id)
 
     async def _undo_turn(self, run_config: RunnableConfig, human: HumanMessage) -> None:
+        """Async :meth:`SleepTimeAgent._undo_turn`."""
         undo = self._undo((await self.graph.aget_state(run_config)).values, human)
         if undo is not None:
             await self.graph.aupdate_state(run_config, undo)

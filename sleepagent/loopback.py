@@ -143,6 +143,8 @@ class FaultKind(Enum):
     """The reply comes only after ``delay`` seconds (longer than the client waits)."""
     TRUNCATED = "truncated"
     """The body is cut in half and the connection closed."""
+    MALFORMED = "malformed"
+    """HTTP 200 with a JSON body that is not a valid completion (``body``)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class Fault:
         retry_after: Seconds sent in ``retry-after`` (429 and 500), or ``None`` for none.
         delay: For ``SLOW``: seconds before replying. Closing the server cuts it short.
         reply: For ``SLOW`` and ``TRUNCATED``: the reply that is late or cut.
+        body: For ``MALFORMED``: the exact JSON body sent with HTTP 200.
 
     """
 
@@ -161,6 +164,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 30.0
     reply: Completion = Completion(content="(too late)")
+    body: Mapping[str, Any] | None = None
 
 
 def rate_limited(retry_after: float = 0.01) -> Fault:
@@ -181,6 +185,32 @@ def slow(reply: Completion | str = "(too late)", *, delay: float = 30.0) -> Faul
 def truncated(reply: Completion | str = "(cut short)") -> Fault:
     """``reply`` with its body cut in half, then the connection closed."""
     return Fault(FaultKind.TRUNCATED, reply=_completion(reply))
+
+
+def malformed(body: Mapping[str, Any]) -> Fault:
+    """HTTP 200 with exactly ``body``, such as ``{"choices": []}`` (a broken server)."""
+    return Fault(FaultKind.MALFORMED, body=body)
+
+
+def malformed_tool_arguments(arguments: str) -> Fault:
+    """HTTP 200 with a tool call whose arguments are this JSON text (say ``"[1, 2]"``)."""
+    call = {"id": "call_bad", "type": "function"}
+    call["function"] = {"name": "memory_rethink", "arguments": arguments}  # type: ignore[assignment]
+    return malformed(
+        {
+            "id": "chatcmpl-malformed",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "loopback",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                    "finish_reason": "tool_calls",
+                }
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -532,6 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(429, "rate_limit_exceeded", "Rate limit reached", step.retry_after)
         elif step.kind is FaultKind.SERVER_ERROR:
             self._error(500, "server_error", "The server had an error", step.retry_after)
+        elif step.kind is FaultKind.MALFORMED:
+            self._send_json(200, step.body or {})
         elif step.kind is FaultKind.SLOW:
             # Wait on the server's closing event, so closing the server ends it at once.
             if owner._closing.wait(step.delay):

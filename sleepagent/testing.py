@@ -32,6 +32,8 @@ from sleepagent.loopback import (
     PromptLogprobs,
     RecordedRequest,
     WireToolCall,
+    malformed,
+    malformed_tool_arguments,
     rate_limited,
     raw_call,
     server_error,
@@ -65,6 +67,8 @@ __all__ = [
     "PromptLogprobs",
     "RecordedRequest",
     "WireToolCall",
+    "malformed",
+    "malformed_tool_arguments",
     "rate_limited",
     "raw_call",
     "server_error",
@@ -149,6 +153,7 @@ class ScriptedChatModel(BaseChatModel):
     script: list[Any] = Field(default_factory=list)
     _position: int = PrivateAttr(default=0)
     _calls: list[ScriptedCall] = PrivateAttr(default_factory=list)
+    _unexpected: list[str] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, script: Iterable[ScriptStep] = (), **kwargs: Any) -> None:
@@ -176,13 +181,28 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             self.script.extend(steps)
 
+    @property
+    def unexpected(self) -> list[str]:
+        """Calls made after the script ran out (each also raised ``ScriptExhaustedError``).
+
+        Kept because such a call may happen in a background job, whose runner
+        turns the error into a retried failure the test would never see.
+        """
+        with self._lock:
+            return list(self._unexpected)
+
     def assert_exhausted(self) -> None:
-        """Fail if scripted replies were left unused.
+        """Fail if scripted replies were left unused, or the model was called past its script.
 
         Raises:
-            AssertionError: Naming how many replies are left.
+            AssertionError: Naming the replies left, or the unexpected calls.
 
         """
+        if self.unexpected:
+            raise AssertionError(
+                f"ScriptedChatModel was called {len(self.unexpected)} more times than scripted; "
+                f"the first unexpected call's last message was: {self.unexpected[0]}"
+            )
         if self.remaining:
             raise AssertionError(f"{self.remaining} scripted replies were never requested")
 
@@ -207,6 +227,7 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             index = self._position
             if index >= len(self.script):
+                self._unexpected.append(_preview(messages))
                 raise ScriptExhaustedError(
                     f"ScriptedChatModel was called {index + 1} times but scripted for "
                     f"{len(self.script)}; the unexpected call's last message was: "

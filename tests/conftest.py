@@ -101,6 +101,35 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def no_unexpected_sleep_failures(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Fail any test in which a sleep run failed, unless it says it expects that.
+
+    A failure inside a background job (an exhausted script, a bug) is retried
+    and logged there; without this a test could pass on a run that never worked.
+    Mark a test ``@pytest.mark.sleep_failures_expected`` when failing is its point.
+    """
+    from sleepagent.scheduling.events import EventKind, SleepEvents
+
+    failures: list[Any] = []
+    emit = SleepEvents.emit
+
+    def recording(self: SleepEvents, event: Any) -> None:
+        if event.kind in (EventKind.FAILED, EventKind.PAGE_FAILED):
+            failures.append(event)
+        emit(self, event)
+
+    monkeypatch.setattr(SleepEvents, "emit", recording)
+    yield
+    if failures and request.node.get_closest_marker("sleep_failures_expected") is None:
+        first = failures[0]
+        pytest.fail(
+            f"{len(failures)} sleep run failure(s) in a test that does not expect them; "
+            f"first: {first.kind.value} on {first.thread_id}: {first.error}",
+            pytrace=False,
+        )
+
+
 AgentFactory = Callable[..., tuple[Driver, ScriptedChatModel, ScriptedChatModel]]
 
 

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
+
+import pytest
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, SleepEvent
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
+FINISH = ai_tool_calls(tool_call("memory_finish"))
 WAIT_S = 10
 SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
 
@@ -102,33 +104,34 @@ def test_one_scope_never_runs_twice_at_once_with_real_timers(db):
     assert overlaps == [0, 0]
 
 
-def test_turn_latency_is_unchanged_while_a_slow_sleep_run_is_in_flight(db):
+def test_a_turn_is_answered_while_the_timer_run_of_its_own_thread_is_in_its_model_call(db):
     release = threading.Event()
     in_call = threading.Event()
 
     def slow(prompt):
         in_call.set()
-        release.wait(WAIT_S)
+        assert release.wait(WAIT_S), "the test never released the run"
         return note("slow")
 
-    chat = ScriptedChatModel(["warm-up", "before"] + ["during"] * 5)
+    chat = ScriptedChatModel(["before", "during"])
+    sleep = ScriptedChatModel([slow, FINISH])
     config = SleepConfig(idle_seconds=0.05)
-    with SleepTimeAgent(chat, sleep_model=ScriptedChatModel([slow]), db=db, config=config) as agent:
-        agent.chat("warm up", thread_id="other")
-        started = time.perf_counter()
+    with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=config) as agent:
         agent.chat("before", thread_id="t1")
-        before = time.perf_counter() - started
         assert in_call.wait(WAIT_S), "the idle run did not start"
-        during = []
-        for _ in range(5):
-            started = time.perf_counter()
+        answered = threading.Event()
+
+        def turn() -> None:
             agent.chat("during", thread_id="t1")
-            during.append(time.perf_counter() - started)
-        assert not release.is_set() and in_call.is_set(), "the run was in flight throughout"
+            answered.set()
+
+        worker = threading.Thread(target=turn)
+        worker.start()
+        # A turn that waited for the run would wait until the release below, never before.
+        assert answered.wait(WAIT_S), "the turn waited for the sleep run"
+        assert not release.is_set()
         release.set()
-    print(f"turn latency: before {before * 1000:.1f} ms, during max {max(during) * 1000:.1f} ms")
-    # The run holds its model call for up to WAIT_S; a turn that waited for it would take that long.
-    assert max(during) < WAIT_S / 2
+        worker.join(WAIT_S)
 
 
 async def test_the_asyncio_scheduler_runs_sleep_time_compute_by_itself(db):
@@ -149,6 +152,7 @@ async def test_the_asyncio_scheduler_runs_sleep_time_compute_by_itself(db):
         assert (await agent.memory(thread_id="t1"))["human"].value == "async idle"
 
 
+@pytest.mark.sleep_failures_expected
 def test_a_failed_scheduled_run_is_retried(db):
     def model_down(prompt):
         raise RuntimeError("model down")

@@ -76,6 +76,7 @@ def _row(summary: str, condition: str, budget: str) -> list[str]:
     raise AssertionError(f"no row for {condition} {budget}")
 
 
+@pytest.mark.sleep_failures_expected  # the script injects a rate limit
 def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
     tmp_path: Path,
 ) -> None:

@@ -226,6 +226,7 @@ def test_a_truncated_body_is_retried_and_the_retry_answers(server, connect):
     assert connect(max_retries=1).chat("Hi", thread_id="t1").reply == "whole"
 
 
+@pytest.mark.sleep_failures_expected
 def test_a_failed_sleep_run_commits_nothing_and_reports_the_failure(server, connect):
     server.extend(["Hello!", rate_limited()])
     agent = connect()

@@ -196,6 +196,7 @@ def model_down(prompt):
     raise RuntimeError("model down")
 
 
+@pytest.mark.sleep_failures_expected
 def test_a_failed_run_is_retried_with_backoff(make):
     agent, clock, _, sleep, events = make(
         chat=["a"],
@@ -214,6 +215,7 @@ def test_a_failed_run_is_retried_with_backoff(make):
     assert agent.memory(thread_id="t1")["human"].value == "third time lucky"
 
 
+@pytest.mark.sleep_failures_expected
 def test_a_page_that_keeps_failing_is_recorded_and_never_paid_for_again(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b", "c"],
@@ -240,6 +242,7 @@ def test_a_page_that_keeps_failing_is_recorded_and_never_paid_for_again(make):
     assert 'messages="3-4"' in str(sleep.calls[-1].messages[-1].content)
 
 
+@pytest.mark.sleep_failures_expected
 def test_new_turns_do_not_reset_the_attempts_of_a_failing_page(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b", "c", "d"],
@@ -261,6 +264,7 @@ def test_new_turns_do_not_reset_the_attempts_of_a_failing_page(make):
     assert 'messages="7-8"' in str(sleep.calls[-1].messages[-1].content)
 
 
+@pytest.mark.sleep_failures_expected
 def test_a_failed_page_can_be_run_again_on_purpose(make):
     agent, clock, _, sleep, events = make(
         chat=["a"],
@@ -277,6 +281,7 @@ def test_a_failed_page_can_be_run_again_on_purpose(make):
     assert agent.memory(thread_id="t1")["human"].value == "second try"
 
 
+@pytest.mark.sleep_failures_expected
 def test_the_chat_path_is_untouched_by_a_failing_run(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b"], sleep=[model_down] * 4, idle_seconds=30, retry_backoff_seconds=1

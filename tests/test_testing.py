@@ -195,3 +195,15 @@ def test_tool_call_ids_are_unique():
         ids = list(pool.map(lambda _: tool_call("memory_finish")["id"], range(2000)))
     assert len(set(ids)) == len(ids)
     assert all(ids)
+
+
+def test_a_call_past_the_script_is_recorded_so_assert_exhausted_fails_later():
+    from sleepagent.errors import ScriptExhaustedError
+
+    model = ScriptedChatModel(["one"])
+    model.invoke("a")
+    with pytest.raises(ScriptExhaustedError):
+        model.invoke("b")  # as a background job would, whose runner swallows it
+    assert len(model.unexpected) == 1 and model.remaining == 0
+    with pytest.raises(AssertionError, match="1 more times than scripted"):
+        model.assert_exhausted()
