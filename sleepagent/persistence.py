@@ -27,8 +27,10 @@ DbPath = str | PathLike[str] | None
 """A SQLite file path, a ``postgresql://`` URL, or ``None`` for in-memory persistence."""
 
 _BUSY_TIMEOUT_S = 30.0
-_STORE_POOL = {"min_size": 1, "max_size": 8}
-"""Store connections: commits take one of their own for their transaction."""
+_STORE_POOL = {"min_size": 1, "max_size": 40}
+"""Store connections, opened as needed: each sleep run in flight holds one for its run lock
+(up to ``max_concurrent_sleeps``, 32 by default), each commit one for its transaction, and
+turns share the rest."""
 
 
 def is_postgres_url(db: DbPath) -> bool:

@@ -16,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, SleepTimeAgent
+from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, SleepConfig, SleepTimeAgent
 from sleepagent.persistence import open_persistence
 from sleepagent.scheduling.events import EventKind
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call, transcript_in_prompt
+from sleepagent.testing import (
+    ManualScheduler,
+    ScriptedChatModel,
+    ai_tool_calls,
+    tool_call,
+    transcript_in_prompt,
+)
 from tests.conftest import POSTGRES_URL, empty_postgres
 
 PROCESSES, EACH = 4, 25
@@ -150,6 +156,53 @@ def test_processes_writing_memory_land_every_write(database):
 
 # --- one sleep run per scope, across agents and processes -------------------------------
 
+
+def test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope(database):
+    """A scheduled run gives up at once on a busy scope (it must not hold a worker)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(prompt):
+        entered.set()
+        assert release.wait(30), "the test never released the first run"
+        return ai_tool_calls(tool_call("memory_insert", label="human", text="from A"), FINISH)
+
+    clock = ManualScheduler()
+    second_model = ScriptedChatModel(
+        [ai_tool_calls(tool_call("memory_insert", label="human", text="from B"), FINISH)]
+    )
+    config = SleepConfig(idle_seconds=30, retry_backoff_seconds=5)
+    with (
+        SleepTimeAgent(
+            ScriptedChatModel(["a"]),
+            sleep_model=ScriptedChatModel([slow]),
+            db=database,
+            scheduler=None,
+        ) as first,
+        SleepTimeAgent(
+            ScriptedChatModel(["b"]),
+            sleep_model=second_model,
+            db=database,
+            scheduler=clock,
+            config=config,
+        ) as second,
+    ):
+        first.chat("hi", thread_id="t1", user_id="ada")
+        second.chat("hello", thread_id="t2", user_id="ada")
+        running = threading.Thread(target=first.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
+        running.start()
+        assert entered.wait(30)
+
+        clock.advance(30)
+        assert second_model.calls == [], "the scope is busy in the other agent"
+        assert [job.due_at - clock.now() for job in clock.pending] == [5.0], "set again, later"
+
+        release.set()
+        running.join(30)
+        clock.advance(5)
+        assert len(second_model.calls) == 1
+        assert second.memory(thread_id="t2", user_id="ada")["human"].value == "from A\nfrom B"
+
+
 ROUNDS = 3
 BUSY_WAIT_S = 1.0
 """How long a second run gets to (wrongly) reach its model call while the first holds the scope."""
@@ -216,7 +269,13 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
 SLEEPER = """
 import sys
 from sleepagent import SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call, transcript_in_prompt
+from sleepagent.testing import (
+    ManualScheduler,
+    ScriptedChatModel,
+    ai_tool_calls,
+    tool_call,
+    transcript_in_prompt,
+)
 
 db, rounds, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
