@@ -54,14 +54,16 @@ async def test_a_commit_cancelled_while_waiting_for_the_lock_leaves_it_free(data
         blocks = BlockStore(store, DEFAULT_BLOCKS)
         for holder in (store, other):  # this process's lock, then the database's
             async with backend_for(holder).atransaction(SCOPE):
-                waiting = asyncio.create_task(insert(blocks, "cancelled"))
+                cancelled = asyncio.create_task(insert(blocks, "cancelled"))
                 await settle()
-                waiting.cancel()
+                queued = asyncio.create_task(insert(blocks, "queued"))  # behind the cancelled one
+                await settle()
+                cancelled.cancel()
                 with pytest.raises(asyncio.CancelledError):
-                    await waiting
-            await asyncio.wait_for(insert(blocks, "after"), WAIT_S)
+                    await cancelled
+            await asyncio.wait_for(queued, WAIT_S)
             await asyncio.wait_for(insert(BlockStore(other, DEFAULT_BLOCKS), "other"), WAIT_S)
-        assert await lines(blocks) == ["after", "other", "after", "other"]
+        assert await lines(blocks) == ["queued", "other", "queued", "other"]
 
 
 async def test_a_commit_cancelled_at_any_point_writes_all_or_nothing_and_frees_everything(
