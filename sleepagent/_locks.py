@@ -95,7 +95,11 @@ class SharedLock:
                 return False
             waiter = _ThreadWaiter()
             self._waiters.append(waiter)
-        waiter.granted.wait()
+        try:
+            waiter.granted.wait()
+        except BaseException:  # KeyboardInterrupt while waiting
+            self._give_up(waiter)
+            raise
         return True
 
     async def aacquire(self, *, blocking: bool = True) -> bool:
@@ -111,14 +115,18 @@ class SharedLock:
         try:
             await waiter.granted
         except BaseException:
-            with self._guard:
-                queued = waiter in self._waiters
-                if queued:
-                    self._waiters.remove(waiter)
-            if not queued:  # handed over while we were being cancelled: pass it on
-                self.release()
+            self._give_up(waiter)
             raise
         return True
+
+    def _give_up(self, waiter: _Waiter) -> None:
+        """Leave the queue; if the lock was handed over meanwhile, pass it on."""
+        with self._guard:
+            queued = waiter in self._waiters
+            if queued:
+                self._waiters.remove(waiter)
+        if not queued:
+            self.release()
 
     def release(self) -> None:
         """Give the lock to the oldest waiter, or free it."""

@@ -29,11 +29,12 @@ any other store    the in-process locks only            none: say so in your dep
 =================  ===================================  =====================================
 
 Async callers never leave a lock taken or a connection mid-transaction when
-cancelled: waiting for a lock is cancellable and a cancelled waiter never
-ends up holding it; a store batch on ``AsyncSqliteStore`` runs to completion
-once started (that store begins its transaction outside its own
-``try``/``finally``, so a batch cancelled there would leave the shared
-connection inside a transaction); releases run to completion.
+cancelled: waiting for a lock is cancellable, and a cancelled waiter never
+ends up holding it (no task waits in a worker thread); a store batch on
+``AsyncSqliteStore`` runs to completion once started (that store begins its
+transaction outside its own ``try``/``finally``, so a batch cancelled there
+would leave the shared connection inside a transaction); releases run to
+completion.
 
 The few store attributes LangGraph gives no public route to (the SQL
 connection a store was built on, to find the database file or the pool; the
@@ -77,6 +78,8 @@ _XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _TRY_SESSION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 _SESSION_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
 _SESSION_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+_FLOCK_POLL_FIRST_S, _FLOCK_POLL_MAX_S = 0.001, 0.1
+"""How an async waiter retries a busy SQLite lock file (see _aheld_file)."""
 _POLL_FIRST_S, _POLL_MAX_S = 0.05, 1.0
 """Waiting for a run lock on a single shared PostgreSQL connection polls (see _shared_run_lock)."""
 
@@ -289,52 +292,23 @@ def _held_file(path: Path, *, wait: bool) -> Iterator[bool]:
             os.close(fd)  # closing the descriptor releases the flock
 
 
-class _FlockInThread:
-    """A blocking flock taken in a worker thread, which a cancelled task can abandon.
-
-    If the task gives up first, the thread closes the descriptor as soon as
-    it gets the lock; if the thread got it first, abandoning closes it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._guard = threading.Lock()
-        self._fd: int | None = None
-        self._abandoned = False
-
-    def take(self) -> None:
-        fd = _open_locked(self._path, wait=True)
-        assert fd is not None
-        with self._guard:
-            if self._abandoned:
-                os.close(fd)
-            else:
-                self._fd = fd
-
-    def abandon(self) -> None:
-        with self._guard:
-            self._abandoned = True
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def fd(self) -> int:
-        assert self._fd is not None
-        return self._fd
-
-
 @asynccontextmanager
 async def _aheld_file(path: Path, *, wait: bool) -> AsyncIterator[bool]:
-    fd = _open_locked(path, wait=False)  # a free lock costs no thread
-    if fd is None and wait:
-        attempt = _FlockInThread(path)
-        taking = asyncio.get_running_loop().run_in_executor(None, attempt.take)
-        try:
-            await asyncio.shield(taking)
-        except BaseException:
-            attempt.abandon()
-            raise
-        fd = attempt.fd()
+    """:func:`_held_file` for async code: a busy lock is polled, not waited for in a thread.
+
+    ``flock`` has no async or timed form. A blocking ``flock`` in a worker
+    thread cannot be called off when its task is cancelled: the thread would
+    take the lock later for nobody, and keep the process from exiting while
+    another process holds it. So a task retries the non-blocking form with a
+    growing pause; in-process waiters queue on the in-process lock before
+    this, so one task per process and scope polls.
+    """
+    fd = _open_locked(path, wait=False)
+    delay = _FLOCK_POLL_FIRST_S
+    while fd is None and wait:
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, _FLOCK_POLL_MAX_S)
+        fd = _open_locked(path, wait=False)
     try:
         yield fd is not None
     finally:
