@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, SleepConfig, SleepTimeAgent
+from sleepagent.backends import run_lock
+from sleepagent.blocks import InsertEdit
 from sleepagent.persistence import open_persistence
 from sleepagent.scheduling.events import EventKind
+from sleepagent.staging import StagedMemory
 from sleepagent.testing import (
     ManualScheduler,
     ScriptedChatModel,
@@ -32,6 +35,7 @@ PROCESSES, EACH = 4, 25
 CHILD_TIMEOUT_S = 120
 SHARED = Scope("user", "shared")
 FINISH = tool_call("memory_finish")
+AT = "2026-01-01T00:00:00+00:00"
 
 
 @pytest.fixture(params=["sqlite", *(["postgres"] if POSTGRES_URL else [])])
@@ -72,8 +76,11 @@ INSERTER = """
 import sys
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
 from sleepagent.blocks import InsertEdit
+from sleepagent.backends import run_lock
+from sleepagent.blocks import InsertEdit
 from sleepagent.persistence import open_persistence
 from sleepagent.scheduling.events import EventKind
+from sleepagent.staging import StagedMemory
 from sleepagent.staging import StagedMemory
 
 db, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -375,3 +382,36 @@ def test_two_processes_on_one_database_cover_every_turn_exactly_once(database):
             child.close()
     turns = sorted(turn for line in seen for turn in line.removeprefix("model ").split("|"))
     assert turns == [f"turn {turn}" for turn in range(ROUNDS)]
+
+
+DIES_HOLDING = """
+import os, signal, sys
+from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
+from sleepagent.backends import run_lock
+from sleepagent.persistence import open_persistence
+
+db, name = sys.argv[1], sys.argv[2]
+scope = Scope("user", "shared")
+with open_persistence(db) as (_, store):
+    blocks = BlockStore(store, DEFAULT_BLOCKS)
+    with run_lock(store, scope, wait=True), blocks._backend.transaction(scope):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_holding_the_run_and_commit_locks_releases_both(database):
+    child = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(DIES_HOLDING), database, "p0"],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )
+    assert child.returncode == -9, child.stderr
+
+    with open_persistence(database) as (_, store):
+        with run_lock(store, SHARED, wait=False) as held:
+            assert held, "the dead process's run lock went with it"
+        blocks = BlockStore(store, DEFAULT_BLOCKS)
+        staged = StagedMemory.of(blocks.load(SHARED))
+        staged, _ = staged.stage(InsertEdit("human", "after"))
+        assert blocks.commit(SHARED, staged, run_id="r", phase="user", at=AT).committed
