@@ -101,11 +101,21 @@ class CommitBackend:
     """
 
     guarantee = "in this process only"
-    """What the backend guarantees, in words (for logs and ``sleepagent`` diagnostics)."""
+    """What the backend guarantees, in words."""
 
     def __init__(self, store: BaseStore) -> None:
-        self.store = store
+        # Weak: backends are cached per store in a WeakKeyDictionary, whose values
+        # must not keep their keys alive.
+        self._store = weakref.ref(store)
         self._local = SharedKeyedLocks()
+
+    @property
+    def store(self) -> BaseStore:
+        """The store this backend serves."""
+        store = self._store()
+        if store is None:
+            raise ConfigurationError("this commit backend's store no longer exists")
+        return store
 
     # --- commits ---------------------------------------------------------------
 
@@ -619,7 +629,10 @@ def backend_for(store: BaseStore) -> CommitBackend:
     so their in-process locks are the same.
     """
     with _chosen_guard:
-        backend = _chosen.get(store)
+        try:
+            backend = _chosen.get(store)
+        except TypeError:  # a store that cannot be weakly referenced: not shared
+            return _choose(store)
         if backend is None:
             backend = _choose(store)
             _chosen[store] = backend

@@ -187,3 +187,15 @@ async def test_postgres_run_locks_exclude_two_stores_on_one_database(pooled):
         blocks = BlockStore(two, DEFAULT_BLOCKS)
         staged, _ = StagedMemory.of(await blocks.aload(SCOPE)).stage(InsertEdit("human", "x"))
         assert (await blocks.acommit(SCOPE, staged, run_id="r", phase="user", at=AT)).committed
+
+
+def test_a_backend_does_not_keep_its_store_alive():
+    import gc
+    import weakref
+
+    store = InMemoryStore()
+    backend_for(store)
+    gone = weakref.ref(store)
+    del store
+    gc.collect()
+    assert gone() is None
