@@ -216,7 +216,9 @@ class SqliteBackend(CommitBackend):
 
     def _sync_dir(self) -> Path | None:
         if self._lock_dir is False:
-            if _StoreParts.is_async(self.store):
+            from langgraph.store.sqlite import AsyncSqliteStore
+
+            if isinstance(self.store, AsyncSqliteStore):
                 raise WrongModeError(
                     f"{type(self.store).__name__} is an async store: commit with "
                     "BlockStore.acommit from async code"
@@ -352,7 +354,9 @@ class PostgresBackend(CommitBackend):
                 "transaction: open it with a connection pool (pool_config=...) or a plain "
                 "connection"
             )
-        self._async = _StoreParts.is_async(store)
+        from langgraph.store.postgres import AsyncPostgresStore
+
+        self._async = isinstance(store, AsyncPostgresStore)
 
     def _check_sync(self) -> None:
         if self._async:
@@ -373,7 +377,7 @@ class PostgresBackend(CommitBackend):
     async def _async_commit(self, scope: Scope) -> AsyncIterator[BaseStore]:
         from langgraph.store.postgres import AsyncPostgresStore
 
-        if not self._async:  # a sync store from async code: its own thread-safe calls
+        if not self._async:  # a sync PostgresStore used from async code: hold it the sync way
             with self._sync_commit(scope) as store:
                 yield store
             return
@@ -548,18 +552,6 @@ class _StoreParts:
     on a single connection, that connection while the store's lock keeps its
     other users off it.
     """
-
-    @staticmethod
-    def is_async(store: BaseStore) -> bool:
-        from langgraph.store.base.batch import AsyncBatchedBaseStore
-
-        if isinstance(store, AsyncBatchedBaseStore):
-            return True
-        try:
-            from langgraph.store.postgres import AsyncPostgresStore
-        except ImportError:
-            return False
-        return isinstance(store, AsyncPostgresStore)
 
     @staticmethod
     def sqlite_file(store: Any) -> str:
