@@ -26,12 +26,12 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from sleepagent._locks import AsyncKeyedLocks, KeyedLocks
+from sleepagent.backends import arun_lock, run_lock
 from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, iso
 from sleepagent.errors import ConfigurationError, ScopeBusyError, WrongModeError
 from sleepagent.graph import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
-from sleepagent.locking import arun_lock, run_lock
 from sleepagent.memory import BlockStore, CommitOutcome, HistoryEntry, ThreadPosition
 from sleepagent.models import ModelLike, ModelOptions, resolve_models
 from sleepagent.persistence import DbPath, open_async_persistence, open_persistence

@@ -36,15 +36,9 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
+from sleepagent.backends import CommitBackend, backend_for
 from sleepagent.blocks import MemoryBlock, RethinkEdit
 from sleepagent.errors import MemoryConflictError, ScopeMismatchError, WrongModeError
-from sleepagent.locking import (
-    acommit_lock,
-    commit_transaction,
-    is_async_postgres,
-    postgres_commit_transaction,
-    postgres_conninfo,
-)
 from sleepagent.results import BlockDiff, Conflict, FailedPage, RunRecord
 from sleepagent.scope import Scope, encode_label
 from sleepagent.staging import StagedMemory, plan_commit
@@ -193,6 +187,7 @@ class BlockStore:
     def __init__(self, store: BaseStore, declared: Sequence[MemoryBlock]) -> None:
         self.store = store
         self.declared = tuple(declared)
+        self._backend: CommitBackend = backend_for(store)
 
     # --- namespaces ------------------------------------------------------------
 
@@ -673,7 +668,7 @@ class BlockStore:
         try:
             ops = next(plan)
             while True:
-                ops = plan.send(await store.abatch(ops))
+                ops = plan.send(await self._backend.abatch(store, ops))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -765,9 +760,10 @@ class BlockStore:
     ) -> CommitOutcome:
         """Write staged edits atomically, checking versions (DESIGN invariant 2).
 
-        Holds the scope's commit lock (on PostgreSQL also a transaction with an
-        advisory lock, see :mod:`sleepagent.locking`) while it reads the current
-        blocks, merges the edits into them and writes the result in one batch.
+        Holds the scope's commit lock while it reads the current blocks, merges
+        the edits into them and writes the result in one batch. What the lock
+        covers (this process; processes on one SQLite file; one PostgreSQL
+        database) depends on the store: see :mod:`sleepagent.backends`.
 
         Args:
             scope: The memory scope.
@@ -782,8 +778,8 @@ class BlockStore:
         return self._run_locked(plan, scope)
 
     def _run_locked(self, plan: Plan[T], scope: Scope) -> T:
-        """Drive ``plan`` holding the scope's commit lock (see :mod:`sleepagent.locking`)."""
-        with commit_transaction(self.store, scope) as store:
+        """Drive ``plan`` holding the scope's commit lock (see :mod:`sleepagent.backends`)."""
+        with self._backend.transaction(scope) as store:
             return self._run(plan, store)
 
     def record_failure(
@@ -953,17 +949,18 @@ class BlockStore:
         at: str,
         **options: Unpack[CommitOptions],
     ) -> CommitOutcome:
-        """Async :meth:`commit`."""
+        """Async :meth:`commit`.
+
+        Cancelling it while it waits for the lock abandons it; once the lock is
+        held it writes everything or nothing, and it never leaves the lock taken.
+        """
         plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
         return await self._arun_locked(plan, scope)
 
     async def _arun_locked(self, plan: Plan[T], scope: Scope) -> T:
         """Async :meth:`_run_locked`."""
-        async with acommit_lock(self.store, scope):
-            if not is_async_postgres(self.store):
-                return await self._arun(plan)
-            conninfo = await postgres_conninfo(self.store)
-            return await asyncio.to_thread(self._run_in_transaction, plan, conninfo, scope)
+        async with self._backend.atransaction(scope) as store:
+            return await self._arun(plan, store)
 
     async def arecord_failure(
         self,
@@ -1028,10 +1025,6 @@ class BlockStore:
     ) -> list[FailedPage]:
         """Async :meth:`failed_pages`."""
         return await self._arun(self._failed_plan(scope, thread_id))
-
-    def _run_in_transaction(self, plan: Plan[T], conninfo: str, scope: Scope) -> T:
-        with postgres_commit_transaction(conninfo, scope) as store:
-            return self._run(plan, store)
 
     async def ahistory(self, scope: Scope, label: str) -> list[HistoryEntry]:
         """Async :meth:`history`."""

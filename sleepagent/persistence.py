@@ -27,8 +27,10 @@ DbPath = str | PathLike[str] | None
 """A SQLite file path, a ``postgresql://`` URL, or ``None`` for in-memory persistence."""
 
 _BUSY_TIMEOUT_S = 30.0
-_STORE_POOL = {"min_size": 1, "max_size": 8}
-"""Store connections: commits take one of their own for their transaction."""
+_STORE_POOL = {"min_size": 1, "max_size": 40}
+"""Store connections, opened as needed: each sleep run in flight holds one for its run lock
+(up to ``max_concurrent_sleeps``, 32 by default), each commit one for its transaction, and
+turns share the rest."""
 
 
 def is_postgres_url(db: DbPath) -> bool:
@@ -101,8 +103,9 @@ def _open_postgres(url: str) -> Iterator[tuple[BaseCheckpointSaver[str], BaseSto
         PostgresSaver.from_conn_string(url) as saver,
         PostgresStore.from_conn_string(url, pool_config=dict(_STORE_POOL)) as store,  # type: ignore[arg-type]
     ):
-        saver.setup()
-        store.setup()
+        with _setup_lock(url):
+            saver.setup()
+            store.setup()
         yield saver, store
 
 
@@ -119,9 +122,38 @@ async def _open_async_postgres(
         AsyncPostgresSaver.from_conn_string(url) as saver,
         AsyncPostgresStore.from_conn_string(url, pool_config=dict(_STORE_POOL)) as store,  # type: ignore[arg-type]
     ):
-        await saver.setup()
-        await store.setup()
+        async with _asetup_lock(url):
+            await saver.setup()
+            await store.setup()
         yield saver, store
+
+
+_SETUP_LOCK = "SELECT pg_advisory_lock(hashtextextended('sleepagent:setup', 0))"
+
+
+@contextmanager
+def _setup_lock(url: str) -> Iterator[None]:
+    """Serialise schema set-up across processes.
+
+    LangGraph's ``setup()`` reads the applied migrations, then inserts the
+    missing ones: workers starting together on a fresh database race there
+    (a duplicate-key error in one of them). Closing the connection releases it.
+    """
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_SETUP_LOCK)
+        yield
+
+
+@asynccontextmanager
+async def _asetup_lock(url: str) -> AsyncIterator[None]:
+    """Async :func:`_setup_lock`."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(_SETUP_LOCK)
+        yield
 
 
 _NO_POSTGRES = (
