@@ -26,7 +26,7 @@ from sleepagent.scope import Scope
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+ROOT = Path(__file__).resolve().parent.parent
 LANGGRAPH = shutil.which("langgraph", path=str(Path(sys.executable).parent))
 START_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 60
@@ -61,12 +61,12 @@ def model_server() -> Iterator[LoopbackOpenAI]:
 def langgraph_server(model_server: LoopbackOpenAI, tmp_path: Path) -> Iterator[str]:
     """``langgraph dev`` on a free port; stopped at the end even when the test fails.
 
-    It runs in a fresh folder (a copy of ``graphs/``), because ``langgraph dev``
-    keeps its in-memory state in the folder it starts in.
+    It runs in a fresh folder (the repository's ``langgraph.json`` and ``graphs/``),
+    because ``langgraph dev`` keeps its in-memory state in the folder it starts in.
     """
-    shutil.copy(GRAPHS / "sleepagent_graph.py", tmp_path)
-    spec = json.loads((GRAPHS / "langgraph.json").read_text())
-    spec["dependencies"] = [str(GRAPHS.parent)]
+    shutil.copytree(ROOT / "graphs", tmp_path / "graphs")
+    spec = json.loads((ROOT / "langgraph.json").read_text())
+    spec["dependencies"] = [str(ROOT)]
     (tmp_path / "langgraph.json").write_text(json.dumps(spec))
     port = free_port()
     env = {
