@@ -19,7 +19,7 @@ from sleepagent.errors import ConfigurationError, SleepAgentError
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Sleep-time compute for LangGraph chatbots: a sleep-time agent rewrites the memory
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sleepagent.bench.__main__ import main as bench_main
 
         return bench_main(arguments[1:], prog="sleepagent bench")
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(error, ConfigurationError) else 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sleepagent`` command; ``bench`` parses its own options."""
     parser = argparse.ArgumentParser(
         prog="sleepagent",
         description=DESCRIPTION,

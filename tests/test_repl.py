@@ -169,7 +169,8 @@ def test_offline_runs_on_scripted_models_says_so_and_learns_between_turns(tmp_pa
 
 
 def test_without_a_key_or_server_it_names_the_flags_and_exits_non_zero(tmp_path):
-    child = spawn("--model", "openai:gpt-4o-mini", "--db", str(tmp_path / "c.db"), tmp_path=tmp_path)
+    db = str(tmp_path / "chat.db")
+    child = spawn("--model", "openai:gpt-4o-mini", "--db", db, tmp_path=tmp_path)
     expect(child, "OPENAI_API_KEY")
     expect(child, "--offline")
     expect(child, "--base-url")
