@@ -23,11 +23,11 @@ from langgraph.store.base import BaseStore
 
 from sleepagent.blocks import MemoryBlock
 from sleepagent.memory import ROOT, BlockStore, HistoryEntry, ThreadPosition
-from sleepagent.results import BlockDiff
+from sleepagent.results import BlockDiff, FailedPage, RunRecord
 from sleepagent.scope import Scope
 from sleepagent.usage import Phase, Usage
 
-__all__ = ["Catalog", "HistoryStep", "LastRun", "ScopeSummary", "ThreadSummary"]
+__all__ = ["Catalog", "HistoryStep", "ScopeSummary", "ThreadSummary"]
 
 _PAGE = 100
 _SCOPE_DEPTH = 4  # (ROOT, "scopes", kind, id)
@@ -65,26 +65,6 @@ class ThreadSummary:
 
 
 @dataclass(frozen=True)
-class LastRun:
-    """The latest sleep run that wrote to a scope, as block history records it.
-
-    Attributes:
-        run_id: The run.
-        reason: Why it ran (``idle``, ``max_wait``, ``manual``, ``context``, ...).
-        at: When it committed (ISO 8601).
-        thread_id: The conversation it read, if any.
-        labels: The blocks it wrote.
-
-    """
-
-    run_id: str
-    reason: str | None
-    at: str
-    thread_id: str | None
-    labels: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ScopeSummary:
     """One memory scope: its stored blocks, its threads and its last sleep run.
 
@@ -93,7 +73,8 @@ class ScopeSummary:
         labels: Labels of the blocks stored for it (never-written blocks are not stored).
         updated_at: When a block of the scope was last written (ISO 8601).
         threads: Its conversations, least recently active first.
-        last_run: The latest sleep run that wrote to it, if any.
+        last_run: Its latest sleep run, with how it ended, if any ran.
+        failed_pages: Transcript pages sleep-time compute gave up on after retries.
 
     """
 
@@ -101,7 +82,8 @@ class ScopeSummary:
     labels: tuple[str, ...]
     updated_at: str | None
     threads: tuple[ThreadSummary, ...]
-    last_run: LastRun | None
+    last_run: RunRecord | None
+    failed_pages: tuple[FailedPage, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -184,10 +166,15 @@ class Catalog:
         """Every committed version of a block, oldest first, each with its diff."""
         return _steps(self._blocks.history(scope, label))
 
+    def runs(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
+        """The scope's most recent sleep runs, newest first, with how each ended."""
+        return self._blocks.runs(scope, limit=limit)
+
     def _summary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = self._blocks.load(scope)
-        histories = [self._blocks.history(scope, block.label) for block in blocks]
-        return _scope_summary(scope, blocks, threads, histories)
+        runs = self._blocks.runs(scope, limit=1)
+        failed = self._blocks.failed_pages(scope)
+        return _scope_summary(scope, blocks, threads, runs, failed)
 
     def _scope_namespaces(self) -> list[tuple[str, ...]]:
         found: list[tuple[str, ...]] = []
@@ -227,10 +214,15 @@ class Catalog:
         """Async :meth:`history`."""
         return _steps(await self._blocks.ahistory(scope, label))
 
+    async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
+        """Async :meth:`runs`."""
+        return await self._blocks.aruns(scope, limit=limit)
+
     async def _asummary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = await self._blocks.aload(scope)
-        histories = [await self._blocks.ahistory(scope, block.label) for block in blocks]
-        return _scope_summary(scope, blocks, threads, histories)
+        runs = await self._blocks.aruns(scope, limit=1)
+        failed = await self._blocks.afailed_pages(scope)
+        return _scope_summary(scope, blocks, threads, runs, failed)
 
     async def _ascope_namespaces(self) -> list[tuple[str, ...]]:
         found: list[tuple[str, ...]] = []
@@ -274,7 +266,8 @@ def _scope_summary(
     scope: Scope,
     blocks: Sequence[MemoryBlock],
     threads: Sequence[ThreadSummary],
-    histories: Iterable[Sequence[HistoryEntry]],
+    runs: Sequence[RunRecord],
+    failed: Sequence[FailedPage],
 ) -> ScopeSummary:
     stamps = [block.updated_at.isoformat() for block in blocks if block.updated_at]
     return ScopeSummary(
@@ -282,25 +275,8 @@ def _scope_summary(
         labels=tuple(block.label for block in blocks),
         updated_at=max(stamps, default=None),
         threads=tuple(thread for thread in threads if thread.scope == scope.key),
-        last_run=_last_run(entry for history in histories for entry in history),
-    )
-
-
-def _last_run(entries: Iterable[HistoryEntry]) -> LastRun | None:
-    by_run: dict[str, list[HistoryEntry]] = {}
-    for entry in entries:
-        if entry.phase == "sleep":
-            by_run.setdefault(entry.run_id, []).append(entry)
-    if not by_run:
-        return None
-    run = max(by_run.values(), key=lambda written: max(entry.at for entry in written))
-    last = max(run, key=lambda entry: entry.at)
-    return LastRun(
-        run_id=last.run_id,
-        reason=last.reason,
-        at=last.at,
-        thread_id=last.thread_id,
-        labels=tuple(sorted({entry.label for entry in run})),
+        last_run=runs[0] if runs else None,
+        failed_pages=tuple(failed),
     )
 
 

@@ -413,7 +413,8 @@ def _summary_json(summary: Any) -> dict[str, Any]:
         "updated_at": summary.updated_at,
         "last_activity": summary.last_activity,
         "pending": summary.pending,
-        "last_run": vars(summary.last_run) if summary.last_run else None,
+        "last_run": summary.last_run.to_dict() if summary.last_run else None,
+        "failed_pages": [page.to_dict() for page in summary.failed_pages],
         "usage": {phase: usage.to_dict() for phase, usage in summary.usage.items()},
         "threads": [
             {

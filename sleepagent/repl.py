@@ -197,7 +197,9 @@ class _Chat:
                 memory = self.agent.memory(thread_id=self.thread_id, user_id=self.user_id)
                 self.screen.show(blocks_view(memory.values()))
             elif command == "/usage":
-                self.screen.show(usage_view(self.agent.usage(thread_id=self.thread_id)))
+                self.screen.show(
+                    usage_view(self.agent.usage(thread_id=self.thread_id, user_id=self.user_id))
+                )
             elif command == "/sleep":
                 self._sleep()
             elif command == "/history":

@@ -96,9 +96,13 @@ def usage_view(usage: Mapping[Phase, Usage]) -> Text:
 
 
 def scopes_view(summaries: Sequence[ScopeSummary]) -> RenderableType:
-    """One row per memory scope, then one row per thread with pending work."""
+    """One row per memory scope, then one row per thread with pending work.
+
+    ``failed`` counts transcript pages sleep-time compute gave up on; ``last run``
+    says when the scope's latest sleep run ended, why it ran and how it ended.
+    """
     table = Table(title="memory scopes", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("scope", "blocks", "threads", "pending", "last activity", "last run"):
+    for column in ("scope", "blocks", "threads", "pending", "failed", "last activity", "last run"):
         table.add_column(column, no_wrap=True)
     table.add_column("chat tokens", justify="right", no_wrap=True)
     table.add_column("sleep tokens", justify="right", no_wrap=True)
@@ -110,8 +114,9 @@ def scopes_view(summaries: Sequence[ScopeSummary]) -> RenderableType:
             ",".join(summary.labels) or "-",
             str(len(summary.threads)),
             str(summary.pending),
+            str(len(summary.failed_pages)),
             _stamp(summary.last_activity),
-            f"{_stamp(run.at)} {run.reason or ''}".strip() if run else "-",
+            f"{_stamp(run.finished_at)} {run.reason}: {run.outcome.value}" if run else "-",
             str(usage["chat"].total_tokens),
             str(usage["sleep"].total_tokens),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sleepagent import MemoryBlock, Scope
+from sleepagent import MemoryBlock, Scope, SleepOutcome
 from sleepagent.catalog import Catalog
 from sleepagent.testing import ai_tool_calls, tool_call
 
@@ -37,11 +37,13 @@ def test_scopes_lists_each_scope_with_its_threads_pending_work_usage_and_last_ru
     assert sorted(thread.thread_id for thread in ada.threads) == ["t1", "t2"]
     assert ada.pending == 2, "t2's turn waits for a sleep run; t1 was covered"
     assert ada.last_run is not None
-    assert (ada.last_run.reason, ada.last_run.thread_id, ada.last_run.labels) == (
+    assert (ada.last_run.reason, ada.last_run.thread_id, ada.last_run.outcome) == (
         "manual",
         "t1",
-        ("human",),
+        SleepOutcome.EDITED,
     )
+    assert [diff.label for diff in ada.last_run.diffs] == ["human"]
+    assert ada.failed_pages == ()
     assert ada.usage["chat"].calls == 2 and ada.usage["sleep"].calls == 1
     solo = scopes["thread:solo"]
     assert (solo.labels, solo.pending, solo.last_run) == ((), 2, None)
@@ -91,3 +93,15 @@ def test_a_store_with_nothing_in_it_has_no_scopes_and_no_threads(make_agent):
     agent, *_ = make_agent()
     assert query(agent, "scopes") == []
     assert query(agent, "threads") == []
+
+
+def test_runs_are_newest_first_with_how_each_ended(make_agent):
+    unchanged = ai_tool_calls(tool_call("memory_finish"))
+    agent, *_ = make_agent(["a", "b"], [learn("Ada"), unchanged])
+    for text in ("I'm Ada", "nice weather"):
+        agent.chat(text, thread_id="t1", user_id="ada")
+        agent.sleep(thread_id="t1", user_id="ada")
+    runs = query(agent, "runs", Scope("user", "ada"))
+    assert [run.outcome for run in runs] == [SleepOutcome.UNCHANGED, SleepOutcome.EDITED]
+    (latest,) = query(agent, "runs", Scope("user", "ada"), limit=1)
+    assert latest.run_id == runs[0].run_id
