@@ -224,9 +224,10 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
         elif event.kind is EventKind.STARTED:
             say(f"  {clock()} [sleep-time compute] started ({event.reason})")
         elif event.kind is EventKind.FINISHED and event.usage is not None:
+            outcome = event.outcome.value if event.outcome is not None else "done"
             say(
-                f"  {clock()} [sleep-time compute] finished: {event.usage.calls} model calls, "
-                f"{event.usage.total_tokens} tokens"
+                f"  {clock()} [sleep-time compute] finished ({outcome}): "
+                f"{event.usage.calls} model calls, {event.usage.total_tokens} tokens"
             )
             show_diffs(event.diffs)
 
@@ -251,7 +252,10 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
         say(f"{clock()} (the user goes quiet)")
         scheduler.advance(60)
         again = agent.sleep(thread_id=THREAD, user_id=USER)
-        say(f"  a manual run now reads {again.messages_processed} new messages: no model call")
+        say(
+            f"  a manual run now reads {again.messages_processed} new messages: no model call "
+            f"({again.outcome.value})"
+        )
         say()
         new_thread = f"{THREAD}-2"
         say(f"(a new conversation, thread '{new_thread}': memory follows the user)")

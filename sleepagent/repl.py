@@ -24,7 +24,7 @@ from sleepagent.catalog import Catalog
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError, SleepAgentError, StorageError
 from sleepagent.models import ModelOptions
-from sleepagent.results import BlockDiff, SleepResult
+from sleepagent.results import BlockDiff, SleepOutcome, SleepResult
 from sleepagent.scheduling.events import EventKind, SleepEvent
 from sleepagent.terminal import blocks_view, diff_view, history_view, make_console, usage_view
 
@@ -237,7 +237,7 @@ class _Chat:
         with self.screen.thinking() as stop_spinner:
             result = self.agent.sleep(thread_id=self.thread_id, user_id=self.user_id)
             stop_spinner()
-        if result.skipped:
+        if result.outcome is SleepOutcome.NOTHING_NEW:
             self.screen.show("(nothing new since the last sleep-time run)")
             return
         self.screen.show(_result_view(result))
@@ -342,15 +342,15 @@ def _where(settings: ChatSettings) -> str:
 
 def _banner(settings: ChatSettings) -> RenderableType:
     where = _where(settings)
-    storage = settings.db if settings.db is not None else "in memory"
+    storage = f"memory in {settings.db}" if settings.db is not None else "memory kept in RAM"
     if settings.offline:
         from sleepagent.offline import BANNER
 
         banner = Text(f"sleepagent chat --offline: {BANNER}", style="bold yellow")
-        banner.append(f"\n{where}; memory in {storage}; /help for commands", style="")
+        banner.append(f"\n{where}; {storage}; /help for commands", style="")
         return banner
     return Text(
-        f"sleepagent chat with {settings.model} ({where}; memory in {storage}); /help for commands",
+        f"sleepagent chat with {settings.model} ({where}; {storage}); /help for commands",
         style="bold",
     )
 
@@ -369,12 +369,23 @@ def _changes(diffs: tuple[BlockDiff, ...]) -> str:
 
 
 def _result_view(result: SleepResult) -> RenderableType:
-    text = Text("[sleep-time compute finished", style="magenta")
+    text = Text(f"[sleep-time compute finished ({result.outcome.value})", style="magenta")
     text.append(
         f": {result.messages_processed} messages read, {result.steps} model calls, "
         f"{result.usage.total_tokens} tokens; {_changes(result.diffs)}]",
         style="magenta",
     )
+    if not result.outcome.processed:
+        text.append(
+            "\n  the model made no usable edit; these messages stay pending and are tried again",
+            style="yellow",
+        )
+    for page in result.failed_pages:
+        text.append(
+            f"\n  gave up on messages {page.first_seq}-{page.last_seq} after {page.attempts} "
+            f"attempts: {page.error}",
+            style="red",
+        )
     for diff in result.diffs:
         text.append("\n")
         text.append_text(diff_view(diff, indent="  "))
@@ -384,6 +395,8 @@ def _result_view(result: SleepResult) -> RenderableType:
 
 
 def _announce(screen: _Screen, event: SleepEvent) -> None:
+    if event.reason == "manual":
+        return  # /sleep reports its own run, in more detail
     view = _event_view(event)
     if view is not None:
         screen.announce(view)
@@ -394,10 +407,11 @@ def _event_view(event: SleepEvent) -> RenderableType | None:
     if event.kind is EventKind.STARTED:
         return Text(f"[sleep-time compute started ({event.reason})]", style="magenta")
     if event.kind is EventKind.FINISHED:
+        outcome = f" ({event.outcome.value})" if event.outcome is not None else ""
         spent = f", {event.usage.total_tokens} tokens" if event.usage else ""
         took = f" in {event.duration:.1f}s" if event.duration is not None else ""
         text = Text(
-            f"[sleep-time compute finished{took}{spent}: {_changes(event.diffs)}]",
+            f"[sleep-time compute finished{outcome}{took}{spent}: {_changes(event.diffs)}]",
             style="magenta",
         )
         for diff in event.diffs:

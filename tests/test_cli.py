@@ -118,7 +118,7 @@ def test_no_command_prints_the_help_and_fails(capsys):
 def test_demo_runs_offline_and_shows_sleep_time_compute(demo):
     _, out = demo
     assert "SCRIPTED" in out
-    assert "[sleep-time compute]" in out
+    assert "[sleep-time compute] finished (edited)" in out
     assert "block 'human' v0 -> v1:" in out
     assert "+Name: Ada. Lives in Lisbon (recently moved). Vegetarian." in out
     assert "Since you're vegetarian" in out, "the turn after sleep should use the new memory"
@@ -169,7 +169,8 @@ def test_demo_refuses_a_database_that_already_holds_conversations(demo_db, capsy
 def test_memory_list_shows_scopes_threads_pending_work_and_usage(demo_db, capsys):
     done = run(capsys, "memory", "list", "--db", str(demo_db))
     assert done.returncode == 0, done.stderr
-    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s", done.stdout)
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
+    assert re.search(r"user:ada .* idle: edited", done.stdout), "the last run and its outcome"
     assert "user:reader" in done.stdout
     assert "threads with pending work" in done.stdout
 
@@ -178,7 +179,8 @@ def test_memory_list_as_json_has_the_last_run_and_usage_per_phase(demo_db, capsy
     done = run(capsys, "memory", "list", "--db", str(demo_db), "--json")
     scopes = {scope["scope"]: scope for scope in json.loads(done.stdout)["scopes"]}
     ada = scopes["user:ada"]
-    assert ada["last_run"]["reason"] == "idle"
+    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "edited")
+    assert ada["failed_pages"] == []
     assert ada["usage"]["sleep"]["calls"] == 2
     assert {thread["thread_id"] for thread in ada["threads"]} == {"demo-thread", "demo-thread-2"}
     assert scopes["user:reader"]["last_run"]["reason"] == "context"

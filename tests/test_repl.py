@@ -101,7 +101,7 @@ def test_two_turns_then_sleep_then_memory_shows_the_change_then_quit(server, tmp
     expect(child, "Lisbon has great vegetarian places.")
     expect(child, "you> ")
     child.send("/sleep\r")
-    expect(child, "[sleep-time compute finished: 4 messages read")
+    expect(child, "[sleep-time compute finished (edited): 4 messages read")
     expect(child, "human v0->v1")
     expect(child, "+Vegetarian, lives in Lisbon.")
     expect(child, "you> ")
@@ -141,6 +141,7 @@ def test_an_idle_run_is_announced_above_the_prompt_and_the_half_typed_line_survi
     expect(child, "you> ")
     child.send("half a")
     expect(child, "[sleep-time compute started (idle)]")
+    expect(child, "[sleep-time compute finished (edited)")
     expect(child, "human v0->v1")
     expect(child, "you> half a")  # the prompt is drawn again, with what was typed
     child.send(" sentence\r")
@@ -232,6 +233,13 @@ def test_piped_output_has_no_colour_codes(server):
     _, out = run_lines(server, "Hello", "/quit")
     assert "bot> Hi!" in out
     assert "\x1b[" not in out
+
+
+def test_a_sleep_run_without_a_usable_edit_says_so_and_keeps_the_messages_pending(server):
+    server.extend(["Hi!", "I will remember that."])  # plain text: no memory tool call
+    _, out = run_lines(server, "I'm Ada", "/sleep", "/quit")
+    assert "[sleep-time compute finished (no_tool_call)" in out
+    assert "these messages stay pending and are tried again" in out
 
 
 def test_sleep_with_nothing_new_says_so_and_calls_no_model(server):
