@@ -137,3 +137,22 @@ def test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_ne
     last_prompt = model_server.requests[-1].messages[0]["content"]
     assert "Name: Ada. Vegetarian." in last_prompt
     model_server.assert_exhausted()
+
+
+def test_the_root_langgraph_json_builds_an_image_from_the_repository_alone(tmp_path: Path):
+    """``langgraph dockerfile`` at the root needs no extra build context, and skips local state."""
+    done = subprocess.run(
+        [LANGGRAPH, "dockerfile", "-c", "langgraph.json", str(tmp_path / "Dockerfile")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    added = [line for line in dockerfile.splitlines() if line.startswith("ADD ")]
+    assert len(added) == 1 and added[0].startswith("ADD . /deps/"), added
+    assert "graphs/sleepagent_graph.py:make_graph" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for local_state in (".venv/", ".git/", "*.db", ".langgraph_api/"):
+        assert local_state in ignored
