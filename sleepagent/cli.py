@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sleepagent._version import __version__
-from sleepagent.errors import ConfigurationError, SleepAgentError
+from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
+
+    from sleepagent.blocks import MemoryBlock
+    from sleepagent.catalog import ScopeSummary
+    from sleepagent.scope import Scope
 
 __all__ = ["build_parser", "main"]
 
@@ -56,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SleepAgentError as error:
         print(f"sleepagent: {error}", file=sys.stderr)
+        if isinstance(error, StorageError):
+            print(
+                "  the database is the --db option: a SQLite file or a postgresql:// URL",
+                file=sys.stderr,
+            )
         return 2 if isinstance(error, ConfigurationError) else 1
 
 
@@ -350,7 +359,7 @@ class _NoDatabaseError(SleepAgentError, FileNotFoundError):
     """The SQLite file given to a memory command does not exist."""
 
 
-def _scope(args: argparse.Namespace) -> Any:
+def _scope(args: argparse.Namespace) -> Scope:
     from sleepagent.scope import Scope
 
     return Scope("user", args.user) if args.user else Scope("thread", args.thread)
@@ -365,7 +374,7 @@ def _unknown_scope(key: str, db: str) -> int:
     return 1
 
 
-def _declared_blocks(spec: str) -> tuple[Any, ...]:
+def _declared_blocks(spec: str) -> tuple[MemoryBlock, ...]:
     """The blocks named by ``--blocks``: ``default``, ``module:NAME`` or ``file.py:NAME``."""
     from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
     from sleepagent.config import SleepConfig
@@ -401,12 +410,11 @@ def _declared_blocks(spec: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _block_json(block: Any) -> dict[str, Any]:
-    data: dict[str, Any] = block.to_dict()
-    return data
+def _block_json(block: MemoryBlock) -> dict[str, Any]:
+    return block.to_dict()
 
 
-def _summary_json(summary: Any) -> dict[str, Any]:
+def _summary_json(summary: ScopeSummary) -> dict[str, Any]:
     return {
         "scope": summary.scope.key,
         "blocks": list(summary.labels),

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _PIPED_WIDTH = 160
+_PHASES: tuple[Phase, ...] = ("chat", "sleep")
 _DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
 
@@ -83,8 +84,8 @@ def blocks_view(blocks: Iterable[MemoryBlock]) -> Text:
 def usage_view(usage: Mapping[Phase, Usage]) -> Text:
     """Tokens per phase, one line each (chat = test time, sleep = sleep time)."""
     text = Text()
-    for index, phase in enumerate(("chat", "sleep")):
-        spent = usage.get(phase, Usage())  # type: ignore[call-overload]
+    for index, phase in enumerate(_PHASES):
+        spent = usage.get(phase, Usage())
         if index:
             text.append("\n")
         text.append(f"{phase:<5}", style="bold")

@@ -295,6 +295,7 @@ def test_an_unreachable_postgres_url_is_one_line_naming_the_url(capsys):
     assert done.returncode == 1
     assert done.stderr.startswith("sleepagent: cannot connect to PostgreSQL at ")
     assert "postgresql://me:***@127.0.0.1:1/none" in done.stderr
+    assert "--db" in done.stderr, "the hint names the flag"
     assert "Traceback" not in done.stderr
 
 
