@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C outside the chat's prompt: stop quietly, as shells expect
     except SleepAgentError as error:
         print(f"sleepagent: {error}", file=sys.stderr)
         if isinstance(error, StorageError):

@@ -9,8 +9,9 @@ is read line by line with the same commands, for scripts.
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,21 +218,26 @@ class _Chat:
 
     def _turn(self, text: str) -> None:
         pieces = self.agent.chat_stream(text, thread_id=self.thread_id, user_id=self.user_id)
-        try:
-            with self.screen.thinking() as stop_spinner:
-                first = next(pieces, "")
-                stop_spinner()
-            self.screen.show(Text("bot> ", style="bold green"), first, end="")
-            for piece in pieces:
-                self.screen.show(piece, end="")
-            self.screen.show("")
-        except KeyboardInterrupt:
-            if isinstance(pieces, Generator):
-                pieces.close()
-            self.screen.show(Text("\n(interrupted: the turn was not kept)", style="yellow"))
-        except ModelCallError:
-            self.screen.show("")
-            raise
+        with _ctrl_c_deferred() as pressed:
+            try:
+                with self.screen.thinking() as stop_spinner:
+                    first = next(pieces, "")
+                    stop_spinner()
+                self.screen.show(Text("bot> ", style="bold green"), first, end="")
+                for piece in pieces:
+                    self.screen.show(piece, end="")
+                self.screen.show("")
+            except ModelCallError:
+                self.screen.show("")
+                raise
+        if pressed():
+            self.screen.show(
+                Text(
+                    "(Ctrl-C during a reply waits for it to end, so the conversation stays "
+                    "whole; --timeout SECONDS bounds the wait; Ctrl-D or /quit leaves)",
+                    style="yellow",
+                )
+            )
 
     def _sleep(self) -> None:
         with self.screen.thinking() as stop_spinner:
@@ -292,6 +298,25 @@ def _file_history(file: str | None) -> History | None:
     except OSError:
         return None  # an unwritable history folder should not stop the chat
     return FileHistory(str(path))
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[Callable[[], bool]]:
+    """Hold Ctrl-C while a reply is produced; yields a function telling if it was pressed.
+
+    Breaking a turn off in the middle would leave half of it in the thread, so a
+    Ctrl-C is noted and reported after the turn. Only the main thread may set
+    a signal handler; elsewhere (tests calling run_chat) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    pressed = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.set())
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _piped_lines(stdin: TextIO, screen: _Screen) -> Iterator[str]:

@@ -18,7 +18,7 @@ import pexpect
 import pytest
 
 from sleepagent.repl import ChatSettings, run_chat
-from sleepagent.testing import Completion, LoopbackOpenAI, wire_call
+from sleepagent.testing import Completion, LoopbackOpenAI, slow, wire_call
 
 EXPECT_TIMEOUT_S = 30
 LEFT, UP = "\x1b[D", "\x1b[A"
@@ -257,3 +257,28 @@ def test_an_unknown_command_points_at_help(server):
 def test_end_of_input_exits_cleanly(server):
     code, _ = run_lines(server)
     assert code == 0
+
+
+def test_ctrl_c_clears_the_line_at_the_prompt_and_waits_for_a_reply_in_progress(server, tmp_path):
+    server.extend([slow("the slow reply", delay=1.5), "hello again"])
+    child = loop_chat(server, tmp_path, "--idle", "3600")
+    expect(child, "you> ")
+    child.send("typed by mistake")
+    child.send("\x03")  # Ctrl-C at the prompt: the line is dropped, the chat goes on
+    expect(child, "you> ")
+    child.send("hello\r")
+    expect(child, "thinking")
+    child.send("\x03")  # Ctrl-C while the model thinks: the turn is not cut in half
+    expect(child, "bot> the slow reply")
+    expect(child, "Ctrl-C during a reply waits for it to end")
+    expect(child, "you> ")
+    child.send("and now?\r")
+    expect(child, "bot> hello again")
+    assert quit_(child) == 0
+    sent = [request.messages[-1]["content"] for request in server.requests]
+    assert sent == ["hello", "and now?"]
+    assert [m["content"] for m in server.requests[1].messages[1:]] == [
+        "hello",
+        "the slow reply",
+        "and now?",
+    ], "the first turn was kept whole"
