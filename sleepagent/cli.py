@@ -179,12 +179,21 @@ def _add_memory(commands: Any) -> None:
     memory.set_defaults(run=lambda _: _usage_error(memory))
 
     listing = actions.add_parser(
-        "list", help="memory scopes and threads: pending work, last run, tokens"
+        "list",
+        help="memory scopes and threads: pending work, last run, tokens",
+        description="Every memory scope in the database: its stored blocks, threads, messages "
+        "no sleep run has covered yet, pages given up on, the last sleep run (when, why, how it "
+        "ended) and tokens per phase; then the threads with pending work.",
     )
     _add_db(listing)
     listing.set_defaults(run=_memory_list)
 
-    show = actions.add_parser("show", help="the blocks of one memory scope")
+    show = actions.add_parser(
+        "show",
+        help="the blocks of one memory scope",
+        description="The blocks stored for one user or thread. Exit status 1 when the "
+        "database knows nothing of it.",
+    )
     _add_db(show)
     _add_who(show)
     show.add_argument(
@@ -196,7 +205,12 @@ def _add_memory(commands: Any) -> None:
     )
     show.set_defaults(run=_memory_show)
 
-    history = actions.add_parser("history", help="every version of one block, with diffs")
+    history = actions.add_parser(
+        "history",
+        help="every version of one block, with diffs",
+        description="Every committed version of a block, oldest first: when, by whom "
+        "(sleep, chat or user), why the sleep run ran, and the diff from the version before.",
+    )
     history.add_argument("label", metavar="LABEL", help="the block, e.g. human")
     _add_db(history)
     _add_who(history)
