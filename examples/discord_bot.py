@@ -9,27 +9,44 @@ reach someone else's memory. Messages from bots (this one included) are
 ignored. Between turns the idle timer runs sleep-time compute.
 
 The bot answers direct messages, and messages that mention it in servers.
+Replies longer than Discord's 2,000-character limit are sent in several
+messages, split at paragraph, line or word boundaries.
+
+Set up the Discord application (once):
+    1. https://discord.com/developers/applications -> New Application.
+    2. Bot -> Reset Token; copy it into DISCORD_TOKEN. On the same page turn on
+       "Message Content Intent" (the bot must read what people write).
+    3. Invite the bot: OAuth2 -> URL Generator, scope ``bot``, permissions View
+       Channels, Send Messages, Send Messages in Threads and Read Message History;
+       open the URL and pick a server. At start the bot logs the same URL
+       (``invite_url()`` below builds it from the application id).
 
 Environment variables:
-    DISCORD_TOKEN          The bot token. Required. Enable the Message Content intent.
+    DISCORD_TOKEN          The bot token. Required.
     SLEEPAGENT_MODEL       Primary model spec (default ``openai:gpt-4o-mini``).
     SLEEPAGENT_SLEEP_MODEL Sleep-time model spec (default: the primary model).
-    SLEEPAGENT_DB          SQLite file for conversations and memory (default ``discord-bot.db``).
+    SLEEPAGENT_DB          Database for conversations and memory (default ``discord-bot.db``).
     SLEEPAGENT_IDLE_SECONDS  Quiet seconds before sleep-time compute runs (default 30).
     OPENAI_API_KEY         For ``openai:`` models.
 
 Run it with ``pip install 'sleepagent[integrations]'`` then ``python examples/discord_bot.py``.
+Without DISCORD_TOKEN it says so in one line and exits, creating nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Coroutine, Sequence
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
-import discord
+try:
+    import discord
+except ImportError as missing:
+    sys.exit(f"discord_bot.py: {missing.name} is missing: pip install 'sleepagent[integrations]'")
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig
 from sleepagent.integrations import (
@@ -43,6 +60,61 @@ from sleepagent.integrations import (
 logger = logging.getLogger("sleepagent.examples.discord")
 
 MessageHandler = Callable[[discord.Message], Coroutine[Any, Any, None]]
+
+MESSAGE_LIMIT = 2000
+"""Discord's most characters in one message."""
+
+
+def bot_permissions() -> discord.Permissions:
+    """What the bot needs in a channel: see it, read its history, and write (in threads too)."""
+    return discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        send_messages_in_threads=True,
+        read_message_history=True,
+    )
+
+
+def invite_url(application_id: int) -> str:
+    """The link that adds the bot to a server, with the permissions it needs."""
+    return discord.utils.oauth_url(application_id, permissions=bot_permissions(), scopes=("bot",))
+
+
+def split_reply(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut where a reader expects it.
+
+    A piece ends at the last paragraph break that fits, else the last line break,
+    else the last space; a word longer than ``limit`` is cut. Nothing is dropped
+    except the whitespace at a cut.
+    """
+    pieces = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = next(
+            (at for at in (window.rfind("\n\n"), window.rfind("\n"), window.rfind(" ")) if at > 0),
+            limit,
+        )
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces or [text]
+
+
+class MissingToken(Exception):
+    """DISCORD_TOKEN is not set; the message says where to get it, in one line."""
+
+
+def token_from_env(env: Mapping[str, str]) -> str:
+    """The bot token; raises MissingToken before anything is built."""
+    token = env.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        raise MissingToken(
+            "set DISCORD_TOKEN to the bot's token (Developer Portal -> your application -> "
+            f"Bot); the setup steps are at the top of {__file__}"
+        )
+    return token
 
 
 def create_handler(
@@ -64,7 +136,10 @@ def create_handler(
             )
             text = merge_texts([strip_mentions(m.content, bot_user_id=bot_id()) for m in run])
             result = await agent.chat(text, thread_id=key.thread_id, user_id=key.user_id)
-            await last.reply(result.reply)
+            first, *more = split_reply(result.reply)
+            await last.reply(first)
+            for piece in more:
+                await last.channel.send(piece)
 
     queue: ConversationQueue[str, discord.Message] = ConversationQueue(answer)
 
@@ -98,12 +173,17 @@ def create_client(
         agent, bot_id=lambda: client.user.id if client.user else None
     )
     client.event(on_message)
+
+    @client.event
+    async def on_ready() -> None:
+        if client.application_id is not None:
+            logger.info("invite the bot with %s", invite_url(client.application_id))
+
     return client, queue
 
 
-async def main() -> None:
+async def run(token: str) -> None:
     """Connect to the gateway and answer until interrupted."""
-    logging.basicConfig(level=logging.INFO)
     config = SleepConfig(idle_seconds=float(os.environ.get("SLEEPAGENT_IDLE_SECONDS", "30")))
     async with AsyncSleepTimeAgent(
         os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
@@ -114,11 +194,24 @@ async def main() -> None:
         client, queue = create_client(agent)
         try:
             async with client:
-                await client.start(os.environ["DISCORD_TOKEN"])
+                await client.start(token)
         finally:
             for place, message in await queue.aclose():
                 logger.warning("unanswered at shutdown in %s: %r", place, message.content)
 
 
+def main() -> int:
+    """Check the token, then run (Ctrl-C stops it); without one, a one-line message and exit 2."""
+    try:
+        token = token_from_env(os.environ)
+    except MissingToken as error:
+        print(f"discord_bot.py: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(token))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

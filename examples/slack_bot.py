@@ -12,33 +12,53 @@ timer runs sleep-time compute.
 The bot answers direct messages, mentions (``@bot ...``) and replies in
 threads where it was mentioned.
 
+Set up the Slack app (once):
+    1. https://api.slack.com/apps -> Create New App -> From a manifest; paste
+       ``slack_app_manifest.yaml`` (beside this file). It asks for the bot scopes
+       app_mentions:read, channels:history, groups:history, im:history and chat:write,
+       and subscribes to the bot events app_mention, message.channels, message.groups
+       and message.im.
+    2. Install to Workspace; copy the Bot User OAuth Token (``xoxb-...``).
+    3. Socket Mode (local development, no public URL): Basic Information -> App-Level
+       Tokens -> Generate, scope ``connections:write``; copy the token (``xapp-...``).
+       HTTP instead: turn Socket Mode off, copy Basic Information -> Signing Secret, and
+       set Event Subscriptions -> Request URL to ``https://<your host>/slack/events``.
+    4. Invite the bot to a channel (``/invite @sleepagent``) or message it directly.
+
 Environment variables:
     SLACK_BOT_TOKEN        Bot token (``xoxb-...``). Required.
-    SLACK_SIGNING_SECRET   The app's signing secret. Required.
+    SLACK_APP_TOKEN        App-level token (``xapp-...``): run in Socket Mode.
+    SLACK_SIGNING_SECRET   The app's signing secret: run over HTTP (without SLACK_APP_TOKEN).
     SLEEPAGENT_MODEL       Primary model spec (default ``openai:gpt-4o-mini``).
     SLEEPAGENT_SLEEP_MODEL Sleep-time model spec (default: the primary model).
-    SLEEPAGENT_DB          SQLite file for conversations and memory (default ``slack-bot.db``).
+    SLEEPAGENT_DB          Database for conversations and memory (default ``slack-bot.db``).
     SLEEPAGENT_IDLE_SECONDS  Quiet seconds before sleep-time compute runs (default 30).
     PORT                   HTTP port for Slack's Events API (default 3000; path /slack/events).
     OPENAI_API_KEY         For ``openai:`` models.
 
-Run it with ``pip install 'sleepagent[integrations]'`` then ``python examples/slack_bot.py``,
-and point the app's Event Subscriptions at ``https://<host>/slack/events`` with the
-bot events ``message.im``, ``message.channels`` and ``app_mention``.
+Run it with ``pip install 'sleepagent[integrations]'`` then ``python examples/slack_bot.py``.
+Credentials are checked before anything is created; without them it says which are
+missing and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
+try:
+    from aiohttp import web
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+except ImportError as missing:
+    sys.exit(f"slack_bot.py: {missing.name} is missing: pip install 'sleepagent[integrations]'")
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig
 from sleepagent.integrations import (
@@ -54,6 +74,47 @@ from sleepagent.integrations import (
 
 logger = logging.getLogger("sleepagent.examples.slack")
 
+BOT_SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write")
+"""The OAuth scopes the bot token needs (``slack_app_manifest.yaml`` asks for these)."""
+BOT_EVENTS = ("app_mention", "message.channels", "message.groups", "message.im")
+"""The bot events the app subscribes to."""
+
+
+class MissingCredentials(Exception):
+    """Slack credentials are missing or malformed; the message says which, in one line."""
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """How to reach Slack: the bot token, and Socket Mode's app token or HTTP's secret."""
+
+    bot_token: str
+    app_token: str | None = None
+    signing_secret: str | None = None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+
+def settings_from_env(env: Mapping[str, str]) -> SlackSettings:
+    """Read and check the credentials; raises MissingCredentials before anything is built."""
+    bot_token = env.get("SLACK_BOT_TOKEN", "").strip()
+    app_token = env.get("SLACK_APP_TOKEN", "").strip() or None
+    secret = env.get("SLACK_SIGNING_SECRET", "").strip() or None
+    missing = [] if bot_token else ["SLACK_BOT_TOKEN (xoxb-...)"]
+    if app_token is None and secret is None:
+        missing.append("SLACK_APP_TOKEN (xapp-..., Socket Mode) or SLACK_SIGNING_SECRET (HTTP)")
+    if missing:
+        raise MissingCredentials(
+            f"set {' and '.join(missing)}; the setup steps are at the top of {__file__}"
+        )
+    if not bot_token.startswith("xoxb-"):
+        raise MissingCredentials("SLACK_BOT_TOKEN must be the Bot User OAuth Token (xoxb-...)")
+    if app_token is not None and not app_token.startswith("xapp-"):
+        raise MissingCredentials("SLACK_APP_TOKEN must be an app-level token (xapp-...)")
+    return SlackSettings(bot_token=bot_token, app_token=app_token, signing_secret=secret)
+
 
 @dataclass(frozen=True)
 class SlackMessage:
@@ -68,17 +129,24 @@ class SlackMessage:
 def create_app(
     agent: AsyncSleepTimeAgent,
     *,
-    signing_secret: str,
+    signing_secret: str | None,
     client: AsyncWebClient,
 ) -> tuple[AsyncApp, ConversationQueue[str, SlackMessage]]:
     """The Bolt app and its per-thread queue (close the queue on shutdown).
 
     Nothing connects until Slack sends the first request. ``client`` carries
     the bot token (and, in tests, a ``base_url`` pointing at a local fake).
+    ``signing_secret`` is None in Socket Mode, where Slack's requests arrive
+    on the app's own authenticated connection instead of signed HTTP.
     """
     # Listeners only queue the message, so acknowledging after them is quick,
-    # and Slack's 200 then means the message is safely queued.
-    app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=True)
+    # and Slack's acknowledgement then means the message is safely queued.
+    app = AsyncApp(
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
+        client=client,
+        process_before_response=True,
+    )
     # Threads where the bot was mentioned: later replies there need no mention.
     joined: set[str] = set()
 
@@ -130,9 +198,30 @@ def create_app(
     return app, queue
 
 
-async def main() -> None:
-    """Serve the Events API until interrupted."""
-    logging.basicConfig(level=logging.INFO)
+async def serve(app: AsyncApp, settings: SlackSettings) -> None:
+    """Take Slack's events until cancelled: over Socket Mode, or over HTTP on $PORT."""
+    if settings.socket_mode:
+        handler = AsyncSocketModeHandler(app, settings.app_token)
+        await handler.connect_async()
+        logger.info("connected to Slack in Socket Mode")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await handler.close_async()
+        return
+    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await runner.setup()
+    port = int(os.environ.get("PORT", "3000"))
+    await web.TCPSite(runner, port=port).start()
+    logger.info("taking Slack's events at http://0.0.0.0:%d/slack/events", port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def run(settings: SlackSettings) -> None:
+    """Answer Slack until interrupted."""
     model = os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini")
     config = SleepConfig(idle_seconds=float(os.environ.get("SLEEPAGENT_IDLE_SECONDS", "30")))
     async with AsyncSleepTimeAgent(
@@ -143,19 +232,28 @@ async def main() -> None:
     ) as agent:
         app, queue = create_app(
             agent,
-            signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-            client=AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"]),
+            signing_secret=None if settings.socket_mode else settings.signing_secret,
+            client=AsyncWebClient(token=settings.bot_token),
         )
-        runner = web.AppRunner(app.web_app(path="/slack/events"))
-        await runner.setup()
-        await web.TCPSite(runner, port=int(os.environ.get("PORT", "3000"))).start()
         try:
-            await asyncio.Event().wait()  # serve until cancelled (Ctrl-C)
+            await serve(app, settings)
         finally:
-            await runner.cleanup()
             for place, message in await queue.aclose():
                 logger.warning("unanswered at shutdown in %s: %r", place, message.text)
 
 
+def main() -> int:
+    """Check the credentials, then run; a missing one is a one-line message and exit 2."""
+    try:
+        settings = settings_from_env(os.environ)
+    except MissingCredentials as error:
+        print(f"slack_bot.py: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it
+        asyncio.run(run(settings))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

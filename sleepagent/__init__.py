@@ -5,6 +5,7 @@ sleep-time agent reads what happened and rewrites those blocks, so the next
 answer starts from a better, pre-computed context.
 """
 
+from sleepagent._version import __version__
 from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
 from sleepagent.config import ScopePolicy, SleepConfig
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownBlockError",
     "Usage",
     "WrongModeError",
+    "__version__",
     "build_graph",
     "sleep_request",
     "sleep_thread_id",

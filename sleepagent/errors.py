@@ -18,6 +18,7 @@ __all__ = [
     "ScopeMismatchError",
     "ScriptExhaustedError",
     "SleepAgentError",
+    "StorageError",
     "UnknownBlockError",
     "WrongModeError",
 ]
@@ -162,3 +163,16 @@ class ModelCallError(SleepAgentError, RuntimeError):
 
 class ScriptExhaustedError(SleepAgentError, AssertionError):
     """A scripted test model was called more often than its script allows."""
+
+
+class StorageError(SleepAgentError, OSError):
+    """The database could not be opened or reached.
+
+    Attributes:
+        target: The SQLite path or the PostgreSQL URL (password hidden).
+
+    """
+
+    def __init__(self, message: str, *, target: str) -> None:
+        super().__init__(message)
+        self.target = target

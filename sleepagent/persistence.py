@@ -9,6 +9,7 @@ everything in memory, for tests and throwaway sessions.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,6 +20,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
+from sleepagent.dburl import check_db
 from sleepagent.errors import ConfigurationError
 
 __all__ = ["DbPath", "is_postgres_url", "open_async_persistence", "open_persistence"]
@@ -41,6 +43,7 @@ def is_postgres_url(db: DbPath) -> bool:
 @contextmanager
 def open_persistence(db: DbPath) -> Iterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
     """A checkpointer and a store for synchronous use; closed on exit."""
+    db = check_db(db)
     if db is None:
         yield InMemorySaver(), InMemoryStore()
         return
@@ -69,6 +72,7 @@ async def open_async_persistence(
     db: DbPath,
 ) -> AsyncIterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
     """A checkpointer and a store for asyncio use; closed on exit."""
+    db = await asyncio.to_thread(check_db, db)
     if db is None:
         yield InMemorySaver(), InMemoryStore()
         return

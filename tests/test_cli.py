@@ -1,46 +1,221 @@
-"""The command line, run as a real process."""
+"""The command line, run as a real process (``python -m sleepagent``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
+import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+import sleepagent
+from sleepagent import cli
+from sleepagent.bench import __main__ as bench_main
+from tests.conftest import POSTGRES_URL, empty_postgres
 
 TIMEOUT_S = 120
+COMMANDS = (
+    [],
+    ["demo"],
+    ["chat"],
+    ["memory"],
+    ["memory", "list"],
+    ["memory", "show"],
+    ["memory", "history"],
+    ["bench"],
+)
 
 
-def sleepagent(*args: str) -> subprocess.CompletedProcess[str]:
+def sleepagent_(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLEEPAGENT_"))}
     return subprocess.run(
-        [sys.executable, "-m", "sleepagent.cli", *args],
+        [sys.executable, "-m", "sleepagent", *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
+        env=env,
+        cwd=cwd,
     )
 
 
-def test_demo_runs_offline_and_shows_sleep_time_compute(tmp_path):
-    done = sleepagent("demo", "--db", str(tmp_path / "demo.db"))
+def run(capsys, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command in this process (quicker than a new one; same code from ``main`` on)."""
+    capsys.readouterr()
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    """A demo database, kept, and what the demo printed (run once, as a real process)."""
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    done = sleepagent_("demo", "--db", str(db))
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    return db, done.stdout
+
+
+@pytest.fixture
+def demo_db(demo) -> Path:
+    return demo[0]
+
+
+# --- the program ---------------------------------------------------------------------
+
+
+def test_version_is_the_package_version_in_one_place():
+    done = sleepagent_("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"sleepagent {sleepagent.__version__}"
+    assert version("sleepagent") == sleepagent.__version__, "pyproject reads _version.py"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_every_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: sleepagent {' '.join(command)}".rstrip())
+    assert "``" not in text and "memory_command" not in text and "python -m" not in text
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from parsers(child)
+
+
+@pytest.mark.parametrize("build", [cli.build_parser, bench_main.build_parser])
+def test_every_option_and_command_has_help(build):
+    for parser in parsers(build()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {a.dest: a.help for a in action._choices_actions}
+                assert all(helps.values()), f"{parser.prog}: commands without help: {helps}"
+            else:
+                assert action.help, f"{parser.prog} {action.option_strings}: no help"
+
+
+def test_no_command_prints_the_help_and_fails(capsys):
+    done = run(capsys)
+    assert done.returncode == 2
+    assert "sleepagent demo" in done.stdout
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+def test_demo_runs_offline_and_shows_sleep_time_compute(demo):
+    _, out = demo
     assert "SCRIPTED" in out
-    assert "[sleep-time compute]" in out
+    assert "[sleep-time compute] finished (edited)" in out
     assert "block 'human' v0 -> v1:" in out
     assert "+Name: Ada. Lives in Lisbon (recently moved). Vegetarian." in out
     assert "Since you're vegetarian" in out, "the turn after sleep should use the new memory"
-    assert "OPENAI_API_KEY" in out
 
 
-def test_demo_without_a_db_uses_a_temporary_file():
-    done = sleepagent("demo")
+def test_demo_answers_the_same_questions_both_ways_and_shows_the_tokens_of_each(demo):
+    _, out = demo
+    part = out[out.index("== Part 2") :]
+    assert "Test-time only: the context comes with each question" in part
+    assert "20 rolls go to the shelter." in part, "worked out at test time"
+    assert "bot>  20." in part, "read from learned_context"
+    rows = re.findall(r"(\d+) in \+ (\d+) out\s+(\d+) in \+ (\d+) out", part)
+    assert len(rows) == 4
+    for _, test_time_out, _, sleep_time_out in rows:
+        assert int(sleep_time_out) < int(test_time_out)
+    assert re.search(r"sleep-time compute, once, before any question .*: \d+ tokens", part)
+    assert re.search(r"output tokens per question.*\(\d+x fewer\)", part)
+
+
+def test_demo_with_db_prints_commands_that_work_on_the_kept_database(demo):
+    _, out = demo
+    hints = [line.strip() for line in out.splitlines() if "sleepagent memory" in line]
+    assert len(hints) == 3
+    for hint in hints:
+        ran = sleepagent_(*shlex.split(hint)[1:])
+        assert ran.returncode == 0, (hint, ran.stderr)
+        assert ran.stdout.strip()
+
+
+def test_demo_without_db_names_no_deleted_file_and_says_how_to_keep_one():
+    done = sleepagent_("demo")
     assert done.returncode == 0, done.stderr
-    assert "sleepagent-demo.db" in done.stdout
+    assert "(temporary)" in done.stdout
+    assert "sleepagent demo --db demo.db" in done.stdout
+    assert not re.search(r"memory \w+ --db /", done.stdout), "no hint at a deleted file"
 
 
-def test_memory_show_prints_a_scope_as_json(tmp_path):
-    db = tmp_path / "demo.db"
-    assert sleepagent("demo", "--db", str(db)).returncode == 0
-    shown = sleepagent("memory", "show", "--db", str(db), "--user", "ada", "--json")
+def test_demo_refuses_a_database_that_already_holds_conversations(demo_db, capsys):
+    done = run(capsys, "demo", "--db", str(demo_db))
+    assert done.returncode == 2
+    assert "already holds conversations" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+def test_memory_list_shows_scopes_threads_pending_work_and_usage(demo_db, capsys):
+    done = run(capsys, "memory", "list", "--db", str(demo_db))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
+    assert re.search(r"user:ada .* idle: edited", done.stdout), "the last run and its outcome"
+    assert "user:reader" in done.stdout
+    assert "threads with pending work" in done.stdout
+
+
+def test_memory_list_as_json_has_the_last_run_and_usage_per_phase(demo_db, capsys):
+    done = run(capsys, "memory", "list", "--db", str(demo_db), "--json")
+    scopes = {scope["scope"]: scope for scope in json.loads(done.stdout)["scopes"]}
+    ada = scopes["user:ada"]
+    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "edited")
+    assert ada["failed_pages"] == []
+    assert ada["usage"]["sleep"]["calls"] == 2
+    assert {thread["thread_id"] for thread in ada["threads"]} == {"demo-thread", "demo-thread-2"}
+    assert scopes["user:reader"]["last_run"]["reason"] == "context"
+
+
+def test_memory_show_prints_only_the_stored_blocks(demo_db, capsys):
+    shown = run(capsys, "memory", "show", "--db", str(demo_db), "--user", "reader")
     assert shown.returncode == 0, shown.stderr
+    assert "[learned_context] v1" in shown.stdout
+    assert "shelter: 20" in shown.stdout
+    assert "[persona]" not in shown.stdout and "[human]" not in shown.stdout
+
+
+def test_memory_show_with_blocks_overlays_an_agents_declared_blocks(demo_db, tmp_path, capsys):
+    config = tmp_path / "bot_config.py"
+    config.write_text(
+        "from sleepagent import MemoryBlock, SleepConfig\n"
+        "CONFIG = SleepConfig(blocks=[MemoryBlock(label='rules', value='be brief'),"
+        " MemoryBlock(label='learned_context')])\n"
+    )
+    spec = f"{config}:CONFIG"
+    shown = run(
+        capsys, "memory", "show", "--db", str(demo_db), "--user", "reader", "--blocks", spec
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.index("[rules] v0") < shown.stdout.index("[learned_context] v1")
+    assert "be brief" in shown.stdout
+    default = run(
+        capsys, "memory", "show", "--db", str(demo_db), "--user", "reader", "--blocks", "default"
+    )
+    assert "[persona] v0" in default.stdout
+
+
+def test_memory_show_as_json(demo_db, capsys):
+    shown = run(capsys, "memory", "show", "--db", str(demo_db), "--user", "ada", "--json")
     data = json.loads(shown.stdout)
     assert data["scope"] == "user:ada"
     human = next(block for block in data["blocks"] if block["label"] == "human")
@@ -48,23 +223,89 @@ def test_memory_show_prints_a_scope_as_json(tmp_path):
     assert "Vegetarian" in human["value"]
 
 
-def test_memory_show_prints_blocks_as_text(tmp_path):
-    db = tmp_path / "demo.db"
-    assert sleepagent("demo", "--db", str(db)).returncode == 0
-    shown = sleepagent("memory", "show", "--db", str(db), "--thread", "bakery")
-    assert shown.returncode == 0, shown.stderr
-    assert "[learned_context] v1" in shown.stdout
-    assert "shelter: 20" in shown.stdout
-
-
-def test_memory_show_says_when_the_database_is_missing(tmp_path):
-    shown = sleepagent("memory", "show", "--db", str(tmp_path / "none.db"), "--user", "x")
+def test_memory_show_of_an_unknown_scope_fails_and_points_at_memory_list(demo_db, capsys):
+    shown = run(capsys, "memory", "show", "--db", str(demo_db), "--user", "nobody")
     assert shown.returncode == 1
-    assert "no database" in shown.stderr
+    assert shown.stdout == ""
+    assert "no memory scope user:nobody" in shown.stderr
+    assert "sleepagent memory list" in shown.stderr
 
 
-def test_bench_is_a_subcommand_with_its_own_options():
-    shown = sleepagent("bench", "--help")
-    assert shown.returncode == 0, shown.stderr
-    assert "--dataset" in shown.stdout
-    assert "--concurrency" in shown.stdout
+def test_memory_history_shows_each_version_with_its_diff_and_reason(demo_db, capsys):
+    done = run(capsys, "memory", "history", "human", "--db", str(demo_db), "--user", "ada")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"v1 \S+ \S+ by sleep \(idle\), thread demo-thread, run ", done.stdout)
+    assert "+Training for a half marathon on 15 March" in done.stdout
+    as_json = run(
+        capsys, "memory", "history", "human", "--db", str(demo_db), "--user", "ada", "--json"
+    )
+    (first,) = json.loads(as_json.stdout)["versions"]
+    assert first["reason"] == "idle" and "+Name: Ada." in first["diff"]
+
+
+def test_memory_history_of_a_block_never_written_says_which_are(demo_db, capsys):
+    done = run(capsys, "memory", "history", "persona", "--db", str(demo_db), "--user", "ada")
+    assert done.returncode == 1
+    assert "stored blocks: human, learned_context" in done.stderr
+
+
+def test_memory_commands_accept_sqlite_urls(demo_db, capsys):
+    done = run(capsys, "memory", "list", "--db", f"sqlite:///{demo_db}")
+    assert done.returncode == 0, done.stderr
+    assert "user:ada" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("db", "says"),
+    [
+        ("none.db", "no database at"),
+        ("notes.txt", "is not a SQLite database"),
+        ("mysql://x/y", "cannot use mysql:// databases"),
+    ],
+)
+def test_memory_commands_explain_a_bad_database_without_a_traceback(
+    tmp_path, db, says, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a database")
+    done = run(capsys, "memory", "list", "--db", db)
+    assert done.returncode in (1, 2)
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "none.db").exists(), "a missing file is not created"
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="SLEEPAGENT_TEST_POSTGRES_URL is not set")
+def test_demo_and_memory_commands_on_a_postgres_url(capsys):
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    assert run(capsys, "demo", "--db", POSTGRES_URL).returncode == 0
+    listed = run(capsys, "memory", "list", "--db", POSTGRES_URL)
+    assert listed.returncode == 0, listed.stderr
+    assert "user:ada" in listed.stdout
+    shown = run(capsys, "memory", "show", "--db", POSTGRES_URL, "--user", "ada")
+    assert "Vegetarian" in shown.stdout
+    history = run(capsys, "memory", "history", "human", "--db", POSTGRES_URL, "--user", "ada")
+    assert "by sleep (idle)" in history.stdout
+    empty_postgres(POSTGRES_URL)
+
+
+def test_an_unreachable_postgres_url_is_one_line_naming_the_url(capsys):
+    done = run(capsys, "memory", "list", "--db", "postgresql://me:pw@127.0.0.1:1/none")
+    assert done.returncode == 1
+    assert done.stderr.startswith("sleepagent: cannot connect to PostgreSQL at ")
+    assert "postgresql://me:***@127.0.0.1:1/none" in done.stderr
+    assert "--db" in done.stderr, "the hint names the flag"
+    assert "Traceback" not in done.stderr
+
+
+# --- bench -------------------------------------------------------------------------------
+
+
+def test_bench_is_a_subcommand_with_its_own_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    shown = capsys.readouterr()
+    assert shown.out.startswith("usage: sleepagent bench")
+    assert "--dataset" in shown.out
+    assert "--concurrency" in shown.out

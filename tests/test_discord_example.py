@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -48,9 +50,18 @@ class User:
     bot: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class Place:
+    """A channel; ``send`` records what the bot posted there."""
+
     id: int
+    sent: list[str] = field(default_factory=list)
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
 
 
 @dataclass
@@ -59,8 +70,8 @@ class Message:
 
     content: str
     author: User
-    channel: Place = Place(CHANNEL)
-    guild: Place | None = Place(GUILD)
+    channel: Place = field(default_factory=lambda: Place(CHANNEL))
+    guild: Place | None = field(default_factory=lambda: Place(GUILD))
     mentions: list[User] = field(default_factory=list)
     replies: asyncio.Queue[tuple[Message, str]] | None = None
 
@@ -187,3 +198,50 @@ def test_the_client_is_built_without_connecting():
     assert isinstance(client, discord.Client)
     assert client.intents.message_content
     assert not client.is_ready() and not queue.busy
+
+
+def test_a_long_reply_is_split_under_discords_limit_at_word_boundaries():
+    paragraph = " ".join(["word"] * 300)  # 1,499 characters
+    text = f"{paragraph}\n\n{paragraph}\n\n{'x' * 4500}"
+    pieces = discord_bot.split_reply(text)
+    assert all(len(piece) <= 2000 for piece in pieces)
+    assert pieces[0] == paragraph and pieces[1] == paragraph, "cut at the paragraph breaks"
+    assert "".join(pieces[2:]) == "x" * 4500, "an unbreakable run is cut, nothing lost"
+    assert discord_bot.split_reply("short") == ["short"]
+
+
+async def test_a_reply_over_the_limit_goes_out_as_a_reply_then_follow_ups(make):
+    long = " ".join(["word"] * 900)  # 4,499 characters
+    bot_ = await make([long])
+    sent = bot_.message("tell me everything", author=1, guild=None, channel=Place(77))
+    await bot_.on_message(sent)
+    _, first = await bot_.next_reply()
+    await bot_.queue.join(WAIT_S)
+    pieces = [first, *sent.channel.sent]
+    assert len(pieces) == 3
+    assert all(len(piece) <= 2000 for piece in pieces)
+    assert " ".join(pieces) == long
+
+
+def test_without_a_token_it_exits_with_one_line_and_creates_no_file(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        env={"PATH": os.environ.get("PATH", "")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "set DISCORD_TOKEN" in line
+    assert list(tmp_path.iterdir()) == [], "no database or other file was created"
+
+
+def test_the_invite_link_asks_for_the_bot_scope_and_the_permissions_it_uses():
+    url = discord_bot.invite_url(1234)
+    assert "client_id=1234" in url and "scope=bot" in url
+    permissions = discord_bot.bot_permissions()
+    assert f"permissions={permissions.value}" in url
+    assert permissions.send_messages and permissions.read_message_history
+    assert not permissions.administrator

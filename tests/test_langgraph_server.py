@@ -26,7 +26,7 @@ from sleepagent.scope import Scope
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 
-GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
+ROOT = Path(__file__).resolve().parent.parent
 LANGGRAPH = shutil.which("langgraph", path=str(Path(sys.executable).parent))
 START_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 60
@@ -61,12 +61,12 @@ def model_server() -> Iterator[LoopbackOpenAI]:
 def langgraph_server(model_server: LoopbackOpenAI, tmp_path: Path) -> Iterator[str]:
     """``langgraph dev`` on a free port; stopped at the end even when the test fails.
 
-    It runs in a fresh folder (a copy of ``graphs/``), because ``langgraph dev``
-    keeps its in-memory state in the folder it starts in.
+    It runs in a fresh folder (the repository's ``langgraph.json`` and ``graphs/``),
+    because ``langgraph dev`` keeps its in-memory state in the folder it starts in.
     """
-    shutil.copy(GRAPHS / "sleepagent_graph.py", tmp_path)
-    spec = json.loads((GRAPHS / "langgraph.json").read_text())
-    spec["dependencies"] = [str(GRAPHS.parent)]
+    shutil.copytree(ROOT / "graphs", tmp_path / "graphs")
+    spec = json.loads((ROOT / "langgraph.json").read_text())
+    spec["dependencies"] = [str(ROOT)]
     (tmp_path / "langgraph.json").write_text(json.dumps(spec))
     port = free_port()
     env = {
@@ -137,3 +137,22 @@ def test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_ne
     last_prompt = model_server.requests[-1].messages[0]["content"]
     assert "Name: Ada. Vegetarian." in last_prompt
     model_server.assert_exhausted()
+
+
+def test_the_root_langgraph_json_builds_an_image_from_the_repository_alone(tmp_path: Path):
+    """``langgraph dockerfile`` at the root needs no extra build context, and skips local state."""
+    done = subprocess.run(
+        [LANGGRAPH, "dockerfile", "-c", "langgraph.json", str(tmp_path / "Dockerfile")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    added = [line for line in dockerfile.splitlines() if line.startswith("ADD ")]
+    assert len(added) == 1 and added[0].startswith("ADD . /deps/"), added
+    assert "graphs/sleepagent_graph.py:make_graph" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for local_state in (".venv/", ".git/", "*.db", ".langgraph_api/"):
+        assert local_state in ignored

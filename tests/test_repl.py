@@ -1,26 +1,41 @@
-"""``sleepagent chat``: driven as a terminal program against the loopback server."""
+"""``sleepagent chat``: driven as a terminal program (pexpect, a real pty).
+
+The model is the loopback OpenAI-compatible server, or the scripted models of
+``--offline``. On the pty the chat runs its full line editor, so the tests type
+keys (arrows, history) and read the screen as a person would.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import sys
+from pathlib import Path
 
 import pexpect
 import pytest
 
 from sleepagent.repl import ChatSettings, run_chat
-from sleepagent.testing import Completion, LoopbackOpenAI, wire_call
+from sleepagent.testing import Completion, LoopbackOpenAI, slow, wire_call
 
 EXPECT_TIMEOUT_S = 30
-PROMPT = "you> "
+LEFT, UP = "\x1b[D", "\x1b[A"
 
 LEARN = Completion.calling(
     wire_call("memory_rethink", label="human", new_value="Name: Ada."),
     wire_call("memory_insert", label="human", text="Vegetarian, lives in Lisbon."),
     wire_call("memory_finish"),
 )
+
+# Terminal output carries colour and cursor codes between the words.
+_CODES = r"(?:\x1b\[[0-9;?]*[A-Za-z]|[\r\x08])*"
+
+
+def shown(text: str) -> str:
+    """A pattern for ``text`` as it appears on the terminal, codes allowed between characters."""
+    return _CODES.join(re.escape(char) for char in text)
 
 
 @pytest.fixture
@@ -30,23 +45,30 @@ def server():
     server.assert_exhausted()
 
 
-def offline_env() -> dict[str, str]:
-    """This environment without any OpenAI settings, so only the flags count."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+def chat_env(**extra: str) -> dict[str, str]:
+    """This environment without OpenAI settings (only the flags count), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    # pexpect's pty does not answer prompt_toolkit's cursor-position queries.
+    return {**env, "PROMPT_TOOLKIT_NO_CPR": "1", **extra}
 
 
-def spawn(*args: str) -> pexpect.spawn:
-    child = pexpect.spawn(
+def spawn(*args: str, tmp_path: Path, **env: str) -> pexpect.spawn:
+    return pexpect.spawn(
         sys.executable,
-        ["-m", "sleepagent.cli", "chat", *args],
-        env=offline_env(),
+        ["-m", "sleepagent", "chat", "--history", str(tmp_path / "history"), *args],
+        env=chat_env(**env),
         encoding="utf-8",
         timeout=EXPECT_TIMEOUT_S,
+        dimensions=(40, 160),
     )
-    return child
 
 
-def finish(child: pexpect.spawn) -> int:
+def expect(child: pexpect.spawn, text: str) -> None:
+    child.expect(shown(text))
+
+
+def quit_(child: pexpect.spawn) -> int:
+    child.send("/quit\r")
     child.expect(pexpect.EOF)
     child.close()
     return child.exitstatus
@@ -59,69 +81,134 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def loop_chat(server: LoopbackOpenAI, tmp_path: Path, *args: str, **env: str) -> pexpect.spawn:
+    return spawn(
+        "--model", "openai:loop", "--base-url", server.base_url,
+        "--db", str(tmp_path / "chat.db"), *args, tmp_path=tmp_path, **env,
+    )  # fmt: skip
+
+
 def test_two_turns_then_sleep_then_memory_shows_the_change_then_quit(server, tmp_path):
     server.extend(["Hello Ada!", "Lisbon has great vegetarian places.", LEARN])
-    child = spawn(
-        "--model", "openai:loop", "--base-url", server.base_url,
-        "--db", str(tmp_path / "chat.db"), "--thread", "t1", "--idle", "3600",
-    )  # fmt: skip
-    child.expect_exact(PROMPT)
-    child.sendline("Hi, I'm Ada.")
-    child.expect_exact("bot> Hello Ada!")
-    child.expect_exact(PROMPT)
-    child.sendline("I'm vegetarian and live in Lisbon.")
-    child.expect_exact("Lisbon has great vegetarian places.")
-    child.expect_exact(PROMPT)
-    child.sendline("/sleep")
-    child.expect_exact("[sleep-time compute finished")
-    child.expect_exact("human v0->v1")
-    child.expect_exact(PROMPT)
-    child.sendline("/memory")
-    child.expect(r"\[human\] v1, \d+/5000 chars")
-    child.expect_exact("Vegetarian, lives in Lisbon.")
-    child.expect_exact(PROMPT)
-    child.sendline("/quit")
-    assert finish(child) == 0
+    child = loop_chat(server, tmp_path, "--thread", "t1", "--idle", "3600")
+    expect(child, "you> ")
+    child.send(f"Hi, I'm Aa.{LEFT}{LEFT}d\r")  # the arrow moves the cursor, it is not sent
+    expect(child, "thinking")  # the spinner, until the first piece of the reply
+    child.expect_exact("\x1b[1;32mbot> ")  # in colour
+    expect(child, "Hello Ada!")
+    expect(child, "you> ")
+    child.send("I'm vegetarian and live in Lisbon.\r")
+    expect(child, "Lisbon has great vegetarian places.")
+    expect(child, "you> ")
+    child.send("/sleep\r")
+    expect(child, "[sleep-time compute finished (edited): 4 messages read")
+    expect(child, "human v0->v1")
+    expect(child, "+Vegetarian, lives in Lisbon.")
+    expect(child, "you> ")
+    child.send("/memory\r")
+    child.expect(shown("[human] v1, ") + r"\d+" + shown("/5000 chars"))
+    expect(child, "Vegetarian, lives in Lisbon.")
+    expect(child, "you> ")
+    assert quit_(child) == 0
+    assert server.requests[0].messages[-1]["content"] == "Hi, I'm Ada."
     assert [request.stream for request in server.requests] == [True, True, False]
 
 
-def test_the_idle_timer_runs_sleep_time_compute_and_says_so(server, tmp_path):
-    server.extend(["Hello Ada!", LEARN])
-    child = spawn(
-        "--model", "openai:loop", "--base-url", server.base_url,
-        "--db", str(tmp_path / "chat.db"), "--idle", "0.2",
-    )  # fmt: skip
-    child.expect_exact(PROMPT)
-    child.sendline("Hi, I'm Ada.")
-    child.expect_exact("[sleep-time compute started (idle)]")
-    child.expect_exact("human v0->v1")
-    child.sendline("/quit")
-    assert finish(child) == 0
+def test_the_up_arrow_recalls_a_line_from_an_earlier_session(server, tmp_path):
+    server.extend(["first answer", "second answer"])
+    first = loop_chat(server, tmp_path, "--idle", "3600", "--thread", "a")
+    expect(first, "you> ")
+    first.send("what is sleep-time compute?\r")
+    expect(first, "first answer")
+    assert quit_(first) == 0
+
+    second = loop_chat(server, tmp_path, "--idle", "3600", "--thread", "b")
+    expect(second, "you> ")
+    second.send(f"{UP}{UP}\r")  # past /quit, to the question
+    expect(second, "second answer")
+    assert quit_(second) == 0
+    assert server.requests[1].messages[-1]["content"] == "what is sleep-time compute?"
 
 
-def test_without_a_key_or_server_it_says_what_to_set_and_exits_non_zero(tmp_path):
-    child = spawn("--model", "openai:gpt-4o-mini", "--db", str(tmp_path / "chat.db"))
-    child.expect_exact("OPENAI_API_KEY")
-    child.expect_exact("OPENAI_BASE_URL")
-    child.expect_exact("--base-url")
-    assert finish(child) == 2
+def test_an_idle_run_is_announced_above_the_prompt_and_the_half_typed_line_survives(
+    server, tmp_path
+):
+    server.extend(["Hello Ada!", LEARN, "Noted."])
+    child = loop_chat(server, tmp_path, "--idle", "0.5")
+    expect(child, "you> ")
+    child.send("Hi, I'm Ada.\r")
+    expect(child, "bot> Hello Ada!")
+    expect(child, "you> ")
+    child.send("half a")
+    expect(child, "[sleep-time compute started (idle)]")
+    expect(child, "[sleep-time compute finished (edited)")
+    expect(child, "human v0->v1")
+    expect(child, "you> half a")  # the prompt is drawn again, with what was typed
+    child.send(" sentence\r")
+    expect(child, "bot> Noted.")
+    assert quit_(child) == 0
+    assert server.requests[-1].messages[-1]["content"] == "half a sentence"
 
 
-def test_an_unreachable_server_fails_the_turn_without_hanging(tmp_path):
+def test_offline_runs_on_scripted_models_says_so_and_learns_between_turns(tmp_path):
+    child = spawn("--offline", "--db", str(tmp_path / "chat.db"), tmp_path=tmp_path)
+    expect(child, "OFFLINE: the models are scripted")
+    expect(child, "you> ")
+    child.send("I'm Ada and I'm vegetarian\r")
+    expect(child, "What I remember about you: nothing yet")
+    expect(child, "you> ")
+    child.send("/sleep\r")
+    expect(child, "+I'm Ada and I'm vegetarian")
+    expect(child, "you> ")
+    child.send("dinner?\r")
+    expect(child, "What I remember about you: I'm Ada and I'm vegetarian")
+    expect(child, "you> ")
+    child.send("/history human\r")
+    expect(child, "v1 ")
+    expect(child, "by sleep (manual)")
+    assert quit_(child) == 0
+
+
+def test_without_a_key_or_server_it_names_the_flags_and_exits_non_zero(tmp_path):
+    db = str(tmp_path / "chat.db")
+    child = spawn("--model", "openai:gpt-4o-mini", "--db", db, tmp_path=tmp_path)
+    expect(child, "OPENAI_API_KEY")
+    expect(child, "--offline")
+    expect(child, "--base-url")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+
+
+def test_a_database_in_a_missing_folder_is_named_with_the_flag_to_fix_it(tmp_path):
+    db = tmp_path / "no" / "such" / "chat.db"
+    child = spawn("--offline", "--db", str(db), tmp_path=tmp_path)
+    expect(child, "the folder")
+    expect(child, "does not exist")
+    expect(child, "--db")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert not db.parent.exists()
+
+
+def test_an_unreachable_server_fails_the_turn_with_flag_hints_and_keeps_going(tmp_path):
     child = spawn(
         "--model", "openai:loop", "--base-url", f"http://127.0.0.1:{free_port()}/v1",
         "--db", str(tmp_path / "chat.db"), "--max-retries", "0", "--timeout", "5",
+        tmp_path=tmp_path,
     )  # fmt: skip
-    child.expect_exact(PROMPT)
-    child.sendline("Hi")
-    child.expect_exact("error: the chat model call failed")
-    child.expect_exact("Connection error.")
-    child.expect_exact(PROMPT)
-    child.sendline("/quit")
-    assert finish(child) == 0
+    expect(child, "you> ")
+    child.send("Hi\r")
+    expect(child, "error: the chat model call failed")
+    expect(child, "Connection error")
+    expect(child, "--timeout SECONDS")
+    expect(child, "--max-retries N")
+    expect(child, "you> ")
+    assert quit_(child) == 0
 
 
-# --- in process ----------------------------------------------------------------
+# --- piped input, in process ---------------------------------------------------------
 
 
 def run_lines(server: LoopbackOpenAI, *lines: str) -> tuple[int, str]:
@@ -141,12 +228,57 @@ def test_usage_shows_the_tokens_the_server_reported_per_phase(server):
     assert "sleep 0 calls" in out
 
 
+def test_piped_output_has_no_colour_codes(server):
+    server.extend(["Hi!"])
+    _, out = run_lines(server, "Hello", "/quit")
+    assert "bot> Hi!" in out
+    assert "\x1b[" not in out
+
+
+def test_a_sleep_run_without_a_usable_edit_says_so_and_keeps_the_messages_pending(server):
+    server.extend(["Hi!", "I will remember that."])  # plain text: no memory tool call
+    _, out = run_lines(server, "I'm Ada", "/sleep", "/quit")
+    assert "[sleep-time compute finished (no_tool_call)" in out
+    assert "these messages stay pending and are tried again" in out
+
+
 def test_sleep_with_nothing_new_says_so_and_calls_no_model(server):
     _, out = run_lines(server, "/sleep", "/quit")
     assert "(nothing new since the last sleep-time run)" in out
     assert server.requests == []
 
 
+def test_an_unknown_command_points_at_help(server):
+    _, out = run_lines(server, "/frobnicate", "/quit")
+    assert "unknown command /frobnicate; /help lists them" in out
+    assert server.requests == []
+
+
 def test_end_of_input_exits_cleanly(server):
     code, _ = run_lines(server)
     assert code == 0
+
+
+def test_ctrl_c_clears_the_line_at_the_prompt_and_waits_for_a_reply_in_progress(server, tmp_path):
+    server.extend([slow("the slow reply", delay=1.5), "hello again"])
+    child = loop_chat(server, tmp_path, "--idle", "3600")
+    expect(child, "you> ")
+    child.send("typed by mistake")
+    child.send("\x03")  # Ctrl-C at the prompt: the line is dropped, the chat goes on
+    expect(child, "you> ")
+    child.send("hello\r")
+    expect(child, "thinking")
+    child.send("\x03")  # Ctrl-C while the model thinks: the turn is not cut in half
+    expect(child, "bot> the slow reply")
+    expect(child, "Ctrl-C during a reply waits for it to end")
+    expect(child, "you> ")
+    child.send("and now?\r")
+    expect(child, "bot> hello again")
+    assert quit_(child) == 0
+    sent = [request.messages[-1]["content"] for request in server.requests]
+    assert sent == ["hello", "and now?"]
+    assert [m["content"] for m in server.requests[1].messages[1:]] == [
+        "hello",
+        "the slow reply",
+        "and now?",
+    ], "the first turn was kept whole"

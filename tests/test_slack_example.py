@@ -1,9 +1,9 @@
 """The Slack example end to end, without the network.
 
 Signed Events API payloads go to the Bolt app's dispatcher exactly as Slack
-would send them; the app's Web API client talks to a loopback fake of
-``slack.com/api`` that records ``chat.postMessage``. Sleep-time compute runs on
-virtual time.
+would send them, and Socket Mode envelopes arrive over a loopback WebSocket;
+the app's Web API client talks to a loopback fake of ``slack.com/api`` that
+records ``chat.postMessage``. Sleep-time compute runs on virtual time.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import hmac
 import importlib.util
 import itertools
 import json
+import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -22,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+import yaml
+from aiohttp import WSMsgType, web
 from langchain_core.messages import AIMessage, BaseMessage
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
@@ -39,6 +43,7 @@ from sleepagent.testing import (
 )
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "slack_bot.py"
+MANIFEST = EXAMPLE.parent / "slack_app_manifest.yaml"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM, BOT = "T0001", "UBOT"
 WAIT_S = 5.0
@@ -62,6 +67,8 @@ class FakeSlackApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.posted: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sockets: asyncio.Queue[web.WebSocketResponse] = asyncio.Queue()
+        self.acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -69,6 +76,7 @@ class FakeSlackApi:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -91,10 +99,30 @@ class FakeSlackApi:
             return web.json_response(
                 {"ok": True, "team_id": TEAM, "user_id": BOT, "bot_id": "B0BOT", "team": "test"}
             )
+        if method == "apps.connections.open":
+            socket_url = self.base_url.replace("http://", "ws://").replace("/api/", "/socket")
+            return web.json_response({"ok": True, "url": socket_url})
         if method == "chat.postMessage":
             await self.posted.put(args)
             return web.json_response({"ok": True, "channel": args["channel"], "ts": self.ts()})
         return web.json_response({"ok": False, "error": "unknown_method"})
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: greet the app, hand the socket to the test, record acknowledgements."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1})
+        await self.sockets.put(socket)
+        async for frame in socket:
+            if frame.type is WSMsgType.TEXT:
+                await self.acks.put(json.loads(frame.data))
+        return socket
+
+    async def next_socket(self) -> web.WebSocketResponse:
+        return await asyncio.wait_for(self.sockets.get(), WAIT_S)
+
+    async def next_ack(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.acks.get(), WAIT_S)
 
     def ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
@@ -335,3 +363,83 @@ def test_importing_the_example_needs_no_settings_and_builds_nothing(monkeypatch)
     module = load_example()
     assert callable(module.create_app) and callable(module.main)
     assert not hasattr(module, "app"), "the app is built by create_app(), not at import"
+
+
+# --- credentials, modes and the manifest ------------------------------------------------
+
+
+def test_without_credentials_it_exits_with_one_line_and_creates_no_file(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        env={"PATH": os.environ.get("PATH", "")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert "SLACK_BOT_TOKEN" in line and "SLACK_APP_TOKEN" in line
+    assert "SLACK_SIGNING_SECRET" in line
+    assert list(tmp_path.iterdir()) == [], "no database or other file was created"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "set SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN (xapp-..., Socket Mode) or"),
+        ({"SLACK_BOT_TOKEN": "xoxp-1", "SLACK_APP_TOKEN": "xapp-1"}, "Bot User OAuth Token"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "app-level token"),
+    ],
+)
+def test_missing_or_wrong_credentials_are_named(env, says):
+    with pytest.raises(slack_bot.MissingCredentials, match=re.escape(says)):
+        slack_bot.settings_from_env(env)
+
+
+def test_an_app_token_means_socket_mode_and_a_signing_secret_means_http():
+    socket = slack_bot.settings_from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+    http = slack_bot.settings_from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"})
+    assert socket.socket_mode and not http.socket_mode
+    assert http.signing_secret == "s"
+
+
+def test_the_manifest_asks_for_the_scopes_and_events_the_bot_uses():
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == slack_bot.BOT_SCOPES
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert tuple(events) == slack_bot.BOT_EVENTS
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    for name in (*slack_bot.BOT_SCOPES, *slack_bot.BOT_EVENTS):
+        assert name in slack_bot.__doc__, f"{name} is listed in the setup steps"
+
+
+async def test_socket_mode_takes_events_over_the_websocket_and_acknowledges_them(
+    slack_api, make_bot
+):
+    app, *_ = await make_bot([bot])
+    settings = slack_bot.SlackSettings(bot_token="xoxb-test", app_token="xapp-test")
+    serving = asyncio.create_task(slack_bot.serve(app, settings))
+    try:
+        socket = await slack_api.next_socket()
+        envelope = {
+            "envelope_id": "env-1",
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": 0,
+            "payload": message("hello over the socket", channel="D0ADA", ts="7.1"),
+        }
+        await socket.send_json(envelope)
+        assert (await slack_api.next_ack())["envelope_id"] == "env-1"
+        post = await slack_api.next_post()
+        assert (post["channel"], post["text"]) == (
+            "D0ADA",
+            "re: hello over the socket | I know: nothing",
+        )
+        opened = [args for call, args in slack_api.calls if call == "apps.connections.open"]
+        assert len(opened) == 1
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)

@@ -23,18 +23,25 @@ from sleepagent.models import ModelOptions
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line options."""
+def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentParser:
+    """The command-line options; ``prog`` is the command shown in the help."""
     parser = argparse.ArgumentParser(
-        prog="python -m sleepagent.bench",
+        prog=prog,
         description="Run the sleep-time compute experiments (Lin et al., 2025) and write "
         "results.jsonl, summary.md and plots to a run folder. Re-running with the same "
         "folder skips finished work.",
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="generated")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="generated", help="question set (default generated)"
+    )
     parser.add_argument("--data", type=Path, help="local JSONL file for gsm-symbolic or aime")
     parser.add_argument("--n", type=int, default=20, help="contexts to use (default 20)")
-    parser.add_argument("--level", choices=[lv.value for lv in Level], default="base")
+    parser.add_argument(
+        "--level",
+        choices=[lv.value for lv in Level],
+        default="base",
+        help="difficulty of the generated dataset (default base)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated dataset")
     parser.add_argument("--model", default="openai:gpt-4o-mini", help="test-time model spec")
     parser.add_argument("--sleep-model", help="sleep-time model spec (default: --model)")
@@ -63,13 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--queries", type=int, default=1, help="questions per context (multi-query; up to 10)"
     )
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="units run at once (default 4)")
     parser.add_argument("--retries", type=int, default=5, help="retries after a rate limit")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--t", type=float, default=10.0, help="test-time / sleep-time token price")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -79,9 +86,9 @@ def _budgets(verbosity: str, efforts: str | None) -> tuple[Budget, ...]:
     return tuple(Budget(level, effort) for level in levels for effort in chosen)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sleepagent.bench") -> int:
     """Run the benchmark; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     failed = 0
     try:

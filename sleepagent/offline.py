@@ -1,0 +1,53 @@
+"""Scripted models for ``sleepagent chat --offline``: try the chat with no key and no network.
+
+The primary model answers from its memory blocks, so you can see what sleep-time
+compute taught it; the sleep-time model writes what you said into the ``human``
+block. Everything else (graph, storage, idle timer, commits) is the real library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from sleepagent.testing import (
+    ScriptedChatModel,
+    ai_tool_calls,
+    memory_in_prompt,
+    tool_call,
+    transcript_in_prompt,
+)
+
+__all__ = ["BANNER", "offline_models"]
+
+BANNER = (
+    "OFFLINE: the models are scripted (no key, no network). Replies are canned; memory, "
+    "sleep-time runs, the idle timer and storage are real."
+)
+
+# The script is a list; long enough for any interactive session.
+_CALLS = 100_000
+_MEMORY_LIMIT = 4_000
+
+
+def _reply(messages: Sequence[BaseMessage]) -> str:
+    said = str(messages[-1].content).strip()
+    known = memory_in_prompt(messages).get("human", "").strip()
+    remembered = known.replace("\n", "; ") if known else "nothing yet (try /sleep)"
+    return f'(scripted) You said "{said}". What I remember about you: {remembered}'
+
+
+def _take_notes(messages: Sequence[BaseMessage]) -> AIMessage:
+    known = memory_in_prompt(messages).get("human", "").strip()
+    said = [text.strip() for role, text in transcript_in_prompt(messages) if role == "user"]
+    notes = "\n".join(line for line in [known, *said] if line)[-_MEMORY_LIMIT:]
+    return ai_tool_calls(
+        tool_call("memory_rethink", label="human", new_value=notes),
+        tool_call("memory_finish"),
+    )
+
+
+def offline_models() -> tuple[ScriptedChatModel, ScriptedChatModel]:
+    """The primary and the sleep-time model of an offline chat."""
+    return ScriptedChatModel([_reply] * _CALLS), ScriptedChatModel([_take_notes] * _CALLS)
