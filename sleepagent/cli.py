@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sleepagent.blocks import DEFAULT_BLOCKS
+from sleepagent.inspector import cli as inspect_cli
 from sleepagent.memory import BlockStore
 from sleepagent.persistence import open_persistence
 from sleepagent.scope import Scope
@@ -34,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chat(args)
     if args.command == "memory":
         return _memory_show(args)
+    if args.command == "inspect":
+        return inspect_cli.run(args)
     parser.print_help()
     return 2
 
@@ -88,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--user", help="the user whose memory to show")
     who.add_argument("--thread", help="the thread whose memory to show (thread scope)")
     show.add_argument("--json", action="store_true", help="print JSON")
+    inspect_cli.add_parser(commands)
     return parser
 
 
