@@ -51,9 +51,9 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 @pytest.fixture
 def inspector_url(scenario: Scenario) -> Iterator[str]:
     """``sleepagent inspect`` on a free port, stopped at the end."""
+    command = ["inspect", "--db", str(scenario.db), "--port", "0", "--no-browser"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "sleepagent.cli", "inspect", "--db", str(scenario.db)]
-        + ["--port", "0", "--no-browser", "--refresh", "0.5"],
+        [sys.executable, "-m", "sleepagent.cli", *command, "--refresh", "0.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

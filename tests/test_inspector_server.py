@@ -107,9 +107,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_inspector_route_reads_the_servers_store(
-    server_url: str, model_server: LoopbackOpenAI
-):
+def test_the_inspector_route_reads_the_servers_store(server_url: str, model_server: LoopbackOpenAI):
     client = langgraph_sdk.get_sync_client(url=server_url, api_key=None)
     thread = client.threads.create()["thread_id"]
     client.runs.wait(
