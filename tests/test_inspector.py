@@ -37,6 +37,7 @@ from sleepagent.persistence import open_async_persistence
 from sleepagent.scheduling import ManualClock
 from sleepagent.scope import encode_label
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from tests.conftest import POSTGRES_URL, empty_postgres
 
 HOSTILE_SCRIPT = "<script>window.__pwned = 'script'</script>"
 HOSTILE_ATTRIBUTE = (
@@ -52,7 +53,7 @@ ADA_PLAN = "Half marathon on 15 March; runs 4x/week."
 class Scenario:
     """A scripted bot's database, and the agent still open on it for more turns."""
 
-    db: Path
+    db: Path | str
     agent: SleepTimeAgent
     clock: ManualClock
     chat_model: ScriptedChatModel
@@ -78,7 +79,7 @@ class Scenario:
         self.agent.sleep(thread_id="ada-1", user_id="ada")
 
 
-def build_scenario(db: Path) -> Iterator[Scenario]:
+def build_scenario(db: Path | str) -> Iterator[Scenario]:
     clock = ManualClock()
     chat = ScriptedChatModel(
         [
@@ -120,9 +121,14 @@ def build_scenario(db: Path) -> Iterator[Scenario]:
         yield scenario
 
 
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    yield from build_scenario(tmp_path / "bot.db")
+@pytest.fixture(params=["sqlite", *(["postgres"] if POSTGRES_URL else [])])
+def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenario]:
+    if request.param == "postgres":
+        assert POSTGRES_URL is not None
+        empty_postgres(POSTGRES_URL)
+        yield from build_scenario(POSTGRES_URL)
+    else:
+        yield from build_scenario(tmp_path / "bot.db")
 
 
 @pytest.fixture
@@ -218,11 +224,13 @@ def test_pages_send_a_policy_that_allows_only_the_apps_own_script(client: TestCl
 
 
 def test_the_app_is_read_only(client: TestClient, scenario: Scenario):
-    before = scenario.db.read_bytes()
     for path in ("/", "/scope", "/api/scope", "/live"):
         assert client.post(path).status_code == 405
-    client.get("/scope", params={"key": "user:ada"})
-    assert scenario.db.read_bytes() == before
+    if isinstance(scenario.db, Path):
+        before = scenario.db.read_bytes()
+        client.get("/scope", params={"key": "user:ada"})
+        client.get("/")
+        assert scenario.db.read_bytes() == before
 
 
 def test_an_unknown_scope_key_is_not_found(client: TestClient):
