@@ -33,7 +33,7 @@ from sleepagent.inspector.chart import TokenEvent, layout
 from sleepagent.inspector.cli import is_loopback, no_auth_warning
 from sleepagent.inspector.reader import decode_label
 from sleepagent.inspector.views import diff_lines
-from sleepagent.persistence import open_async_persistence
+from sleepagent.persistence import open_async_persistence, open_persistence
 from sleepagent.scheduling import ManualClock
 from sleepagent.scope import encode_label
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
@@ -294,3 +294,44 @@ def test_importing_sleepagent_does_not_import_the_web_stack():
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(found.stdout) == []
+
+
+def start_command(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``sleepagent inspect ARGS``, and what it printed up to its URL line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sleepagent.cli", "inspect", "--port", "0", "--no-browser", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:  # ends at its URL line, or when it exits
+        lines.append(line)
+        if " on http://" in line:
+            break
+    return process, lines
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_command_says_it_has_no_authentication_when_bound_beyond_loopback(
+    tmp_path: Path, host: str, warned: bool
+):
+    db = tmp_path / "empty.db"
+    with open_persistence(str(db)):
+        pass
+    process, lines = start_command("--db", str(db), "--host", host)
+    try:
+        assert f"on http://{host}:" in lines[-1]
+        assert any("NO AUTHENTICATION" in line for line in lines) is warned
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_the_command_refuses_a_missing_database(tmp_path: Path):
+    process, lines = start_command("--db", str(tmp_path / "missing.db"))
+    assert process.wait(timeout=20) == 1
+    assert "no database at" in "".join(lines)
+    assert not (tmp_path / "missing.db").exists()
