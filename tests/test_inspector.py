@@ -45,6 +45,7 @@ HOSTILE_ATTRIBUTE = (
 )
 LONG_LINE = "L" * 3000
 HOSTILE = f"Name: Mallory {HOSTILE_SCRIPT}\nNote: {HOSTILE_ATTRIBUTE}\n{LONG_LINE}"
+HOSTILE_THREAD = 'x"><img src=x onerror="alert(\'thread id\')">'
 ADA_FACTS = "Name: Ada. Lives in Lisbon. Vegetarian."
 ADA_PLAN = "Half marathon on 15 March; runs 4x/week."
 
@@ -87,6 +88,7 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
             "Noted.",
             "Hello Mallory.",
             "Hi again.",
+            "Hm.",
         ]
     )
     sleep = ScriptedChatModel(
@@ -115,6 +117,8 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
         agent.chat(f"I am {HOSTILE_SCRIPT}", thread_id="evil-1", user_id="mallory")
         scenario.tick()
         agent.sleep(thread_id="evil-1", user_id="mallory")
+        scenario.tick()
+        agent.chat("<b>hi</b>", thread_id=HOSTILE_THREAD)
         scenario.tick()
         # A thread-scoped conversation that no sleep run has read yet: pending work.
         agent.chat("Just passing by.", thread_id="drive-by")
@@ -181,13 +185,25 @@ def test_no_auth_warning_only_off_loopback():
 def test_overview_lists_scopes_with_pending_work_and_tokens_per_phase(client: TestClient):
     data = client.get("/api/overview").json()
     by_key = {scope["key"]: scope for scope in data["scopes"]}
-    assert set(by_key) == {"user:ada", "user:mallory", "thread:drive-by"}
+    assert set(by_key) == {
+        "user:ada",
+        "user:mallory",
+        "thread:drive-by",
+        f"thread:{HOSTILE_THREAD}",
+    }
     assert by_key["thread:drive-by"]["pending"] == 2
     assert by_key["user:ada"]["pending"] == 0
     assert by_key["user:ada"]["last_run"] is not None
     assert by_key["user:ada"]["usage"]["chat"] > 0 and by_key["user:ada"]["usage"]["sleep"] > 0
     assert data["scopes"][0]["key"] == "thread:drive-by", "pending work comes first"
-    assert data["pending"] == 2
+    assert data["pending"] == 4
+
+
+def test_overview_page_escapes_hostile_scope_ids(client: TestClient):
+    html = client.get("/").text
+    assert "<img" not in html
+    assert "x&#34;&gt;&lt;img src=x onerror=" in html
+    assert "key=thread%3Ax%22%3E%3Cimg" in html, "the link carries the id url-encoded"
 
 
 def test_scope_shows_blocks_and_a_timeline_with_diffs(client: TestClient, scenario: Scenario):
