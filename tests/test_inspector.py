@@ -351,3 +351,12 @@ def test_the_command_refuses_a_missing_database(tmp_path: Path):
     assert process.wait(timeout=20) == 1
     assert "no database at" in "".join(lines)
     assert not (tmp_path / "missing.db").exists()
+
+
+async def test_the_server_store_refuses_writes():
+    from langgraph.store.base import PutOp
+
+    from sleepagent.inspector.server_store import ReadOnlyStoreError, ServerStore
+
+    with pytest.raises(ReadOnlyStoreError, match="only reads"):
+        await ServerStore(client=object()).abatch([PutOp(("sleepagent",), "k", {"v": 1})])
