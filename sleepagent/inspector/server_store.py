@@ -62,6 +62,10 @@ class ServerStore(BaseStore):
     async def _one(self, op: Op) -> Result:
         from langgraph_sdk.errors import NotFoundError
 
+        if not isinstance(op, GetOp | SearchOp | ListNamespacesOp):
+            raise ReadOnlyStoreError(
+                f"the memory inspector only reads; refused {type(op).__name__} on LangGraph Server"
+            )
         store = self.client.store
         if isinstance(op, GetOp):
             try:
@@ -78,19 +82,11 @@ class ServerStore(BaseStore):
                 query=op.query,
             )
             return [_item(found) for found in page.get("items", [])]
-        if isinstance(op, ListNamespacesOp):
-            prefix, suffix = _conditions(op.match_conditions)
-            page = await store.list_namespaces(
-                prefix=prefix,
-                suffix=suffix,
-                max_depth=op.max_depth,
-                limit=op.limit,
-                offset=op.offset,
-            )
-            return [tuple(namespace) for namespace in page.get("namespaces", [])]
-        raise ReadOnlyStoreError(
-            f"the memory inspector only reads; refused {type(op).__name__} on LangGraph Server"
+        prefix, suffix = _conditions(op.match_conditions)
+        page = await store.list_namespaces(
+            prefix=prefix, suffix=suffix, max_depth=op.max_depth, limit=op.limit, offset=op.offset
         )
+        return [tuple(namespace) for namespace in page.get("namespaces", [])]
 
 
 def _conditions(
