@@ -89,6 +89,7 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
             "Hello Mallory.",
             "Hi again.",
             "Hm.",
+            "Sure.",
         ]
     )
     sleep = ScriptedChatModel(
@@ -101,10 +102,17 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
                 tool_call("memory_rethink", label="human", new_value=HOSTILE),
                 tool_call("memory_finish"),
             ),
+            # Bob's run: plain text, no memory tool: the page fails (no retries configured).
+            "I would rather not touch memory.",
         ]
     )
     agent = SleepTimeAgent(
-        chat, sleep_model=sleep, db=str(db), config=SleepConfig(), scheduler=None, clock=clock.now
+        chat,
+        sleep_model=sleep,
+        db=str(db),
+        config=SleepConfig(sleep_retries=0),
+        scheduler=None,
+        clock=clock.now,
     )
     scenario = Scenario(db, agent, clock, chat, sleep)
     with agent:
@@ -117,6 +125,10 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
         agent.chat(f"I am {HOSTILE_SCRIPT}", thread_id="evil-1", user_id="mallory")
         scenario.tick()
         agent.sleep(thread_id="evil-1", user_id="mallory")
+        scenario.tick()
+        agent.chat("Remember my cat.", thread_id="bob-1", user_id="bob")
+        scenario.tick()
+        agent.sleep(thread_id="bob-1", user_id="bob")
         scenario.tick()
         agent.chat("<b>hi</b>", thread_id=HOSTILE_THREAD)
         scenario.tick()
@@ -188,6 +200,7 @@ def test_overview_lists_scopes_with_pending_work_and_tokens_per_phase(client: Te
     assert set(by_key) == {
         "user:ada",
         "user:mallory",
+        "user:bob",
         "thread:drive-by",
         f"thread:{HOSTILE_THREAD}",
     }
@@ -197,6 +210,24 @@ def test_overview_lists_scopes_with_pending_work_and_tokens_per_phase(client: Te
     assert by_key["user:ada"]["usage"]["chat"] > 0 and by_key["user:ada"]["usage"]["sleep"] > 0
     assert data["scopes"][0]["key"] == "thread:drive-by", "pending work comes first"
     assert data["pending"] == 4
+    assert by_key["user:ada"]["last_outcome"] == "edited"
+    assert (by_key["user:bob"]["last_outcome"], by_key["user:bob"]["failed_pages"]) == (
+        "no_tool_call",
+        1,
+    )
+    assert data["failed_pages"] == 1
+    assert [run["scope"] for run in data["runs"]] == ["user:bob", "user:mallory", "user:ada"]
+
+
+def test_scope_shows_its_runs_and_failed_pages(client: TestClient):
+    data = client.get("/api/scope", params={"key": "user:bob"}).json()
+    (run,) = data["runs"]
+    assert (run["outcome"], run["messages"], run["steps"]) == ("no_tool_call", 2, 1)
+    assert run["tokens"] > 0 and "plain text" in run["error"]
+    (page,) = data["failed"]
+    assert (page["thread_id"], page["span"], page["attempts"]) == ("bob-1", "1-2", 1)
+    html = client.get("/scope", params={"key": "user:bob"}).text
+    assert 'class="outcome bad">no_tool_call<' in html
 
 
 def test_overview_page_escapes_hostile_scope_ids(client: TestClient):
@@ -216,6 +247,10 @@ def test_scope_shows_blocks_and_a_timeline_with_diffs(client: TestClient, scenar
     (version,) = [v for v in data["timeline"] if v["label"] == "human"]
     assert version["phase"] == "sleep" and version["reason"] == "manual"
     assert {"kind": "add", "text": f"+{ADA_FACTS}"} in version["diff"]
+    (run,) = data["runs"]
+    assert version["run"] == run
+    assert (run["outcome"], run["messages"], run["changed"]) == ("edited", 4, ["human"])
+    assert run["tokens"] == data["summary"]["usage"]["sleep"] > 0
     assert [t["thread_id"] for t in data["threads"]] == ["ada-1"]
 
 

@@ -106,6 +106,9 @@ def test_scope_list_timeline_diff_hostile_text_and_live_update(
         expect(scopes.locator(f'tr[data-scope="{key}"]')).to_be_visible()
     expect(scopes.locator('tr[data-scope="thread:drive-by"] .badge.warn')).to_have_text("2")
     expect(tab.get_by_test_id("token-chart").locator("svg path.line.sleep")).to_have_count(1)
+    expect(scopes.locator('tr[data-scope="user:bob"] .badge.bad')).to_have_text("1")
+    expect(scopes.locator('tr[data-scope="user:bob"] .outcome.bad')).to_have_text("no_tool_call")
+    expect(tab.get_by_test_id("runs").locator("tbody tr")).to_have_count(3)
 
     # Hostile block text is shown as text, and nothing it carries runs.
     tab.locator('tr[data-scope="user:mallory"] a.scope-link').click()
@@ -125,6 +128,9 @@ def test_scope_list_timeline_diff_hostile_text_and_live_update(
     first = tab.get_by_test_id("timeline").locator('li.version[data-label="human"]')
     expect(first).to_have_count(1)
     expect(first.locator(".diff .add")).to_have_text(f"+{ADA_FACTS}")
+    expect(first.locator(".outcome")).to_have_text("edited")
+    runs = tab.get_by_test_id("runs").locator("tbody tr")
+    expect(runs).to_have_count(1)
 
     # A new sleep run while the page is open: the page updates by itself.
     scenario.new_sleep_run()
@@ -133,6 +139,8 @@ def test_scope_list_timeline_diff_hostile_text_and_live_update(
     expect(newest.locator(".diff .add")).to_have_text(f"+{ADA_PLAN}")
     expect(tab.locator('article.block[data-label="human"] .tag')).to_have_text("v2")
     expect(tab.locator("#live-status")).to_contain_text("updated")
+    expect(runs).to_have_count(2)
+    expect(runs.first.locator(".outcome")).to_have_text("edited")
 
     shot = tmp_path / "inspector.png"
     tab.screenshot(path=str(shot), full_page=True)

@@ -133,6 +133,8 @@ def test_the_inspector_route_reads_the_servers_store(server_url: str, model_serv
             ("human", MEMORY, 1)
         ]
         assert detail["timeline"][0]["phase"] == "sleep"
+        assert [run["outcome"] for run in detail["runs"]] == ["edited"]
+        assert detail["timeline"][0]["run"]["run_id"] == detail["runs"][0]["run_id"]
 
         page = http.get("/scope", params={"key": scope.key})
         assert page.status_code == 200

@@ -36,6 +36,7 @@ from sleepagent.errors import ConfigurationError
 from sleepagent.inspector import chart, views
 from sleepagent.inspector.reader import InspectorReader
 from sleepagent.persistence import DbPath, is_postgres_url, open_async_persistence
+from sleepagent.results import SleepOutcome
 
 __all__ = ["StoreSource", "create_app", "describe_source"]
 
@@ -282,13 +283,14 @@ def _when(at: str | None) -> str:
 
 
 def _outcome_class(outcome: str | None) -> str:
-    """CSS class of a run outcome: good, quiet or bad."""
-    text = (outcome or "").lower()
-    if any(word in text for word in ("fail", "error", "conflict", "unusable", "no_usable")):
-        return "bad"
-    if any(word in text for word in ("skip", "no_change", "unchanged", "nothing")):
+    """CSS class of a run outcome: an edit is good, nothing to add is quiet, the rest warns."""
+    if outcome == SleepOutcome.EDITED.value:
+        return "good"
+    if outcome in (SleepOutcome.UNCHANGED.value, SleepOutcome.NOTHING_NEW.value):
         return "quiet"
-    return "good"
+    if outcome == SleepOutcome.CONFLICTED.value:
+        return "warn"
+    return "bad"
 
 
 def describe_source(db: DbPath) -> str:

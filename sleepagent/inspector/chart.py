@@ -132,14 +132,25 @@ def scope_events(detail: ScopeDetail) -> list[TokenEvent]:
 
 
 def overview_events(overview: Overview) -> list[TokenEvent]:
-    """Token events of every scope, one per scope and phase, at its latest activity."""
-    events = []
-    for scope in overview.scopes:
-        if scope.last_activity:
-            events.append(TokenEvent(scope.last_activity, "chat", scope.usage.chat, scope.key))
-        sleep_at = scope.last_run or scope.last_activity
-        if sleep_at:
-            events.append(TokenEvent(sleep_at, "sleep", scope.usage.sleep, scope.key))
+    """Token events of every scope: its chat total at its latest turn, and each recent run.
+
+    Scopes whose runs were not recorded add their sleep total at their last sleep commit.
+    """
+    events = [
+        TokenEvent(scope.last_activity, "chat", scope.usage.chat, scope.key)
+        for scope in overview.scopes
+        if scope.last_activity
+    ]
+    events += [
+        TokenEvent(run.finished_at, "sleep", run.tokens, f"{run.scope} {run.reason} run")
+        for run in overview.runs
+    ]
+    recorded = {run.scope for run in overview.runs}
+    events += [
+        TokenEvent(scope.last_run, "sleep", scope.usage.sleep, scope.key)
+        for scope in overview.scopes
+        if scope.last_run and scope.key not in recorded
+    ]
     return events
 
 

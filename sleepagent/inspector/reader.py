@@ -23,6 +23,8 @@ __all__ = ["InspectorReader", "decode_label"]
 
 _SCOPES_PREFIX = (ROOT, "scopes")
 _PAGE = 100
+RUNS_SHOWN = 100
+"""Sleep runs shown per scope, newest first."""
 _ENCODED = re.compile(r"%(25|2E|00)")
 _DECODED = {"25": "%", "2E": ".", "00": "\x00"}
 
@@ -63,15 +65,18 @@ class InspectorReader:
         return sorted(keys)
 
     async def overview(self) -> views.Overview:
-        """The scope list."""
+        """The scope list, with the most recent runs over every scope."""
         positions = await self.blocks.apositions()
         usages = await self._usages(positions)
         keys = set(await self.scope_keys())
         keys.update(position.scope for position in positions if position.scope)
-        summaries = await asyncio.gather(
-            *(self._summary(key, positions, usages) for key in sorted(keys))
+        details = await asyncio.gather(
+            *(self._detail(key, positions, usages) for key in sorted(keys))
         )
-        return views.overview(summary for summary, _ in summaries)
+        return views.overview(
+            (detail.summary for detail in details),
+            (run for detail in details for run in detail.runs),
+        )
 
     async def scope(self, key: str) -> views.ScopeDetail:
         """Everything about one scope.
@@ -83,31 +88,32 @@ class InspectorReader:
         scope = Scope.parse(key)
         positions = await self.blocks.apositions()
         usages = await self._usages([p for p in positions if p.scope == scope.key])
-        summary, (blocks, timeline, threads) = await self._summary(scope.key, positions, usages)
-        return views.ScopeDetail(
-            summary=summary,
-            blocks=tuple(views.BlockView.of(block) for block in blocks),
-            timeline=timeline,
-            threads=threads,
-        )
+        return await self._detail(scope.key, positions, usages)
 
-    async def _summary(
+    async def _detail(
         self,
         key: str,
         positions: Sequence[ThreadPosition],
         usages: dict[str, dict[Phase, Usage]],
-    ) -> tuple[
-        views.ScopeSummary,
-        tuple[list[MemoryBlock], tuple[views.VersionView, ...], tuple[views.ThreadView, ...]],
-    ]:
+    ) -> views.ScopeDetail:
         scope = Scope.parse(key)
         blocks = await self.blocks.aload(scope)
         histories: dict[str, list[HistoryEntry]] = {}
         for block in blocks:
             histories[block.label] = await self.blocks.ahistory(scope, block.label)
-        timeline = views.timeline(histories)
+        records = await self.blocks.aruns(scope, limit=RUNS_SHOWN)
+        failed = [views.FailedPageView.of(page) for page in await self.blocks.afailed_pages(scope)]
+        runs = [views.RunView.of(record) for record in records]
+        timeline = views.timeline(histories, records)
         threads = views.thread_views([p for p in positions if p.scope == key], usages)
-        return views.summarize(key, threads, timeline), (blocks, timeline, threads)
+        return views.ScopeDetail(
+            summary=views.summarize(key, threads, timeline, runs, failed),
+            blocks=tuple(views.BlockView.of(block) for block in blocks),
+            timeline=timeline,
+            threads=threads,
+            runs=tuple(runs),
+            failed=tuple(failed),
+        )
 
     async def _usages(self, positions: Sequence[ThreadPosition]) -> dict[str, dict[Phase, Usage]]:
         found = await asyncio.gather(*(self.blocks.ausage(p.thread_id) for p in positions))

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from sleepagent.blocks import MemoryBlock
 from sleepagent.memory import HistoryEntry, ThreadPosition
+from sleepagent.results import FailedPage, RunRecord
 from sleepagent.usage import Phase, Usage
 
 __all__ = [
@@ -137,6 +138,7 @@ class Overview:
         usage: Tokens per phase over every thread.
         pending: Pending log entries over every thread.
         failed_pages: Failed transcript pages over every scope.
+        runs: The most recent sleep runs over every scope, newest first.
 
     """
 
@@ -144,6 +146,7 @@ class Overview:
     usage: PhaseTotals
     pending: int
     failed_pages: int = 0
+    runs: tuple[RunView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ class RunView:
 
     Attributes:
         run_id: The run.
+        scope: Key of the memory scope it wrote.
         thread_id: The conversation it read.
         reason: Why it ran.
         outcome: How it ended.
@@ -242,6 +246,7 @@ class RunView:
     """
 
     run_id: str
+    scope: str
     thread_id: str | None
     reason: str
     outcome: str
@@ -255,6 +260,27 @@ class RunView:
     changed: tuple[str, ...] = ()
     conflicts: tuple[ConflictView, ...] = ()
     error: str | None = None
+
+    @classmethod
+    def of(cls, record: RunRecord) -> RunView:
+        """View of a stored run record."""
+        return cls(
+            run_id=record.run_id,
+            scope=record.scope,
+            thread_id=record.thread_id,
+            reason=record.reason,
+            outcome=record.outcome.value,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            duration=record.duration,
+            messages=record.messages,
+            pages=record.pages,
+            steps=record.steps,
+            tokens=record.usage.total_tokens,
+            changed=tuple(dict.fromkeys(diff.label for diff in record.diffs)),
+            conflicts=tuple(ConflictView(c.label, c.reason) for c in record.conflicts),
+            error=record.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +301,14 @@ class FailedPageView:
     attempts: int
     error: str
     at: str | None
+
+    @classmethod
+    def of(cls, page: FailedPage) -> FailedPageView:
+        """View of a stored failed page."""
+        span = f"{page.first_seq}-{page.last_seq}" if page.last_seq != page.first_seq else ""
+        return cls(
+            page.thread_id, span or str(page.first_seq), page.attempts, page.error, page.failed_at
+        )
 
 
 @dataclass(frozen=True)
@@ -377,17 +411,25 @@ def thread_views(
     return tuple(sorted(views, key=lambda view: view.last_at or "", reverse=True))
 
 
-def timeline(histories: Mapping[str, Sequence[HistoryEntry]]) -> tuple[VersionView, ...]:
+def timeline(
+    histories: Mapping[str, Sequence[HistoryEntry]], runs: Sequence[RunRecord] = ()
+) -> tuple[VersionView, ...]:
     """Every version of every block, newest first, each diffed against the version before.
 
-    The first recorded version of a block is diffed against the empty text: the
-    value a block had before its first commit is its declaration's, which the
-    store does not keep.
+    A version's run (when its record is kept) gives its outcome and tokens, and
+    the value the block had before that commit: for a first version that is the
+    declared default, which block history itself does not keep (without a
+    record the first version is diffed against the empty text).
     """
+    views_by_id = {run.run_id: RunView.of(run) for run in runs}
+    before_of = {
+        (diff.label, diff.version_after): diff.before for run in runs for diff in run.diffs
+    }
     versions: list[VersionView] = []
     for label, entries in histories.items():
         previous = ""
         for entry in sorted(entries, key=lambda entry: entry.version):
+            previous = before_of.get((label, entry.version), previous)
             diff = diff_lines(previous, entry.value)
             versions.append(
                 VersionView(
@@ -402,6 +444,7 @@ def timeline(histories: Mapping[str, Sequence[HistoryEntry]]) -> tuple[VersionVi
                     diff=diff,
                     added=sum(line.kind == "add" for line in diff),
                     removed=sum(line.kind == "del" for line in diff),
+                    run=views_by_id.get(entry.run_id),
                 )
             )
             previous = entry.value
@@ -412,11 +455,25 @@ def summarize(
     key: str,
     threads: Sequence[ThreadView],
     versions: Sequence[VersionView],
+    runs: Sequence[RunView] = (),
+    failed: Sequence[FailedPageView] = (),
 ) -> ScopeSummary:
-    """A scope's row of the scope list, from its threads and its block versions."""
+    """A scope's row of the scope list, from its threads, block versions, runs and failures.
+
+    The last run is the newest run record; without records (a store written
+    before runs were recorded), the newest version a sleep run committed.
+    """
     kind, _, scope_id = key.partition(":")
+    newest = max(runs, key=lambda run: run.finished_at, default=None)
     sleep_versions = [version for version in versions if version.phase == "sleep"]
     last = max(sleep_versions, key=lambda version: version.at, default=None)
+    last_run: str | None = None
+    last_reason: str | None = None
+    last_outcome: str | None = None
+    if newest is not None:
+        last_run, last_reason, last_outcome = newest.finished_at, newest.reason, newest.outcome
+    elif last is not None:
+        last_run, last_reason = last.at, last.reason
     return ScopeSummary(
         key=key,
         kind=kind,
@@ -424,15 +481,22 @@ def summarize(
         threads=len(threads),
         pending=sum(thread.pending for thread in threads),
         last_activity=max((t.last_at for t in threads if t.last_at), default=None),
-        last_run=last.at if last else None,
-        last_run_reason=last.reason if last else None,
+        last_run=last_run,
+        last_run_reason=last_reason,
         versions=len(versions),
         usage=_add_totals(thread.usage for thread in threads),
+        last_outcome=last_outcome,
+        failed_pages=len(failed),
     )
 
 
-def overview(summaries: Iterable[ScopeSummary]) -> Overview:
-    """The scope list, most recently active first (a scope with pending work before)."""
+def overview(
+    summaries: Iterable[ScopeSummary], runs: Iterable[RunView] = (), *, recent: int = 500
+) -> Overview:
+    """The scope list, most recently active first (a scope with pending work before).
+
+    ``runs`` are the scopes' runs; the ``recent`` newest are kept.
+    """
     ordered = sorted(
         summaries,
         key=lambda s: (s.pending > 0, max(s.last_activity or "", s.last_run or ""), s.key),
@@ -443,6 +507,7 @@ def overview(summaries: Iterable[ScopeSummary]) -> Overview:
         usage=_add_totals(summary.usage for summary in ordered),
         pending=sum(summary.pending for summary in ordered),
         failed_pages=sum(summary.failed_pages for summary in ordered),
+        runs=tuple(sorted(runs, key=lambda run: run.finished_at, reverse=True)[:recent]),
     )
 
 
