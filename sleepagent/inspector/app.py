@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from langgraph.store.base import BaseStore
@@ -162,7 +163,7 @@ class _Pages:
             return self._not_found(
                 request, f"No memory scope {key!r}: use user:<id> or thread:<id>."
             )
-        live = f"{_base(request)}/live?view=scope&key={_quote(key)}"
+        live = f"{_base(request)}/live?view=scope&key={quote(key, safe='')}"
         return self._page(request, "scope.html", live, detail=detail)
 
     async def overview_json(self, request: Request) -> Response:
@@ -264,12 +265,6 @@ class _SecurityHeaders:
 def _base(request: Request) -> str:
     """The path the app is mounted at ('' at the root), so links work when mounted."""
     return str(request.scope.get("root_path", "")).rstrip("/")
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
 
 
 def _when(at: str | None) -> str:
