@@ -395,3 +395,18 @@ async def test_the_server_store_refuses_writes():
 
     with pytest.raises(ReadOnlyStoreError, match="only reads"):
         await ServerStore(client=object()).abatch([PutOp(("sleepagent",), "k", {"v": 1})])
+
+
+def test_the_command_names_the_extra_when_the_web_stack_is_missing(tmp_path: Path):
+    db = tmp_path / "empty.db"
+    with open_persistence(str(db)):
+        pass
+    code = (
+        "import sys\n"
+        "sys.modules['uvicorn'] = None  # as if the inspect extra were not installed\n"
+        "from sleepagent.cli import main\n"
+        f"sys.exit(main(['inspect', '--db', {str(db)!r}, '--no-browser']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "pip install 'sleepagent[inspect]'" in done.stderr
