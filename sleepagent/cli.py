@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sleepagent._version import __version__
 from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
+from sleepagent.inspector import cli as inspect_cli
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_chat(commands)
     _add_memory(commands)
+    inspect_cli.add_parser(commands).set_defaults(run=inspect_cli.run)
     commands.add_parser(
         "bench",
         help="run the paper's experiments (see: sleepagent bench --help)",
