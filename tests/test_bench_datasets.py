@@ -63,7 +63,11 @@ def test_a_repeated_template_and_instance_is_an_error_naming_both_lines(tmp_path
 def test_aime_rows_keep_empty_contexts_and_zero_padded_golds(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "stateful_aime.jsonl", aime_rows())
     examples = load_aime(path)
-    assert [e.id for e in examples] == ["aime-2024/2024-I-1", "aime-2024/2024-I-2", "aime-2024/2024-II-3"]
+    assert [e.id for e in examples] == [
+        "aime-2024/2024-I-1",
+        "aime-2024/2024-I-2",
+        "aime-2024/2024-II-3",
+    ]
     assert [e.has_context for e in examples] == [True, True, False]
     assert [(q.answer, q.gold_text) for e in examples for q in e.questions] == [
         (25, "025"),

@@ -87,17 +87,15 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
         budgets=(Budget(2),),
         concurrency=2,
     )
-    waits: list[float] = []
     respond = responder(examples, frozenset({examples[1].id}))
-    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a retry.
+    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a client retry.
     with LoopbackOpenAI([rate_limited(), *[respond] * 8]) as server:
         model = resolve_model(
-            "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=0)
+            "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=1)
         )
-        outcome = Runner(model, out=out, progress=False, wait=waits.append).run(spec)
+        outcome = Runner(model, out=out, progress=False).run(spec)
         server.assert_exhausted()
     assert (outcome.done, outcome.skipped, outcome.failed) == (6, 0, 0)
-    assert waits == [spec.backoff_seconds]
 
     write_report(out, t=10.0)
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -113,14 +111,16 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
         sleep_out = fmean(
             sum(sleeps[k]["sleep_usage"]["output_tokens"] for k in r["sleep_keys"]) for r in group
         )
+        paper = 100 * fmean(float(r["correct_paper"]) for r in group)
         assert row[2] == str(len(group))
-        assert row[3] == f"{accuracy:.1f}%"
-        assert row[5] == f"{completion:.1f}"
-        assert row[7] == f"{sleep_out:.1f}"
-        assert row[9] == f"{10 * completion + sleep_out:.1f}"
+        assert row[3:6] == [f"{paper:.1f}%", f"{accuracy:.1f}%", f"{accuracy - paper:+.1f} pts"]
+        assert row[7] == f"{completion:.1f}"
+        assert row[9] == f"{sleep_out:.1f}"
+        assert row[12] == f"{10 * completion + sleep_out:.1f}"
     # The scripted numbers, so the check above is not vacuous.
-    assert _row(summary, "test_time", "v2")[3] == "50.0%"
-    assert _row(summary, "sleep_time", "v2")[3:6] == ["100.0%", "150.0", "6.0"]
+    assert _row(summary, "test_time", "v2")[3:6] == ["50.0%", "50.0%", "+0.0 pts"]
+    assert _row(summary, "sleep_time", "v2")[3] == "100.0%"
+    assert _row(summary, "sleep_time", "v2")[6:8] == ["150.0", "6.0"]
     # Break-even at t = 10: 43 sleep tokens / (10 * (60 - 6)) queries.
     assert f"| {43 / 540:.2f} |" in summary
     # Both questions were anticipated word for word (score 1); rank splits the tie.

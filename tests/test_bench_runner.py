@@ -115,18 +115,18 @@ def test_multi_query_answers_several_questions_from_one_sleep_run(tmp_path: Path
     assert sorted(costs) == [1, 2, 5] and costs[1] > costs[2] > costs[5]
 
 
-def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_run(
+def test_rate_limits_are_retried_by_the_client_alone_and_a_failed_unit_by_the_next_run(
     tmp_path: Path,
 ) -> None:
     spec = RunSpec(
-        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0),), retries=1
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0),)
     )
-    waits: list[float] = []
     with LoopbackOpenAI([rate_limited(), rate_limited(), "The answer is 3."]) as server:
-        model = resolve_model("openai:m", ModelOptions(base_url=server.base_url, max_retries=0))
-        first = Runner(model, out=tmp_path, progress=False, wait=waits.append).run(spec)
+        model = resolve_model("openai:m", ModelOptions(base_url=server.base_url, max_retries=1))
+        first = Runner(model, out=tmp_path, progress=False).run(spec)
         assert (first.done, first.failed) == (0, 1)
-        assert waits == [spec.backoff_seconds]
+        # The client's one retry, and no second layer on top of it.
+        assert len(server.requests) == 2
         errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
         assert "RateLimitError" in errors[0]["error"]
         assert read_results(tmp_path / "results.jsonl") == []
@@ -135,7 +135,7 @@ def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_r
     assert (second.done, second.failed) == (1, 0)
 
 
-def test_a_logprob_unit_is_retried_after_a_rate_limit_and_keyed_per_question(
+def test_a_logprob_unit_is_retried_by_its_client_and_keyed_per_question(
     tmp_path: Path,
 ) -> None:
     spec = RunSpec(
@@ -145,19 +145,16 @@ def test_a_logprob_unit_is_retried_after_a_rate_limit_and_keyed_per_question(
         concurrency=1,
         logprob_model="openai:base",
     )
-    waits: list[float] = []
     # One worker takes units in order: the log-probability unit, then the answer.
     script = [rate_limited(), PromptLogprobs(values=lambda token: -2.0), "The answer is 3."]
     with LoopbackOpenAI(script) as server:
-        options = ModelOptions(base_url=server.base_url, max_retries=0)
+        options = ModelOptions(base_url=server.base_url, max_retries=1)
         model = resolve_model("openai:m", options)
-        runner = Runner(
-            model, out=tmp_path, progress=False, wait=waits.append, logprob_options=options
-        )
+        runner = Runner(model, out=tmp_path, progress=False, logprob_options=options)
         outcome = runner.run(spec)
         server.assert_exhausted()
         assert server.requests[1].body["model"] == "base"
-    assert (outcome.done, outcome.failed, waits) == (2, 0, [spec.backoff_seconds])
+    assert (outcome.done, outcome.failed) == (2, 0)
     (score,) = [r for r in read_results(tmp_path / "results.jsonl") if r["kind"] == "logprob"]
     assert score["key"] == f"logprob|{EXAMPLE.id}|q0"
     assert (score["logprob"], score["status"]) == (-2.0, "ok")
@@ -177,9 +174,12 @@ def test_efforts_need_a_model_that_has_reasoning_effort(tmp_path: Path) -> None:
 
 
 def test_condition_names_round_trip_and_bad_ones_are_refused() -> None:
-    names = "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only"
+    names = (
+        "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only,"
+        "sleep_time_k10@high"
+    )
     assert ",".join(c.name for c in parse_conditions(names)) == names
-    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx"):
+    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx", "test_time@high"):
         with pytest.raises(ConfigurationError):
             parse_conditions(bad)
 

@@ -46,9 +46,7 @@ def request(keys: list[str], **changes: object) -> SampleRecord:
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
-def test_a_recorded_sample_is_resumed_whatever_the_draw_gives_now(
-    p2: Path, tmp_path: Path
-) -> None:
+def test_a_recorded_sample_is_resumed_whatever_the_draw_gives_now(p2: Path, tmp_path: Path) -> None:
     examples = load_files("gsm-symbolic", [p2])
     out = tmp_path / "run"
     first, resumed = resume_sample(out, request([e.id for e in examples[:3]]), examples[:3])
