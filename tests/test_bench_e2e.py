@@ -10,11 +10,21 @@ from statistics import fmean
 import pytest
 
 from sleepagent.bench.__main__ import main
-from sleepagent.bench.datasets import Example, load_examples
+from sleepagent.bench.datasets import Example, load_examples, load_files
 from sleepagent.bench.grading import format_number
 from sleepagent.bench.plots import PLOT_FILES
 from sleepagent.bench.report import write_report
-from sleepagent.bench.runner import SLEEP, Budget, Condition, Kind, Runner, RunSpec
+from sleepagent.bench.runner import (
+    SLEEP,
+    Budget,
+    Condition,
+    Kind,
+    Runner,
+    RunSpec,
+    read_results,
+    with_sleep_scaling,
+)
+from sleepagent.bench.summary import summarize
 from sleepagent.models import ModelOptions, resolve_model
 from sleepagent.testing import (
     Completion,
@@ -22,8 +32,10 @@ from sleepagent.testing import (
     PromptLogprobs,
     RecordedRequest,
     rate_limited,
+    server_error,
     wire_call,
 )
+from tests.test_bench_fixtures import gsm_rows, write_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -226,3 +238,104 @@ def test_logprob_model_scores_each_question_once_and_bins_the_summary_by_it(
 def test_a_bad_condition_or_dataset_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--conditions", "sleepy"]) == 2
     assert main(["--out", str(tmp_path), "--dataset", "aime"]) == 2
+
+
+def test_sleep_efforts_and_k_runs_are_rows_of_their_own_with_their_own_sleep_cost(
+    tmp_path: Path,
+) -> None:
+    examples = load_examples("generated", n=1, seed=5)
+    conditions = with_sleep_scaling(
+        (Condition(Kind.TEST_TIME), SLEEP), ks=(2,), efforts=("low", "high")
+    )
+    spec = RunSpec(examples=examples, conditions=conditions, budgets=(Budget(0),))
+    # Per effort 2 sleep runs of 2 calls; answers: test_time and 2 conditions x 2 efforts.
+    with LoopbackOpenAI([responder(examples)] * 13) as server:
+        model = resolve_model("openai:o3-mini", ModelOptions(base_url=server.base_url))
+        outcome = Runner(model, out=tmp_path, progress=False).run(spec)
+        server.assert_exhausted()
+        sleep_efforts = sorted(r.body.get("reasoning_effort") for r in server.requests if r.tools)
+        answer_efforts = {r.body.get("reasoning_effort") for r in server.requests if not r.tools}
+    assert (outcome.done, outcome.failed) == (9, 0)
+    assert sleep_efforts == ["high"] * 4 + ["low"] * 4
+    assert answer_efforts == {None}  # the sleep effort is the sleep side's only
+    rows = {row.condition: row for row in summarize(read_results(tmp_path / "results.jsonl")).rows}
+    assert sorted(rows) == [
+        "sleep_time@high",
+        "sleep_time@low",
+        "sleep_time_k2@high",
+        "sleep_time_k2@low",
+        "test_time",
+    ]
+    # One sleep run is 40 + 3 completion tokens; k = 2 pays for two.
+    assert rows["sleep_time@low"].sleep_completion == 43
+    assert rows["sleep_time_k2@high"].sleep_completion == 86
+    assert rows["test_time"].sleep_completion == 0
+
+
+def _gsm_responder(examples: list[Example]):
+    """Test-time answers written as decimals ("45.0"): right for us, not always for the paper."""
+
+    def respond(request: RecordedRequest) -> Completion:
+        user = _text(request, "user")
+        example = next(e for e in examples if e.context in user)
+        value = float(example.questions[0].answer)
+        return Completion(f"So the answer is {value}", prompt_tokens=80, completion_tokens=9)
+
+    return respond
+
+
+def test_the_command_line_draws_a_sample_resumes_it_and_reports_both_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = write_jsonl(tmp_path / "stateful_gsm_symbolic_p2.jsonl", gsm_rows(3, 4))
+    examples = load_files("gsm-symbolic", [data])
+    out = tmp_path / "gsm"
+    respond = _gsm_responder(examples)
+
+    def argv(url: str) -> list[str]:
+        return [
+            "--dataset", "gsm-symbolic", "--data", str(data), "--n", "4", "--seed", "3",
+            "--conditions", "test_time", "--budgets", "0", "--model", "openai:loopback",
+            "--base-url", url, "--retries", "0", "--out", str(out), "--no-progress",
+        ]  # fmt: skip
+
+    # One worker (a loopback server) takes the units in order; the second one fails.
+    with LoopbackOpenAI([respond, server_error(), respond, respond]) as server:
+        assert main(argv(server.base_url)) == 1
+    first = capsys.readouterr().err
+    assert "drew 4 examples (gsm-symbolic-p2: 4 from 3 templates)" in first
+    assert "3 units done, 0 already done, 1 failed" in first
+    assert "Failures: 1 units still failed" in (out / "summary.md").read_text()
+    sample = json.loads((out / "sample.json").read_text())
+    assert len(sample["keys"]) == 4 and sample["files"] == [data.name]
+
+    with LoopbackOpenAI([respond]) as server:
+        assert main(argv(server.base_url)) == 0
+        server.assert_exhausted()
+    assert "resumed the recorded sample of 4 examples" in capsys.readouterr().err
+
+    records = read_results(out / "results.jsonl")
+    assert sorted(r["example"] for r in records) == sorted(sample["keys"])
+    summary = (out / "summary.md").read_text()
+    ours = sum(r["correct"] for r in records)
+    paper = sum(r["correct_paper"] for r in records)
+    # Right for the paper only where the gold is written as a decimal too (18.75).
+    assert (ours, paper) == (4, sum("." in r["gold_text"] for r in records))
+    assert paper < ours  # "45.0" is not "45" to the paper's grader
+    row = _row(summary, "test_time", "v0")
+    assert row[2:6] == ["4", f"{25 * paper:.1f}%", "100.0%", f"{25 * (ours - paper):+.1f} pts"]
+    for fact in (
+        "Examples: 4 (gsm-symbolic-p2: 4)",
+        "Grading: both",
+        "Model: `openai:loopback`",
+        "over 2 session(s)",
+        "Failures: 0 units still failed, 1 failed attempts logged",
+        "concurrency 1",
+    ):
+        assert fact in summary, fact
+
+    assert main(["--out", str(out), "--report-only"]) == 0
+    assert (out / "summary.md").read_text() == summary
+    assert main(["--out", str(out), "--report-only", "--grading", "ours"]) == 0
+    assert "| accuracy (our rule) |" in (out / "summary.md").read_text()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import BaseMessage
 
-from sleepagent.bench.datasets import load_examples
+from sleepagent.bench.datasets import load_examples, load_files
 from sleepagent.bench.runner import (
     SLEEP,
     Budget,
@@ -17,6 +18,7 @@ from sleepagent.bench.runner import (
     Kind,
     Runner,
     RunSpec,
+    default_concurrency,
     parse_conditions,
     read_results,
 )
@@ -37,6 +39,7 @@ from sleepagent.testing import (
     rate_limited,
     tool_call,
 )
+from tests.test_bench_fixtures import aime_rows, write_jsonl
 
 EXAMPLE = load_examples("generated", n=1, seed=11)[0]
 
@@ -201,3 +204,59 @@ def test_an_empty_results_file_gives_an_empty_but_valid_summary() -> None:
     summary = summarize([])
     assert summary.rows == () and summary.answers == 0
     assert render_markdown(summary).startswith("# Sleep-time compute benchmark")
+
+
+def test_problems_without_context_are_answered_test_time_only_and_reported_apart(
+    tmp_path: Path,
+) -> None:
+    examples = load_files("aime", [write_jsonl(tmp_path / "stateful_aime.jsonl", aime_rows())])
+
+    def step(messages: Sequence[BaseMessage]) -> object:
+        if any(m.type == "tool" for m in messages):
+            return ai_tool_calls(tool_call("memory_finish"))
+        if "sleep-time agent" in str(messages[0].content):
+            return ai_tool_calls(
+                tool_call("memory_rethink", label="learned_context", new_value="worked out")
+            )
+        return "So the answer is \\boxed{25}."
+
+    # 2 sleep runs of 2 calls, 3 test-time answers, 2 sleep-time answers: none for the
+    # problem without a context.
+    model = ScriptedChatModel([step] * 9)
+    spec = RunSpec(
+        examples=examples, conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
+    )
+    assert Runner(model, out=tmp_path / "run", progress=False).run(spec).failed == 0
+    model.assert_exhausted()
+    summary = summarize(read_results(tmp_path / "run" / "results.jsonl"))
+    rows = {row.condition: row for row in summary.rows}
+    assert {name: row.n for name, row in rows.items()} == {
+        "sleep_time": 2,
+        "test_time": 2,
+        "test_time (no context)": 1,
+    }
+    # Gold 025 is 25 under both rules; 150 and 012 are not.
+    assert (rows["test_time"].correct_paper, rows["test_time"].correct_ours) == (1, 1)
+    assert summary.sources == (("aime-2024", 3, 1),)
+    assert "aime-2024: 3 (1 without context, answered test-time only)" in render_markdown(summary)
+
+
+def test_the_default_concurrency_is_one_for_a_server_on_this_machine() -> None:
+    assert default_concurrency("http://127.0.0.1:8089/v1") == 1
+    assert default_concurrency("http://localhost:11434/v1") == 1
+    assert default_concurrency("https://api.example.org/v1") == 4
+    assert default_concurrency(None) == 4
+
+
+def test_each_group_of_units_has_its_own_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = scripted(4)
+    spec = RunSpec(
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
+    )
+    # 1 sleep run of 2 calls, then one answer per condition.
+    assert Runner(model, out=tmp_path, progress=True).run(spec).done == 3
+    err = capsys.readouterr().err
+    for label in ("sleep", "test_time", "sleep_time"):
+        assert re.search(rf"{label}: 100%.*1/1", err), label

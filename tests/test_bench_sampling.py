@@ -49,8 +49,9 @@ def request(keys: list[str], **changes: object) -> SampleRecord:
 def test_a_recorded_sample_is_resumed_whatever_the_draw_gives_now(p2: Path, tmp_path: Path) -> None:
     examples = load_files("gsm-symbolic", [p2])
     out = tmp_path / "run"
-    first, resumed = resume_sample(out, request([e.id for e in examples[:3]]), examples[:3])
+    first, resumed = resume_sample(out, request([e.id for e in examples[:3]]), examples)
     assert not resumed and (out / SAMPLE_FILE).exists()
+    assert first == examples[:3]
     # Same request, but today's draw would pick others: the recorded keys win.
     again, resumed = resume_sample(out, request([e.id for e in examples[5:8]]), examples)
     assert resumed and again == first
@@ -58,8 +59,8 @@ def test_a_recorded_sample_is_resumed_whatever_the_draw_gives_now(p2: Path, tmp_
 
 def test_a_folder_with_another_sample_is_refused(p2: Path, tmp_path: Path) -> None:
     examples = load_files("gsm-symbolic", [p2])
-    resume_sample(tmp_path, request([examples[0].id]), examples[:1])
-    with pytest.raises(ConfigurationError, match="different sample.*n=3.*n=4.*new --out"):
+    resume_sample(tmp_path, request([examples[0].id]), examples)
+    with pytest.raises(ConfigurationError, match=r"different sample.*n=3.*n=4.*new --out"):
         resume_sample(tmp_path, request([], n=4), examples)
     with pytest.raises(ConfigurationError, match="no longer has"):
         resume_sample(tmp_path, request([]), examples[1:])

@@ -106,8 +106,8 @@ def resume_sample(
 
     Args:
         folder: The run folder.
-        request: The sample asked for, with ``keys`` those of ``available``.
-        available: The examples drawn for ``request``.
+        request: The sample asked for, with ``keys`` the ones drawn now.
+        available: Every example the data has (the recorded keys are looked up there).
 
     Returns:
         The examples, and whether they were resumed from an earlier record.
@@ -121,7 +121,7 @@ def resume_sample(
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(request), indent=1) + "\n", encoding="utf-8")
-        return list(available), False
+        return _select(request.keys, available, path), False
     recorded = _read(path)
     if not recorded.same_request(request):
         raise ConfigurationError(

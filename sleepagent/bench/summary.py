@@ -620,7 +620,7 @@ def _accuracy_cells(row: ConditionRow, rule: GradingRule) -> str:
 def _accuracy_header(rule: GradingRule) -> tuple[str, str]:
     if rule is GradingRule.BOTH:
         return "accuracy (paper rule) | accuracy (our rule) | ours - paper", "---|---|---"
-    return f"accuracy ({rule.value} rule)", "---"
+    return f"accuracy ({'our' if rule is GradingRule.OURS else 'paper'} rule)", "---"
 
 
 def _row_table(rows: Sequence[ConditionRow], summary: Summary, source: bool) -> list[str]:
