@@ -40,8 +40,9 @@ PAPER_DIFFERENCES = (
     "test-time prompts are our five verbosity prompts, not the paper's files.",
     "A sleep-time answer sees the learned context c' in memory and the bare question; "
     "`sleep_time_raw` adds the raw context c (the released harness sends c, c' and q).",
-    "k parallel runs are concatenated under a header per run; the paper's code has no "
-    "k-way concatenation.",
+    "k parallel runs are concatenated under a header per run (the paper's code has no "
+    "k-way concatenation), and nested: `sleep_time_k5` uses the first 5 of the runs "
+    "`sleep_time_k10` makes, `sleep_time` the first; each row pays for all of its k.",
     "Prompt (prefill) tokens are reported next to completion tokens; the paper counts "
     "completion tokens only, and so do the cost columns.",
     "Problems without a context (one-sentence AIME problems) are answered test-time only "
