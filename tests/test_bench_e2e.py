@@ -160,11 +160,15 @@ def test_the_command_line_runs_a_tiny_benchmark_and_rewrites_its_report(
         argv = [
             "--dataset", "generated", "--n", "1", "--conditions", "test_time",
             "--budgets", "0", "--model", "openai:loopback", "--base-url", server.base_url,
-            "--out", str(out), "--no-progress",
+            "--out", str(out), "--no-progress", "--max-tokens", "64",
         ]  # fmt: skip
         assert main(argv) == 0
         server.assert_exhausted()
-    assert re.search(r"\| test_time \| v0 \| 1 \| 100\.0% \|", (out / "summary.md").read_text())
+        body = server.requests[0].body
+        assert 64 in (body.get("max_tokens"), body.get("max_completion_tokens"))
+    text = (out / "summary.md").read_text()
+    assert re.search(r"\| test_time \| v0 \| 1 \| 100\.0% \|", text)
+    assert "test-time replies capped at 64 tokens" in text
     (out / "summary.md").unlink()
     assert main(["--out", str(out), "--report-only"]) == 0
     assert (out / "summary.md").exists()

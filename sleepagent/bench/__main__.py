@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 import sys
@@ -128,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument(
+        "--max-tokens",
+        type=int,
+        help="cap on completion tokens per test-time request (default: none); a capped "
+        "reply is graded as it stands",
+    )
+    parser.add_argument(
+        "--sleep-max-tokens",
+        type=int,
+        help="cap on completion tokens per sleep-time request (default: none)",
+    )
+    parser.add_argument(
         "--t", type=float, help="test-time / sleep-time token price (default 10, or run.json's)"
     )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
@@ -180,12 +192,18 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         concurrency=concurrency,
         logprob_model=args.logprob_model,
     )
-    options = ModelOptions(base_url=args.base_url, timeout=args.timeout, max_retries=args.retries)
+    options = ModelOptions(
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_retries=args.retries,
+        max_tokens=args.max_tokens,
+    )
     runner = Runner(
         args.model,
         out=args.out,
         sleep_model=args.sleep_model,
         model_options=options,
+        sleep_model_options=dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
         logprob_options=ModelOptions(
             base_url=args.logprob_base_url or args.base_url,
             timeout=args.timeout,
@@ -211,6 +229,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         concurrency=concurrency,
         max_retries=args.retries,
         timeout=args.timeout,
+        max_tokens=args.max_tokens,
+        sleep_max_tokens=args.sleep_max_tokens,
         wall_s=round(outcome.wall_s, 1),
         done=outcome.done,
         failed=outcome.failed,

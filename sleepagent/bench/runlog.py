@@ -31,6 +31,8 @@ class Session:
         concurrency: Units in flight at once.
         max_retries: Retries per request, all in the model client.
         timeout: Seconds per request.
+        max_tokens: Cap on test-time completion tokens per request, or ``None``.
+        sleep_max_tokens: Cap on sleep-time completion tokens per request, or ``None``.
         wall_s: Seconds the session took.
         done: Units it finished.
         failed: Units it left failed.
@@ -48,6 +50,8 @@ class Session:
     wall_s: float
     done: int
     failed: int
+    max_tokens: int | None = None
+    sleep_max_tokens: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -594,7 +594,9 @@ def _run_lines(summary: Summary) -> list[str]:
             )
             + ".",
             f"- Requests: concurrency {last.concurrency}, timeout {last.timeout:g} s, "
-            f"{last.max_retries} retries per request in the client (no other retry layer).",
+            f"{last.max_retries} retries per request in the client (no other retry layer)"
+            + _caps(last.max_tokens, last.sleep_max_tokens)
+            + ".",
             f"- Wall time: {info.wall_s / 60:.1f} min over {len(info.sessions)} session(s); "
             f"first started {info.sessions[0].started}.",
             f"- Command (last session): `{last.command}`",
@@ -609,6 +611,15 @@ def _run_lines(summary: Summary) -> list[str]:
             text += f" First open error: `{failures.first_error[:160]}`"
         lines.append(text)
     return lines
+
+
+def _caps(test: int | None, sleep: int | None) -> str:
+    caps = [
+        f"{name} replies capped at {n} tokens"
+        for name, n in (("test-time", test), ("sleep-time", sleep))
+        if n
+    ]
+    return "; " + ", ".join(caps) if caps else ""
 
 
 def _accuracy_cells(row: ConditionRow, rule: GradingRule) -> str:
