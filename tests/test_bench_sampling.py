@@ -34,9 +34,11 @@ def test_a_draw_is_the_same_for_the_same_seed_and_differs_for_another(p2: Path) 
     assert any(other != ids[0] for other in ids[2:])
 
 
-def test_asking_for_all_or_more_keeps_file_order(p2: Path) -> None:
+def test_a_draw_of_all_or_more_gives_each_example_once_and_draws_are_prefixes(p2: Path) -> None:
     examples = load_files("gsm-symbolic", [p2])
-    assert draw(examples, 99, seed=4) == examples
+    everything = draw(examples, 99, seed=4)
+    assert sorted(e.id for e in everything) == sorted(e.id for e in examples)
+    assert all(draw(examples, k, seed=4) == everything[:k] for k in range(len(examples)))
 
 
 def request(keys: list[str], **changes: object) -> SampleRecord:
@@ -59,11 +61,13 @@ def test_a_recorded_sample_is_resumed_whatever_the_draw_gives_now(p2: Path, tmp_
 
 def test_a_folder_with_another_sample_is_refused(p2: Path, tmp_path: Path) -> None:
     examples = load_files("gsm-symbolic", [p2])
-    resume_sample(tmp_path, request([examples[0].id]), examples)
-    with pytest.raises(ConfigurationError, match=r"different sample.*n=3.*n=4.*new --out"):
-        resume_sample(tmp_path, request([], n=4), examples)
+    resume_sample(tmp_path, request([examples[0].id], n=1), examples)
+    with pytest.raises(ConfigurationError, match=r"different sample.*seed=0.*seed=1.*new --out"):
+        resume_sample(tmp_path, request([], seed=1), examples)
+    with pytest.raises(ConfigurationError, match=r"different sample.*n=1.*n=4"):
+        resume_sample(tmp_path, request([examples[5].id], n=4), examples)
     with pytest.raises(ConfigurationError, match="no longer has"):
-        resume_sample(tmp_path, request([]), examples[1:])
+        resume_sample(tmp_path, request([examples[0].id], n=1), examples[1:])
 
 
 def test_the_description_names_sources_templates_and_missing_contexts(tmp_path: Path) -> None:
@@ -71,3 +75,15 @@ def test_the_description_names_sources_templates_and_missing_contexts(tmp_path: 
     text = describe(aime, resumed=False)
     assert text.startswith("drew 3 examples (aime-2024: 3 from 3 templates, 1 without context)")
     assert "2024-II-3" in text
+
+
+def test_a_larger_n_on_the_same_seed_grows_the_recorded_sample(p2: Path, tmp_path: Path) -> None:
+    examples = load_files("gsm-symbolic", [p2])
+    small = [e.id for e in draw(examples, 3, seed=0)]
+    large = [e.id for e in draw(examples, 6, seed=0)]
+    resume_sample(tmp_path, request(small), examples)
+    grown, resumed = resume_sample(tmp_path, request(large, n=6), examples)
+    assert resumed and [e.id for e in grown] == large
+    # Asking for fewer again keeps the larger recorded sample.
+    again, _ = resume_sample(tmp_path, request(small), examples)
+    assert [e.id for e in again] == large

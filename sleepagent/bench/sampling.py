@@ -9,6 +9,7 @@ same folder answers the same examples, whatever the draw would pick today.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import defaultdict
@@ -32,11 +33,11 @@ def draw(examples: Sequence[Example], n: int, *, seed: int = 0) -> list[Example]
     """``n`` examples spread across templates, the same ones for the same seed.
 
     Templates (per source) are visited in a seeded random order, each giving one
-    seeded-random instance per round, until ``n`` are drawn; with ``n`` at least the
-    number of examples, every example is returned in file order.
+    seeded-random instance per round, until ``n`` are drawn (every example, once, when
+    ``n`` is at least their number). The first ``k`` of a draw are the draw of ``k``.
     """
-    if n >= len(examples):
-        return list(examples)
+    if not examples or n <= 0:
+        return []
     rng = random.Random(seed)
     groups: dict[tuple[str, str], list[Example]] = defaultdict(list)
     for example in examples:
@@ -112,9 +113,13 @@ def resume_sample(
     Returns:
         The examples, and whether they were resumed from an earlier record.
 
+    A larger ``n`` whose draw starts with the recorded keys (the same seed and data)
+    extends the recorded sample instead of being refused.
+
     Raises:
         ConfigurationError: When the folder holds a different sample (other dataset,
-            files, ``--n``, ``--seed`` or level), or a recorded key is not in the data.
+            files, ``--seed`` or level, or an ``n`` whose draw does not extend the
+            recorded one), or a recorded key is not in the data.
 
     """
     path = Path(folder) / SAMPLE_FILE
@@ -123,6 +128,16 @@ def resume_sample(
         path.write_text(json.dumps(asdict(request), indent=1) + "\n", encoding="utf-8")
         return _select(request.keys, available, path), False
     recorded = _read(path)
+    shorter = min(len(request.keys), len(recorded.keys))
+    if recorded.same_request(dataclasses.replace(request, n=recorded.n)) and (
+        request.keys[:shorter] == recorded.keys[:shorter]
+    ):
+        # A larger --n on the same seed draws the recorded keys first, then more: the
+        # sample grows and every finished unit still counts.
+        if request.n > recorded.n:
+            path.write_text(json.dumps(asdict(request), indent=1) + "\n", encoding="utf-8")
+            return _select(request.keys, available, path), True
+        return _select(recorded.keys, available, path), True
     if not recorded.same_request(request):
         raise ConfigurationError(
             f"{path} records a different sample ({_request_text(recorded)}) than asked "
