@@ -17,6 +17,7 @@ from sleepagent.bench.runner import (
     Condition,
     Kind,
     Runner,
+    RunOutcome,
     RunSpec,
     default_concurrency,
     parse_conditions,
@@ -260,3 +261,31 @@ def test_each_group_of_units_has_its_own_progress_bar(
     err = capsys.readouterr().err
     for label in ("sleep", "test_time", "sleep_time"):
         assert re.search(rf"{label}: 100%.*1/1", err), label
+
+
+def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(
+    tmp_path: Path,
+) -> None:
+    class Killed(Exception):
+        pass
+
+    heard: list[tuple[int, int]] = []
+
+    def on_unit(outcome: RunOutcome) -> None:
+        heard.append((outcome.done, outcome.failed))
+        if len(heard) == 2:
+            raise Killed  # as if the process died after its second unit
+
+    model = scripted(4)
+    spec = RunSpec(
+        examples=[EXAMPLE],
+        conditions=(Condition(Kind.TEST_TIME), SLEEP),
+        budgets=(Budget(0),),
+        concurrency=1,
+    )
+    with pytest.raises(Killed):
+        Runner(model, out=tmp_path, progress=False).run(spec, on_unit=on_unit)
+    assert heard == [(1, 0), (2, 0)]
+    # The two finished units are kept; the next run does only the third.
+    again = Runner(scripted(1), out=tmp_path, progress=False).run(spec)
+    assert (again.done, again.skipped) == (1, 2)

@@ -219,23 +219,28 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         t=args.t if args.t is not None else recorded.t if recorded else 10.0,
         sessions=recorded.sessions if recorded else (),
     )
-    outcome = runner.run(spec)
-    session = Session(
-        started=started,
-        command=shlex.join(["python", "-m", "sleepagent.bench", *argv]),
-        model=args.model,
-        sleep_model=args.sleep_model or args.model,
-        server=args.base_url or "default",
-        concurrency=concurrency,
-        max_retries=args.retries,
-        timeout=args.timeout,
-        max_tokens=args.max_tokens,
-        sleep_max_tokens=args.sleep_max_tokens,
-        wall_s=round(outcome.wall_s, 1),
-        done=outcome.done,
-        failed=outcome.failed,
-    )
-    info.with_session(session).write(args.out)
+
+    def record(outcome: RunOutcome) -> None:
+        # Rewritten after every unit: a killed session still counts its time and units.
+        session = Session(
+            started=started,
+            command=shlex.join(["python", "-m", "sleepagent.bench", *argv]),
+            model=args.model,
+            sleep_model=args.sleep_model or args.model,
+            server=args.base_url or "default",
+            concurrency=concurrency,
+            max_retries=args.retries,
+            timeout=args.timeout,
+            max_tokens=args.max_tokens,
+            sleep_max_tokens=args.sleep_max_tokens,
+            wall_s=round(outcome.wall_s, 1),
+            done=outcome.done,
+            failed=outcome.failed,
+        )
+        info.with_session(session).write(args.out)
+
+    outcome = runner.run(spec, on_unit=record)
+    record(outcome)
     print(
         f"{outcome.done} units done, {outcome.skipped} already done, {outcome.failed} failed "
         f"in {outcome.wall_s:.0f} s",

@@ -85,7 +85,10 @@ class RunInfo:
             "t": self.t,
             "sessions": [asdict(s) for s in self.sessions],
         }
-        (Path(folder) / RUN_FILE).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        # Written beside, then renamed over: a kill mid-write leaves the old file whole.
+        partial = Path(folder) / f"{RUN_FILE}.partial"
+        partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        partial.replace(Path(folder) / RUN_FILE)
 
 
 def read_run_info(folder: Path) -> RunInfo | None:

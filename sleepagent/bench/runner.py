@@ -623,8 +623,15 @@ class Runner:
 
     # --- running ---------------------------------------------------------------
 
-    def run(self, spec: RunSpec) -> RunOutcome:
+    def run(
+        self, spec: RunSpec, *, on_unit: Callable[[RunOutcome], None] | None = None
+    ) -> RunOutcome:
         """Run every unit not yet in ``results.jsonl``, group by group, sleep units first.
+
+        Args:
+            spec: What to run.
+            on_unit: Called with the counts so far after each unit ends, so a caller can
+                keep a record that survives a kill.
 
         Returns:
             Counts of units done, skipped and failed, and the wall time.
@@ -658,6 +665,15 @@ class Runner:
                         ok = self._finish(futures[future], future, learned)
                         done, failed = done + ok, failed + (not ok)
                         bar.update()
+                        if on_unit is not None:
+                            on_unit(
+                                RunOutcome(
+                                    done=done,
+                                    skipped=len(units) - len(todo),
+                                    failed=failed,
+                                    wall_s=time.perf_counter() - started,
+                                )
+                            )
                 finally:
                     bar.close()
         return RunOutcome(
