@@ -139,6 +139,11 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
     assert "| 1 | 1 | 1.00-1.00 | 100.0% | 0.0% | +100.0 pts |" in summary
     assert "| 3 | 1 | 1.00-1.00 | 100.0% | 100.0% | +0.0 pts |" in summary
 
+    learned = fmean(len(r["learned_context"]) for r in sleeps.values())
+    assert (
+        f"- Learned contexts: 0 of 2 sleep-time runs left `learned_context` empty (their "
+        f"answers had nothing learned to use); mean length {learned:.0f} characters."
+    ) in summary
     for name in PLOT_FILES:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name

@@ -289,3 +289,12 @@ def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(
     # The two finished units are kept; the next run does only the third.
     again = Runner(scripted(1), out=tmp_path, progress=False).run(spec)
     assert (again.done, again.skipped) == (1, 2)
+
+
+def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path) -> None:
+    model = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish")), "The answer is 1."])
+    spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(0),))
+    assert Runner(model, out=tmp_path, progress=False).run(spec).failed == 0
+    summary = summarize(read_results(tmp_path / "results.jsonl"))
+    assert (summary.sleep_runs, summary.empty_sleep_runs) == (1, 1)
+    assert "1 of 1 sleep-time runs left `learned_context` empty" in render_markdown(summary)

@@ -216,6 +216,10 @@ class Summary:
     """How the folder was produced, when it has ``run.json``."""
     failures: Failures | None = None
     """Failed units logged in the folder."""
+    empty_sleep_runs: int = 0
+    """Sleep-time runs that left the learned context empty (nothing to answer from)."""
+    learned_chars: float = 0.0
+    """Mean length of the learned contexts, in characters."""
 
     @property
     def rule_text(self) -> str:
@@ -421,6 +425,10 @@ def summarize(
         ),
         info=info,
         failures=failures,
+        empty_sleep_runs=sum(
+            not str(r.get("learned_context", "")).strip() for r in sleeps.values()
+        ),
+        learned_chars=_mean(len(str(r.get("learned_context", ""))) for r in sleeps.values()),
     )
 
 
@@ -581,6 +589,12 @@ def _run_lines(summary: Summary) -> list[str]:
         f"{summary.sleep_runs} sleep-time runs.",
         f"- Grading: {summary.rule_text}.",
     ]
+    if summary.sleep_runs:
+        lines.append(
+            f"- Learned contexts: {summary.empty_sleep_runs} of {summary.sleep_runs} sleep-time "
+            f"runs left `learned_context` empty (their answers had nothing learned to use); "
+            f"mean length {summary.learned_chars:.0f} characters."
+        )
     info = summary.info
     if info is not None and info.sessions:
         last = info.sessions[-1]
