@@ -22,6 +22,7 @@ from sleepagent.bench.runner import (
     default_concurrency,
     parse_conditions,
     read_results,
+    with_sleep_scaling,
 )
 from sleepagent.bench.summary import (
     anticipated_questions,
@@ -298,3 +299,24 @@ def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path
     summary = summarize(read_results(tmp_path / "results.jsonl"))
     assert (summary.sleep_runs, summary.empty_sleep_runs) == (1, 1)
     assert "1 of 1 sleep-time runs left `learned_context` empty" in render_markdown(summary)
+
+
+def test_sleep_scaling_adds_k_conditions_and_multiplies_sleep_ones_by_effort() -> None:
+    base = parse_conditions("test_time,sleep_time")
+    assert [c.name for c in with_sleep_scaling(base, ks=(2, 5, 10))] == [
+        "test_time",
+        "sleep_time",
+        "sleep_time_k2",
+        "sleep_time_k5",
+        "sleep_time_k10",
+    ]
+    scaled = with_sleep_scaling(base, ks=(5,), efforts=("low", "high"))
+    assert [c.name for c in scaled] == [
+        "test_time",
+        "sleep_time@low",
+        "sleep_time@high",
+        "sleep_time_k5@low",
+        "sleep_time_k5@high",
+    ]
+    spec = RunSpec(examples=[EXAMPLE], conditions=scaled)
+    assert spec.sleep_runs() == {"low": 5, "high": 5}
