@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
@@ -190,8 +191,6 @@ def default_concurrency(base_url: str | None) -> int:
     """Units in flight by default: 1 for a server on this machine (often one slot), else 4."""
     if base_url is None:
         return 4
-    from urllib.parse import urlsplit
-
     host = (urlsplit(base_url).hostname or "").lower()
     return 1 if host in _LOOPBACK_HOSTS or host.startswith("127.") else 4
 
