@@ -320,3 +320,17 @@ def test_sleep_scaling_adds_k_conditions_and_multiplies_sleep_ones_by_effort() -
     ]
     spec = RunSpec(examples=[EXAMPLE], conditions=scaled)
     assert spec.sleep_runs() == {"low": 5, "high": 5}
+
+
+def test_the_summary_counts_how_sleep_runs_ended_where_recorded() -> None:
+    usage = {"input_tokens": 1, "output_tokens": 1}
+    records = [
+        {"kind": "sleep", "key": f"sleep|e{i}|r0", "learned_context": text, "sleep_usage": usage}
+        | ({"outcome": outcome} if outcome else {})
+        for i, (text, outcome) in enumerate(
+            [("a", "edited"), ("", "no_tool_call"), ("", "no_tool_call"), ("b", None)]
+        )
+    ]
+    summary = summarize(records)
+    assert summary.sleep_outcomes == (("edited", 1), ("no_tool_call", 2))
+    assert "Runs ended: edited 1, no_tool_call 2." in render_markdown(summary)

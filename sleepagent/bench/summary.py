@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
@@ -220,6 +220,8 @@ class Summary:
     """Sleep-time runs that left the learned context empty (nothing to answer from)."""
     learned_chars: float = 0.0
     """Mean length of the learned contexts, in characters."""
+    sleep_outcomes: tuple[tuple[str, int], ...] = ()
+    """How the sleep-time runs ended (``edited``, ``no_tool_call``, ...), where recorded."""
 
     @property
     def rule_text(self) -> str:
@@ -429,6 +431,9 @@ def summarize(
             not str(r.get("learned_context", "")).strip() for r in sleeps.values()
         ),
         learned_chars=_mean(len(str(r.get("learned_context", ""))) for r in sleeps.values()),
+        sleep_outcomes=tuple(
+            sorted(Counter(str(r["outcome"]) for r in sleeps.values() if r.get("outcome")).items())
+        ),
     )
 
 
@@ -594,6 +599,13 @@ def _run_lines(summary: Summary) -> list[str]:
             f"- Learned contexts: {summary.empty_sleep_runs} of {summary.sleep_runs} sleep-time "
             f"runs left `learned_context` empty (their answers had nothing learned to use); "
             f"mean length {summary.learned_chars:.0f} characters."
+            + (
+                " Runs ended: "
+                + ", ".join(f"{name} {n}" for name, n in summary.sleep_outcomes)
+                + "."
+                if summary.sleep_outcomes
+                else ""
+            )
         )
     info = summary.info
     if info is not None and info.sessions:
