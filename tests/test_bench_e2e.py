@@ -348,3 +348,21 @@ def test_the_command_line_draws_a_sample_resumes_it_and_reports_both_rules(
     assert (out / "summary.md").read_text() == summary
     assert main(["--out", str(out), "--report-only", "--grading", "ours"]) == 0
     assert "| accuracy (our rule) |" in (out / "summary.md").read_text()
+
+
+def test_sleep_steps_bound_the_model_calls_of_a_sleep_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    examples = load_examples("generated", n=1, seed=0)
+    out = tmp_path / "steps"
+    # One sleep-time call (its rethink; no room left for the finish), then one answer.
+    with LoopbackOpenAI([responder(examples)] * 2) as server:
+        argv = [
+            "--n", "1", "--conditions", "sleep_time", "--budgets", "0", "--sleep-steps", "1",
+            "--model", "openai:loopback", "--base-url", server.base_url, "--out", str(out),
+            "--no-progress",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        server.assert_exhausted()
+    assert "up to 1 model calls per sleep-time run" in (out / "summary.md").read_text()

@@ -32,6 +32,7 @@ from sleepagent.bench.runner import (
     with_sleep_scaling,
 )
 from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
+from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions
 
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reply is graded as it stands",
     )
     parser.add_argument(
+        "--sleep-steps",
+        type=int,
+        default=10,
+        help="model calls a sleep-time run may make (default 10, the paper's rethink limit)",
+    )
+    parser.add_argument(
         "--sleep-max-tokens",
         type=int,
         help="cap on completion tokens per sleep-time request (default: none)",
@@ -210,6 +217,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             max_retries=args.retries,
         ),
         progress=not args.no_progress,
+        sleep_config=SleepConfig(max_sleep_steps=args.sleep_steps),
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     # Options given now override the recorded ones, so --report-only later agrees.
@@ -233,6 +241,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             timeout=args.timeout,
             max_tokens=args.max_tokens,
             sleep_max_tokens=args.sleep_max_tokens,
+            sleep_steps=args.sleep_steps,
             wall_s=round(outcome.wall_s, 1),
             done=outcome.done,
             failed=outcome.failed,

@@ -33,6 +33,7 @@ class Session:
         timeout: Seconds per request.
         max_tokens: Cap on test-time completion tokens per request, or ``None``.
         sleep_max_tokens: Cap on sleep-time completion tokens per request, or ``None``.
+        sleep_steps: Model calls a sleep-time run may make.
         wall_s: Seconds the session took.
         done: Units it finished.
         failed: Units it left failed.
@@ -52,6 +53,7 @@ class Session:
     failed: int
     max_tokens: int | None = None
     sleep_max_tokens: int | None = None
+    sleep_steps: int = 10
 
 
 @dataclass(frozen=True, kw_only=True)

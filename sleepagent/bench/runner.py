@@ -388,6 +388,8 @@ class Runner:
             scoring (``RunSpec.logprob_model``); defaults to ``model_options``, so
             pass it when ``model`` is a model instance rather than a spec string.
         progress: Show a progress bar per group of units on stderr.
+        sleep_config: How the sleep-time agent runs (its step budget, say); ``None`` is
+            the library's default configuration.
 
     """
 
@@ -401,8 +403,10 @@ class Runner:
         sleep_model_options: ModelOptions | None = None,
         logprob_options: ModelOptions | None = None,
         progress: bool = True,
+        sleep_config: SleepConfig | None = None,
     ) -> None:
         self._model = model
+        self._sleep_config = sleep_config or SleepConfig()
         self._options = model_options
         self._sleep_spec = model if sleep_model is None else sleep_model
         self._sleep_options = sleep_model_options or model_options
@@ -473,7 +477,9 @@ class Runner:
         thread = f"bench-sleep-{example.id}-{effort or 'default'}-r{rep}"
         sleeper = self._sleep_model(effort)
         started = time.perf_counter()
-        with SleepTimeAgent(sleeper, sleep_model=sleeper, db=None, scheduler=None) as agent:
+        with SleepTimeAgent(
+            sleeper, sleep_model=sleeper, config=self._sleep_config, db=None, scheduler=None
+        ) as agent:
             result = agent.add_context(example.context, thread_id=thread)
             learned = agent.memory(thread_id=thread)[LEARNED].value
         return {

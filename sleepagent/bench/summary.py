@@ -622,7 +622,7 @@ def _run_lines(summary: Summary) -> list[str]:
             f"- Requests: concurrency {last.concurrency}, timeout {last.timeout:g} s, "
             f"{last.max_retries} retries per request in the client (no other retry layer)"
             + _caps(last.max_tokens, last.sleep_max_tokens)
-            + ".",
+            + f"; up to {last.sleep_steps} model calls per sleep-time run.",
             f"- Wall time: {info.wall_s / 60:.1f} min over {len(info.sessions)} session(s); "
             f"first started {info.sessions[0].started}.",
             f"- Command (last session): `{last.command}`",
