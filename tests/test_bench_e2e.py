@@ -10,11 +10,21 @@ from statistics import fmean
 import pytest
 
 from sleepagent.bench.__main__ import main
-from sleepagent.bench.datasets import Example, load_examples
+from sleepagent.bench.datasets import Example, load_examples, load_files
 from sleepagent.bench.grading import format_number
 from sleepagent.bench.plots import PLOT_FILES
 from sleepagent.bench.report import write_report
-from sleepagent.bench.runner import SLEEP, Budget, Condition, Kind, Runner, RunSpec
+from sleepagent.bench.runner import (
+    SLEEP,
+    Budget,
+    Condition,
+    Kind,
+    Runner,
+    RunSpec,
+    read_results,
+    with_sleep_scaling,
+)
+from sleepagent.bench.summary import summarize
 from sleepagent.models import ModelOptions, resolve_model
 from sleepagent.testing import (
     Completion,
@@ -22,8 +32,10 @@ from sleepagent.testing import (
     PromptLogprobs,
     RecordedRequest,
     rate_limited,
+    server_error,
     wire_call,
 )
+from tests.test_bench_fixtures import gsm_rows, write_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -88,17 +100,15 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
         budgets=(Budget(2),),
         concurrency=2,
     )
-    waits: list[float] = []
     respond = responder(examples, frozenset({examples[1].id}))
-    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a retry.
+    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a client retry.
     with LoopbackOpenAI([rate_limited(), *[respond] * 8]) as server:
         model = resolve_model(
-            "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=0)
+            "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=1)
         )
-        outcome = Runner(model, out=out, progress=False, wait=waits.append).run(spec)
+        outcome = Runner(model, out=out, progress=False).run(spec)
         server.assert_exhausted()
     assert (outcome.done, outcome.skipped, outcome.failed) == (6, 0, 0)
-    assert waits == [spec.backoff_seconds]
 
     write_report(out, t=10.0)
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -114,20 +124,27 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
         sleep_out = fmean(
             sum(sleeps[k]["sleep_usage"]["output_tokens"] for k in r["sleep_keys"]) for r in group
         )
+        paper = 100 * fmean(float(r["correct_paper"]) for r in group)
         assert row[2] == str(len(group))
-        assert row[3] == f"{accuracy:.1f}%"
-        assert row[5] == f"{completion:.1f}"
-        assert row[7] == f"{sleep_out:.1f}"
-        assert row[9] == f"{10 * completion + sleep_out:.1f}"
+        assert row[3:6] == [f"{paper:.1f}%", f"{accuracy:.1f}%", f"{accuracy - paper:+.1f} pts"]
+        assert row[7] == f"{completion:.1f}"
+        assert row[9] == f"{sleep_out:.1f}"
+        assert row[12] == f"{10 * completion + sleep_out:.1f}"
     # The scripted numbers, so the check above is not vacuous.
-    assert _row(summary, "test_time", "v2")[3] == "50.0%"
-    assert _row(summary, "sleep_time", "v2")[3:6] == ["100.0%", "150.0", "6.0"]
+    assert _row(summary, "test_time", "v2")[3:6] == ["50.0%", "50.0%", "+0.0 pts"]
+    assert _row(summary, "sleep_time", "v2")[3] == "100.0%"
+    assert _row(summary, "sleep_time", "v2")[6:8] == ["150.0", "6.0"]
     # Break-even at t = 10: 43 sleep tokens / (10 * (60 - 6)) queries.
     assert f"| {43 / 540:.2f} |" in summary
     # Both questions were anticipated word for word (score 1); rank splits the tie.
     assert "| 1 | 1 | 1.00-1.00 | 100.0% | 0.0% | +100.0 pts |" in summary
     assert "| 3 | 1 | 1.00-1.00 | 100.0% | 100.0% | +0.0 pts |" in summary
 
+    learned = fmean(len(r["learned_context"]) for r in sleeps.values())
+    assert (
+        f"- Learned contexts: 0 of 2 sleep-time runs left `learned_context` empty (their "
+        f"answers had nothing learned to use); mean length {learned:.0f} characters."
+    ) in summary
     for name in PLOT_FILES:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name
@@ -149,11 +166,15 @@ def test_the_command_line_runs_a_tiny_benchmark_and_rewrites_its_report(
         argv = [
             "--dataset", "generated", "--n", "1", "--conditions", "test_time",
             "--budgets", "0", "--model", "openai:loopback", "--base-url", server.base_url,
-            "--out", str(out), "--no-progress",
+            "--out", str(out), "--no-progress", "--max-tokens", "64",
         ]  # fmt: skip
         assert main(argv) == 0
         server.assert_exhausted()
-    assert re.search(r"\| test_time \| v0 \| 1 \| 100\.0% \|", (out / "summary.md").read_text())
+        body = server.requests[0].body
+        assert 64 in (body.get("max_tokens"), body.get("max_completion_tokens"))
+    text = (out / "summary.md").read_text()
+    assert re.search(r"\| test_time \| v0 \| 1 \| 100\.0% \|", text)
+    assert "test-time replies capped at 64 tokens" in text
     (out / "summary.md").unlink()
     assert main(["--out", str(out), "--report-only"]) == 0
     assert (out / "summary.md").exists()
@@ -227,3 +248,122 @@ def test_logprob_model_scores_each_question_once_and_bins_the_summary_by_it(
 def test_a_bad_condition_or_dataset_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--conditions", "sleepy"]) == 2
     assert main(["--out", str(tmp_path), "--dataset", "aime"]) == 2
+
+
+def test_sleep_efforts_and_k_runs_are_rows_of_their_own_with_their_own_sleep_cost(
+    tmp_path: Path,
+) -> None:
+    examples = load_examples("generated", n=1, seed=5)
+    conditions = with_sleep_scaling(
+        (Condition(Kind.TEST_TIME), SLEEP), ks=(2,), efforts=("low", "high")
+    )
+    spec = RunSpec(examples=examples, conditions=conditions, budgets=(Budget(0),))
+    # Per effort 2 sleep runs of 2 calls; answers: test_time and 2 conditions x 2 efforts.
+    with LoopbackOpenAI([responder(examples)] * 13) as server:
+        model = resolve_model("openai:o3-mini", ModelOptions(base_url=server.base_url))
+        outcome = Runner(model, out=tmp_path, progress=False).run(spec)
+        server.assert_exhausted()
+        sleep_efforts = sorted(r.body.get("reasoning_effort") for r in server.requests if r.tools)
+        answer_efforts = {r.body.get("reasoning_effort") for r in server.requests if not r.tools}
+    assert (outcome.done, outcome.failed) == (9, 0)
+    assert sleep_efforts == ["high"] * 4 + ["low"] * 4
+    assert answer_efforts == {None}  # the sleep effort is the sleep side's only
+    rows = {row.condition: row for row in summarize(read_results(tmp_path / "results.jsonl")).rows}
+    assert sorted(rows) == [
+        "sleep_time@high",
+        "sleep_time@low",
+        "sleep_time_k2@high",
+        "sleep_time_k2@low",
+        "test_time",
+    ]
+    # One sleep run is 40 + 3 completion tokens; k = 2 pays for two.
+    assert rows["sleep_time@low"].sleep_completion == 43
+    assert rows["sleep_time_k2@high"].sleep_completion == 86
+    assert rows["test_time"].sleep_completion == 0
+
+
+def _gsm_responder(examples: list[Example]):
+    """Test-time answers written as decimals ("45.0"): right for us, not always for the paper."""
+
+    def respond(request: RecordedRequest) -> Completion:
+        user = _text(request, "user")
+        example = next(e for e in examples if e.context in user)
+        value = float(example.questions[0].answer)
+        return Completion(f"So the answer is {value}", prompt_tokens=80, completion_tokens=9)
+
+    return respond
+
+
+def test_the_command_line_draws_a_sample_resumes_it_and_reports_both_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = write_jsonl(tmp_path / "stateful_gsm_symbolic_p2.jsonl", gsm_rows(3, 4))
+    examples = load_files("gsm-symbolic", [data])
+    out = tmp_path / "gsm"
+    respond = _gsm_responder(examples)
+
+    def argv(url: str) -> list[str]:
+        return [
+            "--dataset", "gsm-symbolic", "--data", str(data), "--n", "4", "--seed", "3",
+            "--conditions", "test_time", "--budgets", "0", "--model", "openai:loopback",
+            "--base-url", url, "--retries", "0", "--out", str(out), "--no-progress",
+        ]  # fmt: skip
+
+    # One worker (a loopback server) takes the units in order; the second one fails.
+    with LoopbackOpenAI([respond, server_error(), respond, respond]) as server:
+        assert main(argv(server.base_url)) == 1
+    first = capsys.readouterr().err
+    assert "drew 4 examples (gsm-symbolic-p2: 4 from 3 templates)" in first
+    assert "3 units done, 0 already done, 1 failed" in first
+    assert "Failures: 1 units still failed" in (out / "summary.md").read_text()
+    sample = json.loads((out / "sample.json").read_text())
+    assert len(sample["keys"]) == 4 and sample["files"] == [data.name]
+
+    with LoopbackOpenAI([respond]) as server:
+        assert main(argv(server.base_url)) == 0
+        server.assert_exhausted()
+    assert "resumed the recorded sample of 4 examples" in capsys.readouterr().err
+
+    records = read_results(out / "results.jsonl")
+    assert sorted(r["example"] for r in records) == sorted(sample["keys"])
+    summary = (out / "summary.md").read_text()
+    ours = sum(r["correct"] for r in records)
+    paper = sum(r["correct_paper"] for r in records)
+    # Right for the paper only where the gold is written as a decimal too (18.75).
+    assert (ours, paper) == (4, sum("." in r["gold_text"] for r in records))
+    assert paper < ours  # "45.0" is not "45" to the paper's grader
+    row = _row(summary, "test_time", "v0")
+    assert row[2:6] == ["4", f"{25 * paper:.1f}%", "100.0%", f"{25 * (ours - paper):+.1f} pts"]
+    for fact in (
+        "Examples: 4 (gsm-symbolic-p2: 4)",
+        "Grading: both",
+        "Model: `openai:loopback`",
+        "over 2 session(s)",
+        "Failures: 0 units still failed, 1 failed attempts logged",
+        "concurrency 1",
+    ):
+        assert fact in summary, fact
+
+    assert main(["--out", str(out), "--report-only"]) == 0
+    assert (out / "summary.md").read_text() == summary
+    assert main(["--out", str(out), "--report-only", "--grading", "ours"]) == 0
+    assert "| accuracy (our rule) |" in (out / "summary.md").read_text()
+
+
+def test_sleep_steps_bound_the_model_calls_of_a_sleep_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    examples = load_examples("generated", n=1, seed=0)
+    out = tmp_path / "steps"
+    # One sleep-time call (its rethink; no room left for the finish), then one answer.
+    with LoopbackOpenAI([responder(examples)] * 2) as server:
+        argv = [
+            "--n", "1", "--conditions", "sleep_time", "--budgets", "0", "--sleep-steps", "1",
+            "--model", "openai:loopback", "--base-url", server.base_url, "--out", str(out),
+            "--no-progress",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        server.assert_exhausted()
+    assert "up to 1 model calls per sleep-time run" in (out / "summary.md").read_text()

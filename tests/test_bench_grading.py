@@ -5,10 +5,15 @@ from fractions import Fraction
 import pytest
 
 from sleepagent.bench.grading import (
+    AnswerFormat,
     extract_answer,
     format_number,
     gsm8k_gold,
     is_correct,
+    paper_aime_prediction,
+    paper_correct,
+    paper_gsm_gold,
+    paper_gsm_prediction,
     parse_number,
 )
 
@@ -89,3 +94,49 @@ def test_parse_number_reads_the_first_number() -> None:
 )
 def test_format_number_round_trips(value: Fraction) -> None:
     assert parse_number(format_number(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("reply", "gold", "ours", "paper"),
+    [
+        # The paper compares strings: 45 is not 45.0, though the numbers are equal.
+        ("The answer is 45.", "#### 45", True, True),
+        ("The answer is 45.0", "#### 45", True, False),
+        ("The answer is 45", "#### 45.0", True, False),
+        ("The answer is $1,200.", "#### 1200", True, True),
+        ("The answer is 18.75", "#### 18.75", True, True),
+        ("The answer is 18.750", "#### 18.75", True, False),
+        # Its prediction is the last number-like run, not the "answer is" phrase.
+        ("The answer is 45, from 9 * 5.", "#### 45", True, False),
+        ("No number here.", "#### 45", False, False),
+    ],
+)
+def test_the_papers_gsm_rule_compares_stripped_strings(
+    reply: str, gold: str, ours: bool, paper: bool
+) -> None:
+    assert is_correct(extract_answer(reply), gsm8k_gold(gold)) is ours
+    assert paper_correct(reply, gold, AnswerFormat.GSM8K)[1] is paper
+
+
+def test_the_papers_gsm_gold_is_the_text_after_the_last_marker() -> None:
+    assert paper_gsm_gold("9 * 5 = 45\n#### $1,045.") == "1045"
+    assert paper_gsm_prediction("costs $1,045.") == "1045"
+    assert paper_correct("The answer is 45", "45", AnswerFormat.GSM8K) == ("45", True)
+
+
+@pytest.mark.parametrize(
+    ("reply", "predicted", "right"),
+    [
+        ("so \\boxed{25}", 25, True),
+        ("so \\boxed{025}", 25, True),
+        ("first \\boxed{7}, finally \\boxed{25}", 25, True),
+        ("the answer is 25 (not 0)", 25, True),
+        ("\\boxed{n=25} and 7", 7, False),  # not an integer box: the last digits decide
+        ("no digits", None, False),
+    ],
+)
+def test_the_papers_aime_rule_reads_the_last_box_against_an_integer_gold(
+    reply: str, predicted: int | None, right: bool
+) -> None:
+    assert paper_aime_prediction(reply) == predicted
+    assert paper_correct(reply, "025", AnswerFormat.AIME)[1] is right

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import BaseMessage
 
-from sleepagent.bench.datasets import load_examples
+from sleepagent.bench.datasets import load_examples, load_files
 from sleepagent.bench.runner import (
     SLEEP,
     Budget,
     Condition,
     Kind,
     Runner,
+    RunOutcome,
     RunSpec,
+    default_concurrency,
     parse_conditions,
     read_results,
+    with_sleep_scaling,
 )
 from sleepagent.bench.summary import (
     anticipated_questions,
@@ -37,6 +41,7 @@ from sleepagent.testing import (
     rate_limited,
     tool_call,
 )
+from tests.test_bench_fixtures import aime_rows, write_jsonl
 
 EXAMPLE = load_examples("generated", n=1, seed=11)[0]
 
@@ -115,18 +120,18 @@ def test_multi_query_answers_several_questions_from_one_sleep_run(tmp_path: Path
     assert sorted(costs) == [1, 2, 5] and costs[1] > costs[2] > costs[5]
 
 
-def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_run(
+def test_rate_limits_are_retried_by_the_client_alone_and_a_failed_unit_by_the_next_run(
     tmp_path: Path,
 ) -> None:
     spec = RunSpec(
-        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0),), retries=1
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME),), budgets=(Budget(0),)
     )
-    waits: list[float] = []
     with LoopbackOpenAI([rate_limited(), rate_limited(), "The answer is 3."]) as server:
-        model = resolve_model("openai:m", ModelOptions(base_url=server.base_url, max_retries=0))
-        first = Runner(model, out=tmp_path, progress=False, wait=waits.append).run(spec)
+        model = resolve_model("openai:m", ModelOptions(base_url=server.base_url, max_retries=1))
+        first = Runner(model, out=tmp_path, progress=False).run(spec)
         assert (first.done, first.failed) == (0, 1)
-        assert waits == [spec.backoff_seconds]
+        # The client's one retry, and no second layer on top of it.
+        assert len(server.requests) == 2
         errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
         assert "RateLimitError" in errors[0]["error"]
         assert read_results(tmp_path / "results.jsonl") == []
@@ -135,7 +140,7 @@ def test_a_unit_still_rate_limited_after_its_retries_fails_and_is_retried_next_r
     assert (second.done, second.failed) == (1, 0)
 
 
-def test_a_logprob_unit_is_retried_after_a_rate_limit_and_keyed_per_question(
+def test_a_logprob_unit_is_retried_by_its_client_and_keyed_per_question(
     tmp_path: Path,
 ) -> None:
     spec = RunSpec(
@@ -145,19 +150,16 @@ def test_a_logprob_unit_is_retried_after_a_rate_limit_and_keyed_per_question(
         concurrency=1,
         logprob_model="openai:base",
     )
-    waits: list[float] = []
     # One worker takes units in order: the log-probability unit, then the answer.
     script = [rate_limited(), PromptLogprobs(values=lambda token: -2.0), "The answer is 3."]
     with LoopbackOpenAI(script) as server:
-        options = ModelOptions(base_url=server.base_url, max_retries=0)
+        options = ModelOptions(base_url=server.base_url, max_retries=1)
         model = resolve_model("openai:m", options)
-        runner = Runner(
-            model, out=tmp_path, progress=False, wait=waits.append, logprob_options=options
-        )
+        runner = Runner(model, out=tmp_path, progress=False, logprob_options=options)
         outcome = runner.run(spec)
         server.assert_exhausted()
         assert server.requests[1].body["model"] == "base"
-    assert (outcome.done, outcome.failed, waits) == (2, 0, [spec.backoff_seconds])
+    assert (outcome.done, outcome.failed) == (2, 0)
     (score,) = [r for r in read_results(tmp_path / "results.jsonl") if r["kind"] == "logprob"]
     assert score["key"] == f"logprob|{EXAMPLE.id}|q0"
     assert (score["logprob"], score["status"]) == (-2.0, "ok")
@@ -177,9 +179,12 @@ def test_efforts_need_a_model_that_has_reasoning_effort(tmp_path: Path) -> None:
 
 
 def test_condition_names_round_trip_and_bad_ones_are_refused() -> None:
-    names = "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only"
+    names = (
+        "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only,"
+        "sleep_time_k10@high"
+    )
     assert ",".join(c.name for c in parse_conditions(names)) == names
-    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx"):
+    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx", "test_time@high"):
         with pytest.raises(ConfigurationError):
             parse_conditions(bad)
 
@@ -201,3 +206,131 @@ def test_an_empty_results_file_gives_an_empty_but_valid_summary() -> None:
     summary = summarize([])
     assert summary.rows == () and summary.answers == 0
     assert render_markdown(summary).startswith("# Sleep-time compute benchmark")
+
+
+def test_problems_without_context_are_answered_test_time_only_and_reported_apart(
+    tmp_path: Path,
+) -> None:
+    examples = load_files("aime", [write_jsonl(tmp_path / "stateful_aime.jsonl", aime_rows())])
+
+    def step(messages: Sequence[BaseMessage]) -> object:
+        if any(m.type == "tool" for m in messages):
+            return ai_tool_calls(tool_call("memory_finish"))
+        if "sleep-time agent" in str(messages[0].content):
+            return ai_tool_calls(
+                tool_call("memory_rethink", label="learned_context", new_value="worked out")
+            )
+        return "So the answer is \\boxed{25}."
+
+    # 2 sleep runs of 2 calls, 3 test-time answers, 2 sleep-time answers: none for the
+    # problem without a context.
+    model = ScriptedChatModel([step] * 9)
+    spec = RunSpec(
+        examples=examples, conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
+    )
+    assert Runner(model, out=tmp_path / "run", progress=False).run(spec).failed == 0
+    model.assert_exhausted()
+    summary = summarize(read_results(tmp_path / "run" / "results.jsonl"))
+    rows = {row.condition: row for row in summary.rows}
+    assert {name: row.n for name, row in rows.items()} == {
+        "sleep_time": 2,
+        "test_time": 2,
+        "test_time (no context)": 1,
+    }
+    # Gold 025 is 25 under both rules; 150 and 012 are not.
+    assert (rows["test_time"].correct_paper, rows["test_time"].correct_ours) == (1, 1)
+    assert summary.sources == (("aime-2024", 3, 1),)
+    assert "aime-2024: 3 (1 without context, answered test-time only)" in render_markdown(summary)
+
+
+def test_the_default_concurrency_is_one_for_a_server_on_this_machine() -> None:
+    assert default_concurrency("http://127.0.0.1:8089/v1") == 1
+    assert default_concurrency("http://localhost:11434/v1") == 1
+    assert default_concurrency("https://api.example.org/v1") == 4
+    assert default_concurrency(None) == 4
+
+
+def test_each_group_of_units_has_its_own_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = scripted(4)
+    spec = RunSpec(
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
+    )
+    # 1 sleep run of 2 calls, then one answer per condition.
+    assert Runner(model, out=tmp_path, progress=True).run(spec).done == 3
+    err = capsys.readouterr().err
+    for label in ("sleep", "test_time", "sleep_time"):
+        assert re.search(rf"{label}: 100%.*1/1", err), label
+
+
+def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(
+    tmp_path: Path,
+) -> None:
+    class Killed(Exception):
+        pass
+
+    heard: list[tuple[int, int]] = []
+
+    def on_unit(outcome: RunOutcome) -> None:
+        heard.append((outcome.done, outcome.failed))
+        if len(heard) == 2:
+            raise Killed  # as if the process died after its second unit
+
+    model = scripted(4)
+    spec = RunSpec(
+        examples=[EXAMPLE],
+        conditions=(Condition(Kind.TEST_TIME), SLEEP),
+        budgets=(Budget(0),),
+        concurrency=1,
+    )
+    with pytest.raises(Killed):
+        Runner(model, out=tmp_path, progress=False).run(spec, on_unit=on_unit)
+    assert heard == [(1, 0), (2, 0)]
+    # The two finished units are kept; the next run does only the third.
+    again = Runner(scripted(1), out=tmp_path, progress=False).run(spec)
+    assert (again.done, again.skipped) == (1, 2)
+
+
+def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path) -> None:
+    model = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish")), "The answer is 1."])
+    spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(0),))
+    assert Runner(model, out=tmp_path, progress=False).run(spec).failed == 0
+    summary = summarize(read_results(tmp_path / "results.jsonl"))
+    assert (summary.sleep_runs, summary.empty_sleep_runs) == (1, 1)
+    assert "1 of 1 sleep-time runs left `learned_context` empty" in render_markdown(summary)
+
+
+def test_sleep_scaling_adds_k_conditions_and_multiplies_sleep_ones_by_effort() -> None:
+    base = parse_conditions("test_time,sleep_time")
+    assert [c.name for c in with_sleep_scaling(base, ks=(2, 5, 10))] == [
+        "test_time",
+        "sleep_time",
+        "sleep_time_k2",
+        "sleep_time_k5",
+        "sleep_time_k10",
+    ]
+    scaled = with_sleep_scaling(base, ks=(5,), efforts=("low", "high"))
+    assert [c.name for c in scaled] == [
+        "test_time",
+        "sleep_time@low",
+        "sleep_time@high",
+        "sleep_time_k5@low",
+        "sleep_time_k5@high",
+    ]
+    spec = RunSpec(examples=[EXAMPLE], conditions=scaled)
+    assert spec.sleep_runs() == {"low": 5, "high": 5}
+
+
+def test_the_summary_counts_how_sleep_runs_ended_where_recorded() -> None:
+    usage = {"input_tokens": 1, "output_tokens": 1}
+    records = [
+        {"kind": "sleep", "key": f"sleep|e{i}|r0", "learned_context": text, "sleep_usage": usage}
+        | ({"outcome": outcome} if outcome else {})
+        for i, (text, outcome) in enumerate(
+            [("a", "edited"), ("", "no_tool_call"), ("", "no_tool_call"), ("b", None)]
+        )
+    ]
+    summary = summarize(records)
+    assert summary.sleep_outcomes == (("edited", 1), ("no_tool_call", 2))
+    assert "Runs ended: edited 1, no_tool_call 2." in render_markdown(summary)

@@ -8,19 +8,43 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sleepagent.bench.datasets import DATASETS, DatasetError, load_examples
+from sleepagent.bench.datasets import DATASETS, DatasetError, Example, load_examples, load_files
 from sleepagent.bench.generator import Level
+from sleepagent.bench.grading import GradingRule
 from sleepagent.bench.report import write_report
-from sleepagent.bench.runner import DEFAULT_CONDITIONS, Budget, Runner, RunSpec, parse_conditions
+from sleepagent.bench.runlog import RunInfo, Session, read_run_info
+from sleepagent.bench.runner import (
+    DEFAULT_CONDITIONS,
+    Budget,
+    Runner,
+    RunOutcome,
+    RunSpec,
+    default_concurrency,
+    parse_conditions,
+    with_sleep_scaling,
+)
+from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
+from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions
 
 __all__ = ["build_parser", "main"]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentParser:
@@ -29,20 +53,30 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         prog=prog,
         description="Run the sleep-time compute experiments (Lin et al., 2025) and write "
         "results.jsonl, summary.md and plots to a run folder. Re-running with the same "
-        "folder skips finished work.",
+        "folder resumes: the recorded sample, and only the units not yet finished.",
     )
     parser.add_argument(
         "--dataset", choices=DATASETS, default="generated", help="question set (default generated)"
     )
-    parser.add_argument("--data", type=Path, help="local JSONL file for gsm-symbolic or aime")
-    parser.add_argument("--n", type=int, default=20, help="contexts to use (default 20)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="local JSONL file(s) for gsm-symbolic (P1 and/or P2) or aime (2024 and/or 2025)",
+    )
+    parser.add_argument(
+        "--n", type=int, default=20, help="examples to draw, across templates (default 20)"
+    )
     parser.add_argument(
         "--level",
         choices=[lv.value for lv in Level],
         default="base",
         help="difficulty of the generated dataset (default base)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated dataset")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the draw, or of the generated dataset"
+    )
     parser.add_argument("--model", default="openai:gpt-4o-mini", help="test-time model spec")
     parser.add_argument("--sleep-model", help="sleep-time model spec (default: --model)")
     parser.add_argument("--base-url", help="OpenAI-compatible server (default: OpenAI)")
@@ -59,7 +93,20 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         "--conditions",
         default=",".join(c.name for c in DEFAULT_CONDITIONS),
         help="comma list of test_time, sleep_time, sleep_time_raw, sleep_time_k<K>, "
-        "context_only (default: all, with k = 2 and 5)",
+        "context_only, with @EFFORT on a sleep-time one for its sleep effort "
+        "(default: all, with k = 2 and 5)",
+    )
+    parser.add_argument(
+        "--k",
+        default="",
+        help="comma list of k: adds sleep_time_k<K> per value (k parallel sleep runs, "
+        "concatenated; e.g. 2,5,10)",
+    )
+    parser.add_argument(
+        "--sleep-efforts",
+        default="",
+        help="comma list of sleep-time reasoning efforts (low,medium,high): runs every "
+        "sleep-time condition at each, as its own axis",
     )
     parser.add_argument(
         "--budgets", default="0,1,2,3,4", help="verbosity prompts to use, 0-4 (default: all)"
@@ -70,60 +117,171 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
     parser.add_argument(
         "--queries", type=int, default=1, help="questions per context (multi-query; up to 10)"
     )
-    parser.add_argument("--concurrency", type=int, default=4, help="units run at once (default 4)")
-    parser.add_argument("--retries", type=int, default=5, help="retries after a rate limit")
+    parser.add_argument(
+        "--grading",
+        choices=[rule.value for rule in GradingRule],
+        help="accuracy by our rule, the paper's exact rule, or both side by side "
+        "(default: both, or what run.json records)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="units in flight (default: 1 for a server on this machine, else 4)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="retries per request, in the model client (backoff, retry-after); the only "
+        "retry layer: a unit still failing is retried by the next run",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    parser.add_argument("--t", type=float, default=10.0, help="test-time / sleep-time token price")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        help="cap on completion tokens per test-time request (default: none); a capped "
+        "reply is graded as it stands",
+    )
+    parser.add_argument(
+        "--sleep-steps",
+        type=int,
+        default=10,
+        help="model calls a sleep-time run may make (default 10, the paper's rethink limit)",
+    )
+    parser.add_argument(
+        "--sleep-max-tokens",
+        type=int,
+        help="cap on completion tokens per sleep-time request (default: none)",
+    )
+    parser.add_argument(
+        "--t", type=float, help="test-time / sleep-time token price (default 10, or run.json's)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the report from the folder"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def _budgets(verbosity: str, efforts: str | None) -> tuple[Budget, ...]:
-    levels = [int(v) for v in verbosity.split(",") if v.strip()]
-    chosen = [e.strip() for e in efforts.split(",")] if efforts else [None]
+    levels = _ints(verbosity)
+    chosen: list[str | None] = list(_names(efforts)) if efforts else [None]
     return tuple(Budget(level, effort) for level in levels for effort in chosen)
+
+
+def _examples(args: argparse.Namespace) -> list[Example]:
+    """The run's examples: the recorded sample of the folder, else a new draw, recorded."""
+    generated = args.dataset == "generated"
+    if generated:
+        available = load_examples("generated", n=args.n, seed=args.seed, level=Level(args.level))
+        drawn = available
+    else:
+        available = load_files(args.dataset, args.data)
+        drawn = draw(available, args.n, seed=args.seed)
+    request = SampleRecord(
+        dataset=args.dataset,
+        files=tuple(Path(p).name for p in args.data),
+        n=args.n,
+        seed=args.seed,
+        level=args.level if generated else None,
+        keys=tuple(e.id for e in drawn),
+    )
+    examples, resumed = resume_sample(args.out, request, available)
+    print(describe(examples, resumed=resumed), file=sys.stderr)
+    return examples
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
+    examples = _examples(args)
+    concurrency = args.concurrency or default_concurrency(args.base_url)
+    conditions = with_sleep_scaling(
+        parse_conditions(args.conditions), ks=_ints(args.k), efforts=_names(args.sleep_efforts)
+    )
+    spec = RunSpec(
+        examples=examples,
+        conditions=conditions,
+        budgets=_budgets(args.budgets, args.efforts),
+        queries=args.queries,
+        concurrency=concurrency,
+        logprob_model=args.logprob_model,
+    )
+    options = ModelOptions(
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_retries=args.retries,
+        max_tokens=args.max_tokens,
+    )
+    runner = Runner(
+        args.model,
+        out=args.out,
+        sleep_model=args.sleep_model,
+        model_options=options,
+        sleep_model_options=dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
+        logprob_options=ModelOptions(
+            base_url=args.logprob_base_url or args.base_url,
+            timeout=args.timeout,
+            max_retries=args.retries,
+        ),
+        progress=not args.no_progress,
+        sleep_config=SleepConfig(max_sleep_steps=args.sleep_steps),
+    )
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    # Options given now override the recorded ones, so --report-only later agrees.
+    recorded = read_run_info(args.out)
+    info = RunInfo(
+        grading=args.grading or (recorded.grading if recorded else GradingRule.BOTH.value),
+        t=args.t if args.t is not None else recorded.t if recorded else 10.0,
+        sessions=recorded.sessions if recorded else (),
+    )
+
+    def record(outcome: RunOutcome) -> None:
+        # Rewritten after every unit: a killed session still counts its time and units.
+        session = Session(
+            started=started,
+            command=shlex.join(["python", "-m", "sleepagent.bench", *argv]),
+            model=args.model,
+            sleep_model=args.sleep_model or args.model,
+            server=args.base_url or "default",
+            concurrency=concurrency,
+            max_retries=args.retries,
+            timeout=args.timeout,
+            max_tokens=args.max_tokens,
+            sleep_max_tokens=args.sleep_max_tokens,
+            sleep_steps=args.sleep_steps,
+            wall_s=round(outcome.wall_s, 1),
+            done=outcome.done,
+            failed=outcome.failed,
+        )
+        info.with_session(session).write(args.out)
+
+    outcome = runner.run(spec, on_unit=record)
+    record(outcome)
+    print(
+        f"{outcome.done} units done, {outcome.skipped} already done, {outcome.failed} failed "
+        f"in {outcome.wall_s:.0f} s",
+        file=sys.stderr,
+    )
+    return outcome
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sleepagent.bench") -> int:
     """Run the benchmark; returns the process exit status."""
-    args = build_parser(prog).parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     failed = 0
     try:
-        if not args.report_only:
-            examples = load_examples(
-                args.dataset, n=args.n, path=args.data, seed=args.seed, level=Level(args.level)
-            )
-            spec = RunSpec(
-                examples=examples,
-                conditions=parse_conditions(args.conditions),
-                budgets=_budgets(args.budgets, args.efforts),
-                queries=args.queries,
-                concurrency=args.concurrency,
-                retries=args.retries,
-                logprob_model=args.logprob_model,
-            )
-            options = ModelOptions(base_url=args.base_url, timeout=args.timeout)
-            runner = Runner(
-                args.model,
-                out=args.out,
-                sleep_model=args.sleep_model,
-                model_options=options,
-                logprob_options=ModelOptions(
-                    base_url=args.logprob_base_url or args.base_url, timeout=args.timeout
-                ),
-                progress=not args.no_progress,
-            )
-            outcome = runner.run(spec)
-            failed = outcome.failed
-            print(
-                f"{outcome.done} units done, {outcome.skipped} already done, "
-                f"{outcome.failed} failed",
-                file=sys.stderr,
-            )
-        write_report(args.out, t=args.t)
+        if args.report_only:
+            if not (args.out / "results.jsonl").exists():
+                raise ConfigurationError(f"{args.out} has no results.jsonl to report on")
+        else:
+            failed = _run(args, arguments).failed
+        write_report(
+            args.out,
+            t=args.t,
+            grading=GradingRule(args.grading) if args.grading else None,
+        )
     except (ConfigurationError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

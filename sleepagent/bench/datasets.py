@@ -1,17 +1,24 @@
-"""Examples for the benchmark: generated ones, or the published formats from a local file.
+"""Examples for the benchmark: generated ones, or the published formats from local files.
 
 Files are read from where the user put them; nothing is fetched or bundled (the
-GSM-Symbolic data is CC BY-NC-ND 4.0). Supported formats, one JSON object a line:
+GSM-Symbolic data is CC BY-NC-ND 4.0, AIME problems are MAA material). Supported
+formats, one JSON object a line, every other field of a row ignored:
 
-- Stateful GSM-Symbolic: ``stateful_gsm_symbolic_context``,
-  ``stateful_gsm_symbolic_question`` and a GSM8K-style ``answer`` ending ``#### n``.
-- Stateful AIME: ``stateful_aime_context``, ``stateful_aime_question`` and an
-  integer ``answer``.
+- Stateful GSM-Symbolic: rows of GSM-Symbolic's generated data (``id`` = the template,
+  shared by all its instances, ``instance``, ``question``, ``answer`` ending ``#### n``,
+  ``final_answer`` ...) with ``stateful_gsm_symbolic_context`` and
+  ``stateful_gsm_symbolic_question`` added. An example's key is the variant read from
+  the file name (``p1``/``p2``), the template and the instance: ``gsm-symbolic-p2/t7-i13``.
+- Stateful AIME: ``stateful_aime_context`` (empty for a one-sentence problem, which is
+  then answered test-time only), ``stateful_aime_question`` and an integer ``answer``
+  (``25`` or ``"025"``). The year (2024 or 2025) comes from a ``year`` field, the row's
+  id, or the file name, in that order.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from sleepagent.bench.generator import Level, Problem, generate
-from sleepagent.bench.grading import gsm8k_gold
+from sleepagent.bench.grading import AnswerFormat, format_number, gsm8k_gold
+from sleepagent.bench.sampling import draw
 from sleepagent.errors import SleepAgentError
 
 __all__ = [
@@ -28,8 +36,9 @@ __all__ = [
     "Question",
     "from_problems",
     "load_aime",
-    "load_gsm_symbolic",
     "load_examples",
+    "load_files",
+    "load_gsm_symbolic",
 ]
 
 
@@ -51,10 +60,24 @@ class DatasetError(SleepAgentError, ValueError):
 
 @dataclass(frozen=True)
 class Question:
-    """A question about a context, with its exact gold answer."""
+    """A question about a context, with its exact gold answer.
+
+    Attributes:
+        text: The question.
+        answer: The gold number.
+        gold: The gold as the dataset writes it (``45``, ``18.75``, ``025``), which the
+            paper's string rule compares; empty means :func:`format_number` of ``answer``.
+
+    """
 
     text: str
     answer: Fraction
+    gold: str = ""
+
+    @property
+    def gold_text(self) -> str:
+        """The gold as written, for the paper's rule."""
+        return self.gold or format_number(self.answer)
 
 
 @dataclass(frozen=True)
@@ -62,15 +85,34 @@ class Example:
     """A context and the questions asked about it (the first is the main one).
 
     Attributes:
-        id: Stable identifier, used in result keys.
-        context: What the sleep-time agent sees before any question.
+        id: Unique key, used in result keys (``gsm-symbolic-p2/t7-i13``).
+        context: What the sleep-time agent sees before any question; empty for a
+            problem that is a single sentence (answered test-time only).
         questions: At least one question; more for the multi-query experiment.
+        source: Which data the example comes from (``gsm-symbolic-p1``, ``aime-2025``,
+            ``generated-base``); the report gives each its own rows.
+        group: The template the example instantiates; sampling draws across groups.
+            Empty means the example is its own group.
+        answer_format: How the gold is written, which decides the paper's rule.
 
     """
 
     id: str
     context: str
     questions: tuple[Question, ...]
+    source: str = "generated"
+    group: str = ""
+    answer_format: AnswerFormat = AnswerFormat.GSM8K
+
+    @property
+    def has_context(self) -> bool:
+        """Whether there is a context for sleep-time compute to work on."""
+        return bool(self.context.strip())
+
+    @property
+    def template(self) -> str:
+        """The sampling group: :attr:`group`, else the example itself."""
+        return self.group or self.id
 
 
 def from_problems(problems: Iterable[Problem]) -> list[Example]:
@@ -82,20 +124,23 @@ def from_problems(problems: Iterable[Problem]) -> list[Example]:
             questions=tuple(
                 Question(text, Fraction(answer)) for _, text, answer in problem.questions
             ),
+            source=f"generated-{problem.level.value}",
+            group=problem.template,
         )
         for problem in problems
     ]
 
 
-def _read_jsonl(
-    path: Path, parse: Callable[[dict[str, Any], int], Example], limit: int | None
-) -> list[Example]:
-    path = Path(path)
+Parse = Callable[[dict[str, Any], int, str], Example]
+
+
+def _read_jsonl(path: Path, parse: Parse, source: str) -> list[Example]:
     if not path.is_file():
         raise DatasetError(
             "no such file; download the dataset yourself and pass its path", path=path
         )
     examples: list[Example] = []
+    seen: dict[str, int] = {}
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -109,7 +154,7 @@ def _read_jsonl(
             if not isinstance(record, dict):
                 raise DatasetError("expected a JSON object", path=path, line=number)
             try:
-                examples.append(parse(record, number))
+                example = parse(record, number, source)
             except (KeyError, TypeError, ValueError) as error:
                 message = (
                     f"missing field {error.args[0]!r}"
@@ -117,87 +162,162 @@ def _read_jsonl(
                     else str(error)
                 )
                 raise DatasetError(message, path=path, line=number) from error
-            if limit is not None and len(examples) >= limit:
-                break
+            if example.id in seen:
+                raise DatasetError(
+                    f"example {example.id!r} repeats line {seen[example.id]}: the same "
+                    "'id' and 'instance' twice, so results could not tell them apart",
+                    path=path,
+                    line=number,
+                )
+            seen[example.id] = number
+            examples.append(example)
     if not examples:
         raise DatasetError("the file has no examples", path=path)
     return examples
 
 
-def _text(record: dict[str, Any], field: str) -> str:
+def _text(record: dict[str, Any], field: str, *, empty: bool = False) -> str:
     value = record[field]
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"field {field!r} must be non-empty text")
+    if not isinstance(value, str) or not (empty or value.strip()):
+        raise ValueError(f"field {field!r} must be {'' if empty else 'non-empty '}text")
     return value.strip()
 
 
-def _gsm_example(record: dict[str, Any], number: int) -> Example:
-    context = _text(record, "stateful_gsm_symbolic_context")
+def _identifier(record: dict[str, Any], field: str) -> str | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ValueError(f"field {field!r} must be an integer or text, got {value!r}")
+    return str(value).strip()
+
+
+def _gsm_example(record: dict[str, Any], number: int, source: str) -> Example:
+    context = _text(record, "stateful_gsm_symbolic_context", empty=True)
     question = _text(record, "stateful_gsm_symbolic_question")
     answer = _text(record, "answer")
+    template, instance = _identifier(record, "id"), _identifier(record, "instance")
+    if template is None:
+        key, group = f"line{number}", ""
+    else:
+        key, group = f"t{template}" + (f"-i{instance}" if instance is not None else ""), template
+    _, _, gold = answer.rpartition("####")
     return Example(
-        id=str(record.get("id", f"gsm-{number}")),
-        context=context,
-        questions=(Question(question, gsm8k_gold(answer)),),
+        id=f"{source}/{key}",
+        # A one-sentence problem splits into an empty context (just the period).
+        context="" if not context.strip(" .") else context,
+        questions=(Question(question, gsm8k_gold(answer), gold.strip()),),
+        source=source,
+        group=group,
+        answer_format=AnswerFormat.GSM8K,
     )
 
 
-def _aime_example(record: dict[str, Any], number: int) -> Example:
-    context = _text(record, "stateful_aime_context")
+_YEAR = re.compile(r"(?<!\d)(20\d\d)(?!\d)")
+
+
+def _aime_example(record: dict[str, Any], number: int, source: str) -> Example:
+    context = _text(record, "stateful_aime_context", empty=True)
     question = _text(record, "stateful_aime_question")
     raw = record["answer"]
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
+    text = str(raw).strip() if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
+    if not text.isdigit():
         raise ValueError(f"field 'answer' must be an integer, got {raw!r}")
-    try:
-        answer = int(str(raw).strip())
-    except ValueError as error:
-        raise ValueError(f"field 'answer' must be an integer, got {raw!r}") from error
+    ident = next(
+        (v for v in (_identifier(record, f) for f in ("id", "ID", "problem_id")) if v), None
+    )
+    year = _identifier(record, "year")
+    found = _YEAR.search(year or ident or "")
+    label = f"aime-{found.group(1)}" if found else source
     return Example(
-        id=str(record.get("id", f"aime-{number}")),
+        id=f"{label}/{ident or f'line{number}'}",
         context=context,
-        questions=(Question(question, Fraction(answer)),),
+        questions=(Question(question, Fraction(int(text)), text),),
+        source=label,
+        answer_format=AnswerFormat.AIME,
     )
 
 
-def load_gsm_symbolic(path: Path | str, *, limit: int | None = None) -> list[Example]:
-    """Read a Stateful GSM-Symbolic JSONL file (P1 or P2).
+def _gsm_source(path: Path) -> str:
+    variant = re.search(r"(?:^|[^a-z0-9])p([12])(?:$|[^a-z0-9])", path.stem.lower())
+    return f"gsm-symbolic-p{variant.group(1)}" if variant else "gsm-symbolic"
+
+
+def _aime_source(path: Path) -> str:
+    year = _YEAR.search(path.stem)
+    return f"aime-{year.group(1)}" if year else "aime"
+
+
+def load_gsm_symbolic(path: Path | str) -> list[Example]:
+    """Read a Stateful GSM-Symbolic JSONL file (P1 or P2), every row, in file order.
 
     Args:
-        path: The downloaded file, e.g. ``stateful_gsm_symbolic_p1.jsonl``.
-        limit: Read at most this many examples.
+        path: The file, e.g. ``stateful_gsm_symbolic_p2.jsonl``; ``p1``/``p2`` in its
+            name labels the examples' source.
 
     Raises:
-        DatasetError: For a missing file, or a line that is not JSON or lacks a
-            field, naming the line.
+        DatasetError: For a missing file, or a line that is not JSON, lacks a field,
+            has no ``#### n`` or repeats another line's ``id`` and ``instance``,
+            naming the line.
 
     """
-    return _read_jsonl(Path(path), _gsm_example, limit)
+    path = Path(path)
+    return _read_jsonl(path, _gsm_example, _gsm_source(path))
 
 
-def load_aime(path: Path | str, *, limit: int | None = None) -> list[Example]:
+def load_aime(path: Path | str) -> list[Example]:
     """Read a Stateful AIME JSONL file; see :func:`load_gsm_symbolic`."""
-    return _read_jsonl(Path(path), _aime_example, limit)
+    path = Path(path)
+    return _read_jsonl(path, _aime_example, _aime_source(path))
 
 
 DATASETS: Sequence[str] = ("generated", "gsm-symbolic", "aime")
 """Names accepted by :func:`load_examples`."""
 
 
+def load_files(dataset: str, paths: Sequence[Path | str]) -> list[Example]:
+    """Every example of one or more local files of a published dataset (P1 and P2, say).
+
+    Raises:
+        DatasetError: For an unknown name, no path, a bad file, or an example key
+            found in two files (the same file given twice).
+
+    """
+    if dataset not in DATASETS or dataset == "generated":
+        raise DatasetError(f"unknown file dataset {dataset!r}; use gsm-symbolic or aime")
+    if not paths:
+        raise DatasetError(f"the {dataset} dataset needs --data PATH to a local file")
+    loader = load_gsm_symbolic if dataset == "gsm-symbolic" else load_aime
+    examples: list[Example] = []
+    where: dict[str, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        for example in loader(path):
+            if example.id in where:
+                raise DatasetError(
+                    f"example {example.id!r} is also in {where[example.id]}; pass each file once",
+                    path=path,
+                )
+            where[example.id] = path
+            examples.append(example)
+    return examples
+
+
 def load_examples(
     dataset: str,
     *,
     n: int,
-    path: Path | str | None = None,
+    path: Path | str | Sequence[Path | str] | None = None,
     seed: int = 0,
     level: Level = Level.BASE,
 ) -> list[Example]:
-    """``n`` examples of a dataset.
+    """``n`` examples of a dataset: generated, or drawn across templates from local files.
 
     Args:
         dataset: ``generated``, ``gsm-symbolic`` or ``aime``.
-        n: How many examples (fewer when the file has fewer).
-        path: The local file, for the published formats.
-        seed: Seed of the generator.
+        n: How many examples (all, when the files have fewer).
+        path: The local file or files, for the published formats.
+        seed: Seed of the generator, or of the draw from the files.
         level: Difficulty of the generator.
 
     Raises:
@@ -208,7 +328,7 @@ def load_examples(
         return from_problems(generate(n, seed=seed, level=level))
     if dataset not in DATASETS:
         raise DatasetError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
-    if path is None:
-        raise DatasetError(f"the {dataset} dataset needs --data PATH to a local file")
-    loader = load_gsm_symbolic if dataset == "gsm-symbolic" else load_aime
-    return loader(path, limit=n)
+    paths: Sequence[Path | str] = (
+        () if path is None else [path] if isinstance(path, str | Path) else path
+    )
+    return draw(load_files(dataset, paths), n, seed=seed)

@@ -1,21 +1,56 @@
-"""Grading: the final number of a model's answer against the gold number, exact match.
+r"""Grading: the final number of a model's answer against the gold answer, two ways.
 
-Numbers are compared as :class:`~fractions.Fraction`, so ``18``, ``18.0``, ``$18``
+Our rule compares numbers as :class:`~fractions.Fraction`, so ``18``, ``18.0``, ``$18``
 and ``36/2`` are all the same answer, and no float rounding ever decides a grade.
+
+The paper's rule (``GradingRule.PAPER``) is what the authors' graders did, rewritten
+here from their description: for GSM-style golds, the text after the last ``#### `` and
+the last number-like run of the reply are compared as *strings* once ``$`` and ``,`` are
+removed and ``.`` is stripped from both ends (so ``45.0`` is not ``45``); for AIME, the
+integer in the last ``\boxed{}``, else the last 1-3 digit number, against the gold as an
+integer (so ``025`` is ``25``).
 """
 
 from __future__ import annotations
 
 import re
+from enum import Enum
 from fractions import Fraction
 
 __all__ = [
+    "AnswerFormat",
+    "GradingRule",
     "extract_answer",
     "format_number",
     "gsm8k_gold",
     "is_correct",
+    "paper_aime_prediction",
+    "paper_correct",
+    "paper_gsm_gold",
+    "paper_gsm_prediction",
     "parse_number",
 ]
+
+
+class GradingRule(Enum):
+    """Which rule a reported accuracy comes from."""
+
+    OURS = "ours"
+    """Numbers compared exactly as fractions (:func:`extract_answer`, :func:`is_correct`)."""
+    PAPER = "paper"
+    """The paper's graders: strings after stripping (GSM), integers (AIME)."""
+    BOTH = "both"
+    """Both computed; the paper's rule leads and the difference is shown."""
+
+
+class AnswerFormat(Enum):
+    """How a dataset writes its gold answers, which decides the paper's rule."""
+
+    GSM8K = "gsm8k"
+    """A solution ending ``#### n`` (GSM-Symbolic); also the generated problems' golds."""
+    AIME = "aime"
+    """An integer 0-999, possibly written with leading zeros (``025``)."""
+
 
 # A number as models write it: optional sign and currency, thousands commas,
 # decimals, or a simple fraction.
@@ -141,3 +176,70 @@ def format_number(value: Fraction) -> str:
     digits = str(scaled.numerator).rjust(places + 1, "0")
     sign = "-" if value < 0 else ""
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
+
+
+# The paper's GSM grader reads the prediction as the last run of two or more of
+# "$0-9.," (or a single digit, optionally signed): "45." and "$1,200" both qualify.
+_PAPER_GSM_NUMBER = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_PAPER_AIME_NUMBER = re.compile(r"([1-9][0-9][0-9]|[1-9][0-9]|[1-9])")
+
+
+def _paper_standardize(text: str) -> str:
+    return text.replace("$", "").replace(",", "").strip(".")
+
+
+def paper_gsm_gold(answer: str) -> str:
+    """The gold of a GSM8K-style answer as the paper compares it: text after the last ``#### ``.
+
+    Surrounding whitespace is dropped too (the paper's grader keeps it, which would make
+    a gold followed by a newline unmatchable; the published files have none).
+
+    Raises:
+        ValueError: When the answer has no ``####``.
+
+    """
+    _, marker, tail = answer.rpartition("#### ")
+    if not marker:
+        raise ValueError(f"no '#### <number>' in the answer: {answer[-80:]!r}")
+    return _paper_standardize(tail.strip())
+
+
+def paper_gsm_prediction(reply: str) -> str | None:
+    """The paper's GSM prediction: the last number-like run of the reply, standardised."""
+    matches = _PAPER_GSM_NUMBER.findall(reply)
+    if not matches:
+        return None
+    return _paper_standardize("".join(matches[-1]))
+
+
+def paper_aime_prediction(reply: str) -> int | None:
+    r"""The paper's AIME prediction: the last ``\boxed{}`` integer, else the last 1-3 digits."""
+    boxed = _boxed_contents(reply)
+    if boxed:
+        try:
+            return int(boxed[-1])
+        except ValueError:
+            pass  # Not a plain integer: the paper's grader falls back to the digits too.
+    found = _PAPER_AIME_NUMBER.findall(reply)
+    return int(found[-1]) if found else None
+
+
+def paper_correct(reply: str, gold: str, answer_format: AnswerFormat) -> tuple[str | None, bool]:
+    """The paper's prediction for ``reply`` and whether it matches ``gold``.
+
+    Args:
+        reply: The model's reply.
+        gold: The gold as the dataset writes it: the whole GSM8K-style answer (or just the
+            number) for :attr:`AnswerFormat.GSM8K`, the integer text for AIME.
+        answer_format: Which grader of the paper applies.
+
+    Returns:
+        The prediction as text (``None`` when the reply has none) and the grade.
+
+    """
+    if answer_format is AnswerFormat.AIME:
+        predicted = paper_aime_prediction(reply)
+        return (None if predicted is None else str(predicted)), predicted == int(gold.strip())
+    expected = paper_gsm_gold(gold if "#### " in gold else f"#### {gold}")
+    guess = paper_gsm_prediction(reply)
+    return guess, guess == expected

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sleepagent.bench.grading import GradingRule
 from sleepagent.bench.summary import PredictabilityRow, Summary
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ def _figure() -> Figure:
     return figure
 
 
+def _rule(summary: Summary) -> str:
+    return "our rule" if summary.grading is GradingRule.OURS else "paper's rule"
+
+
 def _pareto(summary: Summary) -> Figure:
     figure = _figure()
     axes = figure.add_subplot()
@@ -44,7 +49,7 @@ def _pareto(summary: Summary) -> Figure:
             [x for x, _, _ in found], [100 * y for _, y, _ in found], marker="o", label=condition
         )
     axes.set_xlabel("average test-time completion tokens per question")
-    axes.set_ylabel("accuracy (%)")
+    axes.set_ylabel(f"accuracy (%, {_rule(summary)})")
     axes.set_title("Accuracy vs test-time tokens (one point per budget)")
     axes.set_ylim(-2, 102)
     axes.grid(alpha=0.3)

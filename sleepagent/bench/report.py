@@ -1,22 +1,37 @@
-"""The run folder's report: ``summary.md`` and the plots, from ``results.jsonl`` alone."""
+"""The run folder's report: ``summary.md`` and the plots, from the folder's files alone.
+
+``results.jsonl`` gives the tables; ``run.json`` and ``errors.jsonl`` give the run's
+model, server, grading rule, failures and wall time. Rewriting the report of a folder
+therefore reproduces the same ``summary.md``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sleepagent.bench.grading import GradingRule
 from sleepagent.bench.plots import write_plots
+from sleepagent.bench.runlog import read_failures, read_run_info
 from sleepagent.bench.runner import read_results
 from sleepagent.bench.summary import Summary, render_markdown, summarize
 
 __all__ = ["write_report"]
 
 
-def write_report(folder: Path, *, t: float = 10.0, plots: bool = True) -> Summary:
+def write_report(
+    folder: Path,
+    *,
+    t: float | None = None,
+    grading: GradingRule | None = None,
+    plots: bool = True,
+) -> Summary:
     """Recompute the summary of a run folder and write ``summary.md`` and the PNG plots.
 
     Args:
         folder: The run folder holding ``results.jsonl``.
-        t: Price of a test-time token in sleep-time tokens.
+        t: Price of a test-time token in sleep-time tokens; ``None`` takes the one in
+            ``run.json``, else 10.
+        grading: The grading rule; ``None`` takes the one in ``run.json``, else both.
         plots: Also write the plots (needs matplotlib, the ``bench`` extra).
 
     Returns:
@@ -24,7 +39,15 @@ def write_report(folder: Path, *, t: float = 10.0, plots: bool = True) -> Summar
 
     """
     folder = Path(folder)
-    summary = summarize(read_results(folder / "results.jsonl"), t=t)
+    info = read_run_info(folder)
+    records = read_results(folder / "results.jsonl")
+    summary = summarize(
+        records,
+        t=t if t is not None else info.t if info else 10.0,
+        grading=grading or (GradingRule(info.grading) if info else GradingRule.BOTH),
+        info=info,
+        failures=read_failures(folder, [str(r.get("key")) for r in records]),
+    )
     (folder / "summary.md").write_text(render_markdown(summary), encoding="utf-8")
     if plots:
         write_plots(summary, folder)

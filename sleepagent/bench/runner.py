@@ -17,6 +17,11 @@ the recorded ``c'`` (the k recorded ``c'`` concatenated, for the scaled conditio
 one sleep run serves every budget and question about its context, and a re-run that
 finds the sleep line does not repeat the sleep run. Keys of finished lines are skipped
 on a re-run; failed units are logged to ``errors.jsonl`` and retried on the next run.
+
+Retries live in one place, the model client (``ModelOptions.max_retries``, which backs off
+and honours ``retry-after``); a unit that still fails waits for the next run. Units run
+group by group (the sleep runs, then each condition), each group with its own progress
+bar and ETA, at most ``RunSpec.concurrency`` at a time.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
 from sleepagent.agent import SleepTimeAgent
 from sleepagent.bench import prompts
 from sleepagent.bench.datasets import Example
-from sleepagent.bench.grading import extract_answer, format_number, is_correct
+from sleepagent.bench.grading import extract_answer, format_number, is_correct, paper_correct
 from sleepagent.bench.logprob import make_client, score_question
 from sleepagent.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
 from sleepagent.config import SleepConfig
@@ -58,6 +64,7 @@ __all__ = [
     "RunSpec",
     "Runner",
     "answer_key",
+    "default_concurrency",
     "logprob_key",
     "parse_conditions",
     "read_results",
@@ -87,21 +94,26 @@ class Condition:
 
     Attributes:
         kind: What the model sees at test time.
-        k: Sleep-time runs whose learned contexts are concatenated (sleep-time only).
+        k: Sleep-time runs whose learned contexts are concatenated (sleep-time only); the
+            k runs are independent units, run in parallel up to the concurrency.
         raw: Also show the raw context at test time (``SleepConfig.show_raw_context``).
+        sleep_effort: ``reasoning_effort`` of the sleep-time model (sleep-time only), the
+            paper's other way of scaling sleep-time compute; ``None`` sends none.
 
     """
 
     kind: Kind
     k: int = 1
     raw: bool = False
+    sleep_effort: str | None = None
 
     @property
     def name(self) -> str:
-        """The name used in keys, tables and on the command line."""
+        """The name used in keys, tables and on the command line (``sleep_time_k5@high``)."""
         if self.kind is not Kind.SLEEP_TIME:
             return str(self.kind.value)
-        return "sleep_time" + (f"_k{self.k}" if self.k > 1 else "") + ("_raw" if self.raw else "")
+        base = "sleep_time" + (f"_k{self.k}" if self.k > 1 else "") + ("_raw" if self.raw else "")
+        return base + (f"@{self.sleep_effort}" if self.sleep_effort else "")
 
     @property
     def multi_query(self) -> bool:
@@ -129,7 +141,12 @@ def parse_conditions(text: str) -> tuple[Condition, ...]:
     """
     found: list[Condition] = []
     for raw_name in text.split(","):
-        name = raw_name.strip()
+        name, _, effort = raw_name.strip().partition("@")
+        if effort and not name.startswith("sleep_time"):
+            raise ConfigurationError(
+                f"unknown condition {raw_name.strip()!r}: only sleep-time conditions take "
+                "a sleep effort (sleep_time@high)"
+            )
         if name in ("test_time", "context_only"):
             found.append(Condition(Kind(name)))
             continue
@@ -144,8 +161,38 @@ def parse_conditions(text: str) -> tuple[Condition, ...]:
         k = int(rest.removeprefix("_k")) if rest.startswith("_k") and rest[2:].isdigit() else None
         if (rest and k is None) or (k is not None and k < 1):
             raise ConfigurationError(f"unknown condition {name!r}: k must be a positive integer")
-        found.append(Condition(Kind.SLEEP_TIME, k=k or 1, raw=raw))
+        found.append(Condition(Kind.SLEEP_TIME, k=k or 1, raw=raw, sleep_effort=effort or None))
     return tuple(dict.fromkeys(found))
+
+
+def with_sleep_scaling(
+    conditions: Sequence[Condition], *, ks: Sequence[int] = (), efforts: Sequence[str] = ()
+) -> tuple[Condition, ...]:
+    """``conditions`` plus the sleep-side scaling axes.
+
+    Every ``k`` in ``ks`` adds ``sleep_time_k<k>``; with ``efforts``, each sleep-time
+    condition is run once per sleep-time reasoning effort instead of with none.
+    """
+    found = list(conditions)
+    found += [Condition(Kind.SLEEP_TIME, k=k) for k in ks]
+    if efforts:
+        found = [
+            dataclasses.replace(c, sleep_effort=effort) if c.kind is Kind.SLEEP_TIME else c
+            for c in found
+            for effort in (efforts if c.kind is Kind.SLEEP_TIME else (None,))
+        ]
+    return tuple(dict.fromkeys(found))
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
+
+
+def default_concurrency(base_url: str | None) -> int:
+    """Units in flight by default: 1 for a server on this machine (often one slot), else 4."""
+    if base_url is None:
+        return 4
+    host = (urlsplit(base_url).hostname or "").lower()
+    return 1 if host in _LOOPBACK_HOSTS or host.startswith("127.") else 4
 
 
 @dataclass(frozen=True)
@@ -188,9 +235,7 @@ class RunSpec:
         budgets: Test-time budgets to run each condition at.
         queries: Questions answered per context (multi-query: up to this many, for
             test-time-only and plain sleep-time; other conditions answer the first).
-        concurrency: Units of work in flight at once.
-        retries: Retries of a unit that hit a rate limit, after the client's own.
-        backoff_seconds: Wait before the first such retry; doubles each time.
+        concurrency: Units of work in flight at once (1 for a one-slot local server).
         logprob_model: A base model to score each question's log-probability given its
             context with, through the server's legacy completions endpoint; ``None``
             skips that score.
@@ -202,22 +247,27 @@ class RunSpec:
     budgets: Sequence[Budget] = tuple(Budget(v) for v in range(5))
     queries: int = 1
     concurrency: int = 4
-    retries: int = 5
-    backoff_seconds: float = 2.0
     logprob_model: str | None = None
 
     def __post_init__(self) -> None:
-        if self.queries < 1 or self.concurrency < 1 or self.retries < 0:
-            raise ConfigurationError("queries and concurrency must be >= 1, retries >= 0")
+        if self.queries < 1 or self.concurrency < 1:
+            raise ConfigurationError(
+                f"queries and concurrency must be >= 1, got {self.queries}, {self.concurrency}"
+            )
         ids = [example.id for example in self.examples]
         if len(set(ids)) != len(ids):
-            raise ConfigurationError("example ids must be unique: they key the results")
+            repeated = next(i for i in ids if ids.count(i) > 1)
+            raise ConfigurationError(
+                f"example ids must be unique (they key the results); {repeated!r} repeats"
+            )
 
-    @property
-    def max_k(self) -> int:
-        """Sleep runs needed per context."""
-        ks = [c.k for c in self.conditions if c.kind is Kind.SLEEP_TIME]
-        return max(ks, default=0)
+    def sleep_runs(self) -> dict[str | None, int]:
+        """Sleep runs needed per context, by sleep-time effort."""
+        found: dict[str | None, int] = {}
+        for c in self.conditions:
+            if c.kind is Kind.SLEEP_TIME:
+                found[c.sleep_effort] = max(found.get(c.sleep_effort, 0), c.k)
+        return found
 
 
 @dataclass(frozen=True)
@@ -228,17 +278,19 @@ class RunOutcome:
         done: Units finished by this run.
         skipped: Units already in ``results.jsonl``.
         failed: Units that failed (see ``errors.jsonl``); a re-run retries them.
+        wall_s: Seconds the run took.
 
     """
 
     done: int
     skipped: int
     failed: int
+    wall_s: float = 0.0
 
 
-def sleep_key(example_id: str, rep: int) -> str:
-    """Key of the sleep unit ``rep`` of a context."""
-    return f"sleep|{example_id}|r{rep}"
+def sleep_key(example_id: str, rep: int, effort: str | None = None) -> str:
+    """Key of the sleep unit ``rep`` of a context, at a sleep-time effort."""
+    return f"sleep|{example_id}|" + (f"{effort}|" if effort else "") + f"r{rep}"
 
 
 def answer_key(example_id: str, condition: str, budget: str, question: int) -> str:
@@ -272,14 +324,19 @@ class _Progress(Protocol):
 
 
 class _StderrProgress:
-    """A one-line progress report, when tqdm is not installed."""
+    """A one-line progress report with an ETA, when tqdm is not installed."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.count = total, 0
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.count, self.label = total, 0, label
+        self.started = time.monotonic()
 
     def update(self, n: int = 1) -> None:
         self.count += n
-        sys.stderr.write(f"\rsleepagent bench: {self.count}/{self.total} units")
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.count * (self.total - self.count) if self.count else 0.0
+        sys.stderr.write(
+            f"\r{self.label}: {self.count}/{self.total}, {elapsed:.0f} s, ETA {left:.0f} s"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -294,15 +351,15 @@ class _Silent:
         """Nothing to close."""
 
 
-def _progress(total: int, enabled: bool) -> _Progress:
+def _progress(total: int, label: str, enabled: bool) -> _Progress:
     if not enabled:
         return _Silent()
     try:
         # tqdm ships no types; it is optional (the 'bench' extra).
         from tqdm import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
-        return _StderrProgress(total)
-    bar: _Progress = tqdm(total=total, file=sys.stderr, unit="unit", desc="sleepagent bench")
+        return _StderrProgress(total, label)
+    bar: _Progress = tqdm(total=total, file=sys.stderr, unit="unit", desc=label)
     return bar
 
 
@@ -310,17 +367,11 @@ def _usage(usage: Usage) -> dict[str, int]:
     return usage.to_dict()
 
 
-def _rate_limited(error: BaseException) -> bool:
-    from openai import RateLimitError
-
-    cause = error.cause if isinstance(error, ModelCallError) else error
-    return isinstance(cause, RateLimitError)
-
-
 @dataclass(frozen=True)
 class _Unit:
     key: str
     work: Callable[[], dict[str, Any]]
+    group: str
     needs: tuple[str, ...] = field(default=())
 
 
@@ -336,8 +387,9 @@ class Runner:
         logprob_options: Server, key, timeout and retries of the log-probability
             scoring (``RunSpec.logprob_model``); defaults to ``model_options``, so
             pass it when ``model`` is a model instance rather than a spec string.
-        progress: Show a progress bar on stderr.
-        wait: How to wait before retrying after a rate limit (tests pass a recorder).
+        progress: Show a progress bar per group of units on stderr.
+        sleep_config: How the sleep-time agent runs (its step budget, say); ``None`` is
+            the library's default configuration.
 
     """
 
@@ -351,14 +403,15 @@ class Runner:
         sleep_model_options: ModelOptions | None = None,
         logprob_options: ModelOptions | None = None,
         progress: bool = True,
-        wait: Callable[[float], None] = time.sleep,
+        sleep_config: SleepConfig | None = None,
     ) -> None:
         self._model = model
+        self._sleep_config = sleep_config or SleepConfig()
         self._options = model_options
-        self._sleeper = resolve_model(
-            model if sleep_model is None else sleep_model, sleep_model_options or model_options
-        )
+        self._sleep_spec = model if sleep_model is None else sleep_model
+        self._sleep_options = sleep_model_options or model_options
         self._chat_models: dict[str | None, BaseChatModel] = {}
+        self._sleepers: dict[str | None, BaseChatModel] = {}
         self._logprob_options = logprob_options or model_options or ModelOptions()
         self._scorer: openai.OpenAI | None = None
         self._models_lock = threading.Lock()
@@ -366,7 +419,6 @@ class Runner:
         self.results_path = self.out / "results.jsonl"
         self.errors_path = self.out / "errors.jsonl"
         self._progress = progress
-        self._wait = wait
         self._write_lock = threading.Lock()
 
     # --- models ----------------------------------------------------------------
@@ -374,21 +426,14 @@ class Runner:
     def _chat_model(self, effort: str | None) -> BaseChatModel:
         with self._models_lock:
             if effort not in self._chat_models:
-                self._chat_models[effort] = self._with_effort(effort)
+                self._chat_models[effort] = _with_effort(self._model, self._options, effort)
             return self._chat_models[effort]
 
-    def _with_effort(self, effort: str | None) -> BaseChatModel:
-        if effort is None:
-            return resolve_model(self._model, self._options)
-        if isinstance(self._model, str):
-            options = dataclasses.replace(self._options or ModelOptions(), reasoning_effort=effort)
-            return resolve_model(self._model, options)
-        if "reasoning_effort" in type(self._model).model_fields:
-            return self._model.model_copy(update={"reasoning_effort": effort})
-        raise ConfigurationError(
-            f"{type(self._model).__name__} has no reasoning_effort; "
-            "use verbosity budgets only for this model"
-        )
+    def _sleep_model(self, effort: str | None) -> BaseChatModel:
+        with self._models_lock:
+            if effort not in self._sleepers:
+                self._sleepers[effort] = _with_effort(self._sleep_spec, self._sleep_options, effort)
+            return self._sleepers[effort]
 
     def _logprob_client(self) -> openai.OpenAI:
         with self._models_lock:
@@ -412,7 +457,7 @@ class Runner:
         try:
             score = score_question(self._logprob_client(), model, example.context, question)
         except openai.OpenAIError as error:
-            # Wrapped like a chat model's failure, so a rate limit gets the same retries.
+            # Wrapped like a chat model's failure; the client has already retried it.
             raise ModelCallError(phase="logprob", cause=error) from error
         return {
             "kind": "logprob",
@@ -428,19 +473,22 @@ class Runner:
             "wall_s": round(time.perf_counter() - started, 4),
         }
 
-    def _sleep(self, example: Example, rep: int) -> dict[str, Any]:
-        thread = f"bench-sleep-{example.id}-r{rep}"
+    def _sleep(self, example: Example, rep: int, effort: str | None) -> dict[str, Any]:
+        thread = f"bench-sleep-{example.id}-{effort or 'default'}-r{rep}"
+        sleeper = self._sleep_model(effort)
         started = time.perf_counter()
         with SleepTimeAgent(
-            self._sleeper, sleep_model=self._sleeper, db=None, scheduler=None
+            sleeper, sleep_model=sleeper, config=self._sleep_config, db=None, scheduler=None
         ) as agent:
             result = agent.add_context(example.context, thread_id=thread)
             learned = agent.memory(thread_id=thread)[LEARNED].value
         return {
             "kind": "sleep",
-            "key": sleep_key(example.id, rep),
+            "key": sleep_key(example.id, rep, effort),
             "example": example.id,
+            "source": example.source,
             "rep": rep,
+            "sleep_effort": effort,
             "context": example.context,
             "learned_context": learned,
             "sleep_usage": _usage(result.usage),
@@ -494,36 +542,59 @@ class Runner:
             reply = agent.chat(message, thread_id=thread)
             wall = time.perf_counter() - started
         predicted = extract_answer(reply.reply)
+        paper_predicted, paper_right = paper_correct(
+            reply.reply, question.gold_text, example.answer_format
+        )
         return {
             "kind": "answer",
             "key": answer_key(example.id, condition.name, budget.name, index),
             "example": example.id,
+            "source": example.source,
+            "no_context": not example.has_context,
             "condition": condition.name,
             "condition_kind": condition.kind.value,
             "k": condition.k if condition.kind is Kind.SLEEP_TIME else 0,
             "raw": condition.raw,
+            "sleep_effort": condition.sleep_effort,
             "budget": budget.name,
             "verbosity": budget.verbosity,
             "effort": budget.effort,
             "question_index": index,
             "question": question.text,
             "gold": format_number(question.answer),
+            "gold_text": question.gold_text,
+            "answer_format": example.answer_format.value,
             "reply": reply.reply,
             "predicted": format_number(predicted) if predicted is not None else None,
             "correct": is_correct(predicted, question.answer),
+            "predicted_paper": paper_predicted,
+            "correct_paper": paper_right,
             "test_usage": _usage(reply.usage),
-            "sleep_keys": [sleep_key(example.id, r) for r in range(len(learned))],
+            "sleep_keys": [
+                sleep_key(example.id, r, condition.sleep_effort) for r in range(len(learned))
+            ],
             "wall_s": round(wall, 4),
         }
 
     def _units(self, spec: RunSpec, learned: dict[str, str]) -> Iterator[_Unit]:
-        """Every unit of the spec, sleep units first; answers name the sleep units they need."""
-        for example in spec.examples:
-            for rep in range(spec.max_k):
-                yield _Unit(sleep_key(example.id, rep), _bind(self._sleep, example, rep))
+        """Every unit of the spec, sleep units first; answers name the sleep units they need.
+
+        An example without a context has nothing to sleep on: it gets test-time-only
+        answers, flagged ``no_context`` so the summary counts them apart.
+        """
+        with_context = [e for e in spec.examples if e.has_context]
+        for effort, runs in spec.sleep_runs().items():
+            group = "sleep" + (f"@{effort}" if effort else "")
+            for example in with_context:
+                for rep in range(runs):
+                    yield _Unit(
+                        sleep_key(example.id, rep, effort),
+                        _bind_sleep(self._sleep, example, rep, effort),
+                        group,
+                    )
         if spec.logprob_model is not None:
             model = spec.logprob_model.removeprefix("openai:")
-            for example in spec.examples:
+            for example in with_context:
                 # Every question some condition answers, each scored once for all of them.
                 count = max(
                     (
@@ -536,12 +607,15 @@ class Runner:
                     yield _Unit(
                         logprob_key(example.id, index),
                         _bind_logprob(self._logprob, example, index, model),
+                        "logprob",
                     )
-        for example in spec.examples:
-            for condition in spec.conditions:
+        for condition in spec.conditions:
+            for example in spec.examples:
+                if not example.has_context and condition.kind is not Kind.TEST_TIME:
+                    continue
                 count = min(spec.queries, len(example.questions)) if condition.multi_query else 1
                 needs = tuple(
-                    sleep_key(example.id, rep)
+                    sleep_key(example.id, rep, condition.sleep_effort)
                     for rep in range(condition.k if condition.kind is Kind.SLEEP_TIME else 0)
                 )
                 for budget in spec.budgets:
@@ -550,58 +624,69 @@ class Runner:
                         work = _bind_answer(
                             self._answer, example, condition, budget, index, needs, learned
                         )
-                        yield _Unit(key, work, needs)
+                        yield _Unit(key, work, condition.name, needs)
 
     # --- running ---------------------------------------------------------------
 
-    def run(self, spec: RunSpec) -> RunOutcome:
-        """Run every unit not yet in ``results.jsonl``; sleep units first.
+    def run(
+        self, spec: RunSpec, *, on_unit: Callable[[RunOutcome], None] | None = None
+    ) -> RunOutcome:
+        """Run every unit not yet in ``results.jsonl``, group by group, sleep units first.
+
+        Args:
+            spec: What to run.
+            on_unit: Called with the counts so far after each unit ends, so a caller can
+                keep a record that survives a kill.
 
         Returns:
-            Counts of units done, skipped and failed.
+            Counts of units done, skipped and failed, and the wall time.
 
         """
+        started = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         records = read_results(self.results_path)
         finished = {record["key"] for record in records}
         learned = {r["key"]: r["learned_context"] for r in records if r.get("kind") == "sleep"}
         units = list(self._units(spec, learned))
         todo = [unit for unit in units if unit.key not in finished]
-        skipped = len(units) - len(todo)
-        bar = _progress(len(todo), self._progress and bool(todo))
+        groups: dict[str, list[_Unit]] = {}
+        for unit in todo:
+            groups.setdefault(unit.group, []).append(unit)
         done = failed = 0
-        try:
-            with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
-                # Two waves: answers that need a sleep unit wait for the first wave.
-                first = [u for u in todo if not (set(u.needs) - learned.keys())]
-                later = [u for u in todo if u not in first]
-                for wave in (first, later):
-                    ready = [u for u in wave if not (set(u.needs) - learned.keys())]
-                    blocked = len(wave) - len(ready)
-                    if blocked:
-                        logger.warning("%d units skipped: a sleep unit they need failed", blocked)
-                        failed += blocked
-                        bar.update(blocked)
-                    futures = {pool.submit(self._retrying, u, spec): u for u in ready}
+        with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
+            for label, group in groups.items():
+                # A group starts once the sleep units it needs have finished (or failed).
+                ready = [u for u in group if not (set(u.needs) - learned.keys())]
+                blocked = len(group) - len(ready)
+                if blocked:
+                    logger.warning(
+                        "%s: %d units skipped: a sleep unit they need failed", label, blocked
+                    )
+                    failed += blocked
+                bar = _progress(len(ready), label, self._progress and bool(ready))
+                try:
+                    futures = {pool.submit(u.work): u for u in ready}
                     for future in as_completed(futures):
                         ok = self._finish(futures[future], future, learned)
                         done, failed = done + ok, failed + (not ok)
                         bar.update()
-        finally:
-            bar.close()
-        return RunOutcome(done=done, skipped=skipped, failed=failed)
-
-    def _retrying(self, unit: _Unit, spec: RunSpec) -> dict[str, Any]:
-        for attempt in range(spec.retries + 1):
-            try:
-                return unit.work()
-            except ModelCallError as error:
-                if not _rate_limited(error) or attempt == spec.retries:
-                    raise
-                delay = spec.backoff_seconds * 2**attempt
-                logger.info("rate limited on %s; retrying in %.1f s", unit.key, delay)
-                self._wait(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                        if on_unit is not None:
+                            on_unit(
+                                RunOutcome(
+                                    done=done,
+                                    skipped=len(units) - len(todo),
+                                    failed=failed,
+                                    wall_s=time.perf_counter() - started,
+                                )
+                            )
+                finally:
+                    bar.close()
+        return RunOutcome(
+            done=done,
+            skipped=len(units) - len(todo),
+            failed=failed,
+            wall_s=time.perf_counter() - started,
+        )
 
     def _finish(self, unit: _Unit, future: Future[dict[str, Any]], learned: dict[str, str]) -> bool:
         error = future.exception()
@@ -635,10 +720,30 @@ def _concatenate(learned: Sequence[str]) -> str:
     )
 
 
-def _bind(
-    work: Callable[[Example, int], dict[str, Any]], example: Example, rep: int
+def _with_effort(
+    model: ModelLike, options: ModelOptions | None, effort: str | None
+) -> BaseChatModel:
+    if effort is None:
+        return resolve_model(model, options)
+    if isinstance(model, str):
+        return resolve_model(
+            model, dataclasses.replace(options or ModelOptions(), reasoning_effort=effort)
+        )
+    if "reasoning_effort" in type(model).model_fields:
+        return model.model_copy(update={"reasoning_effort": effort})
+    raise ConfigurationError(
+        f"{type(model).__name__} has no reasoning_effort; "
+        "use verbosity budgets and no sleep efforts for this model"
+    )
+
+
+def _bind_sleep(
+    work: Callable[[Example, int, str | None], dict[str, Any]],
+    example: Example,
+    rep: int,
+    effort: str | None,
 ) -> Callable[[], dict[str, Any]]:
-    return lambda: work(example, rep)
+    return lambda: work(example, rep, effort)
 
 
 def _bind_logprob(

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
+
+from sleepagent.bench.grading import AnswerFormat, GradingRule, paper_correct
+from sleepagent.bench.runlog import Failures, RunInfo
 
 __all__ = [
     "BreakEven",
@@ -31,6 +34,22 @@ __all__ = [
     "summarize",
 ]
 
+PAPER_DIFFERENCES = (
+    "The sleep-time agent is sleepagent's (its own prompt, editing a `learned_context` "
+    "block with its memory tools), not the paper's Letta agent and prompts; the "
+    "test-time prompts are our five verbosity prompts, not the paper's files.",
+    "A sleep-time answer sees the learned context c' in memory and the bare question; "
+    "`sleep_time_raw` adds the raw context c (the released harness sends c, c' and q).",
+    "k parallel runs are concatenated under a header per run (the paper's code has no "
+    "k-way concatenation), and nested: `sleep_time_k5` uses the first 5 of the runs "
+    "`sleep_time_k10` makes, `sleep_time` the first; each row pays for all of its k.",
+    "Prompt (prefill) tokens are reported next to completion tokens; the paper counts "
+    "completion tokens only, and so do the cost columns.",
+    "Problems without a context (one-sentence AIME problems) are answered test-time only "
+    "and reported in their own `(no context)` rows, outside the comparisons.",
+)
+"""What ``summary.md`` says about choices that differ from the paper."""
+
 MULTI_QUERY_N = (1, 2, 5, 10)
 """Queries per context reported in the multi-query table."""
 
@@ -44,15 +63,21 @@ class ConditionRow:
     """One condition at one budget, averaged over its answers.
 
     Attributes:
-        condition: Condition name.
+        condition: Condition name; ``test_time (no context)`` for problems that have no
+            context to sleep on, kept apart so conditions compare on the same problems.
         budget: Budget name.
         n: Answers.
-        correct: Correct answers.
+        correct: Correct answers under the summary's leading rule (the paper's, unless
+            only ours was asked for).
+        correct_ours: Correct answers under our rule.
+        correct_paper: Correct answers under the paper's rule.
         test_prompt: Mean test-time prompt tokens per answer.
         test_completion: Mean test-time completion tokens per answer.
         sleep_prompt: Mean sleep-time prompt tokens per context (all k runs).
         sleep_completion: Mean sleep-time completion tokens per context (all k runs).
         wall_s: Mean test-time wall time per answer, seconds.
+        sleep_wall_s: Mean sleep-time wall time per context, seconds (all k runs).
+        source: The data source, or ``""`` for every source pooled.
 
     """
 
@@ -60,16 +85,30 @@ class ConditionRow:
     budget: str
     n: int
     correct: int
+    correct_ours: int
+    correct_paper: int
     test_prompt: float
     test_completion: float
     sleep_prompt: float
     sleep_completion: float
     wall_s: float
+    sleep_wall_s: float = 0.0
+    source: str = ""
 
     @property
     def accuracy(self) -> float:
-        """Correct answers over answers."""
+        """Correct answers over answers, under the leading rule."""
         return self.correct / self.n if self.n else 0.0
+
+    @property
+    def accuracy_ours(self) -> float:
+        """Accuracy under our rule."""
+        return self.correct_ours / self.n if self.n else 0.0
+
+    @property
+    def accuracy_paper(self) -> float:
+        """Accuracy under the paper's rule."""
+        return self.correct_paper / self.n if self.n else 0.0
 
     def cost_per_query(self, t: float, queries: int = 1) -> float:
         """Completion-token cost of one query when ``queries`` share the sleep run."""
@@ -167,6 +206,33 @@ class Summary:
     """Questions with a log-probability score."""
     logprob_unavailable: int = 0
     """Questions whose log-probability the endpoint could not give."""
+    grading: GradingRule = GradingRule.BOTH
+    """The rule(s) the accuracies come from."""
+    by_source: tuple[ConditionRow, ...] = ()
+    """The rows per data source, when the run has more than one."""
+    sources: tuple[tuple[str, int, int], ...] = ()
+    """``(source, examples, examples without context)`` per source."""
+    info: RunInfo | None = None
+    """How the folder was produced, when it has ``run.json``."""
+    failures: Failures | None = None
+    """Failed units logged in the folder."""
+    empty_sleep_runs: int = 0
+    """Sleep-time runs that left the learned context empty (nothing to answer from)."""
+    learned_chars: float = 0.0
+    """Mean length of the learned contexts, in characters."""
+    sleep_outcomes: tuple[tuple[str, int], ...] = ()
+    """How the sleep-time runs ended (``edited``, ``no_tool_call``, ...), where recorded."""
+
+    @property
+    def rule_text(self) -> str:
+        """Which rule produced the accuracies, in words."""
+        return {
+            GradingRule.OURS: "ours (numbers compared exactly as fractions: 45 = 45.0)",
+            GradingRule.PAPER: "the paper's (strings after removing $ and , and stripping "
+            "'.'; AIME: last \\boxed{} integer)",
+            GradingRule.BOTH: "both; accuracy is the paper's rule, with ours and the "
+            "difference beside it",
+        }[self.grading]
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -176,6 +242,30 @@ def _mean(values: Iterable[float]) -> float:
 
 def _sleep_tokens(record: Record, sleeps: Mapping[str, Record], field: str) -> int:
     return sum(int(sleeps[key]["sleep_usage"][field]) for key in record.get("sleep_keys", ()))
+
+
+def _sleep_wall(record: Record, sleeps: Mapping[str, Record]) -> float:
+    return sum(float(sleeps[key].get("wall_s", 0.0)) for key in record.get("sleep_keys", ()))
+
+
+def correct_paper(record: Record) -> bool:
+    """The paper's grade of an answer record (recomputed for records that predate it)."""
+    if "correct_paper" in record:
+        return bool(record["correct_paper"])
+    gold = str(record.get("gold_text") or record["gold"])
+    fmt = AnswerFormat(record.get("answer_format", AnswerFormat.GSM8K.value))
+    return paper_correct(str(record["reply"]), gold, fmt)[1]
+
+
+def is_right(record: Record, rule: GradingRule) -> bool:
+    """An answer record's grade under the leading rule of ``rule``."""
+    return bool(record["correct"]) if rule is GradingRule.OURS else correct_paper(record)
+
+
+def condition_label(record: Record) -> str:
+    """The row an answer belongs to: its condition, set apart when it had no context."""
+    name = str(record["condition"])
+    return f"{name} (no context)" if record.get("no_context") else name
 
 
 def _budget_order(name: str) -> tuple[int, str]:
@@ -238,35 +328,80 @@ def break_even(
     return sleep_per_context / saving if saving > 0 else None
 
 
-def summarize(records: Sequence[Record], *, t: float = 10.0) -> Summary:
-    """Every table of the summary, from the records of ``results.jsonl``.
-
-    Args:
-        records: Sleep and answer records.
-        t: Price of a test-time token in sleep-time tokens.
-
-    """
-    sleeps = {r["key"]: r for r in records if r.get("kind") == "sleep"}
-    answers = [r for r in records if r.get("kind") == "answer"]
+def _rows(
+    answers: Sequence[Record], sleeps: Mapping[str, Record], rule: GradingRule, source: str = ""
+) -> tuple[ConditionRow, ...]:
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for answer in answers:
-        groups[answer["condition"], answer["budget"]].append(answer)
-    rows = tuple(
+        groups[condition_label(answer), answer["budget"]].append(answer)
+    return tuple(
         ConditionRow(
             condition=condition,
             budget=budget,
             n=len(group),
-            correct=sum(bool(r["correct"]) for r in group),
+            correct=sum(is_right(r, rule) for r in group),
+            correct_ours=sum(bool(r["correct"]) for r in group),
+            correct_paper=sum(correct_paper(r) for r in group),
             test_prompt=_mean(r["test_usage"]["input_tokens"] for r in group),
             test_completion=_mean(r["test_usage"]["output_tokens"] for r in group),
             sleep_prompt=_mean(_sleep_tokens(r, sleeps, "input_tokens") for r in group),
             sleep_completion=_mean(_sleep_tokens(r, sleeps, "output_tokens") for r in group),
             wall_s=_mean(r["wall_s"] for r in group),
+            sleep_wall_s=_mean(_sleep_wall(r, sleeps) for r in group),
+            source=source,
         )
         for (condition, budget), group in sorted(
             groups.items(), key=lambda item: (item[0][0], _budget_order(item[0][1]))
         )
     )
+
+
+def summarize(
+    records: Sequence[Record],
+    *,
+    t: float = 10.0,
+    grading: GradingRule = GradingRule.BOTH,
+    info: RunInfo | None = None,
+    failures: Failures | None = None,
+) -> Summary:
+    """Every table of the summary, from the records of ``results.jsonl``.
+
+    Args:
+        records: Sleep and answer records.
+        t: Price of a test-time token in sleep-time tokens.
+        grading: The rule(s) accuracies come from.
+        info: How the folder was produced (``run.json``), stated in the summary.
+        failures: Failed units logged in the folder.
+
+    """
+    sleeps = {r["key"]: r for r in records if r.get("kind") == "sleep"}
+    answers = [r for r in records if r.get("kind") == "answer"]
+    rows = _rows(answers, sleeps, grading)
+    # Comparisons pair conditions on the same problems: those with a context.
+    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for answer in answers:
+        if not answer.get("no_context"):
+            groups[answer["condition"], answer["budget"]].append(answer)
+    graded: list[Record] = [{**r, "correct": is_right(r, grading)} for r in answers]
+    graded_groups: dict[tuple[str, str], list[Record]] = {
+        key: [{**r, "correct": is_right(r, grading)} for r in group]
+        for key, group in groups.items()
+    }
+    per_source: dict[str, list[Record]] = defaultdict(list)
+    for answer in answers:
+        per_source[str(answer.get("source", ""))].append(answer)
+    by_source = (
+        tuple(
+            row
+            for source, found in sorted(per_source.items())
+            for row in _rows(found, sleeps, grading, source or "-")
+        )
+        if len(per_source) > 1
+        else ()
+    )
+    examples: dict[str, dict[str, bool]] = defaultdict(dict)
+    for answer in answers:
+        examples[str(answer.get("source", ""))][answer["example"]] = bool(answer.get("no_context"))
     logprobs = [r for r in records if r.get("kind") == "logprob"]
     scored = {
         (r["example"], r["question_index"]): float(r["logprob"])
@@ -277,13 +412,28 @@ def summarize(records: Sequence[Record], *, t: float = 10.0) -> Summary:
         t=t,
         rows=rows,
         break_even=_break_evens(groups, sleeps, t),
-        multi_query=_multi_query(groups, sleeps, t),
-        predictability=_predictability(answers, sleeps),
+        multi_query=_multi_query(graded_groups, sleeps, t),
+        predictability=_predictability(graded, sleeps),
         answers=len(answers),
         sleep_runs=len(sleeps),
-        logprob_predictability=_quintiles(scored, answers),
+        logprob_predictability=_quintiles(scored, graded),
         logprob_scored=len(scored),
         logprob_unavailable=sum(r.get("logprob") is None for r in logprobs),
+        grading=grading,
+        by_source=by_source,
+        sources=tuple(
+            (source or "-", len(found), sum(found.values()))
+            for source, found in sorted(examples.items())
+        ),
+        info=info,
+        failures=failures,
+        empty_sleep_runs=sum(
+            not str(r.get("learned_context", "")).strip() for r in sleeps.values()
+        ),
+        learned_chars=_mean(len(str(r.get("learned_context", ""))) for r in sleeps.values()),
+        sleep_outcomes=tuple(
+            sorted(Counter(str(r["outcome"]) for r in sleeps.values() if r.get("outcome")).items())
+        ),
     )
 
 
@@ -431,31 +581,134 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _run_lines(summary: Summary) -> list[str]:
+    examples = sum(n for _, n, _ in summary.sources)
+    sources = "; ".join(
+        f"{source}: {n}" + (f" ({bare} without context, answered test-time only)" if bare else "")
+        for source, n, bare in summary.sources
+    )
+    lines = [
+        "## Run",
+        "",
+        f"- Examples: {examples} ({sources or 'none'}); {summary.answers} answers, "
+        f"{summary.sleep_runs} sleep-time runs.",
+        f"- Grading: {summary.rule_text}.",
+    ]
+    if summary.sleep_runs:
+        lines.append(
+            f"- Learned contexts: {summary.empty_sleep_runs} of {summary.sleep_runs} sleep-time "
+            f"runs left `learned_context` empty (their answers had nothing learned to use); "
+            f"mean length {summary.learned_chars:.0f} characters."
+            + (
+                " Runs ended: "
+                + ", ".join(f"{name} {n}" for name, n in summary.sleep_outcomes)
+                + "."
+                if summary.sleep_outcomes
+                else ""
+            )
+        )
+    info = summary.info
+    if info is not None and info.sessions:
+        last = info.sessions[-1]
+        models = {(s.model, s.sleep_model, s.server) for s in info.sessions}
+        lines += [
+            f"- Model: `{last.model}` (sleep-time: `{last.sleep_model}`), server `{last.server}`"
+            + (
+                " (sessions used different models or servers: see run.json)"
+                if len(models) > 1
+                else ""
+            )
+            + ".",
+            f"- Requests: concurrency {last.concurrency}, timeout {last.timeout:g} s, "
+            f"{last.max_retries} retries per request in the client (no other retry layer)"
+            + _caps(last.max_tokens, last.sleep_max_tokens)
+            + f"; up to {last.sleep_steps} model calls per sleep-time run.",
+            f"- Wall time: {info.wall_s / 60:.1f} min over {len(info.sessions)} session(s); "
+            f"first started {info.sessions[0].started}.",
+            f"- Command (last session): `{last.command}`",
+        ]
+    failures = summary.failures
+    if failures is not None:
+        text = (
+            f"- Failures: {failures.open} units still failed, {failures.attempts} failed "
+            "attempts logged (errors.jsonl); re-running the command retries them."
+        )
+        if failures.first_error:
+            text += f" First open error: `{failures.first_error[:160]}`"
+        lines.append(text)
+    return lines
+
+
+def _caps(test: int | None, sleep: int | None) -> str:
+    caps = [
+        f"{name} replies capped at {n} tokens"
+        for name, n in (("test-time", test), ("sleep-time", sleep))
+        if n
+    ]
+    return "; " + ", ".join(caps) if caps else ""
+
+
+def _accuracy_cells(row: ConditionRow, rule: GradingRule) -> str:
+    if rule is GradingRule.BOTH:
+        diff = 100 * (row.accuracy_ours - row.accuracy_paper)
+        return f"{_pct(row.accuracy_paper)} | {_pct(row.accuracy_ours)} | {diff:+.1f} pts"
+    return _pct(row.accuracy)
+
+
+def _accuracy_header(rule: GradingRule) -> tuple[str, str]:
+    if rule is GradingRule.BOTH:
+        return "accuracy (paper rule) | accuracy (our rule) | ours - paper", "---|---|---"
+    return f"accuracy ({'our' if rule is GradingRule.OURS else 'paper'} rule)", "---"
+
+
+def _row_table(rows: Sequence[ConditionRow], summary: Summary, source: bool) -> list[str]:
+    head, rule_cols = _accuracy_header(summary.grading)
+    first = "| source " if source else ""
+    lines = [
+        f"{first}| condition | budget | n | {head} | test prompt tok | test completion tok "
+        "| sleep prompt tok | sleep completion tok | test wall s | sleep wall s "
+        "| cost/query (N=1) |",
+        f"{'|---' if source else ''}|---|---|---|{rule_cols}|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = f"| {row.source} " if source else ""
+        lines.append(
+            f"{cells}| {row.condition} | {row.budget} | {row.n} "
+            f"| {_accuracy_cells(row, summary.grading)} "
+            f"| {_fmt(row.test_prompt)} | {_fmt(row.test_completion)} "
+            f"| {_fmt(row.sleep_prompt)} | {_fmt(row.sleep_completion)} "
+            f"| {_fmt(row.wall_s, 3)} | {_fmt(row.sleep_wall_s, 1)} "
+            f"| {_fmt(row.cost_per_query(summary.t))} |"
+        )
+    return lines
+
+
 def render_markdown(summary: Summary) -> str:
-    """``summary.md``: the tables, then how to read them and the plots."""
+    """``summary.md``: the run, the tables, then how to read them and the plots."""
     t = summary.t
     lines = [
         "# Sleep-time compute benchmark",
         "",
-        f"{summary.answers} answers, {summary.sleep_runs} sleep-time runs. "
+        *_run_lines(summary),
+        "",
         f"Cost unit: one sleep-time token; a test-time token costs t = {t:g}.",
         "",
         "## Accuracy and tokens by condition and budget",
         "",
-        "Tokens are means per answer (test time) and per context (sleep time, all k runs). "
-        "Cost per query counts completion tokens with the sleep run charged to one query.",
+        "Tokens are means per answer (test time) and per context (sleep time, all k runs; "
+        "each k is its own row, so its cost is its own). Cost per query counts completion "
+        "tokens with the sleep run charged to one query. Sleep wall s adds up the k runs "
+        "(run in parallel, they take less).",
         "",
-        "| condition | budget | n | accuracy | test prompt tok | test completion tok "
-        "| sleep prompt tok | sleep completion tok | test wall s | cost/query (N=1) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *_row_table(summary.rows, summary, source=False),
     ]
-    for row in summary.rows:
-        lines.append(
-            f"| {row.condition} | {row.budget} | {row.n} | {_pct(row.accuracy)} "
-            f"| {_fmt(row.test_prompt)} | {_fmt(row.test_completion)} "
-            f"| {_fmt(row.sleep_prompt)} | {_fmt(row.sleep_completion)} "
-            f"| {_fmt(row.wall_s, 3)} | {_fmt(row.cost_per_query(t))} |"
-        )
+    if summary.by_source:
+        lines += [
+            "",
+            "## By data source",
+            "",
+            *_row_table(summary.by_source, summary, source=True),
+        ]
     if summary.break_even:
         lines += [
             "",
@@ -487,6 +740,8 @@ def render_markdown(summary: Summary) -> str:
                 f"| {_pct(mq.test_accuracy)} | {_fmt(mq.sleep_cost)} | {_fmt(mq.test_cost)} |"
             )
     lines += _predictability_lines(summary)
+    lines += ["", "## Where this differs from the paper", ""]
+    lines += [f"- {item}" for item in PAPER_DIFFERENCES]
     lines += [
         "",
         "## Plots",
