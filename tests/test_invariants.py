@@ -9,6 +9,8 @@ from sleepagent import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 WAIT_S = 10
+OVERLAP_WINDOW_S = 1.0
+"""How long a second run gets to show it overlaps; a correct one never does."""
 
 
 class BlockedSleepModel:
@@ -74,25 +76,36 @@ async def test_an_async_turn_is_answered_while_a_sleep_run_is_inside_its_model_c
 
 def test_sleep_runs_of_one_scope_never_overlap(db):
     blocked = BlockedSleepModel()
-    chat = ScriptedChatModel(["a", "b"])
-    sleep = ScriptedChatModel([blocked, ai_tool_calls(tool_call("memory_finish"))])
-    overlapped = []
+    second_entered = threading.Event()
 
     def second_run(prompt):
-        overlapped.append(blocked.in_call)
+        second_entered.set()
         return ai_tool_calls(tool_call("memory_finish"))
 
-    sleep.extend([second_run])
-    with SleepTimeAgent(chat, sleep_model=sleep, db=db) as agent:
-        agent.chat("one", thread_id="t1", user_id="ada")
+    def first_run(prompt):
+        blocked(prompt)
+        return ai_tool_calls(tool_call("memory_finish"))
+
+    # Each run's model call is told apart by its transcript: t1's blocks, t2's returns at once.
+    def by_thread(prompt):
+        page = str(prompt[-1].content)
+        return first_run(prompt) if "first-thread" in page else second_run(prompt)
+
+    chat = ScriptedChatModel(["a", "b"])
+    sleep = ScriptedChatModel([by_thread, by_thread])
+    with SleepTimeAgent(chat, sleep_model=sleep, db=db, scheduler=None) as agent:
+        agent.chat("first-thread", thread_id="t1", user_id="ada")
+        agent.chat("second-thread", thread_id="t2", user_id="ada")
         first = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
         first.start()
         assert blocked.entered.wait(WAIT_S)
-        agent.chat("two", thread_id="t2", user_id="ada")
         second = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t2", "user_id": "ada"})
         second.start()
+        # Without the scope's run lock the second run reaches its model call at once.
+        overlapped = second_entered.wait(OVERLAP_WINDOW_S)
         blocked.release.set()
         first.join(WAIT_S)
         second.join(WAIT_S)
         assert not first.is_alive() and not second.is_alive()
-    assert overlapped == [False]
+    assert not overlapped, "a second run of the scope called its model while the first was in it"
+    assert second_entered.is_set(), "the second run ran once the first had finished"
