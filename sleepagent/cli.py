@@ -74,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of quiet before sleep-time compute runs (default: 30)",
     )
     chat.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds per model request (default: 60)"
+        "--timeout",
+        type=float,
+        help="seconds per model request (default: 600 for a server on this machine or "
+        "network, 120 for a hosted API)",
     )
     chat.add_argument(
         "--max-retries", type=int, default=2, help="retries of a failed request (default: 2)"

@@ -7,6 +7,7 @@ Commands: ``/memory``, ``/sleep``, ``/usage``, ``/help`` and ``/quit``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class ChatSettings:
         user_id: The user, whose memory then spans threads.
         db: SQLite file for conversations and memory; ``None`` keeps them in memory.
         idle_seconds: Quiet time before sleep-time compute runs by itself.
-        timeout: Seconds to wait for one model request.
+        timeout: Seconds to wait for one model request; ``None`` sizes it from the server.
         max_retries: Retries of a failed model request.
 
     """
@@ -55,7 +56,7 @@ class ChatSettings:
     user_id: str | None = None
     db: str | None = "sleepagent.db"
     idle_seconds: float = 30.0
-    timeout: float = 60.0
+    timeout: float | None = None
     max_retries: int = 2
 
 
@@ -118,9 +119,9 @@ def run_chat(settings: ChatSettings, *, stdin: TextIO, stdout: TextIO, stderr: T
 
 
 def _open_agent(settings: ChatSettings) -> SleepTimeAgent:
-    options = ModelOptions(
-        base_url=settings.base_url, timeout=settings.timeout, max_retries=settings.max_retries
-    )
+    options = ModelOptions(base_url=settings.base_url, max_retries=settings.max_retries)
+    if settings.timeout is not None:
+        options = dataclasses.replace(options, timeout=settings.timeout)
     return SleepTimeAgent(
         settings.model,
         sleep_model=settings.sleep_model,
