@@ -39,14 +39,19 @@ from dataclasses import dataclass
 
 from sleepagent import prompts
 from sleepagent.blocks import MemoryBlock, RethinkEdit
+from sleepagent.errors import MemoryEditError
 from sleepagent.render import escape
+from sleepagent.staging import StagedMemory
 
 __all__ = [
     "NO_CHANGES_TAG",
     "ProblemKind",
     "TextEdits",
     "TextProblem",
+    "TextRound",
     "parse_text_edits",
+    "stage_text_reply",
+    "text_page_prompt",
     "render_block_catalogue",
     "render_text_memory",
 ]
@@ -203,6 +208,58 @@ def parse_text_edits(reply: str, blocks: Sequence[MemoryBlock]) -> TextEdits:
         problems=tuple(problems),
         no_changes=scan.no_changes,
         ignored="".join(scan.ignored).strip(),
+    )
+
+
+@dataclass(frozen=True)
+class TextRound:
+    """A tagged-text reply applied to a run's working copy.
+
+    Attributes:
+        staged: The working copy with the reply's accepted rewrites.
+        parsed: The parse, with every problem (a refusal at staging included).
+        accepted: Rewrites staged from this reply.
+
+    """
+
+    staged: StagedMemory
+    parsed: TextEdits
+    accepted: int
+
+
+def stage_text_reply(staged: StagedMemory, reply: str) -> TextRound:
+    """Parse ``reply`` against the working copy and stage its rewrites.
+
+    The parser already refuses read-only blocks and values over the limit; the
+    working copy checks again (the rule is enforced where edits are applied), and
+    a refusal there becomes one more problem instead of an exception.
+    """
+    parsed = parse_text_edits(reply, staged.blocks())
+    kept: list[RethinkEdit] = []
+    problems = list(parsed.problems)
+    for edit in parsed.edits:
+        try:
+            staged, _ = staged.stage(edit)
+        except MemoryEditError as error:
+            problems.append(TextProblem(ProblemKind.READ_ONLY, str(error), edit.label))
+            continue
+        kept.append(edit)
+    parsed = TextEdits(
+        edits=tuple(kept),
+        problems=tuple(problems),
+        no_changes=parsed.no_changes,
+        ignored=parsed.ignored,
+    )
+    return TextRound(staged=staged, parsed=parsed, accepted=len(kept))
+
+
+def text_page_prompt(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> str:
+    """The user message of a text-mode page: catalogue, memory, transcript."""
+    return prompts.SLEEP_TEXT_PAGE_PROMPT.format(
+        catalogue=render_block_catalogue(blocks),
+        memory=render_text_memory(blocks),
+        count=count,
+        transcript=transcript,
     )
 
 

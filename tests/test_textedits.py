@@ -183,3 +183,26 @@ def test_the_catalogue_shows_limits_access_and_purpose():
     catalogue = render_block_catalogue(BLOCKS)
     assert "- persona (13/5000 characters, read-only): Who." in catalogue
     assert "- learned_context (0/40 characters): Worked out." in catalogue
+
+
+# --- staging a reply ------------------------------------------------------------------------
+
+
+def test_a_reply_is_staged_on_the_working_copy_and_the_store_is_untouched():
+    from sleepagent.staging import StagedMemory
+    from sleepagent.textedits import stage_text_reply
+
+    staged = StagedMemory.of(BLOCKS)
+    round_ = stage_text_reply(staged, "<human>Name: Ada\nCity: Lisbon</human><persona>x</persona>")
+    assert round_.accepted == 1
+    assert round_.staged.block("human").value == "Name: Ada\nCity: Lisbon"
+    assert [p.kind for p in round_.parsed.problems] == [ProblemKind.READ_ONLY]
+    assert staged.edits == ()
+
+
+def test_the_page_prompt_shows_memory_in_the_answer_format():
+    from sleepagent.textedits import text_page_prompt
+
+    prompt = text_page_prompt(BLOCKS, "<transcript/>", 2)
+    assert "<human>\nName: Ada\n</human>" in prompt
+    assert "(2 messages)" in prompt and "<transcript/>" in prompt
