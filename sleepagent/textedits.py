@@ -25,7 +25,9 @@ Parsing rules, chosen for what models actually write:
   tags and all: models that think aloud mention block tags there.
 - A block written with its current value, or with no text at all, is left as it
   is: small models echo every block, and write empty tags for blocks they keep.
-- ``<no_changes/>`` says the model chose to change nothing.
+- ``<no_changes/>`` says the model chose to change nothing. The prompts do not offer
+  it (small models take that way out of any work); a reply that echoes the blocks
+  as they are says the same.
 """
 
 from __future__ import annotations
@@ -354,13 +356,12 @@ def _nothing(reply: str, blocks: Sequence[MemoryBlock]) -> TextProblem:
         return TextProblem(
             ProblemKind.EMPTY_REPLY,
             f"Your answer was empty. Write each block you change between its tags, such as "
-            f"<{example}>...</{example}>, or answer <no_changes/>.",
+            f"<{example}>...</{example}>.",
         )
     return TextProblem(
         ProblemKind.NO_BLOCKS,
         f"Your answer held no block. Write each block you change between its tags, such as "
-        f"<{example}>...</{example}>, using only these names: {_names(writable)}; "
-        "or answer <no_changes/>.",
+        f"<{example}>...</{example}>, using only these names: {_names(writable)}.",
     )
 
 
