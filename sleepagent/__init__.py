@@ -12,6 +12,7 @@ from sleepagent.context import SleepContext
 from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
+    MemoryConflictError,
     MemoryEditError,
     ModelCallError,
     ReadOnlyBlockError,
@@ -23,7 +24,15 @@ from sleepagent.errors import (
 from sleepagent.graph import SleepAgentState, build_graph, sleep_request, sleep_thread_id
 from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition
 from sleepagent.models import ModelOptions
-from sleepagent.results import BlockDiff, ChatResult, Conflict, SleepResult
+from sleepagent.results import (
+    BlockDiff,
+    ChatResult,
+    Conflict,
+    FailedPage,
+    RunRecord,
+    SleepOutcome,
+    SleepResult,
+)
 from sleepagent.scope import Scope
 from sleepagent.usage import Usage
 
@@ -36,12 +45,15 @@ __all__ = [
     "ChatResult",
     "ConfigurationError",
     "Conflict",
+    "FailedPage",
     "HistoryEntry",
     "MemoryBlock",
+    "MemoryConflictError",
     "MemoryEditError",
     "ModelCallError",
     "ModelOptions",
     "ReadOnlyBlockError",
+    "RunRecord",
     "Scope",
     "ScopeMismatchError",
     "ScopePolicy",
@@ -49,6 +61,7 @@ __all__ = [
     "SleepAgentState",
     "SleepConfig",
     "SleepContext",
+    "SleepOutcome",
     "SleepResult",
     "SleepTimeAgent",
     "ThreadPosition",

@@ -200,8 +200,8 @@ def run_demo(out: TextIO, *, db: DbPath) -> int:
         say()
 
         say("== Token usage per phase ==")
-        for thread in (THREAD, new_thread, context_thread):
-            usage = agent.usage(thread_id=thread)
+        for thread, user in ((THREAD, USER), (new_thread, USER), (context_thread, None)):
+            usage = agent.usage(thread_id=thread, user_id=user)
             say(
                 f"  {thread}: chat {usage['chat'].total_tokens} tokens in {usage['chat'].calls} "
                 f"calls; sleep {usage['sleep'].total_tokens} tokens in {usage['sleep'].calls} calls"

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BlockLimitError",
     "ConfigurationError",
+    "MemoryConflictError",
     "MemoryEditError",
     "ModelCallError",
     "ReadOnlyBlockError",
@@ -114,6 +115,29 @@ class ReadOnlyBlockError(MemoryEditError, PermissionError):
     """The edit targets a read-only block."""
 
 
+class MemoryConflictError(SleepAgentError, RuntimeError):
+    """A compare-and-set write found the block at another version; nothing was written.
+
+    Read the block again (``memory()``), decide, and write with its new version.
+
+    Attributes:
+        label: The block.
+        expected_version: The version the caller expected.
+        current_version: The version the block is at.
+
+    """
+
+    def __init__(self, *, label: str, expected_version: int, current_version: int) -> None:
+        super().__init__(
+            f"block {label!r} is at version {current_version}, not {expected_version}: "
+            "someone wrote it meanwhile. Read it again and write with "
+            f"expected_version={current_version}, or without expected_version to write anyway"
+        )
+        self.label = label
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
 class ModelCallError(SleepAgentError, RuntimeError):
     """A model request failed after the client's bounded retries.
 
@@ -133,8 +157,8 @@ class ModelCallError(SleepAgentError, RuntimeError):
             "for a long prompt. Raise the timeout: ModelOptions(timeout=SECONDS), or "
             "--timeout SECONDS for sleepagent chat and sleepagent bench"
             if timed_out
-            else "Check the server and key, or raise ModelOptions(timeout=, max_retries=) "
-            "(--timeout / --max-retries for sleepagent chat)"
+            else "Check the server and key, or raise the timeout and retries "
+            "(ModelOptions(timeout=, max_retries=); in the CLI --timeout and --max-retries)"
         )
         super().__init__(
             f"the {phase} model call failed: {type(cause).__name__}: "

@@ -6,7 +6,9 @@ where the store forbids a character)::
     ("sleepagent", "scopes", kind, id, "blocks")          label -> block
     ("sleepagent", "scopes", kind, id, "history", label)  version -> committed value
     ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
-    ("sleepagent", "threads", thread_id)                  "head", "watermark",
+    ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record
+    ("sleepagent", "scopes", kind, id, "failed")          thread#seq -> failed page
+    ("sleepagent", "threads", thread_id)                  "head", "watermark", "failing",
                                                           "usage:chat", "usage:sleep"
     ("sleepagent", "logs", thread_id)                     seq -> log entry
 
@@ -34,8 +36,8 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
-from sleepagent.blocks import MemoryBlock
-from sleepagent.errors import ScopeMismatchError, WrongModeError
+from sleepagent.blocks import MemoryBlock, RethinkEdit
+from sleepagent.errors import MemoryConflictError, ScopeMismatchError, WrongModeError
 from sleepagent.locking import (
     acommit_lock,
     commit_transaction,
@@ -43,7 +45,7 @@ from sleepagent.locking import (
     postgres_commit_transaction,
     postgres_conninfo,
 )
-from sleepagent.results import BlockDiff, Conflict
+from sleepagent.results import BlockDiff, Conflict, FailedPage, RunRecord
 from sleepagent.scope import Scope, encode_label
 from sleepagent.staging import StagedMemory, plan_commit
 from sleepagent.transcript import LogEntry, take_page
@@ -54,6 +56,7 @@ __all__ = [
     "CommitOptions",
     "CommitOutcome",
     "HistoryEntry",
+    "PageAttempt",
     "ThreadPosition",
 ]
 
@@ -116,6 +119,27 @@ class ThreadPosition:
         return max(0, self.head - self.watermark)
 
 
+@dataclass(frozen=True)
+class PageAttempt:
+    """A sleep run's attempt at one transcript page, for failure accounting at commit.
+
+    Attributes:
+        first: First log entry of the page.
+        last: Last log entry of the page.
+        failure: Why the page was not processed (None: it was).
+        limit: Attempts after which a page that keeps failing is given up as failed.
+        retry: The page is a failed page re-run on purpose (its record is
+            cleared on success; the watermark is not touched).
+
+    """
+
+    first: int
+    last: int
+    failure: str | None = None
+    limit: int = 1
+    retry: bool = False
+
+
 class CommitOptions(TypedDict, total=False):
     """Optional arguments of :meth:`BlockStore.commit`."""
 
@@ -129,6 +153,9 @@ class CommitOptions(TypedDict, total=False):
     """Advance the thread's watermark to this entry in the same batch."""
     sleep_usage: Usage | None
     """Add this to the thread's sleep usage in the same batch."""
+    page: PageAttempt | None
+    """The sleep page this commit ends; with a failure, the watermark moves only
+    when the page is given up (and recorded as failed)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +167,9 @@ class CommitOutcome:
         diffs: Blocks written, with before and after.
         conflicts: Labels whose edits did not apply to the current value.
         blocks: The scope's blocks after the commit.
+        attempts: Failed attempts at the page so far, this one included (0 when
+            the page was processed or no page was given).
+        failed_page: The page, when this commit gave it up as failed.
 
     """
 
@@ -147,6 +177,8 @@ class CommitOutcome:
     diffs: tuple[BlockDiff, ...]
     conflicts: tuple[Conflict, ...]
     blocks: tuple[MemoryBlock, ...]
+    attempts: int = 0
+    failed_page: FailedPage | None = None
 
 
 class BlockStore:
@@ -177,6 +209,16 @@ class BlockStore:
 
     def _contexts_ns(self, scope: Scope) -> tuple[str, ...]:
         return (*self.scope_namespace(scope), "contexts")
+
+    def _runs_ns(self, scope: Scope) -> tuple[str, ...]:
+        return (*self.scope_namespace(scope), "runs")
+
+    def _failed_ns(self, scope: Scope) -> tuple[str, ...]:
+        return (*self.scope_namespace(scope), "failed")
+
+    @staticmethod
+    def _failed_key(thread_id: str, first: int) -> str:
+        return f"{encode_label(thread_id)}#{_seq_key(first)}"
 
     @staticmethod
     def _thread_ns(thread_id: str) -> tuple[str, ...]:
@@ -282,24 +324,31 @@ class BlockStore:
         return entries
 
     def _page_plan(
-        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        max_messages: int,
+        max_chars: int,
+        span: tuple[int, int] | None = None,
     ) -> Plan[tuple[list[MemoryBlock], list[LogEntry], int, int]]:
         blocks_result, head_result, mark_result = yield [
             self._blocks_op(scope),
             GetOp(self._thread_ns(thread_id), "head"),
             GetOp(self._thread_ns(thread_id), "watermark"),
         ]
+        _check_thread_scope(_value(head_result), scope, thread_id)
         head = _value(head_result).get("seq", 0)
         watermark = _value(mark_result).get("seq", 0)
-        last = min(head, watermark + max_messages)
+        first, last = span or (watermark + 1, min(head, watermark + max_messages))
         entries: list[LogEntry] = []
-        if last > watermark:
+        if last >= first:
             found = yield [
-                GetOp(self._log_ns(thread_id), _seq_key(seq))
-                for seq in range(watermark + 1, last + 1)
+                GetOp(self._log_ns(thread_id), _seq_key(seq)) for seq in range(first, last + 1)
             ]
             entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
-            entries = take_page(entries, max_chars=max_chars)
+            if span is None:
+                entries = take_page(entries, max_chars=max_chars)
         return self._merge_blocks(blocks_result), entries, watermark, head
 
     def _commit_plan(
@@ -315,10 +364,15 @@ class BlockStore:
         reason: str | None = None,
         watermark: LogEntry | None = None,
         sleep_usage: Usage | None = None,
+        page: PageAttempt | None = None,
     ) -> Plan[CommitOutcome]:
         reads: list[Op] = [self._blocks_op(scope)]
-        if sleep_usage is not None and thread_id is not None:
+        if thread_id is not None:
             reads.append(GetOp(self._thread_ns(thread_id), "usage:sleep"))
+            if page is not None and page.retry:
+                reads.append(GetOp(self._failed_ns(scope), self._failed_key(thread_id, page.first)))
+            else:
+                reads.append(GetOp(self._thread_ns(thread_id), "failing"))
         results = yield reads
         current = self._merge_blocks(results[0])
         plan = plan_commit(staged, {block.label: block for block in current})
@@ -349,6 +403,14 @@ class BlockStore:
                     index=False,
                 )
             )
+        attempts, failed_page = 0, None
+        if page is not None and thread_id is not None:
+            attempts, failed_page, page_ops = self._page_accounting(
+                scope, thread_id, page, _value(results[2]), at
+            )
+            ops.extend(page_ops)
+            if page.retry or (page.failure is not None and failed_page is None):
+                watermark = None  # the page stays pending (or was never the next one)
         if watermark is not None and thread_id is not None:
             mark = {
                 "seq": watermark.seq,
@@ -371,7 +433,141 @@ class BlockStore:
         if ops:
             yield ops
         after = tuple(written.get(block.label, block) for block in current)
-        return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after)
+        return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after, attempts, failed_page)
+
+    def _page_accounting(
+        self,
+        scope: Scope,
+        thread_id: str,
+        page: PageAttempt,
+        prior: Mapping[str, Any],
+        at: str,
+    ) -> tuple[int, FailedPage | None, list[Op]]:
+        """Failure bookkeeping for a page: count the attempt, give the page up at the limit.
+
+        Returns:
+            ``(attempts, failed page if given up now, ops)``.
+
+        """
+        thread_ns, failed_ns = self._thread_ns(thread_id), self._failed_ns(scope)
+        failed_key = self._failed_key(thread_id, page.first)
+        if page.failure is None:
+            # Processed: forget earlier failed attempts at it (or its failed record).
+            if page.retry:
+                return 0, None, [PutOp(failed_ns, failed_key, None)]
+            return 0, None, ([PutOp(thread_ns, "failing", None)] if prior else [])
+        same_page = prior.get("first_seq", prior.get("first")) == page.first
+        attempts = prior.get("attempts", 0) + 1 if same_page else 1
+        record = FailedPage(
+            thread_id=thread_id,
+            scope=scope.key,
+            first_seq=page.first,
+            last_seq=page.last,
+            error=page.failure,
+            attempts=attempts,
+            failed_at=at,
+        )
+        if page.retry:
+            return attempts, None, [PutOp(failed_ns, failed_key, record.to_dict(), index=False)]
+        if attempts < page.limit:
+            failing = {"first": page.first, "last": page.last, "attempts": attempts, "at": at}
+            return attempts, None, [PutOp(thread_ns, "failing", failing, index=False)]
+        return (
+            attempts,
+            record,
+            [
+                PutOp(failed_ns, failed_key, record.to_dict(), index=False),
+                PutOp(thread_ns, "failing", None),
+            ],
+        )
+
+    def _failure_plan(
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        error: str,
+        limit: int,
+        max_messages: int,
+        max_chars: int,
+        at: str,
+    ) -> Plan[CommitOutcome]:
+        """Count a failed attempt at the thread's next page (a run that raised)."""
+        _, entries, _, _ = yield from self._page_plan(
+            scope, thread_id, max_messages=max_messages, max_chars=max_chars
+        )
+        if not entries:
+            return CommitOutcome(False, (), (), ())
+        attempt = PageAttempt(entries[0].seq, entries[-1].seq, failure=error, limit=limit)
+        return (
+            yield from self._commit_plan(
+                scope,
+                StagedMemory(base={}),
+                run_id="failure",
+                phase="sleep",
+                at=at,
+                thread_id=thread_id,
+                watermark=entries[-1],
+                page=attempt,
+            )
+        )
+
+    def _owner_plan(self, scope: Scope, thread_id: str) -> Plan[None]:
+        (head,) = yield [GetOp(self._thread_ns(thread_id), "head")]
+        _check_thread_scope(_value(head), scope, thread_id)
+
+    def _write_plan(
+        self,
+        scope: Scope,
+        label: str,
+        value: str,
+        *,
+        expected_version: int | None,
+        run_id: str,
+        at: str,
+        thread_id: str | None,
+    ) -> Plan[CommitOutcome]:
+        """Set a block to ``value`` on whatever version it has now (read under the lock)."""
+        current = yield from self._load_plan(scope)
+        by_label = {block.label: block for block in current}
+        block = by_label.get(label)
+        if block is not None and expected_version is not None and block.version != expected_version:
+            raise MemoryConflictError(
+                label=label, expected_version=expected_version, current_version=block.version
+            )
+        staged, _ = StagedMemory.of(current).stage(RethinkEdit(label, value))
+        return (
+            yield from self._commit_plan(
+                scope, staged, run_id=run_id, phase="user", at=at, thread_id=thread_id
+            )
+        )
+
+    def _runs_plan(self, scope: Scope, limit: int) -> Plan[list[RunRecord]]:
+        items = yield from self._search_all(self._runs_ns(scope))
+        runs = [RunRecord.from_dict(item.value) for item in items]
+        runs.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
+        return runs[:limit]
+
+    def _failed_plan(self, scope: Scope, thread_id: str | None) -> Plan[list[FailedPage]]:
+        items = yield from self._search_all(self._failed_ns(scope))
+        pages = [FailedPage.from_dict(item.value) for item in items]
+        if thread_id is not None:
+            pages = [page for page in pages if page.thread_id == thread_id]
+        return sorted(pages, key=lambda page: (page.thread_id, page.first_seq))
+
+    def _search_all(self, namespace: tuple[str, ...]) -> Plan[list[Item]]:
+        found: list[Item] = []
+        offset = 0
+        while True:
+            (result,) = yield [SearchOp(namespace, limit=_SEARCH_PAGE, offset=offset)]
+            items = _items(result)
+            found.extend(items)
+            if len(items) < _SEARCH_PAGE:
+                return found
+            offset += _SEARCH_PAGE
+
+    def _put_run_plan(self, scope: Scope, record: RunRecord) -> Plan[None]:
+        yield [PutOp(self._runs_ns(scope), record.run_id, record.to_dict(), index=False)]
 
     def _position_plan(self, thread_id: str) -> Plan[ThreadPosition | None]:
         head, mark = yield [
@@ -530,16 +726,31 @@ class BlockStore:
         return self._run(plan)
 
     def read_page(
-        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        max_messages: int,
+        max_chars: int,
+        span: tuple[int, int] | None = None,
     ) -> tuple[list[MemoryBlock], list[LogEntry], int, int]:
         """Blocks and the next unprocessed page of the thread's log.
+
+        Args:
+            scope: The memory scope.
+            thread_id: The conversation.
+            max_messages: Most entries in the page.
+            max_chars: Most characters in the page.
+            span: Read exactly these entries (first, last) instead, whatever the watermark.
 
         Returns:
             ``(blocks, entries, watermark, head)``; ``entries`` is empty when
             there is nothing new.
 
         """
-        plan = self._page_plan(scope, thread_id, max_messages=max_messages, max_chars=max_chars)
+        plan = self._page_plan(
+            scope, thread_id, max_messages=max_messages, max_chars=max_chars, span=span
+        )
         return self._run(plan)
 
     def commit(
@@ -568,8 +779,99 @@ class BlockStore:
 
         """
         plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
+        return self._run_locked(plan, scope)
+
+    def _run_locked(self, plan: Plan[T], scope: Scope) -> T:
+        """Drive ``plan`` holding the scope's commit lock (see :mod:`sleepagent.locking`)."""
         with commit_transaction(self.store, scope) as store:
             return self._run(plan, store)
+
+    def record_failure(
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        error: str,
+        limit: int,
+        max_messages: int,
+        max_chars: int,
+        at: str,
+    ) -> CommitOutcome:
+        """Count a failed attempt at the thread's next page; give it up at ``limit`` attempts.
+
+        A page given up is recorded (see :meth:`failed_pages`) and the watermark
+        moves past it, so later messages are processed and the timer stops
+        paying for it.
+        """
+        plan = self._failure_plan(
+            scope,
+            thread_id,
+            error=error,
+            limit=limit,
+            max_messages=max_messages,
+            max_chars=max_chars,
+            at=at,
+        )
+        return self._run_locked(plan, scope)
+
+    def check_owner(self, scope: Scope, thread_id: str) -> None:
+        """Refuse ``scope`` on a thread that holds another scope's conversation.
+
+        Raises:
+            ScopeMismatchError: When the thread is bound to another memory scope.
+
+        """
+        self._run(self._owner_plan(scope, thread_id))
+
+    def write(
+        self,
+        scope: Scope,
+        label: str,
+        value: str,
+        *,
+        run_id: str,
+        at: str,
+        expected_version: int | None = None,
+        thread_id: str | None = None,
+    ) -> CommitOutcome:
+        """Set a block's value, reading its current version under the commit lock.
+
+        Args:
+            scope: The memory scope.
+            label: The block.
+            value: Its complete new value.
+            run_id: Recorded in block history.
+            at: Commit time (ISO 8601).
+            expected_version: Write only if the block is at this version (compare-and-set).
+            thread_id: The conversation the write is about, if any.
+
+        Raises:
+            MemoryConflictError: With ``expected_version``, when the block is at another.
+            MemoryEditError: For an unknown or read-only label, or a value over the limit.
+
+        """
+        plan = self._write_plan(
+            scope,
+            label,
+            value,
+            expected_version=expected_version,
+            run_id=run_id,
+            at=at,
+            thread_id=thread_id,
+        )
+        return self._run_locked(plan, scope)
+
+    def put_run(self, scope: Scope, record: RunRecord) -> None:
+        """Keep a sleep run's record (its own writer: the run)."""
+        self._run(self._put_run_plan(scope, record))
+
+    def runs(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
+        """The scope's most recent sleep runs, newest first."""
+        return self._run(self._runs_plan(scope, limit))
+
+    def failed_pages(self, scope: Scope, *, thread_id: str | None = None) -> list[FailedPage]:
+        """Pages given up after their retries, by thread and position."""
+        return self._run(self._failed_plan(scope, thread_id))
 
     def history(self, scope: Scope, label: str) -> list[HistoryEntry]:
         """Every committed version of a block, oldest first."""
@@ -627,10 +929,18 @@ class BlockStore:
         return await self._arun(plan)
 
     async def aread_page(
-        self, scope: Scope, thread_id: str, *, max_messages: int, max_chars: int
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        max_messages: int,
+        max_chars: int,
+        span: tuple[int, int] | None = None,
     ) -> tuple[list[MemoryBlock], list[LogEntry], int, int]:
         """Async :meth:`read_page`."""
-        plan = self._page_plan(scope, thread_id, max_messages=max_messages, max_chars=max_chars)
+        plan = self._page_plan(
+            scope, thread_id, max_messages=max_messages, max_chars=max_chars, span=span
+        )
         return await self._arun(plan)
 
     async def acommit(
@@ -645,11 +955,79 @@ class BlockStore:
     ) -> CommitOutcome:
         """Async :meth:`commit`."""
         plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
+        return await self._arun_locked(plan, scope)
+
+    async def _arun_locked(self, plan: Plan[T], scope: Scope) -> T:
+        """Async :meth:`_run_locked`."""
         async with acommit_lock(self.store, scope):
             if not is_async_postgres(self.store):
                 return await self._arun(plan)
             conninfo = await postgres_conninfo(self.store)
             return await asyncio.to_thread(self._run_in_transaction, plan, conninfo, scope)
+
+    async def arecord_failure(
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        error: str,
+        limit: int,
+        max_messages: int,
+        max_chars: int,
+        at: str,
+    ) -> CommitOutcome:
+        """Async :meth:`record_failure`."""
+        plan = self._failure_plan(
+            scope,
+            thread_id,
+            error=error,
+            limit=limit,
+            max_messages=max_messages,
+            max_chars=max_chars,
+            at=at,
+        )
+        return await self._arun_locked(plan, scope)
+
+    async def acheck_owner(self, scope: Scope, thread_id: str) -> None:
+        """Async :meth:`check_owner`."""
+        await self._arun(self._owner_plan(scope, thread_id))
+
+    async def awrite(
+        self,
+        scope: Scope,
+        label: str,
+        value: str,
+        *,
+        run_id: str,
+        at: str,
+        expected_version: int | None = None,
+        thread_id: str | None = None,
+    ) -> CommitOutcome:
+        """Async :meth:`write`."""
+        plan = self._write_plan(
+            scope,
+            label,
+            value,
+            expected_version=expected_version,
+            run_id=run_id,
+            at=at,
+            thread_id=thread_id,
+        )
+        return await self._arun_locked(plan, scope)
+
+    async def aput_run(self, scope: Scope, record: RunRecord) -> None:
+        """Async :meth:`put_run`."""
+        await self._arun(self._put_run_plan(scope, record))
+
+    async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
+        """Async :meth:`runs`."""
+        return await self._arun(self._runs_plan(scope, limit))
+
+    async def afailed_pages(
+        self, scope: Scope, *, thread_id: str | None = None
+    ) -> list[FailedPage]:
+        """Async :meth:`failed_pages`."""
+        return await self._arun(self._failed_plan(scope, thread_id))
 
     def _run_in_transaction(self, plan: Plan[T], conninfo: str, scope: Scope) -> T:
         with postgres_commit_transaction(conninfo, scope) as store:

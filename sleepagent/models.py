@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
-from sleepagent.errors import ConfigurationError, ModelCallError
+from sleepagent.errors import ConfigurationError, ModelCallError, SleepAgentError
 
 __all__ = [
     "LOCAL_TIMEOUT_S",
@@ -37,6 +37,7 @@ __all__ = [
     "ModelLike",
     "ModelOptions",
     "is_local_url",
+    "is_malformed_reply",
     "model_errors",
     "resolve_model",
     "resolve_models",
@@ -373,26 +374,49 @@ def _build(spec: str, provider: str, name: str, settings: dict[str, Any]) -> Bas
     return model
 
 
+_MALFORMED_REPLY_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # includes pydantic's ValidationError and json.JSONDecodeError
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+)
+
+
+def is_malformed_reply(error: BaseException) -> bool:
+    """Whether a model call failed because the reply could not be read, not the request.
+
+    A server that answers HTTP 200 with ``"choices": []``, ``"message": null``
+    or tool arguments that are not a JSON object makes the client raise one of
+    these while it parses the reply. A sleep run tells the model and lets it
+    try again; a chat turn fails with :class:`ModelCallError`.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(error, ModelCallError | ConfigurationError):
+        return False
+    return isinstance(error, (ValidationError, *_MALFORMED_REPLY_ERRORS))
+
+
 @contextmanager
 def model_errors(phase: str) -> Iterator[None]:
-    """Turn a failed model request inside the block into a :class:`ModelCallError`.
+    """Turn a failed model call inside the block into a :class:`ModelCallError`.
 
-    Only failures of the request itself are translated (rate limits, server errors,
-    timeouts, broken connections, refused requests), after the client's own retries.
+    Whatever the model call raises, for any chat model (a failed request after
+    the client's own retries, a reply that cannot be read, a provider's own
+    error type) becomes a ``ModelCallError`` naming the phase, with the
+    original as its ``cause``. Errors of this library pass through unchanged.
 
     Args:
         phase: ``"chat"`` or ``"sleep"``, named in the error.
 
     Raises:
-        ModelCallError: From the request failure, which is its ``cause``.
+        ModelCallError: From the failure, which is its ``cause``.
 
     """
     try:
         yield
-    except Exception as error:
-        # Imported here: ``import sleepagent`` stays fast for users of other providers.
-        from openai import APIError
-
-        if isinstance(error, APIError):
-            raise ModelCallError(phase=phase, cause=error) from error
+    except SleepAgentError:
         raise
+    except Exception as error:
+        raise ModelCallError(phase=phase, cause=error) from error

@@ -8,6 +8,7 @@ then its edits go through the same staged commit as the sleep-time agent's.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,9 +20,11 @@ from langchain_core.runnables import Runnable
 from sleepagent.config import SleepConfig
 from sleepagent.context import RunTarget, current_target, iso
 from sleepagent.memory import CommitOutcome
+from sleepagent.models import model_errors
 from sleepagent.render import render_system_prompt
 from sleepagent.staging import StagedMemory
 from sleepagent.state import SleepAgentState
+from sleepagent.storable import storable
 from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import entries_from_messages
 from sleepagent.usage import Usage
@@ -29,6 +32,8 @@ from sleepagent.usage import Usage
 __all__ = ["PrimaryAgent", "trim_history"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
+
+logger = logging.getLogger(__name__)
 
 
 class PrimaryAgent:
@@ -56,11 +61,14 @@ class PrimaryAgent:
     def _turn(self) -> RunTarget:
         return current_target(self._config)
 
-    def _model_for(self, state: SleepAgentState, turn: RunTarget) -> Runnable[Any, BaseMessage]:
-        model: Runnable[Any, BaseMessage] = self._plain
+    def _offers_tools(self, state: SleepAgentState) -> bool:
+        """Whether this step's request offers the memory tools (never on the last step)."""
         steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
-        if self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1:
-            model = self._with_tools
+        return self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1
+
+    def _model_for(self, state: SleepAgentState, turn: RunTarget) -> Runnable[Any, BaseMessage]:
+        model = self._with_tools if self._offers_tools(state) else self._plain
+        assert model is not None
         return model.with_config(
             run_name="sleepagent:chat",
             tags=["sleepagent", "sleepagent:chat"],
@@ -80,8 +88,30 @@ class PrimaryAgent:
         history = trim_history(state["messages"], self._config.history_messages)
         return [SystemMessage(system), *history]
 
-    def _wants_tools(self, reply: AIMessage) -> bool:
-        return self._with_tools is not None and bool(reply.tool_calls or reply.invalid_tool_calls)
+    def _reply(self, state: SleepAgentState, message: BaseMessage) -> AIMessage:
+        """The model's reply as the turn keeps it.
+
+        Tool calls in a request that offered no tools are dropped (logged), never
+        run: a model may name a tool it was not given. Text no backend can store
+        is replaced, so logging the reply cannot fail after the model was paid.
+        """
+        reply = _with_id(message)
+        if not self._offers_tools(state) and (reply.tool_calls or reply.invalid_tool_calls):
+            names = [call["name"] for call in reply.tool_calls]
+            logger.warning(
+                "the chat model called %s although no tools were offered; the calls were "
+                "ignored and its text served as the reply",
+                ", ".join(names) or "a tool",
+            )
+            reply = reply.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
+        text = reply.content
+        if isinstance(text, str) and storable(text) != text:
+            reply = reply.model_copy(update={"content": storable(text)})
+        return reply
+
+    @staticmethod
+    def _wants_tools(reply: AIMessage) -> bool:
+        return bool(reply.tool_calls or reply.invalid_tool_calls)
 
     def _log_texts(
         self, state: SleepAgentState, reply: AIMessage
@@ -105,7 +135,9 @@ class PrimaryAgent:
         blocks, head, chat_usage, contexts = turn.blocks.read_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
-        reply = _with_id(self._model_for(state, turn).invoke(self._prompt(state, blocks, contexts)))
+        with model_errors("chat"):
+            message = self._model_for(state, turn).invoke(self._prompt(state, blocks, contexts))
+        reply = self._reply(state, message)
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
             return update
@@ -125,9 +157,11 @@ class PrimaryAgent:
         blocks, head, chat_usage, contexts = await turn.blocks.aread_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
-        reply = _with_id(
-            await self._model_for(state, turn).ainvoke(self._prompt(state, blocks, contexts))
-        )
+        with model_errors("chat"):
+            message = await self._model_for(state, turn).ainvoke(
+                self._prompt(state, blocks, contexts)
+            )
+        reply = self._reply(state, message)
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
             return update

@@ -6,6 +6,7 @@ __all__ = [
     "CHAT_MEMORY_INTRO",
     "CHAT_RAW_CONTEXT_INTRO",
     "CHAT_SYSTEM_PROMPT",
+    "SLEEP_MALFORMED_REPLY",
     "SLEEP_PAGE_PROMPT",
     "SLEEP_SYSTEM_PROMPT",
     "SLEEP_TEXT_PAGE_PROMPT",
@@ -63,6 +64,9 @@ New conversation since your last run ({count} messages):
 Update the memory blocks with your tools, then call memory_finish. You have at most \
 {steps} rounds of tool calls for this part of the conversation."""
 
+SLEEP_MALFORMED_REPLY = """\
+Your last reply could not be read ({error}). Tool call arguments must be a JSON object \
+of named fields. Send your memory tool calls again, or call memory_finish."""
 
 # --- the tool-free sleep-time format (sleepagent.textedits) -----------------------
 # For models that call tools unreliably: the model answers with whole rewritten

@@ -152,7 +152,7 @@ def _loop(agent: SleepTimeAgent, settings: ChatSettings, console: _Console, stdi
                     format_blocks(agent.memory(thread_id=thread_id, user_id=user_id).values())
                 )
             elif text == "/usage":
-                console.say(format_usage(agent.usage(thread_id=thread_id)))
+                console.say(format_usage(agent.usage(thread_id=thread_id, user_id=user_id)))
             elif text == "/sleep":
                 result = agent.sleep(thread_id=thread_id, user_id=user_id)
                 if not result.messages_processed:

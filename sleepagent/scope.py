@@ -7,6 +7,7 @@ from typing import Literal
 
 from sleepagent.config import ScopePolicy
 from sleepagent.errors import ConfigurationError
+from sleepagent.storable import require_storable
 
 __all__ = ["Scope", "encode_label", "resolve_scope"]
 
@@ -49,13 +50,17 @@ def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -
     """The memory scope of a call, from the caller's identity only.
 
     Raises:
-        ConfigurationError: If an id is empty, or ``policy`` is USER without ``user_id``.
+        ConfigurationError: If an id is empty or cannot be stored (see
+            :mod:`sleepagent.storable`), or ``policy`` is USER without ``user_id``.
 
     """
     if not thread_id or not isinstance(thread_id, str):
         raise ConfigurationError(f"thread_id must be a non-empty string, got {thread_id!r}")
     if user_id is not None and (not user_id or not isinstance(user_id, str)):
         raise ConfigurationError(f"user_id must be a non-empty string or None, got {user_id!r}")
+    require_storable(thread_id, what="thread_id")
+    if user_id is not None:
+        require_storable(user_id, what="user_id")
     if policy is ScopePolicy.THREAD:
         return Scope("thread", thread_id)
     if user_id is not None:

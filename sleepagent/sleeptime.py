@@ -15,7 +15,7 @@ run can be inspected, and a crashed run simply starts again from the watermark.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -25,14 +25,17 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from sleepagent import prompts
+from sleepagent import sleeprun as transitions
 from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.context import RunTarget, current_target, iso
-from sleepagent.memory import CommitOutcome
+from sleepagent.errors import ModelCallError
+from sleepagent.memory import CommitOutcome, PageAttempt
+from sleepagent.models import is_malformed_reply, model_errors
 from sleepagent.render import render_memory, render_transcript_page
-from sleepagent.results import BlockDiff
+from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
 from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
-from sleepagent.staging import StagedMemory
+from sleepagent.sleeprun import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.state import SleepAgentState
 from sleepagent.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import LogEntry
@@ -43,6 +46,9 @@ __all__ = ["SleepTimeRunner", "merge_diffs"]
 
 class SleepTimeRunner:
     """The ``sleep``, ``sleep_tools`` and ``sleep_commit`` nodes.
+
+    Each node is a thin shell: read or write the store, call the model, and
+    hand the result to a pure transition of :mod:`sleepagent.sleeprun`.
 
     Args:
         model: The sleep-time chat model.
@@ -63,32 +69,28 @@ class SleepTimeRunner:
     def _where(self) -> RunTarget:
         return current_target(self._config)
 
-    def _current(self, state: SleepAgentState, where: RunTarget) -> dict[str, Any]:
+    def _current(self, state: SleepAgentState, where: RunTarget) -> RunState:
         """The run in progress, or a new one when the request is new."""
         request = state.get("sleep_request") or {}
         run = state.get("sleep")
         request_id = request.get("run_id")
         if run is None or run["done"] or (request_id and run["run_id"] != request_id):
-            return {
-                "run_id": request_id or where.run_id or str(uuid.uuid4()),
-                "reason": request.get("reason", "manual"),
-                "thread_id": where.identity.thread_id,
-                "scope": where.scope.key,
-                "steps": 0,
-                "pages": 0,
-                "processed": 0,
-                "watermark": 0,
-                "attempt": 0,
-                "diffs": [],
-                "conflicts": [],
-                "usage": Usage().to_dict(),
-                "uncommitted_usage": Usage().to_dict(),
-                "page": None,
-                "done": False,
-            }
-        return dict(run)
+            span = request.get("span")
+            return transitions.new_run(
+                run_id=request_id or where.run_id or str(uuid.uuid4()),
+                reason=request.get("reason", "manual"),
+                thread_id=where.identity.thread_id,
+                scope=where.scope.key,
+                at=iso(self._clock()),
+                span=SpanRequest(first=span["first"], last=span["last"]) if span else None,
+            )
+        return as_run(run)
 
-    def _too_little(self, run: dict[str, Any], watermark: int, head: int) -> bool:
+    def _span(self, run: RunState) -> tuple[int, int] | None:
+        span = run["span"]
+        return (span["first"], span["last"]) if span else None
+
+    def _too_little(self, run: RunState, watermark: int, head: int) -> bool:
         """Whether a timer-started run should skip: fewer new messages than ``min_new_messages``.
 
         The local scheduler checks this before it starts a run; checking here too
@@ -100,18 +102,13 @@ class SleepTimeRunner:
 
     def _open_page(
         self,
-        run: dict[str, Any],
+        run: RunState,
         blocks: Sequence[MemoryBlock],
         entries: Sequence[LogEntry],
+        watermark: int,
         head: int,
-    ) -> tuple[dict[str, Any], list[BaseMessage]]:
-        page = {
-            "last": entries[-1].to_dict(),
-            "count": len(entries),
-            "head": head,
-            "steps": 0,
-            "staged": StagedMemory.of(blocks).to_dict(),
-        }
+    ) -> tuple[RunState, list[BaseMessage]]:
+        run = transitions.open_page({**run, "watermark": watermark}, blocks, entries, head)
         prompt = prompts.SLEEP_PAGE_PROMPT.format(
             memory=render_memory(blocks),
             count=len(entries),
@@ -122,9 +119,9 @@ class SleepTimeRunner:
             SystemMessage(prompts.SLEEP_SYSTEM_PROMPT),
             HumanMessage(prompt),
         ]
-        return {**run, "page": page}, messages
+        return run, messages
 
-    def _model_for(self, where: RunTarget, run: dict[str, Any]) -> Runnable[Any, BaseMessage]:
+    def _model_for(self, where: RunTarget, run: RunState) -> Runnable[Any, BaseMessage]:
         return self._model.with_config(
             run_name="sleepagent:sleep",
             tags=["sleepagent", "sleepagent:sleep"],
@@ -137,55 +134,76 @@ class SleepTimeRunner:
         )
 
     def _after_model(
-        self, run: dict[str, Any], messages: list[BaseMessage], reply: BaseMessage
+        self, run: RunState, messages: list[BaseMessage], reply: BaseMessage | Exception
     ) -> Command[str]:
+        if isinstance(reply, Exception):
+            # The reply could not be read (a malformed response): tell the model, as a
+            # refused call, and let it try again within its step budget.
+            run = transitions.after_unreadable_reply(run)
+            cause = reply.cause if isinstance(reply, ModelCallError) else reply
+            note = HumanMessage(prompts.SLEEP_MALFORMED_REPLY.format(error=_brief(cause)))
+            goto = (
+                "sleep_commit"
+                if transitions.commit_ready(run, self._config.max_sleep_steps)
+                else "sleep"
+            )
+            return Command(update={"sleep": run, "sleep_messages": [*messages, note]}, goto=goto)
         if not isinstance(reply, AIMessage):
             raise TypeError(f"the sleep model returned {type(reply).__name__}, expected AIMessage")
-        usage = Usage.of_message(reply)
-        page = {**run["page"], "steps": run["page"]["steps"] + 1}
-        run = {
-            **run,
-            "page": page,
-            "steps": run["steps"] + 1,
-            "usage": (Usage.from_dict(run["usage"]) + usage).to_dict(),
-            "uncommitted_usage": (Usage.from_dict(run["uncommitted_usage"]) + usage).to_dict(),
-        }
+        run = transitions.after_reply(run, Usage.of_message(reply))
         wants_tools = bool(reply.tool_calls or reply.invalid_tool_calls)
         return Command(
             update={"sleep": run, "sleep_messages": [*messages, reply]},
             goto="sleep_tools" if wants_tools else "sleep_commit",
         )
 
-    def _finish(self, run: dict[str, Any]) -> Command[str]:
+    def _finish(self, run: RunState) -> Command[str]:
         run = {**run, "done": True, "page": None}
-        result = {
-            "run_id": run["run_id"],
-            "thread_id": run["thread_id"],
-            "scope": run["scope"],
-            "reason": run["reason"],
-            "diffs": [
-                diff.to_dict() for diff in merge_diffs(map(BlockDiff.from_dict, run["diffs"]))
-            ],
-            "conflicts": run["conflicts"],
-            "usage": run["usage"],
-            "messages_processed": run["processed"],
-            "pages": run["pages"],
-            "steps": run["steps"],
-            "watermark": run["watermark"],
-        }
         return Command(
             update={
                 "sleep": run,
-                "sleep_result": result,
+                "sleep_result": transitions.result_of(run),
                 "sleep_request": None,
                 "sleep_messages": [],
             },
             goto=END,
         )
 
-    def _commit_args(self, run: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, run: RunState) -> RunRecord | None:
+        """The run's record for the store, once it has read something."""
+        if not run["pages"]:
+            return None
+        result = transitions.result_of(run)
+        return RunRecord(
+            run_id=run["run_id"],
+            scope=run["scope"],
+            thread_id=run["thread_id"],
+            reason=run["reason"],
+            outcome=SleepOutcome(result["outcome"]),
+            started_at=run["started_at"],
+            finished_at=iso(self._clock()),
+            messages=run["processed"],
+            pages=run["pages"],
+            steps=run["steps"],
+            usage=Usage.from_dict(run["usage"]),
+            diffs=tuple(BlockDiff.from_dict(diff) for diff in result["diffs"]),
+            conflicts=tuple(map(Conflict.from_dict, run["conflicts"])),
+            error=_last_error(run),
+        )
+
+    def _commit_args(self, run: RunState) -> tuple[SleepOutcome, dict[str, Any]]:
         page = run["page"]
-        return {
+        assert page is not None
+        outcome = transitions.page_outcome(page, self._config.max_sleep_steps)
+        failure = None if outcome.processed else transitions.failure_text(outcome)
+        attempt = PageAttempt(
+            first=page["first"],
+            last=page["last"]["seq"],
+            failure=failure,
+            limit=self._config.sleep_retries + 1,
+            retry=run["span"] is not None,
+        )
+        return outcome, {
             "run_id": run["run_id"],
             "phase": "sleep",
             "reason": run["reason"],
@@ -194,31 +212,27 @@ class SleepTimeRunner:
             "allow_partial": run["attempt"] >= self._config.max_commit_retries,
             "watermark": LogEntry.from_dict(page["last"]),
             "sleep_usage": Usage.from_dict(run["uncommitted_usage"]),
+            "page": attempt,
         }
 
-    def _after_commit(self, run: dict[str, Any], outcome: CommitOutcome) -> Command[str]:
-        page = run["page"]
-        if not outcome.committed and outcome.conflicts:
-            # Memory changed under edits that no longer apply: redo the page on fresh memory.
-            retry = {**run, "attempt": run["attempt"] + 1, "page": None}
-            return Command(update={"sleep": retry, "sleep_messages": []}, goto="sleep")
-        run = {
-            **run,
-            "diffs": [*run["diffs"], *(diff.to_dict() for diff in outcome.diffs)],
-            "conflicts": [
-                *run["conflicts"],
-                *(conflict.to_dict() for conflict in outcome.conflicts),
-            ],
-            "processed": run["processed"] + page["count"],
-            "pages": run["pages"] + 1,
-            "watermark": page["last"]["seq"],
-            "attempt": 0,
-            "uncommitted_usage": Usage().to_dict(),
-            "page": None,
-        }
-        if page["last"]["seq"] >= page["head"]:
-            return self._finish(run)
-        return Command(update={"sleep": run, "sleep_messages": []}, goto="sleep")
+    def _after_commit(
+        self, run: RunState, outcome: SleepOutcome, committed: CommitOutcome
+    ) -> tuple[Command[str], RunRecord | None]:
+        if not outcome.processed:
+            transitions.warn_unprocessed(
+                run, outcome, committed.attempts, self._config.sleep_retries + 1
+            )
+        run, more = transitions.after_commit(
+            run,
+            outcome=outcome,
+            committed=committed.committed,
+            diffs=committed.diffs,
+            conflicts=committed.conflicts,
+            failed_page=committed.failed_page,
+        )
+        if more:
+            return Command(update={"sleep": run, "sleep_messages": []}, goto="sleep"), None
+        return self._finish(run), self._record(run)
 
     # --- sleep node ------------------------------------------------------------
 
@@ -233,11 +247,18 @@ class SleepTimeRunner:
                 where.identity.thread_id,
                 max_messages=self._config.page_messages,
                 max_chars=self._config.page_chars,
+                span=self._span(run),
             )
             if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
-            run, messages = self._open_page(run, blocks, entries, head)
-        reply = self._model_for(where, run).invoke(messages)
+            run, messages = self._open_page(run, blocks, entries, watermark, head)
+        try:
+            with model_errors("sleep"):
+                reply: BaseMessage | Exception = self._model_for(where, run).invoke(messages)
+        except ModelCallError as failed:
+            if not is_malformed_reply(failed.cause):
+                raise
+            reply = failed
         return self._after_model(run, messages, reply)
 
     async def astep(self, state: SleepAgentState) -> Command[str]:
@@ -251,29 +272,35 @@ class SleepTimeRunner:
                 where.identity.thread_id,
                 max_messages=self._config.page_messages,
                 max_chars=self._config.page_chars,
+                span=self._span(run),
             )
             if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
-            run, messages = self._open_page(run, blocks, entries, head)
-        reply = await self._model_for(where, run).ainvoke(messages)
+            run, messages = self._open_page(run, blocks, entries, watermark, head)
+        try:
+            with model_errors("sleep"):
+                reply: BaseMessage | Exception = await self._model_for(where, run).ainvoke(messages)
+        except ModelCallError as failed:
+            if not is_malformed_reply(failed.cause):
+                raise
+            reply = failed
         return self._after_model(run, messages, reply)
 
     # --- sleep_tools node (no I/O) ---------------------------------------------
 
     def tools(self, state: SleepAgentState) -> Command[str]:
         """Apply the model's tool calls to the staged copy."""
-        run = _open_run(state)
-        page = run["page"]
+        run = as_run(_open_run(state))
         messages = list(state["sleep_messages"])
         reply = messages[-1]
         if not isinstance(reply, AIMessage):
             raise TypeError(f"sleep_tools expects an AI message last, got {type(reply).__name__}")
-        round_ = run_tool_calls(StagedMemory.from_dict(page["staged"]), reply)
-        run = {**run, "page": {**page, "staged": round_.staged.to_dict()}}
-        out_of_steps = page["steps"] >= self._config.max_sleep_steps
+        round_ = run_tool_calls(transitions.staged_of(run), reply)
+        run = transitions.after_tools(run, round_)
+        ready = transitions.commit_ready(run, self._config.max_sleep_steps)
         return Command(
             update={"sleep": run, "sleep_messages": [*messages, *round_.replies]},
-            goto="sleep_commit" if round_.finished or out_of_steps else "sleep",
+            goto="sleep_commit" if ready else "sleep",
         )
 
     # --- sleep_commit node -----------------------------------------------------
@@ -281,18 +308,24 @@ class SleepTimeRunner:
     def commit(self, state: SleepAgentState) -> Command[str]:
         """Commit the page's edits and advance the watermark, atomically."""
         where = self._where()
-        run = _open_run(state)
-        staged = StagedMemory.from_dict(run["page"]["staged"])
-        outcome = where.blocks.commit(where.scope, staged, **self._commit_args(run))
-        return self._after_commit(run, outcome)
+        run = as_run(_open_run(state))
+        outcome, args = self._commit_args(run)
+        committed = where.blocks.commit(where.scope, transitions.staged_of(run), **args)
+        command, record = self._after_commit(run, outcome, committed)
+        if record is not None:
+            where.blocks.put_run(where.scope, record)
+        return command
 
     async def acommit(self, state: SleepAgentState) -> Command[str]:
         """Async :meth:`commit`."""
         where = self._where()
-        run = _open_run(state)
-        staged = StagedMemory.from_dict(run["page"]["staged"])
-        outcome = await where.blocks.acommit(where.scope, staged, **self._commit_args(run))
-        return self._after_commit(run, outcome)
+        run = as_run(_open_run(state))
+        outcome, args = self._commit_args(run)
+        committed = await where.blocks.acommit(where.scope, transitions.staged_of(run), **args)
+        command, record = self._after_commit(run, outcome, committed)
+        if record is not None:
+            await where.blocks.aput_run(where.scope, record)
+        return command
 
 
 def _open_run(state: SleepAgentState) -> dict[str, Any]:
@@ -302,21 +335,11 @@ def _open_run(state: SleepAgentState) -> dict[str, Any]:
     return run
 
 
-def merge_diffs(diffs: Iterable[BlockDiff]) -> list[BlockDiff]:
-    """One diff per label: from its first ``before`` to its last ``after``."""
-    merged: dict[str, BlockDiff] = {}
-    for diff in diffs:
-        first = merged.get(diff.label)
-        merged[diff.label] = (
-            diff
-            if first is None
-            else BlockDiff(
-                label=diff.label,
-                before=first.before,
-                after=diff.after,
-                version_before=first.version_before,
-                version_after=diff.version_after,
-                reapplied=first.reapplied or diff.reapplied,
-            )
-        )
-    return list(merged.values())
+def _last_error(run: RunState) -> str | None:
+    outcome = transitions.run_outcome(run["outcomes"])
+    return None if outcome.processed else transitions.failure_text(outcome)
+
+
+def _brief(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 300 else text[:297] + "..."

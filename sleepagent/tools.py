@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sleepagent.blocks import Edit, InsertEdit, ReplaceEdit, RethinkEdit
 from sleepagent.errors import MemoryEditError
 from sleepagent.staging import StagedMemory
+from sleepagent.storable import unstorable_reason
 
 __all__ = ["FINISH_TOOL", "ToolRound", "memory_tool_schemas", "run_tool_calls"]
 
@@ -102,6 +103,8 @@ class ToolRound:
         replies: One tool message per call (matched by ``tool_call_id``).
         finished: Whether ``memory_finish`` was called.
         accepted: Number of edits accepted in this round.
+        refused: Number of calls refused (unknown or not offered tool, malformed
+            arguments, refused edit).
 
     """
 
@@ -109,6 +112,7 @@ class ToolRound:
     replies: tuple[ToolMessage, ...]
     finished: bool
     accepted: int
+    refused: int = 0
 
 
 def run_tool_calls(
@@ -116,9 +120,10 @@ def run_tool_calls(
 ) -> ToolRound:
     """Apply a model message's tool calls to ``staged``, in order.
 
-    Malformed calls (unknown tool, arguments that are not valid JSON or do not
-    fit the schema) and refused edits become error replies; they never change
-    the working copy. Replies to calls whose arguments were not JSON come first.
+    Malformed calls (a tool not in ``allowed``, arguments that are not a JSON
+    object or do not fit the schema, text no backend can store) and refused
+    edits become error replies; they never change the working copy. Replies to
+    calls whose arguments were not JSON come first.
 
     Raises:
         ValueError: If ``allowed`` names a tool that does not exist.
@@ -130,6 +135,7 @@ def run_tool_calls(
     replies: list[ToolMessage] = []
     finished = False
     accepted = 0
+    refused = len(message.invalid_tool_calls)
     for bad in message.invalid_tool_calls:
         replies.append(
             _error(
@@ -142,18 +148,15 @@ def run_tool_calls(
         )
     for call in message.tool_calls:
         call_id, name = call.get("id") or "", call["name"]
-        if name not in allowed:
-            replies.append(
-                _error(
-                    call_id,
-                    name,
-                    f"Error: unknown tool '{name}'. Use one of: {', '.join(allowed)}.",
-                )
-            )
+        problem = _call_problem(name, call.get("args"), allowed)
+        if problem is not None:
+            refused += 1
+            replies.append(_error(call_id, name, problem))
             continue
         try:
             args = _ARGS[name].model_validate(call["args"])
         except ValidationError as error:
+            refused += 1
             replies.append(
                 _error(call_id, name, f"Error: invalid arguments for {name}: {_brief(error)}")
             )
@@ -165,6 +168,7 @@ def run_tool_calls(
         try:
             staged, block = staged.stage(_edit(args))
         except MemoryEditError as error:
+            refused += 1
             replies.append(_error(call_id, name, str(error)))
             continue
         accepted += 1
@@ -175,7 +179,29 @@ def run_tool_calls(
                 name=name,
             )
         )
-    return ToolRound(staged=staged, replies=tuple(replies), finished=finished, accepted=accepted)
+    return ToolRound(
+        staged=staged,
+        replies=tuple(replies),
+        finished=finished,
+        accepted=accepted,
+        refused=refused,
+    )
+
+
+def _call_problem(name: str, args: Any, allowed: Sequence[str]) -> str | None:
+    """Why a call must be refused before its arguments are even validated, if it must."""
+    if name not in allowed:
+        return f"Error: unknown tool '{name}'. Use one of: {', '.join(allowed)}."
+    if not isinstance(args, dict):
+        return (
+            f"Error: the arguments of {name} must be a JSON object of named fields, "
+            f"got {type(args).__name__}. Send the call again with an object."
+        )
+    for field_name, value in args.items():
+        reason = unstorable_reason(value) if isinstance(value, str) else None
+        if reason is not None:
+            return f"Edit refused: argument '{field_name}' cannot be saved: {reason}."
+    return None
 
 
 def _edit(args: _Args) -> Edit:

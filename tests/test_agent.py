@@ -14,6 +14,7 @@ from sleepagent import (
     MemoryBlock,
     ScopeMismatchError,
     SleepConfig,
+    SleepOutcome,
     SleepTimeAgent,
     WrongModeError,
 )
@@ -191,11 +192,50 @@ def test_several_tool_calls_in_one_reply_are_applied_in_order(make_agent):
     assert agent.memory(thread_id="t1")["human"].value == "Ada Lovelace\nMathematician"
 
 
-def test_a_model_reply_without_tool_calls_ends_the_page(make_agent):
+def test_a_reply_without_tool_calls_is_not_taken_for_nothing_to_remember(make_agent, caplog):
     agent, _, _ = make_agent(chat=["ok"], sleep=["Nothing worth remembering."])
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
-    assert (result.steps, result.diffs, result.watermark) == (1, (), 2)
+    assert result.outcome is SleepOutcome.NO_TOOL_CALL
+    assert (result.steps, result.diffs, result.watermark, result.covered) == (1, (), 0, False)
+    assert agent.positions()["t1"].pending == 2, "the page stays pending"
+    assert any("without calling a memory tool" in r.getMessage() for r in caplog.records)
+
+
+def test_memory_finish_without_edits_counts_the_page_as_processed(make_agent):
+    agent, _, _ = make_agent(chat=["ok"], sleep=[FINISH])
+    agent.chat("hi", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.UNCHANGED
+    assert (result.watermark, result.covered) == (2, True)
+
+
+def test_a_run_whose_edits_are_all_refused_leaves_the_page_pending(make_agent):
+    refused = ai_tool_calls(tool_call("memory_rethink", label="nope", new_value="x"))
+    agent, _, _ = make_agent(chat=["ok"], sleep=[refused, FINISH])
+    agent.chat("hi", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.ONLY_REFUSED
+    assert result.watermark == 0
+
+
+def test_a_run_that_spends_its_step_budget_on_refused_edits_says_so(make_agent):
+    refused = ai_tool_calls(tool_call("memory_rethink", label="nope", new_value="x"))
+    agent, _, _ = make_agent(
+        chat=["ok"], sleep=[refused, refused], config=SleepConfig(max_sleep_steps=2)
+    )
+    agent.chat("hi", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.STEP_BUDGET
+    assert result.watermark == 0
+
+
+def test_an_edited_page_advances_the_watermark_and_says_edited(make_agent):
+    agent, _, _ = make_agent(chat=["ok"], sleep=[rethink("human", "Ada")])
+    agent.chat("hi", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.EDITED
+    assert (result.watermark, result.covered) == (2, True)
 
 
 # --- refused edits (invariant 6) -------------------------------------------------

@@ -7,7 +7,12 @@ import sys
 
 import pytest
 
-from sleepagent.errors import ConfigurationError, ModelCallError, SleepAgentError
+from sleepagent.errors import (
+    ConfigurationError,
+    ModelCallError,
+    ScriptExhaustedError,
+    SleepAgentError,
+)
 from sleepagent.models import (
     LOCAL_TIMEOUT_S,
     PLACEHOLDER_API_KEY,
@@ -111,9 +116,16 @@ def test_impossible_options_are_refused(field, value):
         ModelOptions(**{field: value})
 
 
-def test_model_errors_lets_other_failures_through_unchanged():
-    with pytest.raises(KeyError), model_errors("chat"):
+def test_model_errors_wraps_whatever_a_model_call_raises_and_keeps_the_cause():
+    with pytest.raises(ModelCallError) as raised, model_errors("chat"):
         raise KeyError("not a model request")
+    assert isinstance(raised.value.cause, KeyError)
+    assert raised.value.__cause__ is raised.value.cause
+
+
+def test_model_errors_lets_the_librarys_own_errors_through_unchanged():
+    with pytest.raises(ScriptExhaustedError), model_errors("sleep"):
+        raise ScriptExhaustedError("scripted for 0")
 
 
 def test_a_model_call_error_is_a_runtime_error_carrying_phase_and_cause():

@@ -214,9 +214,9 @@ def test_a_failed_run_is_retried_with_backoff(make):
     assert agent.memory(thread_id="t1")["human"].value == "third time lucky"
 
 
-def test_a_run_that_keeps_failing_is_left_pending_for_the_next_turn(make):
+def test_a_page_that_keeps_failing_is_recorded_and_never_paid_for_again(make):
     agent, clock, _, sleep, events = make(
-        chat=["a", "b"],
+        chat=["a", "b", "c"],
         sleep=[model_down, model_down, note("after the next turn")],
         idle_seconds=30,
         sleep_retries=1,
@@ -225,11 +225,56 @@ def test_a_run_that_keeps_failing_is_left_pending_for_the_next_turn(make):
     agent.chat("hi", thread_id="t1")
     clock.advance(1000)
     assert [e.will_retry for e in events.kinds(EventKind.FAILED)] == [True, False]
+    [given_up] = events.kinds(EventKind.PAGE_FAILED)
+    page = given_up.failed_page
+    assert (page.first_seq, page.last_seq, page.attempts) == (1, 2, 2)
+    assert "model down" in page.error
+    assert agent.failed_pages(thread_id="t1") == [page]
     assert clock.pending == []
-    assert agent.blocks.position("t1").pending == 2
+    assert agent.blocks.position("t1").pending == 0, "the watermark moved past the failed page"
+
     agent.chat("again", thread_id="t1")
     clock.advance(30)
     assert agent.blocks.position("t1").pending == 0
+    assert sleep.remaining == 0 and len(sleep.calls) == 1, "the failed page was not retried"
+    assert 'messages="3-4"' in str(sleep.calls[-1].messages[-1].content)
+
+
+def test_new_turns_do_not_reset_the_attempts_of_a_failing_page(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a", "b", "c", "d"],
+        sleep=[model_down, model_down, model_down, FINISH],
+        idle_seconds=30,
+        sleep_retries=2,
+        retry_backoff_seconds=5,
+    )
+    for text in ("one", "two", "three"):
+        agent.chat(text, thread_id="t1")
+        clock.advance(31)  # each turn's run fails once; a new turn sets a fresh alarm
+    [given_up] = events.kinds(EventKind.PAGE_FAILED)
+    assert given_up.failed_page.attempts == 3
+    assert sleep.remaining == 1, "three paid attempts in all, whatever the turns did"
+    assert [e.will_retry for e in events.kinds(EventKind.FAILED)][-1] is False
+    agent.chat("four", thread_id="t1")
+    clock.advance(31)
+    assert sleep.remaining == 0
+    assert 'messages="7-8"' in str(sleep.calls[-1].messages[-1].content)
+
+
+def test_a_failed_page_can_be_run_again_on_purpose(make):
+    agent, clock, _, sleep, events = make(
+        chat=["a"],
+        sleep=[model_down, note("second try")],
+        idle_seconds=30,
+        sleep_retries=0,
+    )
+    agent.chat("hi", thread_id="t1")
+    clock.advance(31)
+    assert len(agent.failed_pages(thread_id="t1")) == 1
+    [result] = agent.retry_failed(thread_id="t1")
+    assert result.changed == ("human",)
+    assert agent.failed_pages(thread_id="t1") == []
+    assert agent.memory(thread_id="t1")["human"].value == "second try"
 
 
 def test_the_chat_path_is_untouched_by_a_failing_run(make):

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from sleepagent import (
     AsyncSleepTimeAgent,
     ConfigurationError,
+    Scope,
     ScopeMismatchError,
     SleepConfig,
     SleepTimeAgent,
@@ -182,4 +183,4 @@ def test_one_agent_thread_refuses_a_second_users_memory_scope(agent):
                 Say("I live in Oslo.", user="bob", thread="general"),
             ],
         )
-    assert agent.memory(thread_id="general", user_id="bob")["human"].value == ""
+    assert agent.blocks.load(Scope("user", "bob"))[1].value == ""

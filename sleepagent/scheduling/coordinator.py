@@ -149,6 +149,7 @@ class SleepCoordinator:
         covered: bool,
         error: BaseException | None = None,
         postpone: bool = False,
+        retry: bool = True,
     ) -> None:
         """End a scheduled run: account for what it covered, retry on error, resume deferred jobs.
 
@@ -158,6 +159,8 @@ class SleepCoordinator:
             error: What the run raised, if it failed.
             postpone: The scope was busy in another process: set the job again
                 after ``retry_backoff_seconds``, without counting an attempt.
+            retry: False when the failed work was given up (recorded as a failed
+                page), so no retry is set.
 
         """
         now = self.now()
@@ -167,17 +170,17 @@ class SleepCoordinator:
             if covered:
                 self._cover(claim)
         if error is not None:
-            delay = backoff_delay(claim.job.attempt, self._config)
-            retry = claim.job.retry(now + delay) if delay is not None else None
+            delay = backoff_delay(claim.job.attempt, self._config) if retry else None
+            again = claim.job.retry(now + delay) if delay is not None else None
             self._emit(
                 EventKind.FAILED,
                 claim.job,
                 error=f"{type(error).__name__}: {error}",
-                will_retry=retry is not None,
+                will_retry=again is not None,
                 duration=now - claim.started_at,
             )
-            if retry is not None:
-                self._set(retry)
+            if again is not None:
+                self._set(again)
         if postpone:
             self._set(replace(claim.job, due_at=now + self._config.retry_backoff_seconds))
         for job in deferred.values():

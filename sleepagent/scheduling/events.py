@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sleepagent.results import BlockDiff, Conflict
+from sleepagent.results import BlockDiff, Conflict, FailedPage, SleepOutcome
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scope import Scope
 from sleepagent.usage import Usage
@@ -34,6 +34,8 @@ class EventKind(enum.Enum):
     """A run raised; ``will_retry`` says whether it is scheduled again."""
     CONFLICT = "conflict"
     """A run finished but dropped edits that no longer applied (see ``conflicts``)."""
+    PAGE_FAILED = "page_failed"
+    """A page kept failing and was given up (``failed_page``); the timer no longer retries it."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class SleepEvent:
         conflicts: Edits the run dropped.
         error: The error text (failed).
         will_retry: Whether a failed run is scheduled again.
+        outcome: How the run ended (finished).
+        failed_page: The page given up (page_failed).
 
     """
 
@@ -72,6 +76,8 @@ class SleepEvent:
     conflicts: tuple[Conflict, ...] = ()
     error: str | None = None
     will_retry: bool = False
+    outcome: SleepOutcome | None = None
+    failed_page: FailedPage | None = None
 
 
 def event_for(
@@ -99,6 +105,7 @@ _LEVELS = {
     EventKind.SKIPPED: logging.INFO,
     EventKind.FAILED: logging.WARNING,
     EventKind.CONFLICT: logging.WARNING,
+    EventKind.PAGE_FAILED: logging.ERROR,
 }
 
 
@@ -144,6 +151,11 @@ class SleepEvents:
 
 def _details(event: SleepEvent) -> str:
     parts = []
+    if event.outcome is not None:
+        parts.append(f"outcome={event.outcome.value}")
+    if event.failed_page is not None:
+        page = event.failed_page
+        parts.append(f"messages={page.first_seq}-{page.last_seq} attempts={page.attempts}")
     if event.duration is not None:
         parts.append(f"duration={event.duration:.3f}s")
     if event.usage is not None:
