@@ -7,7 +7,7 @@ answer starts from a better, pre-computed context.
 
 from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
-from sleepagent.config import ScopePolicy, SleepConfig
+from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode
 from sleepagent.context import SleepContext
 from sleepagent.errors import (
     BlockLimitError,
@@ -61,6 +61,7 @@ __all__ = [
     "SleepAgentState",
     "SleepConfig",
     "SleepContext",
+    "SleepEditMode",
     "SleepOutcome",
     "SleepResult",
     "SleepTimeAgent",

@@ -232,9 +232,10 @@ def resolve_model(model: ModelLike, options: ModelOptions | None = None) -> Base
     provider = provider.strip().lower().replace("-", "_")
     if not provider or not name:
         raise ConfigurationError(
-            f"model spec {model!r} needs a provider and a model name, such as "
-            "'openai:gpt-4o-mini', 'anthropic:claude-sonnet-4-5' or 'ollama:llama3.2'; "
-            "or pass a LangChain chat model instance"
+            f"model spec {model!r} needs a provider and a model name: 'openai:<model>' "
+            "for OpenAI and OpenAI-compatible servers (for example 'openai:gpt-4o-mini'), "
+            "or another LangChain provider such as 'anthropic:claude-sonnet-4-5' or "
+            "'ollama:llama3.2'; or pass a LangChain chat model instance"
         )
     options = options or ModelOptions()
     if provider == "openai":

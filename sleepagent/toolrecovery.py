@@ -27,7 +27,21 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolCall
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["RejectedCall", "Recovery", "find_tool_calls", "recover_tool_calls"]
+from sleepagent.tools import (
+    FINISH_TOOL,
+    MemoryFinishArgs,
+    MemoryInsertArgs,
+    MemoryReplaceArgs,
+    MemoryRethinkArgs,
+)
+
+__all__ = [
+    "RejectedCall",
+    "Recovery",
+    "find_tool_calls",
+    "memory_tool_args",
+    "recover_tool_calls",
+]
 
 _NAME_KEYS = ("name", "tool", "tool_name")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input", "tool_input")
@@ -62,6 +76,23 @@ class Recovery:
     calls: tuple[ToolCall, ...] = ()
     text: str = ""
     rejected: tuple[RejectedCall, ...] = ()
+
+
+def memory_tool_args(*, finish: bool) -> dict[str, type[BaseModel]]:
+    """The memory tools an agent offers, by name, with their argument models.
+
+    Args:
+        finish: Include ``memory_finish`` (the sleep-time agent offers it).
+
+    """
+    tools: dict[str, type[BaseModel]] = {
+        "memory_replace": MemoryReplaceArgs,
+        "memory_insert": MemoryInsertArgs,
+        "memory_rethink": MemoryRethinkArgs,
+    }
+    if finish:
+        tools[FINISH_TOOL] = MemoryFinishArgs
+    return tools
 
 
 def find_tool_calls(text: str, tools: Mapping[str, type[BaseModel]]) -> Recovery:

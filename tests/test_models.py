@@ -285,4 +285,4 @@ def test_a_timed_out_call_names_the_option_and_the_command_line_flag():
 
 def test_another_failed_call_names_both_flags():
     message = str(ModelCallError(phase="chat", cause=ConnectionError("refused")))
-    assert "--timeout / --max-retries" in message
+    assert "--timeout and --max-retries" in message
