@@ -395,9 +395,7 @@ class SleepTimeRunner:
         return command
 
 
-def _text_messages(
-    blocks: Sequence[MemoryBlock], transcript: str, count: int
-) -> list[BaseMessage]:
+def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:
     return [
         SystemMessage(prompts.SLEEP_TEXT_SYSTEM_PROMPT),
         HumanMessage(text_page_prompt(blocks, transcript, count)),
