@@ -4,8 +4,9 @@ One run walks the thread's log from its watermark, a page at a time. For each
 page the model loops with the memory tools (``sleep`` ⇄ ``sleep_tools``) up to
 the step budget, or, in the text format (``SleepEditMode.TEXT``, or ``AUTO``
 once a page's first reply made no tool call), answers with whole blocks as
-tagged text, with one repair round for a malformed answer; then ``sleep_commit`` writes the page's edits and advances the
-watermark in one atomic batch. A commit that finds a block changed under edits
+tagged text, with one repair round for a malformed answer; then
+``sleep_commit`` writes the page's edits and advances the watermark in one
+atomic batch. A commit that finds a block changed under edits
 that no longer apply redoes the page on fresh memory, up to
 ``max_commit_retries`` times, and on the last try commits what merges and
 reports the rest as conflicts.
