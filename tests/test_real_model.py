@@ -32,7 +32,6 @@ def test_chat_sleep_and_add_context_end_with_a_stated_outcome_and_counted_usage(
     from sleepagent.config import SleepEditMode
     from sleepagent.models import ModelOptions
     from sleepagent.results import SleepOutcome
-    from sleepagent.usage import Phase
 
     # A small step budget keeps a slow CPU model's worst case bounded.
     config = SleepConfig(sleep_edit_mode=SleepEditMode(mode), max_sleep_steps=3)
@@ -42,7 +41,7 @@ def test_chat_sleep_and_add_context_end_with_a_stated_outcome_and_counted_usage(
     ) as agent:
         reply = agent.chat("Hi, I'm Ada, I'm vegetarian and live in Lisbon", thread_id="t1")
         assert reply.reply.strip()
-        assert agent.usage(thread_id="t1")[Phase.CHAT].calls >= 1
+        assert agent.usage(thread_id="t1")["chat"].calls >= 1
 
         slept = agent.sleep(thread_id="t1")
         assert isinstance(slept.outcome, SleepOutcome)
@@ -51,4 +50,4 @@ def test_chat_sleep_and_add_context_end_with_a_stated_outcome_and_counted_usage(
         learned = agent.add_context(PROBLEM, thread_id="w1")
         assert isinstance(learned.outcome, SleepOutcome)
         assert learned.usage.calls >= 1
-        assert agent.usage(thread_id="w1")[Phase.SLEEP].calls == learned.usage.calls
+        assert agent.usage(thread_id="w1")["sleep"].calls == learned.usage.calls
