@@ -285,7 +285,8 @@ _LIKELY_CAUSE = {
     SleepOutcome.NO_TOOL_CALL: (
         "the sleep-time model answered in plain text without calling a memory tool; "
         "models served without tool-call parsing (llama.cpp, some Ollama models, small "
-        "fine-tunes) often write the call as text instead"
+        "fine-tunes) often write the call as text instead; SleepConfig(sleep_edit_mode="
+        "SleepEditMode.AUTO) (the default) or TEXT lets them write memory as tagged text"
     ),
     SleepOutcome.ONLY_REFUSED: "every memory edit the sleep-time model tried was refused",
     SleepOutcome.MALFORMED: (
