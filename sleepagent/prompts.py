@@ -6,7 +6,9 @@ __all__ = [
     "CHAT_MEMORY_INTRO",
     "CHAT_RAW_CONTEXT_INTRO",
     "CHAT_SYSTEM_PROMPT",
+    "SLEEP_CONTEXT_NOTE",
     "SLEEP_MALFORMED_REPLY",
+    "SLEEP_USER_FACTS_NOTE",
     "SLEEP_PAGE_PROMPT",
     "SLEEP_SYSTEM_PROMPT",
     "SLEEP_TEXT_PAGE_PROMPT",
@@ -117,3 +119,17 @@ SLEEP_TEXT_REPAIR_PROMPT = """\
 
 Answer again with only the corrected blocks, each written in full between its tags \
 (for example <{example}>...</{example}>)."""
+
+
+# --- page notes: added to a sleep page prompt when the blocks they name exist ------------
+# Small models copy a context document into the user's block, or the user's facts into
+# the persona; saying where each belongs, next to the transcript, is what helps most.
+
+SLEEP_CONTEXT_NOTE = """\
+Messages with role "context" are material given ahead of questions, not facts about \
+the user. Work out what it implies (key facts, derived quantities, computed answers to \
+the likely questions) and write that to the {label} block."""
+
+SLEEP_USER_FACTS_NOTE = """\
+What the user says about themselves (name, diet, home, work, preferences, corrections) \
+goes in the {label} block; do not write it into the assistant's persona."""

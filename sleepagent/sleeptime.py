@@ -117,7 +117,7 @@ class SleepTimeRunner:
         watermark: int,
         head: int,
     ) -> tuple[RunState, list[BaseMessage]]:
-        transcript = render_transcript_page(entries, total=head)
+        transcript = _with_notes(render_transcript_page(entries, total=head), blocks, entries)
         run = transitions.open_page(
             {**run, "watermark": watermark}, blocks, entries, head, transcript
         )
@@ -394,6 +394,19 @@ class SleepTimeRunner:
         if record is not None:
             await where.blocks.aput_run(where.scope, record)
         return command
+
+
+def _with_notes(
+    transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]
+) -> str:
+    """The rendered page, followed by where its kind of content belongs (default blocks)."""
+    labels = {block.label for block in blocks if not block.read_only}
+    notes = []
+    if any(entry.role == "context" for entry in entries) and "learned_context" in labels:
+        notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label="learned_context"))
+    if any(entry.role == "user" for entry in entries) and "human" in labels:
+        notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label="human"))
+    return "\n\n".join([transcript, *notes])
 
 
 def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:
