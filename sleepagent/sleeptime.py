@@ -396,9 +396,7 @@ class SleepTimeRunner:
         return command
 
 
-def _with_notes(
-    transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]
-) -> str:
+def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
     """The rendered page, followed by where its kind of content belongs (default blocks)."""
     labels = {block.label for block in blocks if not block.read_only}
     notes = []
