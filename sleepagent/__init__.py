@@ -8,7 +8,7 @@ answer starts from a better, pre-computed context.
 from sleepagent._version import __version__
 from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
-from sleepagent.config import ScopePolicy, SleepConfig
+from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode
 from sleepagent.context import SleepContext
 from sleepagent.errors import (
     BlockLimitError,
@@ -62,6 +62,7 @@ __all__ = [
     "SleepAgentState",
     "SleepConfig",
     "SleepContext",
+    "SleepEditMode",
     "SleepOutcome",
     "SleepResult",
     "SleepTimeAgent",

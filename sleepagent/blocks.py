@@ -9,6 +9,7 @@ meant for the model that asked for it; the original block is never changed.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -38,6 +39,9 @@ __all__ = [
 
 DEFAULT_LIMIT = 5_000
 """Characters per block unless declared otherwise (the paper's setting)."""
+
+_HINT_CHARS = 200
+"""Longest line quoted back to the model in a refusal."""
 
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
@@ -169,6 +173,13 @@ def replace_text(block: MemoryBlock, old: str, new: str) -> MemoryBlock:
 
     """
     _check_writable(block)
+    if not block.value:
+        raise MemoryEditError(
+            f"Edit refused: block '{block.label}' is empty, so there is no text to replace. "
+            f"Use memory_insert(label='{block.label}', text=...) to add lines, or "
+            f"memory_rethink(label='{block.label}', new_value=...) to write the whole block.",
+            label=block.label,
+        )
     if not old:
         raise MemoryEditError(
             f"Edit refused: 'old' is empty. Quote the exact text to replace in block "
@@ -176,15 +187,18 @@ def replace_text(block: MemoryBlock, old: str, new: str) -> MemoryBlock:
             label=block.label,
         )
     count = _occurrences(block.value, old)
-    if count != 1:
-        hint = (
-            "Copy the text exactly as it appears in the block."
-            if count == 0
-            else "Include more surrounding text so it matches exactly once."
+    if count == 0:
+        raise MemoryEditError(
+            f"Edit refused: the text to replace was found 0 times in block '{block.label}' "
+            f"(it must match exactly once). {_closest_hint(block.value, old)} "
+            "The block is unchanged.",
+            label=block.label,
         )
+    if count > 1:
         raise MemoryEditError(
             f"Edit refused: the text to replace was found {count} times in block "
-            f"'{block.label}' (it must match exactly once). {hint} The block is unchanged.",
+            f"'{block.label}' (it must match exactly once). Include more surrounding text so "
+            "it matches exactly once. The block is unchanged.",
             label=block.label,
         )
     return _with_value(block, block.value.replace(old, new, 1))
@@ -239,6 +253,20 @@ def _occurrences(text: str, part: str) -> int:
         count += 1
         start = text.find(part, start + 1)
     return count
+
+
+def _closest_hint(value: str, wanted: str) -> str:
+    """What to quote instead of ``wanted``: the block's line most like it.
+
+    Models often paraphrase or mis-copy the text they mean to replace; showing the
+    nearest line lets the next call quote it exactly.
+    """
+    lines = [line for line in value.split("\n") if line.strip()]
+    closest = difflib.get_close_matches(wanted, lines, n=1, cutoff=0.0)
+    if not closest:
+        return "Copy the text exactly as it appears in the block."
+    line = closest[0] if len(closest[0]) <= _HINT_CHARS else closest[0][:_HINT_CHARS] + "..."
+    return f"Copy the text exactly as it appears in the block; the closest line is: {line!r}."
 
 
 def _check_writable(block: MemoryBlock) -> None:

@@ -151,9 +151,9 @@ def _add_chat(commands: Any) -> None:
     chat.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
         metavar="SECONDS",
-        help="time allowed for one model request (default: 60)",
+        help="seconds per model request (default: 600 for a server on this machine or "
+        "network, 120 for a hosted API)",
     )
     chat.add_argument(
         "--max-retries",

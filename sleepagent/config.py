@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
 from sleepagent.errors import ConfigurationError
 
-__all__ = ["ScopePolicy", "SleepConfig"]
+__all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode"]
 
 
 class ScopePolicy(enum.Enum):
@@ -21,6 +21,21 @@ class ScopePolicy(enum.Enum):
     """Always the thread: each conversation has its own blocks."""
     USER = "user"
     """Always the user; a call without ``user_id`` is an error."""
+
+
+class SleepEditMode(enum.Enum):
+    """How the sleep-time agent writes its edits."""
+
+    TOOLS = "tools"
+    """Memory tools (``memory_replace`` / ``insert`` / ``rethink`` / ``finish``). Calls a
+    model wrote as JSON in its text are recovered when they validate."""
+    TEXT = "text"
+    """No tools: the model answers with each changed block written whole between its
+    tags (``<human>...</human>``); a malformed answer gets one repair round."""
+    AUTO = "auto"
+    """Tools first; when a page's first reply carries no tool call at all, that page and
+    the rest of the run use the text format. Works with tool-calling models and with
+    models that call tools unreliably."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +68,9 @@ class SleepConfig:
 
     Older turns reach the model through the memory blocks the sleep-time agent writes.
     """
+
+    sleep_edit_mode: SleepEditMode = SleepEditMode.AUTO
+    """How the sleep-time agent edits memory (see :class:`SleepEditMode`)."""
 
     chat_memory_tools: bool = False
     """Give the primary agent the memory-editing tools too (same commit path)."""
@@ -98,6 +116,11 @@ class SleepConfig:
             raise ConfigurationError(
                 f"scope must be a ScopePolicy, got {self.scope!r}; "
                 "use ScopePolicy.AUTO, ScopePolicy.THREAD or ScopePolicy.USER"
+            )
+        if not isinstance(self.sleep_edit_mode, SleepEditMode):
+            raise ConfigurationError(
+                f"sleep_edit_mode must be a SleepEditMode, got {self.sleep_edit_mode!r}; "
+                "use SleepEditMode.AUTO, SleepEditMode.TOOLS or SleepEditMode.TEXT"
             )
         for name in ("max_sleep_steps", "page_messages", "page_chars", "max_chat_steps"):
             _require_positive(name, getattr(self, name))

@@ -152,10 +152,18 @@ class ModelCallError(SleepAgentError, RuntimeError):
     """
 
     def __init__(self, *, phase: str, cause: BaseException) -> None:
-        super().__init__(
-            f"the {phase} model call failed: {type(cause).__name__}: {str(cause).rstrip('.')}. "
-            "Check the server and key, or raise the timeout and retries "
+        timed_out = isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
+        advice = (
+            "The server did not answer in time: a local model on a CPU can need minutes "
+            "for a long prompt. Raise the timeout: ModelOptions(timeout=SECONDS), or "
+            "--timeout SECONDS for sleepagent chat and sleepagent bench"
+            if timed_out
+            else "Check the server and key, or raise the timeout and retries "
             "(ModelOptions(timeout=, max_retries=); in the CLI --timeout and --max-retries)"
+        )
+        super().__init__(
+            f"the {phase} model call failed: {type(cause).__name__}: "
+            f"{str(cause).rstrip('.')}. {advice}"
         )
         self.phase = phase
         self.cause = cause

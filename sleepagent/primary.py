@@ -25,6 +25,7 @@ from sleepagent.render import render_system_prompt
 from sleepagent.staging import StagedMemory
 from sleepagent.state import SleepAgentState
 from sleepagent.storable import storable
+from sleepagent.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import entries_from_messages
 from sleepagent.usage import Usage
@@ -32,6 +33,7 @@ from sleepagent.usage import Usage
 __all__ = ["PrimaryAgent", "trim_history"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
+_CHAT_TOOL_ARGS = memory_tool_args(finish=False)
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +94,17 @@ class PrimaryAgent:
         """The model's reply as the turn keeps it.
 
         Tool calls in a request that offered no tools are dropped (logged), never
-        run: a model may name a tool it was not given. Text no backend can store
+        run: a model may name a tool it was not given. When tools were offered,
+        calls written as JSON in the text are recovered (see
+        :mod:`sleepagent.toolrecovery`). Text no backend can store
         is replaced, so logging the reply cannot fail after the model was paid.
         """
         reply = _with_id(message)
-        if not self._offers_tools(state) and (reply.tool_calls or reply.invalid_tool_calls):
+        if self._offers_tools(state):
+            # Models that write a memory call as JSON in their answer: run it when it
+            # names a chat tool and validates, as the sleep-time agent does.
+            reply = recover_tool_calls(reply, _CHAT_TOOL_ARGS)
+        elif reply.tool_calls or reply.invalid_tool_calls:
             names = [call["name"] for call in reply.tool_calls]
             logger.warning(
                 "the chat model called %s although no tools were offered; the calls were "

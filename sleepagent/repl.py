@@ -9,6 +9,7 @@ is read line by line with the same commands, for scripts.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -59,7 +60,7 @@ class ChatSettings:
         user_id: The user, whose memory then spans threads.
         db: Database for conversations and memory; ``None`` keeps them in memory.
         idle_seconds: Quiet time before sleep-time compute runs by itself.
-        timeout: Seconds to wait for one model request.
+        timeout: Seconds to wait for one model request; ``None`` sizes it from the server.
         max_retries: Retries of a failed model request.
         history_file: Where past input lines are kept; ``None`` keeps them for this session.
 
@@ -73,7 +74,7 @@ class ChatSettings:
     user_id: str | None = None
     db: str | None = "sleepagent.db"
     idle_seconds: float = 30.0
-    timeout: float = 60.0
+    timeout: float | None = None
     max_retries: int = 2
     history_file: str | None = None
 
@@ -345,9 +346,9 @@ def _open_agent(settings: ChatSettings) -> SleepTimeAgent:
 
         chat_model, sleep_model = offline_models()
         return SleepTimeAgent(chat_model, sleep_model=sleep_model, config=config, db=settings.db)
-    options = ModelOptions(
-        base_url=settings.base_url, timeout=settings.timeout, max_retries=settings.max_retries
-    )
+    options = ModelOptions(base_url=settings.base_url, max_retries=settings.max_retries)
+    if settings.timeout is not None:
+        options = dataclasses.replace(options, timeout=settings.timeout)
     return SleepTimeAgent(
         settings.model,
         sleep_model=settings.sleep_model,

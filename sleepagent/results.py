@@ -42,6 +42,8 @@ class SleepOutcome(enum.Enum):
     """The model answered in plain text without any memory tool call."""
     ONLY_REFUSED = "only_refused_edits"
     """Every edit the model tried was refused (limit, read-only, unknown block, bad arguments)."""
+    MALFORMED = "malformed_text"
+    """In the text format, the reply held no usable block, even after one repair round."""
     STEP_BUDGET = "step_budget_spent"
     """The step budget ran out before any edit was accepted or ``memory_finish`` was called."""
     NOTHING_NEW = "nothing_new"

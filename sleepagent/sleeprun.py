@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 from sleepagent.blocks import MemoryBlock
 from sleepagent.results import BlockDiff, Conflict, FailedPage, SleepOutcome
 from sleepagent.staging import StagedMemory
+from sleepagent.textedits import ProblemKind, TextRound
 from sleepagent.tools import ToolRound
 from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
@@ -25,7 +26,10 @@ __all__ = [
     "SpanRequest",
     "after_commit",
     "after_reply",
+    "after_repair_request",
+    "after_text_reply",
     "after_tools",
+    "fall_back_to_text",
     "after_unreadable_reply",
     "commit_ready",
     "merge_diffs",
@@ -63,6 +67,10 @@ class PageState(TypedDict):
     accepted: int
     refused: int
     finished: bool
+    edit_format: str
+    transcript: str
+    repaired: bool
+    malformed: bool
 
 
 class RunState(TypedDict):
@@ -88,6 +96,7 @@ class RunState(TypedDict):
     uncommitted_usage: dict[str, Any]
     page: PageState | None
     done: bool
+    edit_format: str
 
 
 def new_run(
@@ -98,8 +107,9 @@ def new_run(
     scope: str,
     at: str,
     span: SpanRequest | None = None,
+    edit_format: str = "tools",
 ) -> RunState:
-    """A run that has read nothing yet."""
+    """A run that has read nothing yet; its pages start in ``edit_format`` (tools or text)."""
     return RunState(
         run_id=run_id,
         reason=reason,
@@ -121,13 +131,22 @@ def new_run(
         uncommitted_usage=Usage().to_dict(),
         page=None,
         done=False,
+        edit_format=edit_format,
     )
 
 
 def open_page(
-    run: RunState, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry], head: int
+    run: RunState,
+    blocks: Sequence[MemoryBlock],
+    entries: Sequence[LogEntry],
+    head: int,
+    transcript: str = "",
 ) -> RunState:
-    """Start work on the page ``entries`` (non-empty), on a fresh working copy of ``blocks``."""
+    """Start work on the page ``entries`` (non-empty), on a fresh working copy of ``blocks``.
+
+    ``transcript`` is the page as rendered for the model, kept so the page can be
+    asked again in the text format without reading the store.
+    """
     page = PageState(
         first=entries[0].seq,
         last=entries[-1].to_dict(),
@@ -139,6 +158,10 @@ def open_page(
         accepted=0,
         refused=0,
         finished=False,
+        edit_format=run.get("edit_format", "tools"),
+        transcript=transcript,
+        repaired=False,
+        malformed=False,
     )
     return {**run, "page": page}
 
@@ -188,6 +211,51 @@ def after_tools(run: RunState, round_: ToolRound) -> RunState:
     }
 
 
+def after_text_reply(run: RunState, round_: TextRound) -> RunState:
+    """Take the working copy and counters after one tagged-text reply.
+
+    Each block the reply wrote counts as one call, accepted or refused. A reply
+    with no problem finishes the page (with no edits, the model changed nothing);
+    a reply whose only news is a format problem marks the page malformed.
+    """
+    page = _page(run)
+    parsed = round_.parsed
+    accepted = page["accepted"] + round_.accepted
+    return {
+        **run,
+        "page": {
+            **page,
+            "staged": round_.staged.to_dict(),
+            "tool_calls": page["tool_calls"] + len(parsed.edits) + len(parsed.problems),
+            "accepted": accepted,
+            "refused": page["refused"] + len(parsed.problems),
+            "finished": page["finished"] or parsed.well_formed,
+            "malformed": not accepted and any(p.kind in _FORMAT_PROBLEMS for p in parsed.problems),
+        },
+    }
+
+
+def after_repair_request(run: RunState) -> RunState:
+    """Mark the page's one repair round as used."""
+    return {**run, "page": {**_page(run), "repaired": True}}
+
+
+def fall_back_to_text(run: RunState) -> RunState:
+    """Switch the open page, and the pages after it, to the text format."""
+    return {**run, "edit_format": "text", "page": {**_page(run), "edit_format": "text"}}
+
+
+_FORMAT_PROBLEMS = frozenset(
+    {
+        ProblemKind.EMPTY_REPLY,
+        ProblemKind.NO_BLOCKS,
+        ProblemKind.UNCLOSED,
+        ProblemKind.NESTED,
+        ProblemKind.DUPLICATE,
+    }
+)
+
+
 def commit_ready(run: RunState, max_steps: int) -> bool:
     """Whether the page is done: the model finished, or the step budget is spent."""
     page = _page(run)
@@ -204,6 +272,8 @@ def page_outcome(page: PageState, max_steps: int) -> SleepOutcome:
         return SleepOutcome.EDITED
     if page["finished"] and not page["refused"]:
         return SleepOutcome.UNCHANGED
+    if page.get("malformed"):
+        return SleepOutcome.MALFORMED
     if not page["tool_calls"]:
         return SleepOutcome.NO_TOOL_CALL
     if not page["finished"] and page["steps"] >= max_steps:
@@ -215,9 +285,14 @@ _LIKELY_CAUSE = {
     SleepOutcome.NO_TOOL_CALL: (
         "the sleep-time model answered in plain text without calling a memory tool; "
         "models served without tool-call parsing (llama.cpp, some Ollama models, small "
-        "fine-tunes) often write the call as text instead"
+        "fine-tunes) often write the call as text instead; SleepConfig(sleep_edit_mode="
+        "SleepEditMode.AUTO) (the default) or TEXT lets them write memory as tagged text"
     ),
     SleepOutcome.ONLY_REFUSED: "every memory edit the sleep-time model tried was refused",
+    SleepOutcome.MALFORMED: (
+        "the sleep-time model's answer in the text format held no usable block, even "
+        "after a repair round"
+    ),
     SleepOutcome.STEP_BUDGET: (
         "the sleep-time model spent its step budget (max_sleep_steps) without an accepted edit"
     ),

@@ -2,8 +2,11 @@
 
 One run walks the thread's log from its watermark, a page at a time. For each
 page the model loops with the memory tools (``sleep`` ⇄ ``sleep_tools``) up to
-the step budget; then ``sleep_commit`` writes the page's edits and advances the
-watermark in one atomic batch. A commit that finds a block changed under edits
+the step budget, or, in the text format (``SleepEditMode.TEXT``, or ``AUTO``
+once a page's first reply made no tool call), answers with whole blocks as
+tagged text, with one repair round for a malformed answer; then
+``sleep_commit`` writes the page's edits and advances the watermark in one
+atomic batch. A commit that finds a block changed under edits
 that no longer apply redoes the page on fresh memory, up to
 ``max_commit_retries`` times, and on the last try commits what merges and
 reports the rest as conflicts.
@@ -27,7 +30,7 @@ from langgraph.types import Command
 from sleepagent import prompts
 from sleepagent import sleeprun as transitions
 from sleepagent.blocks import MemoryBlock
-from sleepagent.config import SleepConfig
+from sleepagent.config import SleepConfig, SleepEditMode
 from sleepagent.context import RunTarget, current_target, iso
 from sleepagent.errors import ModelCallError
 from sleepagent.memory import CommitOutcome, PageAttempt
@@ -37,6 +40,8 @@ from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
 from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.sleeprun import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.state import SleepAgentState
+from sleepagent.textedits import stage_text_reply, text_page_prompt
+from sleepagent.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
@@ -62,7 +67,10 @@ class SleepTimeRunner:
     ) -> None:
         self._config = config
         self._clock = clock
+        self._mode = config.sleep_edit_mode
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
+        self._text_model = model
+        self._offered = memory_tool_args(finish=True)
 
     # --- decisions (pure) ------------------------------------------------------
 
@@ -83,6 +91,7 @@ class SleepTimeRunner:
                 scope=where.scope.key,
                 at=iso(self._clock()),
                 span=SpanRequest(first=span["first"], last=span["last"]) if span else None,
+                edit_format="text" if self._mode is SleepEditMode.TEXT else "tools",
             )
         return as_run(run)
 
@@ -108,11 +117,16 @@ class SleepTimeRunner:
         watermark: int,
         head: int,
     ) -> tuple[RunState, list[BaseMessage]]:
-        run = transitions.open_page({**run, "watermark": watermark}, blocks, entries, head)
+        transcript = _with_notes(render_transcript_page(entries, total=head), blocks, entries)
+        run = transitions.open_page(
+            {**run, "watermark": watermark}, blocks, entries, head, transcript
+        )
+        if run["edit_format"] == "text":
+            return run, _text_messages(blocks, transcript, len(entries))
         prompt = prompts.SLEEP_PAGE_PROMPT.format(
             memory=render_memory(blocks),
             count=len(entries),
-            transcript=render_transcript_page(entries, total=head),
+            transcript=transcript,
             steps=self._config.max_sleep_steps,
         )
         messages: list[BaseMessage] = [
@@ -122,7 +136,10 @@ class SleepTimeRunner:
         return run, messages
 
     def _model_for(self, where: RunTarget, run: RunState) -> Runnable[Any, BaseMessage]:
-        return self._model.with_config(
+        page = run["page"]
+        text = page is not None and page["edit_format"] == "text"
+        model: Runnable[Any, BaseMessage] = self._text_model if text else self._model
+        return model.with_config(
             run_name="sleepagent:sleep",
             tags=["sleepagent", "sleepagent:sleep"],
             metadata={
@@ -151,11 +168,62 @@ class SleepTimeRunner:
         if not isinstance(reply, AIMessage):
             raise TypeError(f"the sleep model returned {type(reply).__name__}, expected AIMessage")
         run = transitions.after_reply(run, Usage.of_message(reply))
+        page = run["page"]
+        assert page is not None
+        if page["edit_format"] == "text":
+            return self._after_text(run, messages, reply)
+        reply = recover_tool_calls(reply, self._offered)
         wants_tools = bool(reply.tool_calls or reply.invalid_tool_calls)
+        if not wants_tools and self._mode is SleepEditMode.AUTO and page["steps"] == 1:
+            return self._fall_back(run, messages, reply)
         return Command(
             update={"sleep": run, "sleep_messages": [*messages, reply]},
             goto="sleep_tools" if wants_tools else "sleep_commit",
         )
+
+    def _after_text(
+        self, run: RunState, messages: list[BaseMessage], reply: AIMessage
+    ) -> Command[str]:
+        """Stage a tagged-text reply; ask once for a repair when part of it was unusable."""
+        round_ = stage_text_reply(transitions.staged_of(run), reply.text)
+        run = transitions.after_text_reply(run, round_)
+        page = run["page"]
+        assert page is not None
+        history: list[BaseMessage] = [*messages, reply]
+        if (
+            round_.parsed.problems
+            and not page["repaired"]
+            and page["steps"] < self._config.max_sleep_steps
+        ):
+            run = transitions.after_repair_request(run)
+            repair = round_.parsed.repair_prompt(round_.staged.blocks())
+            history.append(HumanMessage(repair))
+            return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep")
+        return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep_commit")
+
+    def _fall_back(
+        self, run: RunState, messages: list[BaseMessage], reply: AIMessage
+    ) -> Command[str]:
+        """AUTO: the page's first reply made no tool call, so ask for the text format."""
+        staged = transitions.staged_of(run)
+        already = stage_text_reply(staged, reply.text)
+        if already.accepted and already.parsed.well_formed:
+            # The model wrote the blocks as tagged text unasked: take them as they are.
+            run = transitions.after_text_reply(transitions.fall_back_to_text(run), already)
+            return Command(
+                update={"sleep": run, "sleep_messages": [*messages, reply]}, goto="sleep_commit"
+            )
+        page = run["page"]
+        assert page is not None
+        if page["steps"] >= self._config.max_sleep_steps:
+            return Command(
+                update={"sleep": run, "sleep_messages": [*messages, reply]}, goto="sleep_commit"
+            )
+        run = transitions.fall_back_to_text(run)
+        # A fresh conversation in the text format: the tool prompt and the reply that
+        # ignored it would only pull a small model back to writing tool calls.
+        fresh = _text_messages(list(staged.base.values()), page["transcript"], page["count"])
+        return Command(update={"sleep": run, "sleep_messages": fresh}, goto="sleep")
 
     def _finish(self, run: RunState) -> Command[str]:
         run = {**run, "done": True, "page": None}
@@ -326,6 +394,24 @@ class SleepTimeRunner:
         if record is not None:
             await where.blocks.aput_run(where.scope, record)
         return command
+
+
+def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
+    """The rendered page, followed by where its kind of content belongs (default blocks)."""
+    labels = {block.label for block in blocks if not block.read_only}
+    notes = []
+    if any(entry.role == "context" for entry in entries) and "learned_context" in labels:
+        notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label="learned_context"))
+    if any(entry.role == "user" for entry in entries) and "human" in labels:
+        notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label="human"))
+    return "\n\n".join([transcript, *notes])
+
+
+def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:
+    return [
+        SystemMessage(prompts.SLEEP_TEXT_SYSTEM_PROMPT),
+        HumanMessage(text_page_prompt(blocks, transcript, count)),
+    ]
 
 
 def _open_run(state: SleepAgentState) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sleepagent import (
     MemoryBlock,
     ScopeMismatchError,
     SleepConfig,
+    SleepEditMode,
     SleepOutcome,
     SleepTimeAgent,
     WrongModeError,
@@ -193,7 +194,8 @@ def test_several_tool_calls_in_one_reply_are_applied_in_order(make_agent):
 
 
 def test_a_reply_without_tool_calls_is_not_taken_for_nothing_to_remember(make_agent, caplog):
-    agent, _, _ = make_agent(chat=["ok"], sleep=["Nothing worth remembering."])
+    tools_only = SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+    agent, _, _ = make_agent(chat=["ok"], sleep=["Nothing worth remembering."], config=tools_only)
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
     assert result.outcome is SleepOutcome.NO_TOOL_CALL

@@ -268,3 +268,28 @@ def test_declarations_refuse_an_empty_list():
 def test_declarations_refuse_things_that_are_not_blocks():
     with pytest.raises(ConfigurationError, match="must be MemoryBlock instances"):
         validate_declarations([{"label": "a"}])
+
+
+# --- refusals that say what would work ---------------------------------------------
+
+
+def test_replace_on_an_empty_block_points_to_insert_and_rethink():
+    with pytest.raises(MemoryEditError) as caught:
+        replace_text(block(""), "Name: Ada", "Name: Ada Lovelace")
+    message = str(caught.value)
+    assert "is empty" in message
+    assert "memory_insert" in message and "memory_rethink" in message
+
+
+def test_replace_of_missing_text_quotes_the_closest_line():
+    value = "Name: Ada\nDiet: vegetarian\nCity: Lisbon"
+    with pytest.raises(MemoryEditError) as caught:
+        replace_text(block(value), "City: Lisboa, Portugal", "City: Porto")
+    assert "the closest line is: 'City: Lisbon'" in str(caught.value)
+
+
+def test_the_quoted_closest_line_is_cut_when_very_long():
+    long_line = "x" * 500
+    with pytest.raises(MemoryEditError) as caught:
+        replace_text(block(long_line), "y" * 10, "z")
+    assert "'" + "x" * 200 + "...'" in str(caught.value)
