@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from sleepagent import SleepConfig, SleepTimeAgent
+from sleepagent import SleepConfig, SleepEditMode, SleepTimeAgent
 from sleepagent.inspector import create_app
 from sleepagent.inspector.chart import TokenEvent, layout
 from sleepagent.inspector.cli import is_loopback, no_auth_warning
@@ -38,6 +38,10 @@ from sleepagent.scheduling import ManualClock
 from sleepagent.scope import encode_label
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from tests.conftest import POSTGRES_URL, empty_postgres
+
+# The scenario gives up bob's page on purpose, to show a failed page.
+pytestmark = pytest.mark.sleep_failures_expected
+
 
 HOSTILE_SCRIPT = "<script>window.__pwned = 'script'</script>"
 HOSTILE_ATTRIBUTE = (
@@ -110,7 +114,8 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
         chat,
         sleep_model=sleep,
         db=str(db),
-        config=SleepConfig(sleep_retries=0),
+        # Tool calls only: a plain-text reply is then the no_tool_call outcome the page shows.
+        config=SleepConfig(sleep_retries=0, sleep_edit_mode=SleepEditMode.TOOLS),
         scheduler=None,
         clock=clock.now,
     )

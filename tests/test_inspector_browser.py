@@ -26,9 +26,13 @@ from tests.test_inspector import ADA_FACTS, ADA_PLAN, HOSTILE_SCRIPT, Scenario, 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).is_file(), reason="chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason="chromium is not installed (apt-get install chromium)"
+    ),
+    # The scenario gives up bob's page on purpose, to show a failed page.
+    pytest.mark.sleep_failures_expected,
+]
 
 LAUNCH_ARGS = [
     "--headless",

@@ -236,9 +236,11 @@ def test_piped_output_has_no_colour_codes(server):
 
 
 def test_a_sleep_run_without_a_usable_edit_says_so_and_keeps_the_messages_pending(server):
-    server.extend(["Hi!", "I will remember that."])  # plain text: no memory tool call
+    # Plain text, no memory tool call; then, asked for tagged blocks, still none (and once more
+    # after the repair request): the default edit mode has nothing usable.
+    server.extend(["Hi!", "I will remember that.", "Nothing to write.", "Still nothing."])
     _, out = run_lines(server, "I'm Ada", "/sleep", "/quit")
-    assert "[sleep-time compute finished (no_tool_call)" in out
+    assert "[sleep-time compute finished (malformed_text)" in out
     assert "these messages stay pending and are tried again" in out
 
 
