@@ -27,6 +27,8 @@ def make_graph() -> CompiledStateGraph:
     model = os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini")
     sleep_model = os.environ.get("SLEEPAGENT_SLEEP_MODEL") or None
     config = SleepConfig(idle_seconds=float(os.environ.get("SLEEPAGENT_IDLE_SECONDS", "30")))
-    scheduler = ServerIdleScheduler(os.environ.get("SLEEPAGENT_ASSISTANT_ID", "sleepagent"))
+    scheduler = ServerIdleScheduler(
+        os.environ.get("SLEEPAGENT_ASSISTANT_ID", "sleepagent"), scope=config.scope
+    )
     graph = build_graph(model, sleep_model=sleep_model, config=config, server_scheduler=scheduler)
     return graph.compile(name="sleepagent").with_config(recursion_limit=RECURSION_LIMIT)

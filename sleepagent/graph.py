@@ -11,21 +11,20 @@ overwrite each other's checkpoints, and the user's turn must never wait.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
+from sleepagent.companion import sleep_request, sleep_thread_id
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, current_target
-from sleepagent.errors import WrongModeError
+from sleepagent.errors import ConfigurationError, WrongModeError
 from sleepagent.models import ModelLike, resolve_model
 from sleepagent.primary import PrimaryAgent, route_agent
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scheduling.policy import ThreadActivity, due_after_turn
-from sleepagent.scope import Scope, resolve_scope
 from sleepagent.sleeptime import SleepTimeRunner
 from sleepagent.state import SleepAgentState
 
@@ -37,26 +36,6 @@ __all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
 RECURSION_LIMIT = 10_000
 """Graph steps allowed per run. The loops are bounded by the step budgets and
 the page count; LangGraph's default of 25 would cut a long transcript short."""
-
-
-def sleep_request(*, reason: str = "manual", run_id: str | None = None) -> dict[str, Any]:
-    """Graph input that starts a sleep run."""
-    request: dict[str, Any] = {"reason": reason}
-    if run_id is not None:
-        request["run_id"] = run_id
-    return {"sleep_request": request}
-
-
-_COMPANION_NAMESPACE = uuid.UUID("6f1c8f3e-2b7a-4c55-9a41-5e0d2f7d8a10")
-
-
-def sleep_thread_id(scope: Scope) -> str:
-    """The companion thread where sleep runs of ``scope`` execute.
-
-    A UUID derived from the scope, because LangGraph Server accepts only UUID
-    thread ids; the same id serves every checkpointer.
-    """
-    return str(uuid.uuid5(_COMPANION_NAMESPACE, f"sleepagent-sleep:{scope.key}"))
 
 
 def route_start(state: SleepAgentState) -> str:
@@ -122,9 +101,11 @@ def build_graph(
         graph.add_conditional_edges("agent", route_agent, ["agent_tools", END])
         return graph
 
-    server_scheduler.scope_of = lambda thread_id, user_id: resolve_scope(
-        config.scope, thread_id=thread_id, user_id=user_id
-    )
+    if server_scheduler.scope_policy is not config.scope:
+        raise ConfigurationError(
+            f"the server scheduler resolves memory scopes with {server_scheduler.scope_policy}, "
+            f"the graph with {config.scope}: pass ServerIdleScheduler(scope=config.scope)"
+        )
     scheduling = _ServerScheduling(server_scheduler, config)
     graph.add_node(
         "schedule_sleep",

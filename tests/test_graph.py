@@ -225,3 +225,15 @@ async def test_on_the_server_each_turn_sets_a_delayed_run_with_rollback_and_max_
     assert first["after_seconds"] == 30
     assert second["input"] == sleep_request(reason="max_wait")
     assert second["after_seconds"] == 0, "the second turn reached max_wait_turns"
+
+
+def test_a_server_scheduler_with_another_scope_policy_is_refused():
+    from sleepagent import ConfigurationError, ScopePolicy, SleepConfig
+    from sleepagent.scheduling.server import ServerIdleScheduler
+
+    with pytest.raises(ConfigurationError, match="ServerIdleScheduler"):
+        build_graph(
+            ScriptedChatModel(),
+            config=SleepConfig(scope=ScopePolicy.THREAD),
+            server_scheduler=ServerIdleScheduler("sleepagent"),
+        )

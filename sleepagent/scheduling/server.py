@@ -15,10 +15,11 @@ import math
 import time
 from typing import Any
 
+from sleepagent.companion import sleep_request, sleep_thread_id
+from sleepagent.config import ScopePolicy
 from sleepagent.errors import WrongModeError
-from sleepagent.graph import sleep_request, sleep_thread_id
 from sleepagent.scheduling.base import JobRunner, SleepJob
-from sleepagent.scope import Scope
+from sleepagent.scope import resolve_scope
 
 __all__ = ["ServerIdleScheduler"]
 
@@ -28,9 +29,10 @@ class ServerIdleScheduler:
 
     Args:
         assistant_id: The assistant (or graph id) that serves the sleepagent graph.
+        scope: How ``(thread_id, user_id)`` becomes a memory scope; must be the
+            graph's ``SleepConfig.scope`` (``build_graph`` checks).
         client: A ``langgraph_sdk`` async client; by default ``get_client()``,
             which inside the server talks to the server itself.
-        scope_of: The memory scope of ``(thread_id, user_id)``; set by ``build_graph``.
 
     Use :meth:`aset` (from the graph, which runs async on the server); the
     synchronous :meth:`set` is refused because the server's own event loop
@@ -42,12 +44,12 @@ class ServerIdleScheduler:
         self,
         assistant_id: str = "sleepagent",
         *,
+        scope: ScopePolicy = ScopePolicy.AUTO,
         client: Any | None = None,
-        scope_of: Any | None = None,
     ) -> None:
         self.assistant_id = assistant_id
+        self.scope_policy = scope
         self._client = client
-        self.scope_of = scope_of
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -74,9 +76,7 @@ class ServerIdleScheduler:
 
     async def aset(self, job: SleepJob) -> dict[str, Any]:
         """Create (or replace) the scope's delayed sleep run; returns the server's run record."""
-        if self.scope_of is None:
-            raise RuntimeError("ServerIdleScheduler.scope_of is not set; build it via build_graph")
-        scope: Scope = self.scope_of(job.thread_id, job.user_id)
+        scope = resolve_scope(self.scope_policy, thread_id=job.thread_id, user_id=job.user_id)
         run: dict[str, Any] = await self._get_client().runs.create(
             sleep_thread_id(scope),
             self.assistant_id,
