@@ -16,6 +16,8 @@ from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 FINISH = ai_tool_calls(tool_call("memory_finish"))
 WAIT_S = 10
+OVERLAP_WINDOW_S = 1.0
+"""How long a second run gets to show it overlaps; a correct one never does."""
 SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
 
 
@@ -90,17 +92,22 @@ def test_one_scope_never_runs_twice_at_once_with_real_timers(db):
 
     waiter = Waiter(EventKind.FINISHED, 2)
     started = Waiter(EventKind.STARTED)
+    both_started = Waiter(EventKind.STARTED, 2)
     sleep = ScriptedChatModel([slow, slow])
     with SleepTimeAgent(
         ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, config=SHORT
     ) as agent:
-        agent.subscribe(waiter)
-        agent.subscribe(started)
+        for subscriber in (waiter, started, both_started):
+            agent.subscribe(subscriber)
         agent.chat("hi", thread_id="t1", user_id="ada")
         assert started.done.wait(WAIT_S)
         agent.chat("hi", thread_id="t2", user_id="ada")
+        # t2's alarm falls due well inside this window, while t1's run holds its model call:
+        # without one run per scope it starts here (and its model call overlaps).
+        started_while_busy = both_started.done.wait(OVERLAP_WINDOW_S)
         release.set()
         assert waiter.done.wait(WAIT_S)
+    assert not started_while_busy, "a second run of the scope started while the first ran"
     assert overlaps == [0, 0]
 
 
@@ -213,6 +220,7 @@ def test_a_process_killed_before_the_idle_deadline_gets_its_sleep_run_exactly_on
 
 def test_a_script_with_a_pending_timer_exits_promptly_after_close(tmp_path):
     script = f"""
+        import threading
         import time
         from sleepagent import SleepConfig, SleepTimeAgent
         from sleepagent.testing import ScriptedChatModel
@@ -222,7 +230,11 @@ def test_a_script_with_a_pending_timer_exits_promptly_after_close(tmp_path):
         agent.chat("hello", thread_id="t1")
         agent.close()
         print(f"closed after {{time.perf_counter() - began:.3f}} s")
+        # The timer's thread is a daemon, so the process would exit anyway: check it ended.
+        alive = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        print(f"threads left: {{alive}}")
         """
     done = run_python(script, timeout=30)
     assert done.returncode == 0, done.stderr
     assert "closed after" in done.stdout
+    assert "threads left: []" in done.stdout, "close() left the timer's thread running"
