@@ -30,7 +30,7 @@ from sleepagent.backends import arun_lock, run_lock
 from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, iso
-from sleepagent.errors import ConfigurationError, ScopeBusyError, WrongModeError
+from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, WrongModeError
 from sleepagent.graph import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
 from sleepagent.memory import BlockStore, CommitOutcome, HistoryEntry, ThreadPosition
 from sleepagent.models import ModelLike, ModelOptions, resolve_models
@@ -79,8 +79,11 @@ class _JobEnding:
         self.retry = True
 
 
-class UnprocessedPage(RuntimeError):
-    """A scheduled run ended on a page it left pending (the page's outcome says why)."""
+class UnprocessedPage(SleepAgentError, RuntimeError):
+    """A scheduled run ended on a page it left pending (the page's outcome says why).
+
+    Handed to the coordinator as the run's failure, so it is retried with backoff.
+    """
 
 
 class _AgentBase:
