@@ -34,7 +34,8 @@ class SleepEditMode(enum.Enum):
     tags (``<human>...</human>``); a malformed answer gets one repair round."""
     AUTO = "auto"
     """Tools first; when a page's first reply carries no tool call at all, that page and
-    the rest of the run use the text format. Works with tool-calling models and with
+    the rest of the run use the text format, and so do the agent's later runs (the
+    model has shown it does not call tools). Works with tool-calling models and with
     models that call tools unreliably."""
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "LOCAL_TIMEOUT_S",
     "REMOTE_TIMEOUT_S",
     "SIZED_TIMEOUT",
+    "SLEEP_LOCAL_MAX_TOKENS",
     "ModelLike",
     "ModelOptions",
     "is_local_url",
@@ -41,6 +42,7 @@ __all__ = [
     "model_errors",
     "resolve_model",
     "resolve_models",
+    "sleep_reply_cap",
 ]
 
 ModelLike = BaseChatModel | str
@@ -56,6 +58,13 @@ model can take minutes over a long sleep-time prompt, and one slot queues reques
 
 REMOTE_TIMEOUT_S: Final = 120.0
 """Default request timeout for a hosted API."""
+
+SLEEP_LOCAL_MAX_TOKENS: Final = 2048
+"""Default cap on one sleep-time reply from a local server: about 8,000 characters,
+room to rewrite a full default block (5,000) and more, while a runaway reply (a small
+model listing questions that never end) stops at about 4 minutes on two CPU cores
+instead of running into the timeout. Set ``max_tokens`` in ``sleep_model_options``
+to change it."""
 
 _OLLAMA_DEFAULT_URL = "http://localhost:11434"
 
@@ -265,13 +274,31 @@ def resolve_models(
 
     """
     chat = resolve_model(model, options)
-    if sleep_model is None and sleep_options is None:
+    spec = model if sleep_model is None else sleep_model
+    asked = (options if sleep_options is None else sleep_options) or ModelOptions()
+    sized = sleep_reply_cap(spec, asked)
+    if sleep_model is None and sleep_options is None and sized is asked:
         return chat, chat
-    sleeper = resolve_model(
-        model if sleep_model is None else sleep_model,
-        options if sleep_options is None else sleep_options,
-    )
-    return chat, sleeper
+    return chat, resolve_model(spec, sized)
+
+
+def sleep_reply_cap(model: ModelLike, options: ModelOptions) -> ModelOptions:
+    """``options`` for the sleep-time model, capped at :data:`SLEEP_LOCAL_MAX_TOKENS`.
+
+    Only a spec string on a local server with no ``max_tokens`` of its own gets the
+    cap; hosted APIs keep theirs (a reasoning model counts its thinking in it).
+    """
+    if options.max_tokens is not None or not isinstance(model, str):
+        return options
+    provider = model.partition(":")[0].strip().lower()
+    base_url = options.base_url
+    if base_url is None and provider == "openai":
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+    if base_url is None and provider == "ollama":
+        base_url = os.environ.get("OLLAMA_HOST") or _OLLAMA_DEFAULT_URL
+    if base_url is None or not is_local_url(base_url):
+        return options
+    return dataclasses.replace(options, max_tokens=SLEEP_LOCAL_MAX_TOKENS)
 
 
 # --- per provider ---------------------------------------------------------------------

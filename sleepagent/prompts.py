@@ -44,7 +44,8 @@ what is no longer true. Keep blocks short, specific and free of repetition.
 2. Pre-compute. Think about the questions most likely to come next given this \
 conversation or context. Work out the inferences, intermediate quantities and answers \
 now, and write them to the learned-context block, each stated so it can be used \
-without redoing the work. End that block with a short list of anticipated questions.
+without redoing the work. End that block with up to five likely questions, each with \
+its answer.
 
 """
 """What the sleep-time agent is for; both of its system prompts start with it."""
@@ -87,7 +88,7 @@ SLEEP_TEXT_SYSTEM_PROMPT = (
     + """\
 How to answer: write each block you change in full, between its own tags, for example \
 <human>
-Name: Ada
+Name: Sam. Allergic to nuts.
 </human>
 The new text replaces the whole block, so keep what is still true. Leave out blocks \
 you do not change. Use only the block names listed; read-only blocks cannot be changed; \
@@ -120,6 +121,8 @@ Answer again with only the corrected blocks, each written in full between its ta
 # --- page notes: added to a sleep page prompt when the blocks they name exist ------------
 # Small models copy a context document into the user's block, or the user's facts into
 # the persona; saying where each belongs, next to the transcript, is what helps most.
+# A list of example fields ("name, diet, home, work") is read as a form to fill: a
+# 1.5B model wrote "Work: Not mentioned" for each field the user never spoke of.
 
 SLEEP_CONTEXT_NOTE = """\
 Messages with role "context" are material given ahead of questions, not facts about \
@@ -127,5 +130,6 @@ the user. Work out what it implies (key facts, derived quantities, computed answ
 the likely questions) and write that to the {label} block."""
 
 SLEEP_USER_FACTS_NOTE = """\
-What the user says about themselves (name, diet, home, work, preferences, corrections) \
-goes in the {label} block; do not write it into the assistant's persona."""
+What the user says about themselves goes in the {label} block, and a correction replaces \
+the older fact; do not write it into the assistant's persona. Write only what was said: \
+no guesses, no empty fields, no "not mentioned"."""

@@ -68,6 +68,11 @@ class SleepTimeRunner:
         self._config = config
         self._clock = clock
         self._mode = config.sleep_edit_mode
+        # AUTO learns once per process: a model that answered the tool prompt
+        # without a native tool call will do so again, and each such first reply
+        # costs a whole prompt (about 45 s on a CPU-bound local server). Later
+        # runs start in the text format, which works for every model.
+        self._writes_text = False
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
         self._text_model = model
         self._offered = memory_tool_args(finish=True)
@@ -91,9 +96,16 @@ class SleepTimeRunner:
                 scope=where.scope.key,
                 at=iso(self._clock()),
                 span=SpanRequest(first=span["first"], last=span["last"]) if span else None,
-                edit_format="text" if self._mode is SleepEditMode.TEXT else "tools",
+                edit_format=self._first_format(),
             )
         return as_run(run)
+
+    def _first_format(self) -> str:
+        """The edit format a new run starts in."""
+        text = self._mode is SleepEditMode.TEXT or (
+            self._mode is SleepEditMode.AUTO and self._writes_text
+        )
+        return "text" if text else "tools"
 
     def _span(self, run: RunState) -> tuple[int, int] | None:
         span = run["span"]
@@ -205,6 +217,7 @@ class SleepTimeRunner:
         self, run: RunState, messages: list[BaseMessage], reply: AIMessage
     ) -> Command[str]:
         """AUTO: the page's first reply made no tool call, so ask for the text format."""
+        self._writes_text = True
         staged = transitions.staged_of(run)
         already = stage_text_reply(staged, reply.text)
         if already.accepted and already.parsed.well_formed:

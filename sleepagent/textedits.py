@@ -22,7 +22,10 @@ Parsing rules, chosen for what models actually write:
   once after parsing: a user who typed ``</human>`` in the chat cannot close a
   block, and stored text keeps its ``<`` when the model copies it back.
 - A reasoning section (``<think>...</think>``) at the top level is skipped whole,
-  tags and all: models that think aloud mention block tags there.
+  tags and all: models that think aloud mention block tags there. So is a copy of
+  the prompt's own sections (``<transcript>``, ``<message>``), at the top level and
+  inside a block's value: small models echo the transcript before they answer, or
+  paste it into the user's block.
 - A block written with its current value, or with no text at all, is left as it
   is: small models echo every block, and write empty tags for blocks they keep.
 - ``<no_changes/>`` says the model chose to change nothing. The prompts do not offer
@@ -62,6 +65,12 @@ NO_CHANGES_TAG = "no_changes"
 """``<no_changes/>``: the model's way to say that no block needs to change."""
 
 _REASONING_TAGS = frozenset({"think", "thinking", "reasoning", "analysis", "scratchpad"})
+
+_ECHOED_TAGS = frozenset(
+    {"transcript", "message", "memory_blocks", "block", "raw_context", "context"}
+)
+"""Sections of the prompt itself: a model that copies the transcript back is echoing
+its input, not naming a block, so the section is skipped instead of repaired."""
 
 _TAG = re.compile(
     r"<(?P<close>/)?(?P<name>[A-Za-z_][A-Za-z0-9_-]{0,63})(?:\s[^<>]*?)?\s*(?P<self>/)?>"
@@ -294,6 +303,9 @@ def _scan(text: str, by_label: dict[str, MemoryBlock]) -> _Scan:
             position = close.end() if close else len(text)
         elif name in by_label:
             position = _block(text, tag, by_label, scan)
+        elif name in _ECHOED_TAGS and (close := _closing(name).search(text, tag.end())):
+            scan.ignored.append(text[tag.start() : close.end()])
+            position = close.end()
         else:
             close = _closing(name).search(text, tag.end())
             if close is None:
@@ -326,8 +338,19 @@ def _block(text: str, opening: re.Match[str], by_label: dict[str, MemoryBlock], 
         scan.problems.append(_unclosed(label))
         # Go on at the next block, so one missing closing tag loses one block.
         return inner.start() if inner is not None else len(text)
-    scan.values.append((label, text[start:end]))
+    scan.values.append((label, _without_echoes(text[start:end])))
     return close.end()
+
+
+def _without_echoes(value: str) -> str:
+    """``value`` less any copy of the prompt's own sections (a transcript pasted in).
+
+    Safe for stored text: memory and transcript are shown escaped, so a real
+    ``<transcript>`` tag in a reply was written by the model, never by a user.
+    """
+    for name in _ECHOED_TAGS:
+        value = re.sub(rf"<{name}(?:\s[^<>]*)?>.*?</{name}\s*>", "", value, flags=re.DOTALL)
+    return value
 
 
 def _closing(name: str) -> re.Pattern[str]:

@@ -174,6 +174,44 @@ def test_auto_after_a_fallback_starts_the_next_pages_in_text(make_agent):
     assert [bool(call.tools) for call in sleeper.calls] == [True, False, False]
 
 
+def test_auto_after_a_fallback_starts_later_runs_in_text(make_agent):
+    agent, _, sleeper = make_agent(
+        chat=["ok", "ok"],
+        sleep=["prose", "<human>Name: Ada</human>", "<human>Name: Ada\nCity: Porto</human>"],
+    )
+    agent.chat("Hi, I'm Ada", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    agent.chat("I live in Porto", thread_id="t1")
+    second = agent.sleep(thread_id="t1")
+    assert second.outcome is SleepOutcome.EDITED and "Porto" in human(agent)
+    assert [bool(call.tools) for call in sleeper.calls] == [True, False, False]
+    assert sleeper.calls[2].system == SLEEP_TEXT_SYSTEM_PROMPT
+
+
+def test_auto_keeps_the_tools_for_later_runs_of_a_tool_calling_model(make_agent):
+    finish_with = ai_tool_calls(
+        tool_call("memory_insert", label="human", text="Name: Ada"), tool_call("memory_finish")
+    )
+    agent, _, sleeper = make_agent(chat=["ok", "ok"], sleep=[finish_with, FINISH])
+    agent.chat("Hi, I'm Ada", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    agent.chat("Nice day", thread_id="t1")
+    assert agent.sleep(thread_id="t1").outcome is SleepOutcome.UNCHANGED
+    assert all(call.tools for call in sleeper.calls)
+
+
+def test_text_mode_skips_a_transcript_the_model_echoed_back(make_agent):
+    echoed = (
+        '<transcript messages="1-2" of="2">\n<message n="1" role="user">Hi</message>\n'
+        f"</transcript>\n{ADA}"
+    )
+    agent, _, sleeper = make_agent(chat=["ok"], sleep=[echoed], config=TEXT)
+    agent.chat("Hi, I'm Ada, vegetarian, in Lisbon", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.EDITED and "Lisbon" in human(agent)
+    assert len(sleeper.calls) == 1  # no repair round for the echo
+
+
 # --- tool calls written as JSON in the text ---------------------------------------------------
 
 

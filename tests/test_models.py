@@ -17,11 +17,13 @@ from sleepagent.models import (
     LOCAL_TIMEOUT_S,
     PLACEHOLDER_API_KEY,
     REMOTE_TIMEOUT_S,
+    SLEEP_LOCAL_MAX_TOKENS,
     ModelOptions,
     is_local_url,
     model_errors,
     resolve_model,
     resolve_models,
+    sleep_reply_cap,
 )
 from sleepagent.testing import ScriptedChatModel
 
@@ -94,8 +96,30 @@ def test_model_and_sleep_model_are_resolved_each_with_its_own_options():
 
 
 def test_without_a_sleep_model_both_phases_share_one_model():
-    chat, sleep = resolve_models("openai:m", options=ModelOptions(base_url=LOCAL))
+    chat, sleep = resolve_models("openai:m", options=ModelOptions(api_key="sk-test"))
     assert chat is sleep
+
+
+def test_on_a_local_server_sleep_replies_are_capped_unless_a_cap_is_given():
+    chat, sleep = resolve_models("openai:m", options=ModelOptions(base_url=LOCAL))
+    assert (chat.max_tokens, sleep.max_tokens) == (None, SLEEP_LOCAL_MAX_TOKENS)
+    _, own = resolve_models("openai:m", options=ModelOptions(base_url=LOCAL, max_tokens=300))
+    assert own.max_tokens == 300
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "capped"),
+    [
+        ("openai:m", ModelOptions(base_url="http://127.0.0.1:8080/v1"), True),
+        ("openai:m", ModelOptions(base_url="https://api.example.com/v1"), False),
+        ("openai:m", ModelOptions(api_key="sk-test"), False),
+        ("ollama:m", ModelOptions(), True),
+    ],
+)
+def test_the_sleep_reply_cap_applies_to_local_servers_only(spec, options, capped):
+    sized = sleep_reply_cap(spec, options)
+    assert (sized.max_tokens == SLEEP_LOCAL_MAX_TOKENS) is capped
+    assert sleep_reply_cap(ScriptedChatModel([]), options) is options
 
 
 def test_sleep_options_alone_give_the_sleep_phase_its_own_model_of_the_same_spec():

@@ -68,6 +68,20 @@ def test_a_reasoning_section_is_skipped_with_the_tags_it_mentions():
 # --- hostile and awkward markup inside values ------------------------------------------------
 
 
+def test_an_echoed_transcript_is_skipped_at_the_top_and_cut_out_of_a_value():
+    transcript = '<transcript messages="1-1" of="1">\n<message n="1" role="user">Hi</message>\n</transcript>'
+    result = parse(f"{transcript}\n<human>\n{transcript}\nName: Ada\nDiet: vegetarian\n</human>")
+    assert result.edits == (RethinkEdit("human", "Name: Ada\nDiet: vegetarian"),)
+    assert result.well_formed and transcript in result.ignored
+    only_echo = parse(f"<human>{transcript}</human>")
+    assert only_echo.edits == () and not only_echo.problems
+
+
+def test_an_escaped_transcript_tag_typed_by_a_user_stays_in_the_value():
+    result = parse("<human>Wrote &lt;transcript&gt;x&lt;/transcript&gt; in chat</human>")
+    assert result.edits == (RethinkEdit("human", "Wrote <transcript>x</transcript> in chat"),)
+
+
 def test_values_keep_angle_brackets_and_tags_of_other_names():
     value = "Likes <b>bold</b> text; knows x < 3 and a > b; wrote </learned_context> once"
     result = parse(f"<human>{value}</human>")
