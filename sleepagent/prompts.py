@@ -7,6 +7,7 @@ __all__ = [
     "CHAT_RAW_CONTEXT_INTRO",
     "CHAT_SYSTEM_PROMPT",
     "SLEEP_CONTEXT_NOTE",
+    "SLEEP_CONTEXT_ONLY_NOTE",
     "SLEEP_MALFORMED_REPLY",
     "SLEEP_USER_FACTS_NOTE",
     "SLEEP_PAGE_PROMPT",
@@ -128,6 +129,10 @@ SLEEP_CONTEXT_NOTE = """\
 Messages with role "context" are material given ahead of questions, not facts about \
 the user. Work out what it implies (key facts, derived quantities, computed answers to \
 the likely questions) and write that to the {label} block."""
+
+SLEEP_CONTEXT_ONLY_NOTE = """\
+There are no user messages here, so nothing here is about the user: leave the {label} \
+block as it is."""
 
 SLEEP_USER_FACTS_NOTE = """\
 What the user says about themselves goes in the {label} block, and a correction replaces \

@@ -412,11 +412,15 @@ class SleepTimeRunner:
 def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
     """The rendered page, followed by where its kind of content belongs (default blocks)."""
     labels = {block.label for block in blocks if not block.read_only}
+    roles = {entry.role for entry in entries}
     notes = []
-    if any(entry.role == "context" for entry in entries) and "learned_context" in labels:
+    if "context" in roles and "learned_context" in labels:
         notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label="learned_context"))
-    if any(entry.role == "user" for entry in entries) and "human" in labels:
+    if "human" in labels and "user" in roles:
         notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label="human"))
+    elif "human" in labels and "context" in roles:
+        # A 1.5B model copied a context document into the user's block.
+        notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label="human"))
     return "\n\n".join([transcript, *notes])
 
 

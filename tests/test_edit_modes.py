@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 from sleepagent import MemoryBlock, SleepConfig, SleepEditMode, SleepOutcome
-from sleepagent.prompts import SLEEP_SYSTEM_PROMPT, SLEEP_TEXT_SYSTEM_PROMPT
+from sleepagent.prompts import (
+    SLEEP_CONTEXT_ONLY_NOTE,
+    SLEEP_SYSTEM_PROMPT,
+    SLEEP_TEXT_SYSTEM_PROMPT,
+    SLEEP_USER_FACTS_NOTE,
+)
 from sleepagent.testing import ai_tool_calls, tool_call
 
 TEXT = SleepConfig(sleep_edit_mode=SleepEditMode.TEXT)
@@ -116,6 +121,22 @@ def _echo_user(messages) -> str:
     prompt = str(messages[-1].content)
     start = prompt.index('role="user">') + len('role="user">')
     return f"<human>{prompt[start : prompt.index('</message>', start)]}</human>"
+
+
+def test_a_context_page_says_the_users_block_stays_and_a_chat_page_says_what_goes_there(
+    make_agent,
+):
+    agent, _, sleeper = make_agent(
+        chat=["ok"], sleep=["<learned_context>Total: 5</learned_context>", ADA], config=TEXT
+    )
+    agent.add_context("Two plus three apples.", thread_id="w1")
+    agent.chat("Hi, I'm Ada", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    context_page, chat_page = (str(call.messages[-1].content) for call in sleeper.calls)
+    context_only = SLEEP_CONTEXT_ONLY_NOTE.format(label="human")
+    user_facts = SLEEP_USER_FACTS_NOTE.format(label="human")
+    assert context_only in context_page and user_facts not in context_page
+    assert user_facts in chat_page and context_only not in chat_page
 
 
 # --- auto -----------------------------------------------------------------------------------

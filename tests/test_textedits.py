@@ -69,7 +69,9 @@ def test_a_reasoning_section_is_skipped_with_the_tags_it_mentions():
 
 
 def test_an_echoed_transcript_is_skipped_at_the_top_and_cut_out_of_a_value():
-    transcript = '<transcript messages="1-1" of="1">\n<message n="1" role="user">Hi</message>\n</transcript>'
+    transcript = (
+        '<transcript messages="1-1" of="1">\n<message n="1" role="user">Hi</message>\n</transcript>'
+    )
     result = parse(f"{transcript}\n<human>\n{transcript}\nName: Ada\nDiet: vegetarian\n</human>")
     assert result.edits == (RethinkEdit("human", "Name: Ada\nDiet: vegetarian"),)
     assert result.well_formed and transcript in result.ignored
