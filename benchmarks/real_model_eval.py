@@ -31,7 +31,7 @@ from typing import Any
 
 from sleepagent import SleepConfig, SleepTimeAgent
 from sleepagent.config import SleepEditMode
-from sleepagent.models import ModelOptions
+from sleepagent.models import ModelOptions, sleep_reply_cap
 from sleepagent.scheduling.events import EventKind, SleepEvent
 from sleepagent.testing import ManualScheduler
 from sleepagent.usage import Usage
@@ -171,13 +171,14 @@ def run_mode(
     options: ModelOptions,
     log: Callable[[str], None],
     scenarios: Sequence[Scenario] = SCENARIOS,
+    sleep_options: ModelOptions | None = None,
 ) -> Tally:
     """Play ``scenarios``, each with a fresh agent, in ``mode``."""
     tally = Tally(mode=mode.value)
     started = time.perf_counter()
     for scenario in scenarios:
         log(f"[{mode.value}] {scenario.name}")
-        _play(scenario, mode, model, options, tally, log)
+        _play(scenario, mode, model, (options, sleep_options or options), tally, log)
         tally.wall_seconds = time.perf_counter() - started
         # The table so far: a slow model's long run still leaves figures behind.
         log(table([tally]))
@@ -190,7 +191,7 @@ def _play(
     scenario: Scenario,
     mode: SleepEditMode,
     model: str,
-    options: ModelOptions,
+    options: tuple[ModelOptions, ModelOptions],
     tally: Tally,
     log: Callable[[str], None],
 ) -> None:
@@ -211,8 +212,14 @@ def _play(
             tally.outcomes["error"] += 1
             log(f"  sleep run failed: {event.error}")
 
+    chat_options, sleep_options = options
     with SleepTimeAgent(
-        model, model_options=options, config=config, db=None, scheduler=clock
+        model,
+        model_options=chat_options,
+        sleep_model_options=sleep_options,
+        config=config,
+        db=None,
+        scheduler=clock,
     ) as agent:
         agent.subscribe(on_event)
         for step in scenario.steps:
@@ -311,7 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, help="seconds per request (default: sized)")
     parser.add_argument(
-        "--max-tokens", type=int, default=600, help="tokens per reply (bounds a runaway reply)"
+        "--max-tokens", type=int, default=300, help="tokens per chat reply (bounds a runaway)"
+    )
+    parser.add_argument(
+        "--sleep-max-tokens",
+        type=int,
+        help="tokens per sleep-time reply (default: the library's, 2048 on a local server)",
     )
     parser.add_argument("--out", type=Path, help="write the figures and memory as JSON here")
     parser.add_argument("--quiet", action="store_true", help="print only the table")
@@ -319,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ModelOptions(base_url=args.base_url, max_tokens=args.max_tokens, temperature=0.0)
     if args.timeout:
         options = dataclasses.replace(options, timeout=args.timeout)
+    sleep_options = sleep_reply_cap(
+        args.model, dataclasses.replace(options, max_tokens=args.sleep_max_tokens)
+    )
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -328,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenarios = [scenario for scenario in SCENARIOS if scenario.name in chosen]
     tallies = []
     for name in args.modes.split(","):
-        tally = run_mode(SleepEditMode(name.strip()), args.model, options, log, scenarios)
+        mode = SleepEditMode(name.strip())
+        tally = run_mode(mode, args.model, options, log, scenarios, sleep_options)
         tallies.append(tally)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
