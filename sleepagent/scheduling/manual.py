@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import threading
+from collections.abc import Awaitable, Generator
 
 from sleepagent.errors import WrongModeError
 from sleepagent.scheduling.base import JobRunner, SleepJob
@@ -117,29 +118,41 @@ class ManualScheduler:
             WrongModeError: If the runner is a coroutine function (use :meth:`aadvance`).
 
         """
-        target = self.now() + seconds
-        ran: list[SleepJob] = []
-        while (job := self._pop_due(target)) is not None:
-            self.clock.set(max(self.now(), job.due_at))
-            outcome = self._require_runner()(job)
-            if inspect.isawaitable(outcome):
-                outcome.close()  # type: ignore[attr-defined]
-                raise WrongModeError(
-                    "this scheduler runs an async agent: use 'await aadvance(...)'"
-                )
-            ran.append(job)
-        self.clock.set(max(self.now(), target))
-        return ran
+        steps = self._run_due(seconds)
+        try:
+            outcome = next(steps)
+        except StopIteration as done:
+            ran: list[SleepJob] = done.value
+            return ran
+        steps.close()
+        if inspect.iscoroutine(outcome):
+            outcome.close()
+        raise WrongModeError("this scheduler runs an async agent: use 'await aadvance(...)'")
 
     async def aadvance(self, seconds: float) -> list[SleepJob]:
         """Async :meth:`advance`, for an :class:`~sleepagent.AsyncSleepTimeAgent`."""
+        steps = self._run_due(seconds)
+        while True:
+            try:
+                outcome = next(steps)
+            except StopIteration as done:
+                ran: list[SleepJob] = done.value
+                return ran
+            await outcome
+
+    def _run_due(self, seconds: float) -> Generator[Awaitable[object], None, list[SleepJob]]:
+        """Run the jobs due within ``seconds``, in order, moving the clock to each.
+
+        A runner that returns an awaitable (an async agent's) has it yielded: the
+        async shell awaits it, the sync one refuses. Returns the jobs run.
+        """
         target = self.now() + seconds
         ran: list[SleepJob] = []
         while (job := self._pop_due(target)) is not None:
             self.clock.set(max(self.now(), job.due_at))
             outcome = self._require_runner()(job)
             if inspect.isawaitable(outcome):
-                await outcome
+                yield outcome
             ran.append(job)
         self.clock.set(max(self.now(), target))
         return ran
