@@ -299,6 +299,7 @@ def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path
     summary = summarize(read_results(tmp_path / "results.jsonl"))
     assert (summary.sleep_runs, summary.empty_sleep_runs) == (1, 1)
     assert "1 of 1 sleep-time runs left `learned_context` empty" in render_markdown(summary)
+    assert summary.sleep_outcomes == (("unchanged", 1),)
 
 
 def test_sleep_scaling_adds_k_conditions_and_multiplies_sleep_ones_by_effort() -> None:

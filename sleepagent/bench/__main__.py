@@ -32,7 +32,7 @@ from sleepagent.bench.runner import (
     with_sleep_scaling,
 )
 from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
-from sleepagent.config import SleepConfig
+from sleepagent.config import SleepConfig, SleepEditMode
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions
 
@@ -149,6 +149,13 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         help="model calls a sleep-time run may make (default 10, the paper's rethink limit)",
     )
     parser.add_argument(
+        "--sleep-edit-mode",
+        choices=[mode.value for mode in SleepEditMode],
+        default=SleepEditMode.AUTO.value,
+        help="how the sleep-time agent writes: memory tools, tagged text, or auto "
+        "(default: auto, tools falling back to text)",
+    )
+    parser.add_argument(
         "--sleep-max-tokens",
         type=int,
         help="cap on completion tokens per sleep-time request (default: none)",
@@ -224,7 +231,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             max_retries=args.retries,
         ),
         progress=not args.no_progress,
-        sleep_config=SleepConfig(max_sleep_steps=args.sleep_steps),
+        sleep_config=SleepConfig(
+            max_sleep_steps=args.sleep_steps, sleep_edit_mode=SleepEditMode(args.sleep_edit_mode)
+        ),
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     # Options given now override the recorded ones, so --report-only later agrees.

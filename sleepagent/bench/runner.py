@@ -492,6 +492,7 @@ class Runner:
             "context": example.context,
             "learned_context": learned,
             "sleep_usage": _usage(result.usage),
+            "outcome": result.outcome.value,
             "wall_s": round(time.perf_counter() - started, 4),
         }
 
