@@ -34,7 +34,7 @@ from sleepagent.bench.runner import (
 from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
 from sleepagent.config import SleepConfig, SleepEditMode
 from sleepagent.errors import ConfigurationError
-from sleepagent.models import ModelOptions
+from sleepagent.models import ModelOptions, sleep_reply_cap
 
 __all__ = ["build_parser", "main"]
 
@@ -158,7 +158,8 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
     parser.add_argument(
         "--sleep-max-tokens",
         type=int,
-        help="cap on completion tokens per sleep-time request (default: none)",
+        help="cap on completion tokens per sleep-time request (default: none, or 2048 for a "
+        "server on this machine or network)",
     )
     parser.add_argument(
         "--t", type=float, help="test-time / sleep-time token price (default 10, or run.json's)"
@@ -219,12 +220,17 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         max_retries=args.retries,
         max_tokens=args.max_tokens,
     )
+    # The library's own cap for a local server, made explicit so run.json records it.
+    sleep_options = sleep_reply_cap(
+        args.sleep_model or args.model,
+        dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
+    )
     runner = Runner(
         args.model,
         out=args.out,
         sleep_model=args.sleep_model,
         model_options=options,
-        sleep_model_options=dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
+        sleep_model_options=sleep_options,
         logprob_options=ModelOptions(
             base_url=args.logprob_base_url or args.base_url,
             timeout=args.timeout,
@@ -256,7 +262,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             max_retries=args.retries,
             timeout=args.timeout,
             max_tokens=args.max_tokens,
-            sleep_max_tokens=args.sleep_max_tokens,
+            sleep_max_tokens=sleep_options.max_tokens,
             sleep_steps=args.sleep_steps,
             wall_s=round(outcome.wall_s, 1),
             done=outcome.done,
