@@ -17,6 +17,7 @@ run can be inspected, and a crashed run simply starts again from the watermark.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -130,6 +131,7 @@ class SleepTimeRunner:
         head: int,
     ) -> tuple[RunState, list[BaseMessage]]:
         transcript = _with_notes(render_transcript_page(entries, total=head), blocks, entries)
+        blocks = _writable_on_page(blocks, entries)
         run = transitions.open_page(
             {**run, "watermark": watermark}, blocks, entries, head, transcript
         )
@@ -422,6 +424,27 @@ def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequenc
         # A 1.5B model copied a context document into the user's block.
         notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label="human"))
     return "\n\n".join([transcript, *notes])
+
+
+def _writable_on_page(
+    blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]
+) -> list[MemoryBlock]:
+    """``blocks``, with the user's block read-only on a page of context alone.
+
+    Context given ahead of questions (``add_context``) says nothing about the user,
+    and small models copy it into the user's block instead of working it out; with
+    the block read-only for the page, such an edit is refused and the model is sent
+    to a writable block. The flag lives only in the page's working copy: a commit
+    writes values onto the stored blocks, never this flag.
+    """
+    roles = {entry.role for entry in entries}
+    labels = {block.label for block in blocks if not block.read_only}
+    if "user" in roles or "context" not in roles or not {"human", "learned_context"} <= labels:
+        return list(blocks)
+    return [
+        dataclasses.replace(block, read_only=True) if block.label == "human" else block
+        for block in blocks
+    ]
 
 
 def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:

@@ -139,6 +139,28 @@ def test_a_context_page_says_the_users_block_stays_and_a_chat_page_says_what_goe
     assert user_facts in chat_page and context_only not in chat_page
 
 
+def test_on_a_context_page_the_users_block_is_read_only_for_that_page_alone(make_agent):
+    to_human = ai_tool_calls(tool_call("memory_rethink", label="human", new_value="Bakery: 3$"))
+    to_learned = ai_tool_calls(
+        tool_call("memory_rethink", label="learned_context", new_value="Monday: $170"),
+        tool_call("memory_finish"),
+    )
+    later = ai_tool_calls(
+        tool_call("memory_rethink", label="human", new_value="Name: Ada"),
+        tool_call("memory_finish"),
+    )
+    agent, _, sleeper = make_agent(chat=["ok"], sleep=[to_human, to_learned, later], config=TOOLS)
+    result = agent.add_context("Muffins cost $3; 40 sold on Monday.", thread_id="w1")
+    memory = agent.memory(thread_id="w1")
+    assert (memory["human"].value, memory["learned_context"].value) == ("", "Monday: $170")
+    assert not memory["human"].read_only
+    refusal = str(sleeper.calls[1].messages[-1].content)
+    assert "read-only" in refusal and result.outcome is SleepOutcome.EDITED
+    agent.chat("Hi, I'm Ada", thread_id="w1")
+    agent.sleep(thread_id="w1")
+    assert agent.memory(thread_id="w1")["human"].value == "Name: Ada"
+
+
 # --- auto -----------------------------------------------------------------------------------
 
 
