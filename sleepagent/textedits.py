@@ -27,7 +27,8 @@ Parsing rules, chosen for what models actually write:
   inside a block's value: small models echo the transcript before they answer, or
   paste it into the user's block.
 - A block written with its current value, or with no text at all, is left as it
-  is: small models echo every block, and write empty tags for blocks they keep.
+  is: small models echo every block, and write empty tags for blocks they keep. Such
+  an echo does not count as a second version when the block is also rewritten.
 - ``<no_changes/>`` says the model chose to change nothing. The prompts do not offer
   it (small models take that way out of any work); a reply that echoes the blocks
   as they are says the same.
@@ -195,17 +196,22 @@ def parse_text_edits(reply: str, blocks: Sequence[MemoryBlock]) -> TextEdits:
     """
     by_label = {block.label: block for block in blocks}
     scan = _scan(reply, by_label)
-    counts = Counter(label for label, _ in scan.values)
+    # Echoes (the current value, or nothing) change nothing, so they are dropped before
+    # duplicates are counted: a small model often echoes a block, then rewrites it.
+    changed = [
+        (label, value)
+        for label, value in ((label, _unescape(raw.strip())) for label, raw in scan.values)
+        if value and value != by_label[label].value
+    ]
+    counts = Counter(label for label, _ in changed)
     edits: list[RethinkEdit] = []
     problems = list(scan.problems)
-    for label, raw in scan.values:
+    for label, value in changed:
         if counts[label] > 1:
             if label not in {p.label for p in problems if p.kind is ProblemKind.DUPLICATE}:
                 problems.append(_duplicate(label, counts[label]))
             continue
-        block, value = by_label[label], _unescape(raw.strip())
-        if not value or value == block.value:
-            continue
+        block = by_label[label]
         if block.read_only:
             problems.append(_read_only(block, blocks))
         elif len(value) > block.limit:

@@ -147,6 +147,12 @@ def test_a_block_written_twice_is_refused_both_times():
     assert "2 times" in result.problems[0].message
 
 
+def test_an_echo_of_a_block_before_its_rewrite_is_not_a_second_version():
+    result = parse("<human>Name: Ada</human>\nUpdated:\n<human>Name: Ada\nJob: nurse</human>")
+    assert result.edits == (RethinkEdit("human", "Name: Ada\nJob: nurse"),)
+    assert result.well_formed
+
+
 def test_an_unknown_label_names_the_blocks_and_the_closest_one():
     result = parse("<humans>Diet: vegetarian</humans>")
     assert kinds(result) == [ProblemKind.UNKNOWN_LABEL]
