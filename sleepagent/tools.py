@@ -115,6 +115,12 @@ class ToolRound:
     refused: int = 0
 
 
+_REPEATED_EDIT = (
+    "Error: this exact edit was already made in this run, and the block holds it. Make a "
+    "different edit, or call memory_finish if memory is in good shape."
+)
+
+
 def run_tool_calls(
     staged: StagedMemory, message: AIMessage, *, allowed: Sequence[str] = tuple(_ARGS)
 ) -> ToolRound:
@@ -165,8 +171,15 @@ def run_tool_calls(
             finished = True
             replies.append(ToolMessage("Memory editing finished.", tool_call_id=call_id, name=name))
             continue
+        edit = _edit(args)
+        if edit in staged.edits:
+            # Small models resend an accepted call after its OK, step after step;
+            # applied again, an insert would fill the block with copies.
+            refused += 1
+            replies.append(_error(call_id, name, _REPEATED_EDIT))
+            continue
         try:
-            staged, block = staged.stage(_edit(args))
+            staged, block = staged.stage(edit)
         except MemoryEditError as error:
             refused += 1
             replies.append(_error(call_id, name, str(error)))
