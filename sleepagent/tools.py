@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sleepagent.blocks import Edit, InsertEdit, ReplaceEdit, RethinkEdit
-from sleepagent.errors import MemoryEditError
+from sleepagent.errors import MemoryEditError, ReadOnlyBlockError
 from sleepagent.staging import StagedMemory
 from sleepagent.storable import unstorable_reason
 
@@ -121,6 +121,14 @@ _REPEATED_EDIT = (
 )
 
 
+def _refusal(error: MemoryEditError, staged: StagedMemory) -> str:
+    """The refusal the model reads; a read-only one names where the text can go."""
+    if not isinstance(error, ReadOnlyBlockError):
+        return str(error)
+    writable = [block.label for block in staged.blocks() if not block.read_only]
+    return f"{error} Writable blocks: {', '.join(writable) or 'none'}."
+
+
 def run_tool_calls(
     staged: StagedMemory, message: AIMessage, *, allowed: Sequence[str] = tuple(_ARGS)
 ) -> ToolRound:
@@ -182,7 +190,7 @@ def run_tool_calls(
             staged, block = staged.stage(edit)
         except MemoryEditError as error:
             refused += 1
-            replies.append(_error(call_id, name, str(error)))
+            replies.append(_error(call_id, name, _refusal(error, staged)))
             continue
         accepted += 1
         replies.append(

@@ -214,6 +214,7 @@ def test_an_edit_of_a_read_only_block_is_refused():
     call = tool_call("memory_rethink", label="rules", new_value="Be mean.")
     reply = assert_refused(ai_tool_calls(call))
     assert reply.content.startswith("Edit refused: block 'rules' is read-only.")
+    assert reply.content.endswith("Writable blocks: human.")
 
 
 def test_a_replace_that_matches_nothing_is_refused():
