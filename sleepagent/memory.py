@@ -38,7 +38,12 @@ from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from sleepagent.backends import CommitBackend, backend_for
 from sleepagent.blocks import MemoryBlock, RethinkEdit
-from sleepagent.errors import MemoryConflictError, ScopeMismatchError, WrongModeError
+from sleepagent.errors import (
+    ConfigurationError,
+    MemoryConflictError,
+    ScopeMismatchError,
+    WrongModeError,
+)
 from sleepagent.records import (
     CommitOptions,
     CommitOutcome,
@@ -487,19 +492,23 @@ class BlockStore:
         last_at = _value(head_result)["at"]
         return _parse_time(first_at).timestamp(), _parse_time(last_at).timestamp(), head - watermark
 
-    def _history_plan(self, scope: Scope, label: str) -> Plan[list[HistoryEntry]]:
+    def _history_plan(
+        self, scope: Scope, label: str, limit: int | None = None, before: int | None = None
+    ) -> Plan[list[HistoryEntry]]:
+        if limit is None and before is None:
+            items = yield from self._search_all(self._history_ns(scope, label))
+            return sorted((HistoryEntry(**item.value) for item in items), key=_by_version)
+        # A page: versions are numbered 1, 2, ... per block and keyed by number, so
+        # the page's keys are known from the block's current version, and it costs
+        # one read of the block plus one of the page, whatever the history's length.
+        (block,) = yield [GetOp(self._blocks_ns(scope), label)]
+        first, last = history_span(_value(block).get("version", 0), limit=limit, before=before)
         entries: list[HistoryEntry] = []
-        offset = 0
-        while True:
-            (found,) = yield [
-                SearchOp(self._history_ns(scope, label), limit=_SEARCH_PAGE, offset=offset)
-            ]
-            items = _items(found)
-            entries.extend(HistoryEntry(**item.value) for item in items)
-            if len(items) < _SEARCH_PAGE:
-                break
-            offset += _SEARCH_PAGE
-        return sorted(entries, key=lambda entry: entry.version)
+        for start in range(first, last + 1, _SEARCH_PAGE):
+            keys = range(start, min(last, start + _SEARCH_PAGE - 1) + 1)
+            found = yield [GetOp(self._history_ns(scope, label), _seq_key(v)) for v in keys]
+            entries.extend(HistoryEntry(**item.value) for item in found if isinstance(item, Item))
+        return entries
 
     def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
         chat, sleep = yield [
@@ -763,9 +772,25 @@ class BlockStore:
         """Pages given up after their retries, by thread and position."""
         return self._run(self._failed_plan(scope, thread_id))
 
-    def history(self, scope: Scope, label: str) -> list[HistoryEntry]:
-        """Every committed version of a block, oldest first."""
-        return self._run(self._history_plan(scope, label))
+    def history(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryEntry]:
+        """Committed versions of a block, oldest first: all, or one page of them.
+
+        Args:
+            scope: The memory scope.
+            label: The block.
+            limit: At most this many versions: the newest ones (before ``before``).
+            before: Only versions older than this one (the first version of the
+                page read last, to read the page before it).
+
+        A page costs two store reads, whatever the length of the history.
+
+        Raises:
+            ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
+
+        """
+        return self._run(self._history_plan(scope, label, limit, before))
 
     def usage(self, thread_id: str) -> dict[Phase, Usage]:
         """Token usage totals of a thread, per phase."""
@@ -920,9 +945,11 @@ class BlockStore:
         """Async :meth:`failed_pages`."""
         return await self._arun(self._failed_plan(scope, thread_id))
 
-    async def ahistory(self, scope: Scope, label: str) -> list[HistoryEntry]:
+    async def ahistory(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryEntry]:
         """Async :meth:`history`."""
-        return await self._arun(self._history_plan(scope, label))
+        return await self._arun(self._history_plan(scope, label, limit, before))
 
     async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
         """Async :meth:`usage`."""
@@ -951,6 +978,27 @@ class BlockStore:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def history_span(current: int, *, limit: int | None, before: int | None) -> tuple[int, int]:
+    """The versions ``(first, last)`` of a history page; empty when ``last < first``.
+
+    Raises:
+        ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
+
+    """
+    for name, value in (("limit", limit), ("before", before)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    last = current if before is None else min(current, before - 1)
+    first = 1 if limit is None else max(1, last - limit + 1)
+    return first, last
+
+
+def _by_version(entry: HistoryEntry) -> int:
+    return entry.version
 
 
 def _check_thread_scope(head: Mapping[str, Any], scope: Scope, thread_id: str) -> None:

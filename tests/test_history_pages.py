@@ -1,0 +1,90 @@
+"""history() in pages (limit / before) on every backend, and what a page reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langgraph.store.base import GetOp, Op, Result, SearchOp
+from langgraph.store.memory import InMemoryStore
+
+from sleepagent import DEFAULT_BLOCKS, BlockStore, ConfigurationError, Scope
+from sleepagent.blocks import RethinkEdit
+from sleepagent.catalog import Catalog
+from sleepagent.staging import StagedMemory
+
+AT = "2026-01-01T00:00:00+00:00"
+
+
+def versions(entries) -> list[int]:
+    return [entry.version for entry in entries]
+
+
+def write_versions(agent, count: int) -> None:
+    for i in range(1, count + 1):
+        agent.write_memory("human", f"v{i}", thread_id="t1")
+
+
+def test_a_page_is_the_newest_versions_before_the_given_one_oldest_first(make_agent):
+    agent, *_ = make_agent()
+    write_versions(agent, 7)
+    assert versions(agent.history("human", thread_id="t1")) == [1, 2, 3, 4, 5, 6, 7]
+    assert versions(agent.history("human", thread_id="t1", limit=3)) == [5, 6, 7]
+    assert versions(agent.history("human", thread_id="t1", limit=3, before=5)) == [2, 3, 4]
+    assert versions(agent.history("human", thread_id="t1", limit=3, before=2)) == [1]
+    assert versions(agent.history("human", thread_id="t1", limit=3, before=1)) == []
+    assert versions(agent.history("human", thread_id="t1", before=4)) == [1, 2, 3]
+    assert versions(agent.history("human", thread_id="t1", limit=50)) == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.value for e in agent.history("human", thread_id="t1", limit=1)] == ["v7"]
+    assert agent.history("persona", thread_id="t1", limit=3) == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_a_page_size_or_bound_that_is_not_a_positive_integer_is_refused(make_agent, bad):
+    agent, *_ = make_agent()
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        agent.history("human", thread_id="t1", limit=bad)
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        agent.history("human", thread_id="t1", before=bad)
+
+
+def test_a_catalog_page_diffs_its_first_version_against_the_one_before(make_agent):
+    agent, *_ = make_agent()
+    write_versions(agent, 5)
+    catalog = Catalog(agent.agent.blocks.store)
+    scope = Scope("thread", "t1")
+    if agent.loop is None:
+        steps = catalog.history(scope, "human", limit=2, before=5)
+    else:
+        steps = agent.loop.run_until_complete(catalog.ahistory(scope, "human", limit=2, before=5))
+    assert [(s.diff.version_before, s.diff.before, s.entry.version) for s in steps] == [
+        (2, "v2", 3),
+        (3, "v3", 4),
+    ]
+
+
+class CountingStore(InMemoryStore):
+    """Records every op, so a test can see how much a read asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[Op] = []
+
+    def batch(self, ops: Any) -> list[Result]:
+        ops = list(ops)
+        self.ops.extend(ops)
+        return super().batch(ops)
+
+
+def test_a_page_reads_only_its_own_versions_however_long_the_history():
+    store = CountingStore()
+    blocks = BlockStore(store, DEFAULT_BLOCKS)
+    scope = Scope("thread", "t1")
+    for i in range(60):
+        staged, _ = StagedMemory.of(blocks.load(scope)).stage(RethinkEdit("human", f"v{i}"))
+        blocks.commit(scope, staged, run_id=f"r{i}", phase="user", at=AT)
+    store.ops.clear()
+    page = blocks.history(scope, "human", limit=5, before=30)
+    assert versions(page) == [25, 26, 27, 28, 29]
+    assert not any(isinstance(op, SearchOp) for op in store.ops)
+    assert sum(isinstance(op, GetOp) for op in store.ops) == 6  # the block, then 5 versions
