@@ -77,8 +77,14 @@ class BareState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def bare_chatbot(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any]) -> Any:
-    """The baseline: LangGraph's minimal chatbot on ``checkpointer``."""
+def bare_chatbot(
+    model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any], *, mode: str = "sync"
+) -> Any:
+    """The baseline: LangGraph's minimal chatbot on ``checkpointer``.
+
+    Its node is a plain function, as in LangGraph's tutorial: ``def`` for
+    ``invoke``, ``async def`` for ``ainvoke`` (``mode="async"``).
+    """
 
     def chatbot(state: BareState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
@@ -86,10 +92,8 @@ def bare_chatbot(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any]) -
     async def achatbot(state: BareState) -> dict[str, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
-    from langchain_core.runnables import RunnableLambda
-
     graph = StateGraph(BareState)
-    graph.add_node("chatbot", RunnableLambda(chatbot, afunc=achatbot, name="chatbot"))
+    graph.add_node("chatbot", achatbot if mode == "async" else chatbot)
     graph.add_edge(START, "chatbot")
     return graph.compile(checkpointer=checkpointer)
 

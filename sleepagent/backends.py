@@ -228,7 +228,12 @@ class SqliteBackend(CommitBackend):
 
     async def _async_dir(self) -> Path | None:
         if self._lock_dir is False:
-            database = await _StoreParts.asqlite_file(self.store)
+            from langgraph.store.sqlite import AsyncSqliteStore
+
+            if isinstance(self.store, AsyncSqliteStore):
+                database = await _StoreParts.asqlite_file(self.store)
+            else:  # a SqliteStore used from async code (ThreadedSqliteStore)
+                database = await asyncio.to_thread(_StoreParts.sqlite_file, self.store)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 

@@ -2,7 +2,10 @@
 
 Default: SQLite, both on one file (two connections, WAL journal so the
 conversation and the sleep side can write without blocking each other for
-long). A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
+long). The asyncio agent's store is a
+:class:`~sleepagent.threadedstore.ThreadedSqliteStore`: each batch runs whole
+in a worker thread, one hand-over per batch where ``AsyncSqliteStore`` makes
+one per SQL statement. A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
 pooled ``PostgresStore``; install the ``postgres`` extra). ``None`` keeps
 everything in memory, for tests and throwaway sessions.
 """
@@ -23,7 +26,12 @@ from langgraph.store.memory import InMemoryStore
 from sleepagent.dburl import check_db
 from sleepagent.errors import ConfigurationError
 
-__all__ = ["DbPath", "is_postgres_url", "open_async_persistence", "open_persistence"]
+__all__ = [
+    "DbPath",
+    "is_postgres_url",
+    "open_async_persistence",
+    "open_persistence",
+]
 
 DbPath = str | PathLike[str] | None
 """A SQLite file path, a ``postgresql://`` URL, or ``None`` for in-memory persistence."""
@@ -82,18 +90,19 @@ async def open_async_persistence(
         return
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-    _connect(db).close()  # create the file and switch it to WAL once, synchronously
-    async with (
-        aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn,
-        aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S, isolation_level=None) as store_conn,
-    ):
-        saver = AsyncSqliteSaver(saver_conn)
-        store = AsyncSqliteStore(store_conn)
-        await saver.setup()
-        await store.setup()
-        yield saver, store
+    from sleepagent.threadedstore import ThreadedSqliteStore
+
+    store_conn = await asyncio.to_thread(_connect, db, autocommit=True)  # also sets WAL
+    try:
+        async with aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn:
+            saver = AsyncSqliteSaver(saver_conn)
+            store = ThreadedSqliteStore(store_conn)
+            await saver.setup()
+            await asyncio.to_thread(store.setup)
+            yield saver, store
+    finally:
+        await asyncio.to_thread(store_conn.close)
 
 
 @contextmanager
