@@ -69,9 +69,10 @@ class SleepConfig:
     Older turns reach the model through the memory blocks the sleep-time agent writes.
     """
 
-    state_messages: int | None = 200
+    state_messages: int | None = 40
     """Most recent messages a chat thread keeps in its graph state; ``None`` keeps all.
 
+    By default the state holds what the model is sent (``history_messages``).
     After each answered turn, older messages are removed from the checkpointed state
     (the cut falls on a user message, so tool calls stay with their results), which
     keeps every checkpoint, and so every turn, the same size however long the

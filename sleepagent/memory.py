@@ -499,16 +499,28 @@ class BlockStore:
             items = yield from self._search_all(self._history_ns(scope, label))
             return sorted((HistoryEntry(**item.value) for item in items), key=_by_version)
         # A page: versions are numbered 1, 2, ... per block and keyed by number, so
-        # the page's keys are known from the block's current version, and it costs
-        # one read of the block plus one of the page, whatever the history's length.
-        (block,) = yield [GetOp(self._blocks_ns(scope), label)]
+        # the page's keys follow from ``before`` (or the block's current version), and
+        # it costs one or two reads of the page's size, whatever the history's length.
+        history_ns = self._history_ns(scope, label)
+        guess: dict[int, HistoryEntry] = {}
+        block_op = GetOp(self._blocks_ns(scope), label)
+        if before is not None and limit is not None and limit <= _SEARCH_PAGE:
+            first, last = history_span(before - 1, limit=limit, before=before)
+            block, *found = yield [
+                block_op,
+                *(GetOp(history_ns, _seq_key(v)) for v in range(first, last + 1)),
+            ]
+            guess = {e.version: e for e in (_history_entry(item) for item in found) if e}
+        else:
+            history_span(0, limit=limit, before=before)  # refuse bad arguments first
+            (block,) = yield [block_op]
         first, last = history_span(_value(block).get("version", 0), limit=limit, before=before)
-        entries: list[HistoryEntry] = []
-        for start in range(first, last + 1, _SEARCH_PAGE):
-            keys = range(start, min(last, start + _SEARCH_PAGE - 1) + 1)
-            found = yield [GetOp(self._history_ns(scope, label), _seq_key(v)) for v in keys]
-            entries.extend(HistoryEntry(**item.value) for item in found if isinstance(item, Item))
-        return entries
+        missing = [v for v in range(first, last + 1) if v not in guess]
+        for start in range(0, len(missing), _SEARCH_PAGE):
+            chunk = missing[start : start + _SEARCH_PAGE]
+            found = yield [GetOp(history_ns, _seq_key(v)) for v in chunk]
+            guess.update((e.version, e) for e in (_history_entry(item) for item in found) if e)
+        return [guess[v] for v in range(first, last + 1) if v in guess]
 
     def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
         chat, sleep = yield [
@@ -995,6 +1007,10 @@ def history_span(current: int, *, limit: int | None, before: int | None) -> tupl
     last = current if before is None else min(current, before - 1)
     first = 1 if limit is None else max(1, last - limit + 1)
     return first, last
+
+
+def _history_entry(item: Result) -> HistoryEntry | None:
+    return HistoryEntry(**item.value) if isinstance(item, Item) else None
 
 
 def _by_version(entry: HistoryEntry) -> int:

@@ -35,6 +35,7 @@ def test_a_page_is_the_newest_versions_before_the_given_one_oldest_first(make_ag
     assert versions(agent.history("human", thread_id="t1", limit=3, before=1)) == []
     assert versions(agent.history("human", thread_id="t1", before=4)) == [1, 2, 3]
     assert versions(agent.history("human", thread_id="t1", limit=50)) == [1, 2, 3, 4, 5, 6, 7]
+    assert versions(agent.history("human", thread_id="t1", limit=2, before=99)) == [6, 7]
     assert [e.value for e in agent.history("human", thread_id="t1", limit=1)] == ["v7"]
     assert agent.history("persona", thread_id="t1", limit=3) == []
 
@@ -69,10 +70,12 @@ class CountingStore(InMemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.ops: list[Op] = []
+        self.batches = 0
 
     def batch(self, ops: Any) -> list[Result]:
         ops = list(ops)
         self.ops.extend(ops)
+        self.batches += 1
         return super().batch(ops)
 
 
@@ -87,4 +90,9 @@ def test_a_page_reads_only_its_own_versions_however_long_the_history():
     page = blocks.history(scope, "human", limit=5, before=30)
     assert versions(page) == [25, 26, 27, 28, 29]
     assert not any(isinstance(op, SearchOp) for op in store.ops)
-    assert sum(isinstance(op, GetOp) for op in store.ops) == 6  # the block, then 5 versions
+    assert sum(isinstance(op, GetOp) for op in store.ops) == 6  # the block and 5 versions
+    assert store.batches == 1  # a page before a known version is one round trip
+    store.ops.clear()
+    assert versions(blocks.history(scope, "human", limit=3)) == [58, 59, 60]
+    assert sum(isinstance(op, GetOp) for op in store.ops) == 4
+    assert not any(isinstance(op, SearchOp) for op in store.ops)
