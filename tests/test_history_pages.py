@@ -87,6 +87,7 @@ def test_a_page_reads_only_its_own_versions_however_long_the_history():
         staged, _ = StagedMemory.of(blocks.load(scope)).stage(RethinkEdit("human", f"v{i}"))
         blocks.commit(scope, staged, run_id=f"r{i}", phase="user", at=AT)
     store.ops.clear()
+    store.batches = 0
     page = blocks.history(scope, "human", limit=5, before=30)
     assert versions(page) == [25, 26, 27, 28, 29]
     assert not any(isinstance(op, SearchOp) for op in store.ops)
