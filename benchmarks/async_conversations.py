@@ -7,10 +7,11 @@ own saver and store connections). Same fixed-latency fake model. Rounds
 alternate bare / ours / ours with sleep runs in flight, so machine noise hits
 all three; per-turn latencies are pooled over the rounds.
 
-"With sleep runs": before the round, as many quiet threads as conversations
-logged a turn each; their sleep runs (2 s of model time each by default) start
-just before the turns, so the turns are answered while those runs are in
-their model calls and commit. The figure to watch is ours-with-runs / ours.
+"With sleep runs": quiet threads (a quarter as many as conversations by
+default) run sleep-time compute back to back while the turns are measured,
+each run on one new log entry, with 2 s of model time per run by default, so
+runs are always in their model calls or committing. The figure to watch is
+ours with runs / ours without.
 
 Run::
 
@@ -38,7 +39,7 @@ from _sidebyside import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from sleepagent import AsyncSleepTimeAgent, SleepConfig
+from sleepagent import AsyncSleepTimeAgent
 
 
 async def conversation(turn, name: str, turns: int, latencies: list[float]) -> None:
@@ -66,38 +67,49 @@ async def bare_round(folder: Path, n: int, turns: int, latency: float, tag: str)
 
 
 async def ours_round(
-    folder: Path, n: int, turns: int, latency: float, tag: str, sleep_latency: float | None
+    folder: Path, n: int, turns: int, latency: float, tag: str, sleepers: int, sleep_latency: float
 ) -> list[float]:
     model = FixedLatencyModel(latency=latency)
-    sleeper = FixedLatencyModel(latency=sleep_latency or 0.0, finish=True)
-    config = SleepConfig(max_concurrent_sleeps=max(1, n))
+    sleep_model = FixedLatencyModel(latency=sleep_latency, finish=True)
     async with AsyncSleepTimeAgent(
-        model, sleep_model=sleeper, db=folder / f"ours-{tag}.db", scheduler=None, config=config
+        model, sleep_model=sleep_model, db=folder / f"ours-{tag}.db", scheduler=None
     ) as agent:
 
         async def turn(thread: str, text: str) -> None:
             await agent.chat(text, thread_id=thread)
 
-        runs: list[asyncio.Task[object]] = []
-        if sleep_latency is not None:
-            for j in range(n):
-                await agent.chat("something to remember", thread_id=f"quiet{j}")
-            runs = [asyncio.create_task(agent.sleep(thread_id=f"quiet{j}")) for j in range(n)]
+        done = asyncio.Event()
+        runs_done = [0]
+
+        async def sleeper(j: int) -> None:
+            # Back-to-back sleep runs on a quiet thread of its own, each on one new
+            # log entry, until the turns are over: runs are in flight throughout.
+            thread = f"quiet{j}"
+            scope = agent.scope(thread_id=thread)
+            while not done.is_set():
+                entry = [("user", "something to remember", None)]
+                await agent.blocks.aappend(scope, thread, entry, at="2026-01-01T00:00:00+00:00")
+                await agent.sleep(thread_id=thread)
+                runs_done[0] += 1
+
+        runs = [asyncio.create_task(sleeper(j)) for j in range(sleepers)]
+        if runs:
             await asyncio.sleep(0.05)  # let the runs reach their model calls
         latencies: list[float] = []
         await asyncio.gather(*(conversation(turn, f"c{j}", turns, latencies) for j in range(n)))
-        in_flight = sum(not run.done() for run in runs)
+        done.set()
         await asyncio.gather(*runs)
-        if runs and in_flight == 0:
-            print("    (the sleep runs ended before the turns did: raise --sleep-latency)")
+        if runs and runs_done[0] < sleepers:
+            print("    (some sleep runs never finished during the turns: lower --sleep-latency)")
         return latencies
 
 
 def report(n: int, bare: list[float], ours: list[float], during: list[float]) -> None:
     print(f"{n} conversations: {len(ours)} turns each of bare / ours / ours with runs")
     print("\n".join(compare("turn", ours, bare)))
-    print(row("with runs / without: median", statistics.median(during), statistics.median(ours)))
-    print(row("with runs / without: p99", percentile(during, 0.99), percentile(ours, 0.99)))
+    print("  ours with sleep runs in flight (as 'ours') / ours without them (as 'bare'):")
+    print(row("turn median", statistics.median(during), statistics.median(ours)))
+    print(row("turn p99", percentile(during, 0.99), percentile(ours, 0.99)))
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -115,9 +127,10 @@ async def main_async(args: argparse.Namespace) -> None:
             for r in range(args.rounds):
                 tag = f"{n}-{r}"
                 bare += await bare_round(folder, n, args.turns, args.latency, tag)
-                ours += await ours_round(folder, n, args.turns, args.latency, tag, None)
+                ours += await ours_round(folder, n, args.turns, args.latency, tag, 0, 0.0)
+                sleepers = args.sleepers or max(1, n // 4)
                 during += await ours_round(
-                    folder, n, args.turns, args.latency, f"{tag}-s", args.sleep_latency
+                    folder, n, args.turns, args.latency, f"{tag}-s", sleepers, args.sleep_latency
                 )
             report(n, bare, ours, during)
     print(machine())
@@ -130,6 +143,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY_S)
     parser.add_argument("--sleep-latency", type=float, default=2.0)
+    parser.add_argument(
+        "--sleepers", type=int, default=0, help="sleep runs in flight (default: a quarter of N)"
+    )
     parser.add_argument("--quick", action="store_true", help="one round, 3 turns each")
     args = parser.parse_args()
     if args.quick:

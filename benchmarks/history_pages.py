@@ -61,14 +61,12 @@ def measure(db: Any, sizes: list[int], repeat: int) -> dict[int, dict[str, float
             fill(blocks, scope, size - done)
             done = size
             ns = (*BlockStore.scope_namespace(scope), "history", "human")
-            keys = [f"{v:010d}" for v in range(size - PAGE + 1, size + 1)]
+            raw_page = [GetOp(ns, f"{v:010d}") for v in range(size - PAGE + 1, size + 1)]
             calls = {
                 "whole": lambda: blocks.history(scope, "human"),
                 "page": lambda: blocks.history(scope, "human", limit=PAGE),
-                "middle": lambda s=size: blocks.history(
-                    scope, "human", limit=PAGE, before=s // 2
-                ),
-                "bare": lambda: store.batch([GetOp(ns, key) for key in keys]),
+                "middle": lambda s=size: blocks.history(scope, "human", limit=PAGE, before=s // 2),
+                "bare": lambda ops=raw_page: store.batch(ops),
             }
             assert [e.version for e in calls["page"]()] == list(range(size - PAGE + 1, size + 1))
             results: dict[str, list[float]] = {name: [] for name in calls}
