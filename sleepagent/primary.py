@@ -23,6 +23,8 @@ from langchain_core.messages import (
     SystemMessage,
 )
 from langchain_core.runnables import Runnable
+from langgraph.graph import END
+from langgraph.types import Command
 
 from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
@@ -43,6 +45,8 @@ __all__ = ["PrimaryAgent", "trim_history", "window_removals"]
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
 _CHAT_TOOL_ARGS = memory_tool_args(finish=False)
 
+NodeResult = dict[str, Any] | Command[str]
+"""What the ``agent`` node returns: a state update, or one with where to go next."""
 TurnRead = tuple[Sequence[MemoryBlock], int, Usage, list[str]]
 """What a turn reads in its one store batch: blocks, log head, chat usage, raw contexts."""
 
@@ -56,13 +60,21 @@ class PrimaryAgent:
         model: The chat model.
         config: Behaviour settings.
         clock: Source of the current POSIX time.
+        after_turn: The node that follows an answered turn (``END`` unless the
+            graph schedules sleep runs on LangGraph Server).
 
     """
 
     def __init__(
-        self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]
+        self,
+        model: BaseChatModel,
+        config: SleepConfig,
+        clock: Callable[[], float],
+        *,
+        after_turn: str = END,
     ) -> None:
         self._config = config
+        self._after_turn = after_turn
         self._clock = clock
         self._plain = model
         self._with_tools: Runnable[Any, BaseMessage] | None = None
@@ -155,8 +167,8 @@ class PrimaryAgent:
 
     def _answered(
         self, state: SleepAgentState, turn: RunTarget, read: TurnRead, message: BaseMessage
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The node's state update, and the log append to make (None: a tool step).
+    ) -> tuple[NodeResult, dict[str, Any] | None]:
+        """The node's result, and the log append to make (None: a tool step).
 
         Once the turn is answered, messages older than ``state_messages`` leave the
         state (see :func:`window_removals`); the log keeps them.
@@ -164,7 +176,7 @@ class PrimaryAgent:
         reply = self._reply(state, message)
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
-            return update, None
+            return Command(update=update, goto="agent_tools"), None
         _, head, chat_usage, _ = read
         log = {
             "scope": turn.scope,
@@ -175,12 +187,24 @@ class PrimaryAgent:
             "chat_usage": chat_usage + self._turn_usage(state, reply),
         }
         removed = window_removals([*state["messages"], reply], self._config.state_messages)
-        return {**update, "messages": [*removed, reply], "logged_until": reply.id}, log
+        update = {**update, "messages": [*removed, reply], "logged_until": reply.id}
+        return self._then(update), log
+
+    def _then(self, update: dict[str, Any]) -> NodeResult:
+        """An answered turn ends (a plain update), or goes on to ``after_turn``."""
+        return update if self._after_turn == END else Command(update=update, goto=self._after_turn)
+
+    @staticmethod
+    def _sleep_request(state: SleepAgentState) -> Command[str] | None:
+        """Runs enter at this node: a sleep request goes on to ``sleep`` untouched."""
+        return Command(goto="sleep") if state.get("sleep_request") else None
 
     # --- agent node (thin shells over the decisions above) ----------------------
 
-    def step(self, state: SleepAgentState) -> dict[str, Any]:
+    def step(self, state: SleepAgentState) -> NodeResult:
         """Answer (or call a memory tool); log the turn once answered."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
         turn = self._turn()
         read = turn.blocks.read_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
@@ -193,8 +217,10 @@ class PrimaryAgent:
             turn.blocks.append(**log)
         return update
 
-    async def astep(self, state: SleepAgentState) -> dict[str, Any]:
+    async def astep(self, state: SleepAgentState) -> NodeResult:
         """Async :meth:`step`."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
         turn = self._turn()
         read = await turn.blocks.aread_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
@@ -252,14 +278,6 @@ class PrimaryAgent:
         round_ = self._apply(state, StagedMemory.of(await turn.blocks.aload(turn.scope)))
         outcome = await turn.blocks.acommit(**self._commit_args(turn, round_))
         return self._tools_update(state, round_, outcome)
-
-
-def route_agent(state: SleepAgentState) -> str:
-    """After ``agent``: run its tool calls, or end the turn."""
-    last = state["messages"][-1]
-    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
-        return "agent_tools"
-    return "__end__"
 
 
 def trim_history(messages: Sequence[AnyMessage], keep: int | None) -> list[AnyMessage]:
