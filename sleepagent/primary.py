@@ -155,8 +155,10 @@ class PrimaryAgent:
         return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
 
     def _start_of_turn(self, state: SleepAgentState) -> dict[str, Any]:
-        # A turn starts when the newest message is the user's: reset per-turn data.
-        return {"turn_diffs": []} if isinstance(state["messages"][-1], HumanMessage) else {}
+        # A turn starts when the newest message is the user's: reset per-turn data
+        # (only when there is some: an unchanged channel costs the checkpoint nothing).
+        starts = isinstance(state["messages"][-1], HumanMessage)
+        return {"turn_diffs": []} if starts and state.get("turn_diffs") else {}
 
     def _request(
         self, state: SleepAgentState, turn: RunTarget, read: TurnRead
