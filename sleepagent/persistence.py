@@ -63,7 +63,7 @@ def open_persistence(db: DbPath) -> Iterator[tuple[BaseCheckpointSaver[str], Bas
     from langgraph.store.sqlite import SqliteStore
 
     saver_conn = _connect(db)
-    store_conn = _connect(db, autocommit=True)
+    store_conn = _connect(db, store=True)
     try:
         saver = SqliteSaver(saver_conn)
         store = SqliteStore(store_conn)
@@ -93,7 +93,7 @@ async def open_async_persistence(
 
     from sleepagent.threadedstore import ThreadedSqliteStore
 
-    store_conn = await asyncio.to_thread(_connect, db, autocommit=True)  # also sets WAL
+    store_conn = await asyncio.to_thread(_connect, db, store=True)  # also sets WAL
     try:
         async with aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn:
             saver = AsyncSqliteSaver(saver_conn)
@@ -175,12 +175,21 @@ _NO_POSTGRES = (
 )
 
 
-def _connect(db: str | PathLike[str], *, autocommit: bool = False) -> sqlite3.Connection:
+def _connect(db: str | PathLike[str], *, store: bool = False) -> sqlite3.Connection:
+    """A connection to ``db`` in WAL mode; ``store=True``: the store's (autocommit).
+
+    The store's connection syncs at checkpoints only (``synchronous=NORMAL``): a
+    turn's log write is made durable by the checkpoint written right after it on
+    the same WAL, and every commit syncs the WAL itself
+    (see :func:`sleepagent.backends._wal_to_sync`).
+    """
     conn = sqlite3.connect(
         str(db),
         check_same_thread=False,
         timeout=_BUSY_TIMEOUT_S,
-        isolation_level=None if autocommit else "DEFERRED",
+        isolation_level=None if store else "DEFERRED",
     )
     conn.execute("PRAGMA journal_mode=WAL")
+    if store:
+        conn.execute("PRAGMA synchronous=NORMAL")
     return conn
