@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 ROOT = "sleepagent"
 _SEARCH_PAGE = 1000
+_LABELS_KEY = "#labels"
+"""Key, beside the blocks, of the list of every stored label (no label can start with #)."""
 T = TypeVar("T")
 Plan = Generator[list[Op], list[Result], T]
 
@@ -129,7 +131,9 @@ class BlockStore:
 
     def _merge_blocks(self, stored: Result) -> list[MemoryBlock]:
         """Declared blocks overlaid with stored ones, declared first, extras by label."""
-        by_label = {item.value["label"]: item.value for item in _items(stored)}
+        by_label = {
+            item.value["label"]: item.value for item in _items(stored) if item.key != _LABELS_KEY
+        }
         blocks = []
         for declared in self.declared:
             data = by_label.pop(declared.label, None)
@@ -141,25 +145,52 @@ class BlockStore:
         (stored,) = yield [self._blocks_op(scope)]
         return self._merge_blocks(stored)
 
+    def _keyed_blocks_plan(
+        self, scope: Scope, others: Sequence[Op]
+    ) -> Plan[tuple[list[MemoryBlock], list[Result]]]:
+        """The scope's blocks read by key, with ``others`` in the same batch.
+
+        The turn and the sleep page read blocks this way, not with a search: a
+        search is a prefix match (on PostgreSQL a prepared ``LIKE``, whose plan can
+        scan the whole store as it grows), a key read is an index lookup. Which
+        undeclared blocks exist is kept under ``_LABELS_KEY`` by the commit; a scope
+        written before that key existed is read once by search, until its next commit.
+        """
+        ns = self._blocks_ns(scope)
+        keys = [*(block.label for block in self.declared), _LABELS_KEY]
+        results = yield [*(GetOp(ns, key) for key in keys), *others]
+        found, rest = results[: len(keys)], list(results[len(keys) :])
+        index = found[-1]
+        items: list[Item] = [item for item in found[:-1] if isinstance(item, Item)]
+        if isinstance(index, Item):
+            declared = set(keys)
+            extra = [label for label in index.value.get("labels", []) if label not in declared]
+            if extra:
+                more = yield [GetOp(ns, label) for label in extra]
+                items.extend(item for item in more if isinstance(item, Item))
+        elif items:
+            (stored,) = yield [self._blocks_op(scope)]
+            items = list(_items(stored))
+        return self._merge_blocks(items), rest
+
     def _turn_plan(
         self, scope: Scope, thread_id: str, *, with_contexts: bool
     ) -> Plan[tuple[list[MemoryBlock], int, Usage, list[str]]]:
         ops: list[Op] = [
-            self._blocks_op(scope),
             GetOp(self._thread_ns(thread_id), "head"),
             GetOp(self._thread_ns(thread_id), "usage:chat"),
         ]
         if with_contexts:
             ops.append(SearchOp(self._contexts_ns(scope), limit=_SEARCH_PAGE))
-        results = yield ops
-        _check_thread_scope(_value(results[1]), scope, thread_id)
-        head = _value(results[1]).get("seq", 0)
-        usage = Usage.from_dict(_value(results[2]).get("usage"))
+        blocks, results = yield from self._keyed_blocks_plan(scope, ops)
+        _check_thread_scope(_value(results[0]), scope, thread_id)
+        head = _value(results[0]).get("seq", 0)
+        usage = Usage.from_dict(_value(results[1]).get("usage"))
         contexts: list[str] = []
         if with_contexts:
-            found = sorted(_items(results[3]), key=lambda item: (item.value["at"], item.key))
+            found = sorted(_items(results[2]), key=lambda item: (item.value["at"], item.key))
             contexts = [item.value["text"] for item in found]
-        return self._merge_blocks(results[0]), head, usage, contexts
+        return blocks, head, usage, contexts
 
     def _append_plan(
         self,
@@ -226,11 +257,13 @@ class BlockStore:
         max_chars: int,
         span: tuple[int, int] | None = None,
     ) -> Plan[tuple[list[MemoryBlock], list[LogEntry], int, int]]:
-        blocks_result, head_result, mark_result = yield [
-            self._blocks_op(scope),
-            GetOp(self._thread_ns(thread_id), "head"),
-            GetOp(self._thread_ns(thread_id), "watermark"),
-        ]
+        blocks, (head_result, mark_result) = yield from self._keyed_blocks_plan(
+            scope,
+            [
+                GetOp(self._thread_ns(thread_id), "head"),
+                GetOp(self._thread_ns(thread_id), "watermark"),
+            ],
+        )
         _check_thread_scope(_value(head_result), scope, thread_id)
         head = _value(head_result).get("seq", 0)
         watermark = _value(mark_result).get("seq", 0)
@@ -243,7 +276,7 @@ class BlockStore:
             entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
             if span is None:
                 entries = take_page(entries, max_chars=max_chars)
-        return self._merge_blocks(blocks_result), entries, watermark, head
+        return blocks, entries, watermark, head
 
     def _commit_plan(
         self,
@@ -314,6 +347,8 @@ class BlockStore:
                 "at": at,
             }
             ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
+        if plan.writes:
+            ops.extend(self._labels_ops(scope, results[0], plan.writes))
         if sleep_usage is not None and thread_id is not None:
             total = Usage.from_dict(_value(results[1]).get("usage")) + sleep_usage
             ops.append(
@@ -328,6 +363,18 @@ class BlockStore:
             yield ops
         after = tuple(written.get(block.label, block) for block in current)
         return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after, attempts, failed_page)
+
+    def _labels_ops(self, scope: Scope, stored: Result, writes: Sequence[MemoryBlock]) -> list[Op]:
+        """Keep the list of stored labels the key reads need (see _keyed_blocks_plan)."""
+        items = _items(stored)
+        index = next((item for item in items if item.key == _LABELS_KEY), None)
+        labels = sorted(
+            {item.value["label"] for item in items if item.key != _LABELS_KEY}
+            | {block.label for block in writes}
+        )
+        if index is not None and index.value.get("labels") == labels:
+            return []
+        return [PutOp(self._blocks_ns(scope), _LABELS_KEY, {"labels": labels}, index=False)]
 
     def _page_accounting(
         self,

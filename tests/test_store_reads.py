@@ -1,4 +1,4 @@
-"""history() in pages (limit / before) on every backend, and what a page reads."""
+"""What reads cost: history() in pages (limit / before), blocks read by key on the turn path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from langgraph.store.base import GetOp, Op, Result, SearchOp
 from langgraph.store.memory import InMemoryStore
 
-from sleepagent import DEFAULT_BLOCKS, BlockStore, ConfigurationError, Scope
+from sleepagent import DEFAULT_BLOCKS, BlockStore, ConfigurationError, MemoryBlock, Scope
 from sleepagent.blocks import RethinkEdit
 from sleepagent.catalog import Catalog
 from sleepagent.staging import StagedMemory
@@ -96,4 +96,54 @@ def test_a_page_reads_only_its_own_versions_however_long_the_history():
     store.ops.clear()
     assert versions(blocks.history(scope, "human", limit=3)) == [58, 59, 60]
     assert sum(isinstance(op, GetOp) for op in store.ops) == 4
+    assert not any(isinstance(op, SearchOp) for op in store.ops)
+
+
+# --- the turn and the sleep page read blocks by key ------------------------------------
+
+
+def commit_value(blocks: BlockStore, scope: Scope, label: str, value: str) -> None:
+    staged, _ = StagedMemory.of(blocks.load(scope)).stage(RethinkEdit(label, value))
+    blocks.commit(scope, staged, run_id="r", phase="user", at=AT)
+
+
+def test_a_turn_reads_blocks_by_key_with_no_search():
+    store = CountingStore()
+    blocks = BlockStore(store, DEFAULT_BLOCKS)
+    scope = Scope("thread", "t1")
+    commit_value(blocks, scope, "human", "Ada")
+    store.ops.clear()
+    store.batches = 0
+    found, head, _, _ = blocks.read_turn(scope, "t1")
+    assert {b.label: b.value for b in found}["human"] == "Ada"
+    assert not any(isinstance(op, SearchOp) for op in store.ops)
+    assert store.batches == 1
+    _, entries, _, _ = blocks.read_page(scope, "t1", max_messages=10, max_chars=1000)
+    assert not any(isinstance(op, SearchOp) for op in store.ops)
+
+
+def test_a_stored_block_no_longer_declared_is_still_read_by_the_turn():
+    store = InMemoryStore()
+    scope = Scope("thread", "t1")
+    extra = MemoryBlock(label="notes", description="", value="")
+    commit_value(BlockStore(store, [*DEFAULT_BLOCKS, extra]), scope, "notes", "kept")
+    found, *_ = BlockStore(store, DEFAULT_BLOCKS).read_turn(scope, "t1")
+    assert [b.label for b in found][-1] == "notes" and found[-1].value == "kept"
+    assert [b.label for b in found] == [
+        b.label for b in BlockStore(store, DEFAULT_BLOCKS).load(scope)
+    ]
+
+
+def test_blocks_written_before_the_label_list_existed_are_read_by_search_until_a_commit():
+    store = CountingStore()
+    scope = Scope("thread", "t1")
+    blocks = BlockStore(store, DEFAULT_BLOCKS)
+    commit_value(blocks, scope, "human", "Ada")
+    store.delete((*BlockStore.scope_namespace(scope), "blocks"), "#labels")  # an older database
+    found, *_ = blocks.read_turn(scope, "t1")
+    assert {b.label: b.value for b in found}["human"] == "Ada"
+    commit_value(blocks, scope, "persona", "helpful")
+    store.ops.clear()
+    found, *_ = blocks.read_turn(scope, "t1")
+    assert {b.label: b.value for b in found}["persona"] == "helpful"
     assert not any(isinstance(op, SearchOp) for op in store.ops)
