@@ -10,7 +10,7 @@ the page, not the history).
 
 Run::
 
-    taskset -c 0 .venv/bin/python benchmarks/history_pages.py [--versions 100 1000 10000]
+    taskset -c 0 .venv/bin/python benchmarks/history_pages.py [--versions 100 1000 3000]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def measure(db: Any, sizes: list[int], repeat: int) -> dict[int, dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--versions", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--versions", type=int, nargs="+", default=[100, 1000, 3000])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--postgres", default=os.environ.get("SLEEPAGENT_TEST_POSTGRES_URL"))
     parser.add_argument("--quick", action="store_true", help="100 and 1000 versions")

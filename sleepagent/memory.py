@@ -542,12 +542,10 @@ class BlockStore:
     def _history_plan(
         self, scope: Scope, label: str, limit: int | None = None, before: int | None = None
     ) -> Plan[list[HistoryEntry]]:
-        if limit is None and before is None:
-            items = yield from self._search_all(self._history_ns(scope, label))
-            return sorted((HistoryEntry(**item.value) for item in items), key=_by_version)
-        # A page: versions are numbered 1, 2, ... per block and keyed by number, so
-        # the page's keys follow from ``before`` (or the block's current version), and
-        # it costs one or two reads of the page's size, whatever the history's length.
+        # Versions are numbered 1, 2, ... per block and keyed by number, so a page's
+        # keys follow from ``before`` (or the block's current version): one or two
+        # key reads of the page's size, whatever the history's length. The whole
+        # history is read the same way, in chunks (a search pages by offset).
         history_ns = self._history_ns(scope, label)
         guess: dict[int, HistoryEntry] = {}
         block_op = GetOp(self._blocks_ns(scope), label)
@@ -1058,10 +1056,6 @@ def history_span(current: int, *, limit: int | None, before: int | None) -> tupl
 
 def _history_entry(item: Result) -> HistoryEntry | None:
     return HistoryEntry(**item.value) if isinstance(item, Item) else None
-
-
-def _by_version(entry: HistoryEntry) -> int:
-    return entry.version
 
 
 def _check_thread_scope(head: Mapping[str, Any], scope: Scope, thread_id: str) -> None:
