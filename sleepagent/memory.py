@@ -3,7 +3,9 @@
 Layout in the :class:`~langgraph.store.base.BaseStore` (ids are percent-encoded
 where the store forbids a character)::
 
-    ("sleepagent", "scopes", kind, id, "blocks")          label -> block
+    ("sleepagent", "scopes", kind, id, "blocks")          label -> block; "#labels" -> every
+                                                          stored label (kept by commits, so
+                                                          turns read blocks by key)
     ("sleepagent", "scopes", kind, id, "history", label)  version -> committed value
     ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
     ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record

@@ -147,3 +147,26 @@ def test_blocks_written_before_the_label_list_existed_are_read_by_search_until_a
     found, *_ = blocks.read_turn(scope, "t1")
     assert {b.label: b.value for b in found}["persona"] == "helpful"
     assert not any(isinstance(op, SearchOp) for op in store.ops)
+
+
+# --- ThreadedSqliteStore ----------------------------------------------------------------
+
+
+async def test_the_threaded_store_serves_async_code_and_refuses_sync_calls_on_the_loop(tmp_path):
+    import asyncio
+    import sqlite3
+
+    from langgraph.store.base import PutOp
+
+    from sleepagent import WrongModeError
+    from sleepagent.threadedstore import ThreadedSqliteStore
+
+    conn = sqlite3.connect(tmp_path / "t.db", check_same_thread=False, isolation_level=None)
+    store = ThreadedSqliteStore(conn)
+    await asyncio.to_thread(store.setup)
+    await store.abatch([PutOp(("a",), "k", {"v": 1})])
+    assert (await store.aget(("a",), "k")).value == {"v": 1}
+    with pytest.raises(WrongModeError, match="abatch"):
+        store.get(("a",), "k")
+    assert await asyncio.to_thread(store.get, ("a",), "k") is not None  # fine off the loop
+    conn.close()
