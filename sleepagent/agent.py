@@ -399,10 +399,24 @@ class SleepTimeAgent(AgentBase):
         return self._written(outcome)
 
     def history(
-        self, label: str, *, thread_id: str, user_id: str | None = None
+        self,
+        label: str,
+        *,
+        thread_id: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
     ) -> list[HistoryEntry]:
-        """Every committed version of a block, oldest first."""
-        return self.blocks.history(self._owner(thread_id, user_id), label)
+        """Committed versions of a block, oldest first: all, or a page of them.
+
+        With ``limit``, the newest ``limit`` versions older than ``before`` (all
+        versions when ``before`` is not given); a page costs the same however long
+        the history is. Pass the first version of a page as ``before`` to read the
+        page before it.
+        """
+        return self.blocks.history(
+            self._owner(thread_id, user_id), label, limit=limit, before=before
+        )
 
     def usage(self, *, thread_id: str, user_id: str | None = None) -> dict[Phase, Usage]:
         """Token usage totals of a thread, per phase."""
@@ -667,10 +681,17 @@ class AsyncSleepTimeAgent(AgentBase):
         return self._written(outcome)
 
     async def history(
-        self, label: str, *, thread_id: str, user_id: str | None = None
+        self,
+        label: str,
+        *,
+        thread_id: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
     ) -> list[HistoryEntry]:
         """Async :meth:`SleepTimeAgent.history`."""
-        return await self.blocks.ahistory(await self._owner(thread_id, user_id), label)
+        scope = await self._owner(thread_id, user_id)
+        return await self.blocks.ahistory(scope, label, limit=limit, before=before)
 
     async def usage(self, *, thread_id: str, user_id: str | None = None) -> dict[Phase, Usage]:
         """Async :meth:`SleepTimeAgent.usage`."""

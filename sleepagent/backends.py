@@ -206,6 +206,7 @@ class SqliteBackend(CommitBackend):
     def __init__(self, store: BaseStore) -> None:
         super().__init__(store)
         self._lock_dir: Path | bool | None = False  # False: not looked up yet
+        self._unsynced_wal: Path | None = None
 
     def _locks_dir(self, database: str) -> Path | None:
         if not database:
@@ -223,12 +224,22 @@ class SqliteBackend(CommitBackend):
                     f"{type(self.store).__name__} is an async store: commit with "
                     "BlockStore.acommit from async code"
                 )
-            self._lock_dir = self._locks_dir(_StoreParts.sqlite_file(self.store))
+            database = _StoreParts.sqlite_file(self.store)
+            self._unsynced_wal = _wal_to_sync(database, _StoreParts.sqlite_synchronous(self.store))
+            self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
     async def _async_dir(self) -> Path | None:
         if self._lock_dir is False:
-            database = await _StoreParts.asqlite_file(self.store)
+            from langgraph.store.sqlite import AsyncSqliteStore
+
+            if isinstance(self.store, AsyncSqliteStore):
+                database = await _StoreParts.asqlite_file(self.store)
+                level = await _StoreParts.asqlite_synchronous(self.store)
+            else:  # a SqliteStore used from async code (ThreadedSqliteStore)
+                database = await asyncio.to_thread(_StoreParts.sqlite_file, self.store)
+                level = await asyncio.to_thread(_StoreParts.sqlite_synchronous, self.store)
+            self._unsynced_wal = _wal_to_sync(database, level)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
@@ -245,6 +256,8 @@ class SqliteBackend(CommitBackend):
             return
         with _held_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
+            if self._unsynced_wal is not None:
+                _fsync(self._unsynced_wal)
 
     @asynccontextmanager
     async def _async_commit(self, scope: Scope) -> AsyncIterator[BaseStore]:
@@ -254,6 +267,8 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
+            if self._unsynced_wal is not None:
+                await run_to_completion(asyncio.to_thread(_fsync, self._unsynced_wal))
 
     async def abatch(self, store: BaseStore, ops: Sequence[Op]) -> list[Result]:
         """Run the batch to its end even if the caller is cancelled (see the module docstring)."""
@@ -276,6 +291,34 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "run", scope), wait=wait) as held:
             yield held
+
+
+_SYNCHRONOUS_FULL = 2
+
+
+def _wal_to_sync(database: str, synchronous: int) -> Path | None:
+    """The WAL file a commit must sync itself, when the store's connection does not.
+
+    The agent's own store connection runs with ``synchronous=NORMAL``: a turn's log
+    write is then made durable by the checkpoint write that follows it in the same
+    turn (one WAL, synced in order), instead of paying a sync of its own. A commit
+    (blocks, history, watermark, ``write_memory``) may have no checkpoint after it,
+    so it syncs the WAL before it returns, as ``synchronous=FULL`` would.
+    """
+    if not database or synchronous >= _SYNCHRONOUS_FULL:
+        return None
+    return Path(f"{database}-wal")
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # not in WAL mode, or checkpointed and removed: nothing to sync
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_locked(path: Path, *, wait: bool) -> int | None:
@@ -562,6 +605,15 @@ class _StoreParts:
     async def asqlite_file(store: Any) -> str:
         cursor = await run_to_completion(store.conn.execute("PRAGMA database_list"))
         return _main_file(await run_to_completion(cursor.fetchall()))
+
+    @staticmethod
+    def sqlite_synchronous(store: Any) -> int:
+        return int(store.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    @staticmethod
+    async def asqlite_synchronous(store: Any) -> int:
+        cursor = await run_to_completion(store.conn.execute("PRAGMA synchronous"))
+        return int((await run_to_completion(cursor.fetchone()))[0])
 
     @staticmethod
     def pg_pipeline(store: Any) -> bool:

@@ -162,9 +162,16 @@ class Catalog:
         """
         return BlockStore(self.store, declared).load(scope)
 
-    def history(self, scope: Scope, label: str) -> list[HistoryStep]:
-        """Every committed version of a block, oldest first, each with its diff."""
-        return _steps(self._blocks.history(scope, label))
+    def history(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryStep]:
+        """Committed versions of a block, oldest first, each with its diff.
+
+        ``limit`` and ``before`` read one page, as :meth:`BlockStore.history`
+        does (one version more is read, for the first step's diff).
+        """
+        wider = None if limit is None else limit + 1
+        return _page_steps(self._blocks.history(scope, label, limit=wider, before=before), limit)
 
     def runs(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
         """The scope's most recent sleep runs, newest first, with how each ended."""
@@ -210,9 +217,13 @@ class Catalog:
         """Async :meth:`blocks`."""
         return await BlockStore(self.store, declared).aload(scope)
 
-    async def ahistory(self, scope: Scope, label: str) -> list[HistoryStep]:
+    async def ahistory(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryStep]:
         """Async :meth:`history`."""
-        return _steps(await self._blocks.ahistory(scope, label))
+        wider = None if limit is None else limit + 1
+        entries = await self._blocks.ahistory(scope, label, limit=wider, before=before)
+        return _page_steps(entries, limit)
 
     async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
         """Async :meth:`runs`."""
@@ -284,9 +295,16 @@ def _ordered(summaries: list[ScopeSummary]) -> list[ScopeSummary]:
     return sorted(summaries, key=lambda s: (s.last_activity or "", s.scope.key), reverse=True)
 
 
-def _steps(entries: Sequence[HistoryEntry]) -> list[HistoryStep]:
+def _page_steps(entries: Sequence[HistoryEntry], limit: int | None) -> list[HistoryStep]:
+    """Steps of a page read one version wider: that first version only gives the first diff."""
+    if limit is None or len(entries) <= limit:
+        return _steps(entries)
+    return _steps(entries[1:], prior=entries[0])
+
+
+def _steps(entries: Sequence[HistoryEntry], prior: HistoryEntry | None = None) -> list[HistoryStep]:
     steps = []
-    before, version_before = "", 0
+    before, version_before = ("", 0) if prior is None else (prior.value, prior.version)
     for entry in entries:
         diff = BlockDiff(
             label=entry.label,

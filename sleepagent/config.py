@@ -70,6 +70,18 @@ class SleepConfig:
     Older turns reach the model through the memory blocks the sleep-time agent writes.
     """
 
+    state_messages: int | None = 40
+    """Most recent messages a chat thread keeps in its graph state; ``None`` keeps all.
+
+    By default the state holds what the model is sent (``history_messages``).
+    After each answered turn, older messages are removed from the checkpointed state
+    (the cut falls on a user message, so tool calls stay with their results), which
+    keeps every checkpoint, and so every turn, the same size however long the
+    conversation grows. The whole transcript stays in the store's thread log, which
+    is what the sleep-time agent reads. Code that reads the graph state directly sees
+    only this window. Must be at least ``history_messages``.
+    """
+
     sleep_edit_mode: SleepEditMode = SleepEditMode.AUTO
     """How the sleep-time agent edits memory (see :class:`SleepEditMode`)."""
 
@@ -131,6 +143,13 @@ class SleepConfig:
             )
         if self.history_messages is not None:
             _require_positive("history_messages", self.history_messages)
+        if self.state_messages is not None:
+            _require_positive("state_messages", self.state_messages)
+            if self.history_messages is not None and self.state_messages < self.history_messages:
+                raise ConfigurationError(
+                    f"state_messages ({self.state_messages}) must be at least history_messages "
+                    f"({self.history_messages}): the model is sent messages from the state"
+                )
         for name in ("min_new_messages", "max_concurrent_sleeps"):
             _require_positive(name, getattr(self, name))
         if self.max_wait_turns is not None:

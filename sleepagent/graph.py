@@ -1,9 +1,9 @@
 """build_graph(): the primary agent and the sleep-time agent in one LangGraph graph.
 
 Nodes: ``agent`` and ``agent_tools`` (the primary agent), ``sleep``,
-``sleep_tools`` and ``sleep_commit`` (the sleep-time agent). Input that carries
-``messages`` runs ``agent``; input that carries a ``sleep_request`` runs
-``sleep``. A sleep run should execute on its own companion thread (see
+``sleep_tools`` and ``sleep_commit`` (the sleep-time agent). Every run enters
+at ``agent``: input that carries a ``sleep_request`` is handed on to ``sleep``
+at once, anything else is a chat turn. A sleep run should execute on its own companion thread (see
 :func:`sleep_thread_id`): two runs at once on one checkpoint thread would
 overwrite each other's checkpoints, and the user's turn must never wait.
 """
@@ -22,7 +22,7 @@ from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, current_target
 from sleepagent.errors import ConfigurationError, WrongModeError
 from sleepagent.models import ModelLike, resolve_model
-from sleepagent.primary import PrimaryAgent, route_agent
+from sleepagent.primary import PrimaryAgent
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scheduling.policy import ThreadActivity, due_after_turn
 from sleepagent.sleeptime import SleepTimeRunner
@@ -36,11 +36,6 @@ __all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
 RECURSION_LIMIT = 10_000
 """Graph steps allowed per run. The loops are bounded by the step budgets and
 the page count; LangGraph's default of 25 would cut a long transcript short."""
-
-
-def route_start(state: SleepAgentState) -> str:
-    """A sleep request runs the sleep-time agent; anything else is a chat turn."""
-    return "sleep" if state.get("sleep_request") else "agent"
 
 
 def build_graph(
@@ -72,11 +67,18 @@ def build_graph(
     """
     config = config or SleepConfig()
     chat_model = resolve_model(model)
-    primary = PrimaryAgent(chat_model, config, clock)
+    after_turn = END if server_scheduler is None else "schedule_sleep"
+    primary = PrimaryAgent(chat_model, config, clock, after_turn=after_turn)
     sleeper = SleepTimeRunner(resolve_model(sleep_model or chat_model), config, clock)
 
     graph = StateGraph(SleepAgentState, context_schema=SleepContext)
-    graph.add_node("agent", RunnableLambda(primary.step, afunc=primary.astep, name="agent"))
+    # Every run enters at ``agent``, which hands a sleep request on to ``sleep`` and
+    # otherwise answers; it routes with Command, so a plain turn evaluates no branch.
+    graph.add_node(
+        "agent",
+        RunnableLambda(primary.step, afunc=primary.astep, name="agent"),
+        destinations=("agent_tools", "sleep", after_turn),
+    )
     graph.add_node(
         "agent_tools", RunnableLambda(primary.tools, afunc=primary.atools, name="agent_tools")
     )
@@ -95,10 +97,9 @@ def build_graph(
         RunnableLambda(sleeper.commit, afunc=sleeper.acommit, name="sleep_commit"),
         destinations=("sleep", END),
     )
-    graph.add_conditional_edges(START, route_start, ["agent", "sleep"])
+    graph.add_edge(START, "agent")
     graph.add_edge("agent_tools", "agent")
     if server_scheduler is None:
-        graph.add_conditional_edges("agent", route_agent, ["agent_tools", END])
         return graph
 
     if server_scheduler.scope_policy is not config.scope:
@@ -110,11 +111,6 @@ def build_graph(
     graph.add_node(
         "schedule_sleep",
         RunnableLambda(scheduling.refuse_sync, afunc=scheduling.schedule, name="schedule_sleep"),
-    )
-    graph.add_conditional_edges(
-        "agent",
-        lambda state: "schedule_sleep" if route_agent(state) == END else "agent_tools",
-        ["agent_tools", "schedule_sleep"],
     )
     graph.add_edge("schedule_sleep", END)
     return graph

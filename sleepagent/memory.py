@@ -3,7 +3,9 @@
 Layout in the :class:`~langgraph.store.base.BaseStore` (ids are percent-encoded
 where the store forbids a character)::
 
-    ("sleepagent", "scopes", kind, id, "blocks")          label -> block
+    ("sleepagent", "scopes", kind, id, "blocks")          label -> block; "#labels" -> every
+                                                          stored label (kept by commits, so
+                                                          turns read blocks by key)
     ("sleepagent", "scopes", kind, id, "history", label)  version -> committed value
     ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
     ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record
@@ -38,7 +40,12 @@ from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from sleepagent.backends import CommitBackend, backend_for
 from sleepagent.blocks import MemoryBlock, RethinkEdit
-from sleepagent.errors import MemoryConflictError, ScopeMismatchError, WrongModeError
+from sleepagent.errors import (
+    ConfigurationError,
+    MemoryConflictError,
+    ScopeMismatchError,
+    WrongModeError,
+)
 from sleepagent.records import (
     CommitOptions,
     CommitOutcome,
@@ -65,6 +72,8 @@ logger = logging.getLogger(__name__)
 
 ROOT = "sleepagent"
 _SEARCH_PAGE = 1000
+_LABELS_KEY = "#labels"
+"""Key, beside the blocks, of the list of every stored label (no label can start with #)."""
 T = TypeVar("T")
 Plan = Generator[list[Op], list[Result], T]
 
@@ -124,7 +133,9 @@ class BlockStore:
 
     def _merge_blocks(self, stored: Result) -> list[MemoryBlock]:
         """Declared blocks overlaid with stored ones, declared first, extras by label."""
-        by_label = {item.value["label"]: item.value for item in _items(stored)}
+        by_label = {
+            item.value["label"]: item.value for item in _items(stored) if item.key != _LABELS_KEY
+        }
         blocks = []
         for declared in self.declared:
             data = by_label.pop(declared.label, None)
@@ -136,25 +147,52 @@ class BlockStore:
         (stored,) = yield [self._blocks_op(scope)]
         return self._merge_blocks(stored)
 
+    def _keyed_blocks_plan(
+        self, scope: Scope, others: Sequence[Op]
+    ) -> Plan[tuple[list[MemoryBlock], list[Result]]]:
+        """The scope's blocks read by key, with ``others`` in the same batch.
+
+        The turn and the sleep page read blocks this way, not with a search: a
+        search is a prefix match (on PostgreSQL a prepared ``LIKE``, whose plan can
+        scan the whole store as it grows), a key read is an index lookup. Which
+        undeclared blocks exist is kept under ``_LABELS_KEY`` by the commit; a scope
+        written before that key existed is read once by search, until its next commit.
+        """
+        ns = self._blocks_ns(scope)
+        keys = [*(block.label for block in self.declared), _LABELS_KEY]
+        results = yield [*(GetOp(ns, key) for key in keys), *others]
+        found, rest = results[: len(keys)], list(results[len(keys) :])
+        index = found[-1]
+        items: list[Item] = [item for item in found[:-1] if isinstance(item, Item)]
+        if isinstance(index, Item):
+            declared = set(keys)
+            extra = [label for label in index.value.get("labels", []) if label not in declared]
+            if extra:
+                more = yield [GetOp(ns, label) for label in extra]
+                items.extend(item for item in more if isinstance(item, Item))
+        elif items:
+            (stored,) = yield [self._blocks_op(scope)]
+            items = list(_items(stored))
+        return self._merge_blocks(items), rest
+
     def _turn_plan(
         self, scope: Scope, thread_id: str, *, with_contexts: bool
     ) -> Plan[tuple[list[MemoryBlock], int, Usage, list[str]]]:
         ops: list[Op] = [
-            self._blocks_op(scope),
             GetOp(self._thread_ns(thread_id), "head"),
             GetOp(self._thread_ns(thread_id), "usage:chat"),
         ]
         if with_contexts:
             ops.append(SearchOp(self._contexts_ns(scope), limit=_SEARCH_PAGE))
-        results = yield ops
-        _check_thread_scope(_value(results[1]), scope, thread_id)
-        head = _value(results[1]).get("seq", 0)
-        usage = Usage.from_dict(_value(results[2]).get("usage"))
+        blocks, results = yield from self._keyed_blocks_plan(scope, ops)
+        _check_thread_scope(_value(results[0]), scope, thread_id)
+        head = _value(results[0]).get("seq", 0)
+        usage = Usage.from_dict(_value(results[1]).get("usage"))
         contexts: list[str] = []
         if with_contexts:
-            found = sorted(_items(results[3]), key=lambda item: (item.value["at"], item.key))
+            found = sorted(_items(results[2]), key=lambda item: (item.value["at"], item.key))
             contexts = [item.value["text"] for item in found]
-        return self._merge_blocks(results[0]), head, usage, contexts
+        return blocks, head, usage, contexts
 
     def _append_plan(
         self,
@@ -221,11 +259,13 @@ class BlockStore:
         max_chars: int,
         span: tuple[int, int] | None = None,
     ) -> Plan[tuple[list[MemoryBlock], list[LogEntry], int, int]]:
-        blocks_result, head_result, mark_result = yield [
-            self._blocks_op(scope),
-            GetOp(self._thread_ns(thread_id), "head"),
-            GetOp(self._thread_ns(thread_id), "watermark"),
-        ]
+        blocks, (head_result, mark_result) = yield from self._keyed_blocks_plan(
+            scope,
+            [
+                GetOp(self._thread_ns(thread_id), "head"),
+                GetOp(self._thread_ns(thread_id), "watermark"),
+            ],
+        )
         _check_thread_scope(_value(head_result), scope, thread_id)
         head = _value(head_result).get("seq", 0)
         watermark = _value(mark_result).get("seq", 0)
@@ -238,7 +278,7 @@ class BlockStore:
             entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
             if span is None:
                 entries = take_page(entries, max_chars=max_chars)
-        return self._merge_blocks(blocks_result), entries, watermark, head
+        return blocks, entries, watermark, head
 
     def _commit_plan(
         self,
@@ -309,6 +349,8 @@ class BlockStore:
                 "at": at,
             }
             ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
+        if plan.writes:
+            ops.extend(self._labels_ops(scope, results[0], plan.writes))
         if sleep_usage is not None and thread_id is not None:
             total = Usage.from_dict(_value(results[1]).get("usage")) + sleep_usage
             ops.append(
@@ -323,6 +365,18 @@ class BlockStore:
             yield ops
         after = tuple(written.get(block.label, block) for block in current)
         return CommitOutcome(bool(ops), plan.diffs, plan.conflicts, after, attempts, failed_page)
+
+    def _labels_ops(self, scope: Scope, stored: Result, writes: Sequence[MemoryBlock]) -> list[Op]:
+        """Keep the list of stored labels the key reads need (see _keyed_blocks_plan)."""
+        items = _items(stored)
+        index = next((item for item in items if item.key == _LABELS_KEY), None)
+        labels = sorted(
+            {item.value["label"] for item in items if item.key != _LABELS_KEY}
+            | {block.label for block in writes}
+        )
+        if index is not None and index.value.get("labels") == labels:
+            return []
+        return [PutOp(self._blocks_ns(scope), _LABELS_KEY, {"labels": labels}, index=False)]
 
     def _page_accounting(
         self,
@@ -487,19 +541,33 @@ class BlockStore:
         last_at = _value(head_result)["at"]
         return _parse_time(first_at).timestamp(), _parse_time(last_at).timestamp(), head - watermark
 
-    def _history_plan(self, scope: Scope, label: str) -> Plan[list[HistoryEntry]]:
-        entries: list[HistoryEntry] = []
-        offset = 0
-        while True:
-            (found,) = yield [
-                SearchOp(self._history_ns(scope, label), limit=_SEARCH_PAGE, offset=offset)
+    def _history_plan(
+        self, scope: Scope, label: str, limit: int | None = None, before: int | None = None
+    ) -> Plan[list[HistoryEntry]]:
+        # Versions are numbered 1, 2, ... per block and keyed by number, so a page's
+        # keys follow from ``before`` (or the block's current version): one or two
+        # key reads of the page's size, whatever the history's length. The whole
+        # history is read the same way, in chunks (a search pages by offset).
+        history_ns = self._history_ns(scope, label)
+        guess: dict[int, HistoryEntry] = {}
+        block_op = GetOp(self._blocks_ns(scope), label)
+        if before is not None and limit is not None and limit <= _SEARCH_PAGE:
+            first, last = history_span(before - 1, limit=limit, before=before)
+            block, *found = yield [
+                block_op,
+                *(GetOp(history_ns, _seq_key(v)) for v in range(first, last + 1)),
             ]
-            items = _items(found)
-            entries.extend(HistoryEntry(**item.value) for item in items)
-            if len(items) < _SEARCH_PAGE:
-                break
-            offset += _SEARCH_PAGE
-        return sorted(entries, key=lambda entry: entry.version)
+            guess = {e.version: e for e in (_history_entry(item) for item in found) if e}
+        else:
+            history_span(0, limit=limit, before=before)  # refuse bad arguments first
+            (block,) = yield [block_op]
+        first, last = history_span(_value(block).get("version", 0), limit=limit, before=before)
+        missing = [v for v in range(first, last + 1) if v not in guess]
+        for start in range(0, len(missing), _SEARCH_PAGE):
+            chunk = missing[start : start + _SEARCH_PAGE]
+            found = yield [GetOp(history_ns, _seq_key(v)) for v in chunk]
+            guess.update((e.version, e) for e in (_history_entry(item) for item in found) if e)
+        return [guess[v] for v in range(first, last + 1) if v in guess]
 
     def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
         chat, sleep = yield [
@@ -763,9 +831,25 @@ class BlockStore:
         """Pages given up after their retries, by thread and position."""
         return self._run(self._failed_plan(scope, thread_id))
 
-    def history(self, scope: Scope, label: str) -> list[HistoryEntry]:
-        """Every committed version of a block, oldest first."""
-        return self._run(self._history_plan(scope, label))
+    def history(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryEntry]:
+        """Committed versions of a block, oldest first: all, or one page of them.
+
+        Args:
+            scope: The memory scope.
+            label: The block.
+            limit: At most this many versions: the newest ones (before ``before``).
+            before: Only versions older than this one (the first version of the
+                page read last, to read the page before it).
+
+        A page costs two store reads, whatever the length of the history.
+
+        Raises:
+            ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
+
+        """
+        return self._run(self._history_plan(scope, label, limit, before))
 
     def usage(self, thread_id: str) -> dict[Phase, Usage]:
         """Token usage totals of a thread, per phase."""
@@ -920,9 +1004,11 @@ class BlockStore:
         """Async :meth:`failed_pages`."""
         return await self._arun(self._failed_plan(scope, thread_id))
 
-    async def ahistory(self, scope: Scope, label: str) -> list[HistoryEntry]:
+    async def ahistory(
+        self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
+    ) -> list[HistoryEntry]:
         """Async :meth:`history`."""
-        return await self._arun(self._history_plan(scope, label))
+        return await self._arun(self._history_plan(scope, label, limit, before))
 
     async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
         """Async :meth:`usage`."""
@@ -951,6 +1037,27 @@ class BlockStore:
 
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def history_span(current: int, *, limit: int | None, before: int | None) -> tuple[int, int]:
+    """The versions ``(first, last)`` of a history page; empty when ``last < first``.
+
+    Raises:
+        ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
+
+    """
+    for name, value in (("limit", limit), ("before", before)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    last = current if before is None else min(current, before - 1)
+    first = 1 if limit is None else max(1, last - limit + 1)
+    return first, last
+
+
+def _history_entry(item: Result) -> HistoryEntry | None:
+    return HistoryEntry(**item.value) if isinstance(item, Item) else None
 
 
 def _check_thread_scope(head: Mapping[str, Any], scope: Scope, thread_id: str) -> None:

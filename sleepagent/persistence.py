@@ -2,7 +2,10 @@
 
 Default: SQLite, both on one file (two connections, WAL journal so the
 conversation and the sleep side can write without blocking each other for
-long). A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
+long). The asyncio agent's store is a
+:class:`~sleepagent.threadedstore.ThreadedSqliteStore`: each batch runs whole
+in a worker thread, one hand-over per batch where ``AsyncSqliteStore`` makes
+one per SQL statement. A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
 pooled ``PostgresStore``; install the ``postgres`` extra). ``None`` keeps
 everything in memory, for tests and throwaway sessions.
 """
@@ -23,7 +26,12 @@ from langgraph.store.memory import InMemoryStore
 from sleepagent.dburl import check_db
 from sleepagent.errors import ConfigurationError
 
-__all__ = ["DbPath", "is_postgres_url", "open_async_persistence", "open_persistence"]
+__all__ = [
+    "DbPath",
+    "is_postgres_url",
+    "open_async_persistence",
+    "open_persistence",
+]
 
 DbPath = str | PathLike[str] | None
 """A SQLite file path, a ``postgresql://`` URL, or ``None`` for in-memory persistence."""
@@ -55,7 +63,7 @@ def open_persistence(db: DbPath) -> Iterator[tuple[BaseCheckpointSaver[str], Bas
     from langgraph.store.sqlite import SqliteStore
 
     saver_conn = _connect(db)
-    store_conn = _connect(db, autocommit=True)
+    store_conn = _connect(db, store=True)
     try:
         saver = SqliteSaver(saver_conn)
         store = SqliteStore(store_conn)
@@ -82,18 +90,19 @@ async def open_async_persistence(
         return
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-    _connect(db).close()  # create the file and switch it to WAL once, synchronously
-    async with (
-        aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn,
-        aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S, isolation_level=None) as store_conn,
-    ):
-        saver = AsyncSqliteSaver(saver_conn)
-        store = AsyncSqliteStore(store_conn)
-        await saver.setup()
-        await store.setup()
-        yield saver, store
+    from sleepagent.threadedstore import ThreadedSqliteStore
+
+    store_conn = await asyncio.to_thread(_connect, db, store=True)  # also sets WAL
+    try:
+        async with aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn:
+            saver = AsyncSqliteSaver(saver_conn)
+            store = ThreadedSqliteStore(store_conn)
+            await saver.setup()
+            await asyncio.to_thread(store.setup)
+            yield saver, store
+    finally:
+        await asyncio.to_thread(store_conn.close)
 
 
 @contextmanager
@@ -166,12 +175,21 @@ _NO_POSTGRES = (
 )
 
 
-def _connect(db: str | PathLike[str], *, autocommit: bool = False) -> sqlite3.Connection:
+def _connect(db: str | PathLike[str], *, store: bool = False) -> sqlite3.Connection:
+    """A connection to ``db`` in WAL mode; ``store=True``: the store's (autocommit).
+
+    The store's connection syncs at checkpoints only (``synchronous=NORMAL``): a
+    turn's log write is made durable by the checkpoint written right after it on
+    the same WAL, and every commit syncs the WAL itself
+    (see :func:`sleepagent.backends._wal_to_sync`).
+    """
     conn = sqlite3.connect(
         str(db),
         check_same_thread=False,
         timeout=_BUSY_TIMEOUT_S,
-        isolation_level=None if autocommit else "DEFERRED",
+        isolation_level=None if store else "DEFERRED",
     )
     conn.execute("PRAGMA journal_mode=WAL")
+    if store:
+        conn.execute("PRAGMA synchronous=NORMAL")
     return conn

@@ -14,9 +14,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+)
 from langchain_core.runnables import Runnable
+from langgraph.graph import END
+from langgraph.types import Command
 
+from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.context import RunTarget, current_target, iso
 from sleepagent.memory import CommitOutcome
@@ -30,10 +40,15 @@ from sleepagent.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.transcript import entries_from_messages
 from sleepagent.usage import Usage
 
-__all__ = ["PrimaryAgent", "trim_history"]
+__all__ = ["PrimaryAgent", "trim_history", "window_removals"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
 _CHAT_TOOL_ARGS = memory_tool_args(finish=False)
+
+NodeResult = dict[str, Any] | Command[str]
+"""What the ``agent`` node returns: a state update, or one with where to go next."""
+TurnRead = tuple[Sequence[MemoryBlock], int, Usage, list[str]]
+"""What a turn reads in its one store batch: blocks, log head, chat usage, raw contexts."""
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +60,21 @@ class PrimaryAgent:
         model: The chat model.
         config: Behaviour settings.
         clock: Source of the current POSIX time.
+        after_turn: The node that follows an answered turn (``END`` unless the
+            graph schedules sleep runs on LangGraph Server).
 
     """
 
     def __init__(
-        self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]
+        self,
+        model: BaseChatModel,
+        config: SleepConfig,
+        clock: Callable[[], float],
+        *,
+        after_turn: str = END,
     ) -> None:
         self._config = config
+        self._after_turn = after_turn
         self._clock = clock
         self._plain = model
         self._with_tools: Runnable[Any, BaseMessage] | None = None
@@ -132,64 +155,103 @@ class PrimaryAgent:
         return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
 
     def _start_of_turn(self, state: SleepAgentState) -> dict[str, Any]:
-        # A turn starts when the newest message is the user's: reset per-turn data.
-        return {"turn_diffs": []} if isinstance(state["messages"][-1], HumanMessage) else {}
+        # A turn starts when the newest message is the user's: reset per-turn data
+        # (only when there is some: an unchanged channel costs the checkpoint nothing).
+        starts = isinstance(state["messages"][-1], HumanMessage)
+        return {"turn_diffs": []} if starts and state.get("turn_diffs") else {}
 
-    # --- agent node ------------------------------------------------------------
+    def _request(
+        self, state: SleepAgentState, turn: RunTarget, read: TurnRead
+    ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage]]:
+        """The model to call and its prompt."""
+        blocks, _, _, contexts = read
+        return self._model_for(state, turn), self._prompt(state, blocks, contexts)
 
-    def step(self, state: SleepAgentState) -> dict[str, Any]:
+    def _answered(
+        self, state: SleepAgentState, turn: RunTarget, read: TurnRead, message: BaseMessage
+    ) -> tuple[NodeResult, dict[str, Any] | None]:
+        """The node's result, and the log append to make (None: a tool step).
+
+        Once the turn is answered, messages older than ``state_messages`` leave the
+        state (see :func:`window_removals`); the log keeps them.
+        """
+        reply = self._reply(state, message)
+        update = {**self._start_of_turn(state), "messages": [reply]}
+        if self._wants_tools(reply):
+            return Command(update=update, goto="agent_tools"), None
+        _, head, chat_usage, _ = read
+        log = {
+            "scope": turn.scope,
+            "thread_id": turn.identity.thread_id,
+            "texts": self._log_texts(state, reply),
+            "at": iso(self._clock()),
+            "head": head,
+            "chat_usage": chat_usage + self._turn_usage(state, reply),
+        }
+        removed = window_removals([*state["messages"], reply], self._config.state_messages)
+        update = {**update, "messages": [*removed, reply], "logged_until": reply.id}
+        return self._then(update), log
+
+    def _then(self, update: dict[str, Any]) -> NodeResult:
+        """An answered turn ends (a plain update), or goes on to ``after_turn``."""
+        return update if self._after_turn == END else Command(update=update, goto=self._after_turn)
+
+    @staticmethod
+    def _sleep_request(state: SleepAgentState) -> Command[str] | None:
+        """Runs enter at this node: a sleep request goes on to ``sleep`` untouched."""
+        return Command(goto="sleep") if state.get("sleep_request") else None
+
+    # --- agent node (thin shells over the decisions above) ----------------------
+
+    def step(self, state: SleepAgentState) -> NodeResult:
         """Answer (or call a memory tool); log the turn once answered."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
         turn = self._turn()
-        blocks, head, chat_usage, contexts = turn.blocks.read_turn(
+        read = turn.blocks.read_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
+        model, prompt = self._request(state, turn, read)
         with model_errors("chat"):
-            message = self._model_for(state, turn).invoke(self._prompt(state, blocks, contexts))
-        reply = self._reply(state, message)
-        update = {**self._start_of_turn(state), "messages": [reply]}
-        if self._wants_tools(reply):
-            return update
-        turn.blocks.append(
-            turn.scope,
-            turn.identity.thread_id,
-            self._log_texts(state, reply),
-            at=iso(self._clock()),
-            head=head,
-            chat_usage=chat_usage + self._turn_usage(state, reply),
-        )
-        return {**update, "logged_until": reply.id}
+            message = model.invoke(prompt)
+        update, log = self._answered(state, turn, read, message)
+        if log is not None:
+            turn.blocks.append(**log)
+        return update
 
-    async def astep(self, state: SleepAgentState) -> dict[str, Any]:
+    async def astep(self, state: SleepAgentState) -> NodeResult:
         """Async :meth:`step`."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
         turn = self._turn()
-        blocks, head, chat_usage, contexts = await turn.blocks.aread_turn(
+        read = await turn.blocks.aread_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
+        model, prompt = self._request(state, turn, read)
         with model_errors("chat"):
-            message = await self._model_for(state, turn).ainvoke(
-                self._prompt(state, blocks, contexts)
-            )
-        reply = self._reply(state, message)
-        update = {**self._start_of_turn(state), "messages": [reply]}
-        if self._wants_tools(reply):
-            return update
-        await turn.blocks.aappend(
-            turn.scope,
-            turn.identity.thread_id,
-            self._log_texts(state, reply),
-            at=iso(self._clock()),
-            head=head,
-            chat_usage=chat_usage + self._turn_usage(state, reply),
-        )
-        return {**update, "logged_until": reply.id}
+            message = await model.ainvoke(prompt)
+        update, log = self._answered(state, turn, read, message)
+        if log is not None:
+            await turn.blocks.aappend(**log)
+        return update
 
-    # --- agent_tools node ------------------------------------------------------
+    # --- agent_tools node --------------------------------------------------------
 
     def _apply(self, state: SleepAgentState, staged: StagedMemory) -> ToolRound:
         reply = state["messages"][-1]
         if not isinstance(reply, AIMessage):
             raise TypeError(f"agent_tools expects an AI message last, got {type(reply).__name__}")
         return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS)
+
+    def _commit_args(self, turn: RunTarget, round_: ToolRound) -> dict[str, Any]:
+        return {
+            "scope": turn.scope,
+            "staged": round_.staged,
+            "run_id": _run_id(),
+            "phase": "chat",
+            "at": iso(self._clock()),
+            "thread_id": turn.identity.thread_id,
+        }
 
     def _tools_update(
         self, state: SleepAgentState, round_: ToolRound, outcome: CommitOutcome
@@ -208,40 +270,16 @@ class PrimaryAgent:
     def tools(self, state: SleepAgentState) -> dict[str, Any]:
         """Apply the primary agent's memory tool calls and commit them at once."""
         turn = self._turn()
-        staged = StagedMemory.of(turn.blocks.load(turn.scope))
-        round_ = self._apply(state, staged)
-        outcome = turn.blocks.commit(
-            turn.scope,
-            round_.staged,
-            run_id=_run_id(),
-            phase="chat",
-            at=iso(self._clock()),
-            thread_id=turn.identity.thread_id,
-        )
+        round_ = self._apply(state, StagedMemory.of(turn.blocks.load(turn.scope)))
+        outcome = turn.blocks.commit(**self._commit_args(turn, round_))
         return self._tools_update(state, round_, outcome)
 
     async def atools(self, state: SleepAgentState) -> dict[str, Any]:
         """Async :meth:`tools`."""
         turn = self._turn()
-        staged = StagedMemory.of(await turn.blocks.aload(turn.scope))
-        round_ = self._apply(state, staged)
-        outcome = await turn.blocks.acommit(
-            turn.scope,
-            round_.staged,
-            run_id=_run_id(),
-            phase="chat",
-            at=iso(self._clock()),
-            thread_id=turn.identity.thread_id,
-        )
+        round_ = self._apply(state, StagedMemory.of(await turn.blocks.aload(turn.scope)))
+        outcome = await turn.blocks.acommit(**self._commit_args(turn, round_))
         return self._tools_update(state, round_, outcome)
-
-
-def route_agent(state: SleepAgentState) -> str:
-    """After ``agent``: run its tool calls, or end the turn."""
-    last = state["messages"][-1]
-    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
-        return "agent_tools"
-    return "__end__"
 
 
 def trim_history(messages: Sequence[AnyMessage], keep: int | None) -> list[AnyMessage]:
@@ -256,6 +294,18 @@ def trim_history(messages: Sequence[AnyMessage], keep: int | None) -> list[AnyMe
         humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
         start = humans[-1] if humans else 0
     return list(messages[start:])
+
+
+def window_removals(messages: Sequence[AnyMessage], keep: int | None) -> list[RemoveMessage]:
+    """What leaves the state so that at most ``keep`` messages stay (cut as :func:`trim_history`).
+
+    The newest user message and what follows it always stay, so a long tool round
+    is never cut in half.
+    """
+    kept = len(trim_history(messages, keep))
+    return [
+        RemoveMessage(id=message.id) for message in messages[: len(messages) - kept] if message.id
+    ]
 
 
 def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:

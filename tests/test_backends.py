@@ -199,3 +199,52 @@ def test_a_backend_does_not_keep_its_store_alive():
     del store
     gc.collect()
     assert gone() is None
+
+
+# --- durability of SQLite commits --------------------------------------------------
+
+
+def commit_once(blocks: BlockStore, text: str) -> None:
+    staged, _ = StagedMemory.of(blocks.load(SCOPE)).stage(InsertEdit("human", text))
+    blocks.commit(SCOPE, staged, run_id="r", phase="user", at=AT)
+
+
+async def acommit_once(blocks: BlockStore, text: str) -> None:
+    staged, _ = StagedMemory.of(await blocks.aload(SCOPE)).stage(InsertEdit("human", text))
+    await blocks.acommit(SCOPE, staged, run_id="r", phase="user", at=AT)
+
+
+def test_a_commit_syncs_the_wal_itself_when_the_store_connection_does_not(tmp_path, monkeypatch):
+    synced: list[str] = []
+    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    database = tmp_path / "a.db"
+    with open_persistence(database) as (_, store):
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        blocks = BlockStore(store, DEFAULT_BLOCKS)
+        blocks.append(SCOPE, "t1", [("user", "hi", None)], at=AT)
+        assert synced == []  # a turn's log write rides on the checkpoint's sync
+        commit_once(blocks, "Ada")
+        assert synced == [f"{database.resolve()}-wal"]
+
+
+async def test_an_async_commit_syncs_the_wal_itself_too(tmp_path, monkeypatch):
+    synced: list[str] = []
+    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    database = tmp_path / "a.db"
+    async with open_async_persistence(database) as (_, store):
+        await acommit_once(BlockStore(store, DEFAULT_BLOCKS), "Ada")
+    assert synced == [f"{database.resolve()}-wal"]
+
+
+def test_a_store_connection_that_syncs_every_commit_gets_no_second_sync(tmp_path, monkeypatch):
+    import sqlite3
+
+    synced: list[str] = []
+    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    conn = sqlite3.connect(tmp_path / "b.db", check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    store = SqliteStore(conn)
+    store.setup()
+    commit_once(BlockStore(store, DEFAULT_BLOCKS), "Ada")
+    assert synced == []
+    conn.close()

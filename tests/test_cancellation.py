@@ -93,8 +93,17 @@ async def test_a_commit_cancelled_at_any_point_writes_all_or_nothing_and_frees_e
 
 
 async def test_a_batch_cancelled_at_its_begin_leaves_the_sqlite_connection_usable(tmp_path):
-    """LangGraph's AsyncSqliteStore sends BEGIN outside its try/finally."""
-    async with open_async_persistence(tmp_path / "a.db") as (_, store):
+    """LangGraph's AsyncSqliteStore sends BEGIN outside its try/finally.
+
+    The agent's own async store is a ThreadedSqliteStore now; an AsyncSqliteStore you pass
+    in must stay safe too.
+    """
+    import aiosqlite
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    async with aiosqlite.connect(str(tmp_path / "a.db"), isolation_level=None) as conn:
+        store = AsyncSqliteStore(conn)
+        await store.setup()
         blocks = BlockStore(store, DEFAULT_BLOCKS)
         at_begin = asyncio.Event()
         execute = store.conn.execute
