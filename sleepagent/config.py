@@ -35,8 +35,9 @@ class SleepEditMode(enum.Enum):
     AUTO = "auto"
     """Tools first; when a page's first reply carries no tool call at all, that page and
     the rest of the run use the text format, and so do the agent's later runs (the
-    model has shown it does not call tools). Works with tool-calling models and with
-    models that call tools unreliably."""
+    model has shown it does not call tools). A page whose first tool round had every
+    edit refused is asked again in the text format. Works with tool-calling models and
+    with models that call tools unreliably."""
 
 
 @dataclass(frozen=True, kw_only=True)

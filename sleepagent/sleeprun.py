@@ -36,6 +36,7 @@ __all__ = [
     "new_run",
     "open_page",
     "page_outcome",
+    "refused_first_round",
     "result_of",
     "run_outcome",
 ]
@@ -241,8 +242,23 @@ def after_repair_request(run: RunState) -> RunState:
 
 
 def fall_back_to_text(run: RunState) -> RunState:
-    """Switch the open page, and the pages after it, to the text format."""
-    return {**run, "edit_format": "text", "page": {**_page(run), "edit_format": "text"}}
+    """Switch the open page, and the pages after it, to the text format.
+
+    A ``memory_finish`` from the tools round is dropped: the page is asked again.
+    """
+    page: PageState = {**_page(run), "edit_format": "text", "finished": False}
+    return {**run, "edit_format": "text", "page": page}
+
+
+def refused_first_round(run: RunState, round_: ToolRound) -> bool:
+    """Whether the open page's first tool round tried edits and had every one refused."""
+    page = _page(run)
+    return (
+        page["edit_format"] == "tools"
+        and page["steps"] == 1
+        and round_.accepted == 0
+        and round_.refused > 0
+    )
 
 
 _FORMAT_PROBLEMS = frozenset(

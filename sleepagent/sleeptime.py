@@ -228,12 +228,15 @@ class SleepTimeRunner:
             return Command(
                 update={"sleep": run, "sleep_messages": [*messages, reply]}, goto="sleep_commit"
             )
+        return self._ask_in_text(run, [*messages, reply])
+
+    def _ask_in_text(self, run: RunState, history: list[BaseMessage]) -> Command[str]:
+        """Ask for the open page again, fresh, in the text format (budget allowing)."""
         page = run["page"]
         assert page is not None
         if page["steps"] >= self._config.max_sleep_steps:
-            return Command(
-                update={"sleep": run, "sleep_messages": [*messages, reply]}, goto="sleep_commit"
-            )
+            return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep_commit")
+        staged = transitions.staged_of(run)
         run = transitions.fall_back_to_text(run)
         # A fresh conversation in the text format: the tool prompt and the reply that
         # ignored it would only pull a small model back to writing tool calls.
@@ -380,6 +383,11 @@ class SleepTimeRunner:
             raise TypeError(f"sleep_tools expects an AI message last, got {type(reply).__name__}")
         round_ = run_tool_calls(transitions.staged_of(run), reply)
         run = transitions.after_tools(run, round_)
+        if self._mode is SleepEditMode.AUTO and transitions.refused_first_round(run, round_):
+            # Every edit of the page's first tool round was refused: a small model
+            # repeats the same refused call to the end of its budget, while the
+            # text format shows it each block it may write. Later runs keep the tools.
+            return self._ask_in_text(run, [*messages, *round_.replies])
         ready = transitions.commit_ready(run, self._config.max_sleep_steps)
         return Command(
             update={"sleep": run, "sleep_messages": [*messages, *round_.replies]},

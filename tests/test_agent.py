@@ -214,7 +214,11 @@ def test_memory_finish_without_edits_counts_the_page_as_processed(make_agent):
 
 def test_a_run_whose_edits_are_all_refused_leaves_the_page_pending(make_agent):
     refused = ai_tool_calls(tool_call("memory_rethink", label="nope", new_value="x"))
-    agent, _, _ = make_agent(chat=["ok"], sleep=[refused, FINISH])
+    agent, _, _ = make_agent(
+        chat=["ok"],
+        sleep=[refused, FINISH],
+        config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS),
+    )
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
     assert result.outcome is SleepOutcome.ONLY_REFUSED
@@ -224,7 +228,9 @@ def test_a_run_whose_edits_are_all_refused_leaves_the_page_pending(make_agent):
 def test_a_run_that_spends_its_step_budget_on_refused_edits_says_so(make_agent):
     refused = ai_tool_calls(tool_call("memory_rethink", label="nope", new_value="x"))
     agent, _, _ = make_agent(
-        chat=["ok"], sleep=[refused, refused], config=SleepConfig(max_sleep_steps=2)
+        chat=["ok"],
+        sleep=[refused, refused],
+        config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS, max_sleep_steps=2),
     )
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
@@ -250,7 +256,10 @@ def test_an_edit_over_the_limit_is_refused_and_the_model_told(make_agent):
         seen_errors.extend(str(m.content) for m in prompt if isinstance(m, ToolMessage))
         return FINISH
 
-    config = SleepConfig(blocks=[MemoryBlock(label="human", limit=20, value="Ada")])
+    config = SleepConfig(
+        sleep_edit_mode=SleepEditMode.TOOLS,
+        blocks=[MemoryBlock(label="human", limit=20, value="Ada")],
+    )
     agent, _, _ = make_agent(
         chat=["ok"], sleep=[rethink("human", "x" * 21, finish=False), after_refusal], config=config
     )
@@ -263,7 +272,7 @@ def test_an_edit_over_the_limit_is_refused_and_the_model_told(make_agent):
 
 def test_a_read_only_block_cannot_be_edited_by_the_sleep_agent(make_agent):
     rules = MemoryBlock(label="rules", value="Be kind.", read_only=True)
-    config = SleepConfig(blocks=[*DEFAULT_BLOCKS, rules])
+    config = SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS, blocks=[*DEFAULT_BLOCKS, rules])
     agent, _, sleep = make_agent(chat=["ok"], sleep=[rethink("rules", "Be rude.")], config=config)
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
@@ -285,7 +294,9 @@ def test_invalid_tool_arguments_never_reach_the_blocks(make_agent):
             }
         ],
     )
-    agent, _, sleep = make_agent(chat=["ok"], sleep=[bad, FINISH])
+    agent, _, sleep = make_agent(
+        chat=["ok"], sleep=[bad, FINISH], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+    )
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
     error = sleep.calls[1].messages[-1]
@@ -328,7 +339,9 @@ def test_the_model_cannot_choose_another_scope(make_agent):
         tool_call("memory_rethink", label="human", new_value="pwned", user_id="bob"),
         tool_call("memory_finish"),
     )
-    agent, _, _ = make_agent(chat=["hi"], sleep=[sneaky])
+    agent, _, _ = make_agent(
+        chat=["hi"], sleep=[sneaky], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+    )
     agent.write_memory("human", "Bob's facts", thread_id="b", user_id="bob")
     agent.chat("hi", thread_id="a", user_id="ada")
     agent.sleep(thread_id="a", user_id="ada")

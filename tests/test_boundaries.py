@@ -17,6 +17,7 @@ from sleepagent import (
     Scope,
     ScopeMismatchError,
     SleepConfig,
+    SleepEditMode,
     SleepOutcome,
     SleepTimeAgent,
     sleep_request,
@@ -167,7 +168,9 @@ def test_the_primary_agent_cannot_call_a_tool_it_was_not_given(make_agent):
 
 def test_the_sleep_agent_cannot_call_a_tool_that_does_not_exist(make_agent):
     shell = ai_tool_calls(tool_call("run_shell", command="rm -rf /"))
-    agent, _, sleep = make_agent(chat=["ok"], sleep=[shell, FINISH])
+    agent, _, sleep = make_agent(
+        chat=["ok"], sleep=[shell, FINISH], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+    )
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
     assert "unknown tool 'run_shell'" in str(sleep.calls[1].messages[-1].content)
@@ -237,7 +240,11 @@ def test_unstorable_text_is_refused_before_any_model_call(make_agent, bad):
 
 def test_an_unstorable_tool_argument_is_a_refused_edit_the_model_is_told(make_agent):
     bad = ai_tool_calls(tool_call("memory_rethink", label="human", new_value="x\ud800y"))
-    agent, _, sleep = make_agent(chat=["ok"], sleep=[bad, rethink("human", "fine")])
+    agent, _, sleep = make_agent(
+        chat=["ok"],
+        sleep=[bad, rethink("human", "fine")],
+        config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS),
+    )
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
     assert "cannot be saved" in str(sleep.calls[1].messages[-1].content)

@@ -231,6 +231,32 @@ def test_auto_after_a_fallback_starts_later_runs_in_text(make_agent):
     assert sleeper.calls[2].system == SLEEP_TEXT_SYSTEM_PROMPT
 
 
+def test_auto_asks_in_text_when_every_edit_of_the_first_tool_round_is_refused(make_agent):
+    blocks = [
+        MemoryBlock(label="persona", value="Calm.", read_only=True),
+        MemoryBlock(label="human"),
+    ]
+    to_persona = ai_tool_calls(
+        tool_call("memory_rethink", label="persona", new_value="Ada"), tool_call("memory_finish")
+    )
+    later = ai_tool_calls(
+        tool_call("memory_insert", label="human", text="City: Porto"), tool_call("memory_finish")
+    )
+    agent, _, sleeper = make_agent(
+        chat=["ok", "ok"],
+        sleep=[to_persona, "<human>Name: Ada</human>", later],
+        config=SleepConfig(blocks=blocks),
+    )
+    agent.chat("Hi, I'm Ada", thread_id="t1")
+    result = agent.sleep(thread_id="t1")
+    assert result.outcome is SleepOutcome.EDITED and human(agent) == "Name: Ada"
+    first, second = sleeper.calls[:2]
+    assert first.tools and not second.tools and second.system == SLEEP_TEXT_SYSTEM_PROMPT
+    agent.chat("I live in Porto", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    assert sleeper.calls[2].tools  # a refused round is no sign the model cannot call tools
+
+
 def test_auto_keeps_the_tools_for_later_runs_of_a_tool_calling_model(make_agent):
     finish_with = ai_tool_calls(
         tool_call("memory_insert", label="human", text="Name: Ada"), tool_call("memory_finish")
