@@ -116,8 +116,8 @@ class ToolRound:
 
 
 _REPEATED_EDIT = (
-    "Error: this exact edit was already made in this run, and the block holds it. Make a "
-    "different edit, or call memory_finish if memory is in good shape."
+    "Error: this exact edit was already made in this run, and the block holds it; memory "
+    "editing is finished for this part of the conversation."
 )
 
 
@@ -182,8 +182,10 @@ def run_tool_calls(
         edit = _edit(args)
         if edit in staged.edits:
             # Small models resend an accepted call after its OK, step after step;
-            # applied again, an insert would fill the block with copies.
+            # applied again, an insert would fill the block with copies. Resending
+            # it says the model has nothing new, so the page ends here.
             refused += 1
+            finished = True
             replies.append(_error(call_id, name, _REPEATED_EDIT))
             continue
         try:

@@ -109,14 +109,14 @@ def test_several_calls_in_one_message_are_applied_in_order():
     assert [reply.status for reply in outcome.replies] == ["success"] * 3
 
 
-def test_an_edit_already_made_in_the_run_is_refused_instead_of_applied_twice():
+def test_an_edit_already_made_in_the_run_is_refused_and_ends_the_page():
     insert_city = tool_call("memory_insert", label="human", text="City: Oslo")
     first = run_tool_calls(memory(), ai_tool_calls(insert_city))
     again = run_tool_calls(first.staged, ai_tool_calls(insert_city))
     assert again.staged.block("human").value == "Name: Ada\nCity: Oslo"
     (reply,) = again.replies
     assert reply.status == "error" and "already made" in str(reply.content)
-    assert (again.accepted, again.refused) == (0, 1)
+    assert (again.accepted, again.refused, again.finished) == (0, 1, True)
 
 
 def test_a_rethink_call_rewrites_the_block():
