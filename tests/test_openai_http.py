@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 
-from sleepagent import AsyncSleepTimeAgent, SleepTimeAgent
+from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepEditMode, SleepTimeAgent
 from sleepagent.errors import ModelCallError
 from sleepagent.models import ModelOptions
 from sleepagent.scheduling.events import EventKind
@@ -43,12 +43,13 @@ def connect(server):
     """Open agents whose two models talk to the loopback server."""
     agents: list[SleepTimeAgent] = []
 
-    def make(**options) -> SleepTimeAgent:
+    def make(config: SleepConfig | None = None, **options) -> SleepTimeAgent:
         options = {"timeout": 5.0, "max_retries": 0, **options}
         agent = SleepTimeAgent(
             "openai:loop-chat",
             sleep_model="openai:loop-sleep",
             model_options=ModelOptions(base_url=server.base_url, **options),
+            config=config,
             db=None,
             scheduler=None,
         )
@@ -251,7 +252,7 @@ def test_invalid_tool_arguments_reach_the_model_as_a_tool_error_and_never_the_bl
         wire_call("memory_finish"),
     )
     server.extend(["Hello!", broken, fixed])
-    agent = connect()
+    agent = connect(config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS))
     agent.chat("I'm vegetarian", thread_id="t1")
     agent.sleep(thread_id="t1")
     tool_replies = [m for m in server.requests[2].messages if m["role"] == "tool"]
