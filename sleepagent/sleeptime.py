@@ -69,10 +69,10 @@ class SleepTimeRunner:
         self._config = config
         self._clock = clock
         self._mode = config.sleep_edit_mode
-        # AUTO learns once per process: a model that answered the tool prompt
-        # without a native tool call will do so again, and each such first reply
-        # costs a whole prompt (about 45 s on a CPU-bound local server). Later
-        # runs start in the text format, which works for every model.
+        # AUTO learns once per runner (one per agent): a model that answered the
+        # tool prompt without a native tool call will do so again, and each such
+        # first reply costs a whole prompt (about 45 s on a CPU-bound local
+        # server). Later runs start in the text format, which works for every model.
         self._writes_text = False
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
         self._text_model = model
