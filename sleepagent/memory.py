@@ -1,18 +1,6 @@
 """BlockStore: memory blocks, their history, thread logs and watermarks on a LangGraph store.
 
-Layout in the :class:`~langgraph.store.base.BaseStore` (ids are percent-encoded
-where the store forbids a character)::
-
-    ("sleepagent", "scopes", kind, id, "blocks")          label -> block; "#labels" -> every
-                                                          stored label (kept by commits, so
-                                                          turns read blocks by key)
-    ("sleepagent", "scopes", kind, id, "history", label)  version -> committed value
-    ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
-    ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record
-    ("sleepagent", "scopes", kind, id, "failed")          thread#seq -> failed page
-    ("sleepagent", "threads", thread_id)                  "head", "watermark", "failing",
-                                                          "usage:chat", "usage:sleep"
-    ("sleepagent", "logs", thread_id)                     seq -> log entry
+Where each record lives in the store is :mod:`sleepagent.storelayout`.
 
 Each key has one writer: the chat side writes a thread's log, ``head`` and
 ``usage:chat``; the sleep side writes ``watermark`` and ``usage:sleep``; blocks
@@ -38,10 +26,10 @@ from typing import Any, TypeVar, Unpack
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
+from sleepagent import storelayout as layout
 from sleepagent.backends import CommitBackend, backend_for
 from sleepagent.blocks import MemoryBlock, RethinkEdit
 from sleepagent.errors import (
-    ConfigurationError,
     MemoryConflictError,
     ScopeMismatchError,
     WrongModeError,
@@ -54,7 +42,7 @@ from sleepagent.records import (
     ThreadPosition,
 )
 from sleepagent.results import FailedPage, RunRecord
-from sleepagent.scope import Scope, encode_label
+from sleepagent.scope import Scope
 from sleepagent.staging import StagedMemory, plan_commit
 from sleepagent.transcript import LogEntry, take_page
 from sleepagent.usage import Phase, Usage
@@ -70,10 +58,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ROOT = "sleepagent"
-_SEARCH_PAGE = 1000
-_LABELS_KEY = "#labels"
-"""Key, beside the blocks, of the list of every stored label (no label can start with #)."""
+ROOT = layout.ROOT
+
 T = TypeVar("T")
 Plan = Generator[list[Op], list[Result], T]
 
@@ -92,54 +78,27 @@ class BlockStore:
         self.declared = tuple(declared)
         self._backend: CommitBackend = backend_for(store)
 
-    # --- namespaces ------------------------------------------------------------
-
     @staticmethod
     def scope_namespace(scope: Scope) -> tuple[str, ...]:
         """Namespace prefix of everything a scope owns."""
-        return (ROOT, "scopes", scope.kind, encode_label(scope.id))
-
-    def _blocks_ns(self, scope: Scope) -> tuple[str, ...]:
-        return (*self.scope_namespace(scope), "blocks")
-
-    def _history_ns(self, scope: Scope, label: str) -> tuple[str, ...]:
-        return (*self.scope_namespace(scope), "history", label)
-
-    def _contexts_ns(self, scope: Scope) -> tuple[str, ...]:
-        return (*self.scope_namespace(scope), "contexts")
-
-    def _runs_ns(self, scope: Scope) -> tuple[str, ...]:
-        return (*self.scope_namespace(scope), "runs")
-
-    def _failed_ns(self, scope: Scope) -> tuple[str, ...]:
-        return (*self.scope_namespace(scope), "failed")
-
-    @staticmethod
-    def _failed_key(thread_id: str, first: int) -> str:
-        return f"{encode_label(thread_id)}#{_seq_key(first)}"
-
-    @staticmethod
-    def _thread_ns(thread_id: str) -> tuple[str, ...]:
-        return (ROOT, "threads", encode_label(thread_id))
-
-    @staticmethod
-    def _log_ns(thread_id: str) -> tuple[str, ...]:
-        return (ROOT, "logs", encode_label(thread_id))
+        return layout.scope_namespace(scope)
 
     # --- plans: each yields op batches and returns a value ---------------------
 
     def _blocks_op(self, scope: Scope) -> SearchOp:
-        return SearchOp(self._blocks_ns(scope), limit=_SEARCH_PAGE)
+        return SearchOp(layout.blocks_ns(scope), limit=layout.SEARCH_PAGE)
 
     def _merge_blocks(self, stored: Result) -> list[MemoryBlock]:
         """Declared blocks overlaid with stored ones, declared first, extras by label."""
         by_label = {
-            item.value["label"]: item.value for item in _items(stored) if item.key != _LABELS_KEY
+            item.value["label"]: item.value
+            for item in layout.items(stored)
+            if item.key != layout.LABELS_KEY
         }
         blocks = []
         for declared in self.declared:
             data = by_label.pop(declared.label, None)
-            blocks.append(declared if data is None else _with_declared_shape(declared, data))
+            blocks.append(declared if data is None else layout.with_declared_shape(declared, data))
         blocks.extend(MemoryBlock.from_dict(by_label[label]) for label in sorted(by_label))
         return blocks
 
@@ -155,11 +114,11 @@ class BlockStore:
         The turn and the sleep page read blocks this way, not with a search: a
         search is a prefix match (on PostgreSQL a prepared ``LIKE``, whose plan can
         scan the whole store as it grows), a key read is an index lookup. Which
-        undeclared blocks exist is kept under ``_LABELS_KEY`` by the commit; a scope
+        undeclared blocks exist is kept under ``layout.LABELS_KEY`` by the commit; a scope
         written before that key existed is read once by search, until its next commit.
         """
-        ns = self._blocks_ns(scope)
-        keys = [*(block.label for block in self.declared), _LABELS_KEY]
+        ns = layout.blocks_ns(scope)
+        keys = [*(block.label for block in self.declared), layout.LABELS_KEY]
         results = yield [*(GetOp(ns, key) for key in keys), *others]
         found, rest = results[: len(keys)], list(results[len(keys) :])
         index = found[-1]
@@ -172,25 +131,25 @@ class BlockStore:
                 items.extend(item for item in more if isinstance(item, Item))
         elif items:
             (stored,) = yield [self._blocks_op(scope)]
-            items = list(_items(stored))
+            items = list(layout.items(stored))
         return self._merge_blocks(items), rest
 
     def _turn_plan(
         self, scope: Scope, thread_id: str, *, with_contexts: bool
     ) -> Plan[tuple[list[MemoryBlock], int, Usage, list[str]]]:
         ops: list[Op] = [
-            GetOp(self._thread_ns(thread_id), "head"),
-            GetOp(self._thread_ns(thread_id), "usage:chat"),
+            GetOp(layout.thread_ns(thread_id), "head"),
+            GetOp(layout.thread_ns(thread_id), "usage:chat"),
         ]
         if with_contexts:
-            ops.append(SearchOp(self._contexts_ns(scope), limit=_SEARCH_PAGE))
+            ops.append(SearchOp(layout.contexts_ns(scope), limit=layout.SEARCH_PAGE))
         blocks, results = yield from self._keyed_blocks_plan(scope, ops)
-        _check_thread_scope(_value(results[0]), scope, thread_id)
-        head = _value(results[0]).get("seq", 0)
-        usage = Usage.from_dict(_value(results[1]).get("usage"))
+        _check_thread_scope(layout.value(results[0]), scope, thread_id)
+        head = layout.value(results[0]).get("seq", 0)
+        usage = Usage.from_dict(layout.value(results[1]).get("usage"))
         contexts: list[str] = []
         if with_contexts:
-            found = sorted(_items(results[2]), key=lambda item: (item.value["at"], item.key))
+            found = sorted(layout.items(results[2]), key=lambda item: (item.value["at"], item.key))
             contexts = [item.value["text"] for item in found]
         return blocks, head, usage, contexts
 
@@ -206,9 +165,9 @@ class BlockStore:
         context_text: str | None = None,
     ) -> Plan[list[LogEntry]]:
         if head is None:
-            (found,) = yield [GetOp(self._thread_ns(thread_id), "head")]
-            _check_thread_scope(_value(found), scope, thread_id)
-            head = _value(found).get("seq", 0)
+            (found,) = yield [GetOp(layout.thread_ns(thread_id), "head")]
+            _check_thread_scope(layout.value(found), scope, thread_id)
+            head = layout.value(found).get("seq", 0)
         entries = [
             LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
             for i, (role, text, mid) in enumerate(texts)
@@ -216,7 +175,7 @@ class BlockStore:
         if not entries and chat_usage is None:
             return []
         ops: list[Op] = [
-            PutOp(self._log_ns(thread_id), _seq_key(e.seq), e.to_dict(), index=False)
+            PutOp(layout.log_ns(thread_id), layout.seq_key(e.seq), e.to_dict(), index=False)
             for e in entries
         ]
         if entries:
@@ -228,11 +187,11 @@ class BlockStore:
                 "scope": scope.key,
                 "at": at,
             }
-            ops.append(PutOp(self._thread_ns(thread_id), "head", head_value, index=False))
+            ops.append(PutOp(layout.thread_ns(thread_id), "head", head_value, index=False))
         if chat_usage is not None:
             ops.append(
                 PutOp(
-                    self._thread_ns(thread_id),
+                    layout.thread_ns(thread_id),
                     "usage:chat",
                     {"usage": chat_usage.to_dict(), "at": at},
                     index=False,
@@ -241,7 +200,7 @@ class BlockStore:
         if context_text is not None:
             ops.append(
                 PutOp(
-                    self._contexts_ns(scope),
+                    layout.contexts_ns(scope),
                     f"{thread_id}#{entries[0].seq}",
                     {"text": context_text, "thread_id": thread_id, "at": at},
                     index=False,
@@ -262,18 +221,19 @@ class BlockStore:
         blocks, (head_result, mark_result) = yield from self._keyed_blocks_plan(
             scope,
             [
-                GetOp(self._thread_ns(thread_id), "head"),
-                GetOp(self._thread_ns(thread_id), "watermark"),
+                GetOp(layout.thread_ns(thread_id), "head"),
+                GetOp(layout.thread_ns(thread_id), "watermark"),
             ],
         )
-        _check_thread_scope(_value(head_result), scope, thread_id)
-        head = _value(head_result).get("seq", 0)
-        watermark = _value(mark_result).get("seq", 0)
+        _check_thread_scope(layout.value(head_result), scope, thread_id)
+        head = layout.value(head_result).get("seq", 0)
+        watermark = layout.value(mark_result).get("seq", 0)
         first, last = span or (watermark + 1, min(head, watermark + max_messages))
         entries: list[LogEntry] = []
         if last >= first:
             found = yield [
-                GetOp(self._log_ns(thread_id), _seq_key(seq)) for seq in range(first, last + 1)
+                GetOp(layout.log_ns(thread_id), layout.seq_key(seq))
+                for seq in range(first, last + 1)
             ]
             entries = [LogEntry.from_dict(item.value) for item in found if isinstance(item, Item)]
             if span is None:
@@ -297,11 +257,13 @@ class BlockStore:
     ) -> Plan[CommitOutcome]:
         reads: list[Op] = [self._blocks_op(scope)]
         if thread_id is not None:
-            reads.append(GetOp(self._thread_ns(thread_id), "usage:sleep"))
+            reads.append(GetOp(layout.thread_ns(thread_id), "usage:sleep"))
             if page is not None and page.retry:
-                reads.append(GetOp(self._failed_ns(scope), self._failed_key(thread_id, page.first)))
+                reads.append(
+                    GetOp(layout.failed_ns(scope), layout.failed_key(thread_id, page.first))
+                )
             else:
-                reads.append(GetOp(self._thread_ns(thread_id), "failing"))
+                reads.append(GetOp(layout.thread_ns(thread_id), "failing"))
         results = yield reads
         current = self._merge_blocks(results[0])
         plan = plan_commit(staged, {block.label: block for block in current})
@@ -313,7 +275,7 @@ class BlockStore:
         for block in plan.writes:
             stamped = replace(block, updated_at=_parse_time(at))
             written[block.label] = stamped
-            ops.append(PutOp(self._blocks_ns(scope), block.label, stamped.to_dict(), index=False))
+            ops.append(PutOp(layout.blocks_ns(scope), block.label, stamped.to_dict(), index=False))
             history = {
                 "label": block.label,
                 "version": block.version,
@@ -326,8 +288,8 @@ class BlockStore:
             }
             ops.append(
                 PutOp(
-                    self._history_ns(scope, block.label),
-                    _seq_key(block.version),
+                    layout.history_ns(scope, block.label),
+                    layout.seq_key(block.version),
                     history,
                     index=False,
                 )
@@ -335,7 +297,7 @@ class BlockStore:
         attempts, failed_page = 0, None
         if page is not None and thread_id is not None:
             attempts, failed_page, page_ops = self._page_accounting(
-                scope, thread_id, page, _value(results[2]), at
+                scope, thread_id, page, layout.value(results[2]), at
             )
             ops.extend(page_ops)
             if page.retry or (page.failure is not None and failed_page is None):
@@ -348,14 +310,14 @@ class BlockStore:
                 "reason": reason,
                 "at": at,
             }
-            ops.append(PutOp(self._thread_ns(thread_id), "watermark", mark, index=False))
+            ops.append(PutOp(layout.thread_ns(thread_id), "watermark", mark, index=False))
         if plan.writes:
             ops.extend(self._labels_ops(scope, results[0], plan.writes))
         if sleep_usage is not None and thread_id is not None:
-            total = Usage.from_dict(_value(results[1]).get("usage")) + sleep_usage
+            total = Usage.from_dict(layout.value(results[1]).get("usage")) + sleep_usage
             ops.append(
                 PutOp(
-                    self._thread_ns(thread_id),
+                    layout.thread_ns(thread_id),
                     "usage:sleep",
                     {"usage": total.to_dict(), "at": at},
                     index=False,
@@ -368,15 +330,15 @@ class BlockStore:
 
     def _labels_ops(self, scope: Scope, stored: Result, writes: Sequence[MemoryBlock]) -> list[Op]:
         """Keep the list of stored labels the key reads need (see _keyed_blocks_plan)."""
-        items = _items(stored)
-        index = next((item for item in items if item.key == _LABELS_KEY), None)
+        items = layout.items(stored)
+        index = next((item for item in items if item.key == layout.LABELS_KEY), None)
         labels = sorted(
-            {item.value["label"] for item in items if item.key != _LABELS_KEY}
+            {item.value["label"] for item in items if item.key != layout.LABELS_KEY}
             | {block.label for block in writes}
         )
         if index is not None and index.value.get("labels") == labels:
             return []
-        return [PutOp(self._blocks_ns(scope), _LABELS_KEY, {"labels": labels}, index=False)]
+        return [PutOp(layout.blocks_ns(scope), layout.LABELS_KEY, {"labels": labels}, index=False)]
 
     def _page_accounting(
         self,
@@ -392,8 +354,8 @@ class BlockStore:
             ``(attempts, failed page if given up now, ops)``.
 
         """
-        thread_ns, failed_ns = self._thread_ns(thread_id), self._failed_ns(scope)
-        failed_key = self._failed_key(thread_id, page.first)
+        thread_ns, failed_ns = layout.thread_ns(thread_id), layout.failed_ns(scope)
+        failed_key = layout.failed_key(thread_id, page.first)
         if page.failure is None:
             # Processed: forget earlier failed attempts at it (or its failed record).
             if page.retry:
@@ -456,8 +418,8 @@ class BlockStore:
         )
 
     def _owner_plan(self, scope: Scope, thread_id: str) -> Plan[None]:
-        (head,) = yield [GetOp(self._thread_ns(thread_id), "head")]
-        _check_thread_scope(_value(head), scope, thread_id)
+        (head,) = yield [GetOp(layout.thread_ns(thread_id), "head")]
+        _check_thread_scope(layout.value(head), scope, thread_id)
 
     def _write_plan(
         self,
@@ -486,13 +448,13 @@ class BlockStore:
         )
 
     def _runs_plan(self, scope: Scope, limit: int) -> Plan[list[RunRecord]]:
-        items = yield from self._search_all(self._runs_ns(scope))
+        items = yield from self._search_all(layout.runs_ns(scope))
         runs = [RunRecord.from_dict(item.value) for item in items]
         runs.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
         return runs[:limit]
 
     def _failed_plan(self, scope: Scope, thread_id: str | None) -> Plan[list[FailedPage]]:
-        items = yield from self._search_all(self._failed_ns(scope))
+        items = yield from self._search_all(layout.failed_ns(scope))
         pages = [FailedPage.from_dict(item.value) for item in items]
         if thread_id is not None:
             pages = [page for page in pages if page.thread_id == thread_id]
@@ -502,43 +464,43 @@ class BlockStore:
         found: list[Item] = []
         offset = 0
         while True:
-            (result,) = yield [SearchOp(namespace, limit=_SEARCH_PAGE, offset=offset)]
-            items = _items(result)
+            (result,) = yield [SearchOp(namespace, limit=layout.SEARCH_PAGE, offset=offset)]
+            items = layout.items(result)
             found.extend(items)
-            if len(items) < _SEARCH_PAGE:
+            if len(items) < layout.SEARCH_PAGE:
                 return found
-            offset += _SEARCH_PAGE
+            offset += layout.SEARCH_PAGE
 
     def _put_run_plan(self, scope: Scope, record: RunRecord) -> Plan[None]:
-        yield [PutOp(self._runs_ns(scope), record.run_id, record.to_dict(), index=False)]
+        yield [PutOp(layout.runs_ns(scope), record.run_id, record.to_dict(), index=False)]
 
     def _position_plan(self, thread_id: str) -> Plan[ThreadPosition | None]:
         head, mark = yield [
-            GetOp(self._thread_ns(thread_id), "head"),
-            GetOp(self._thread_ns(thread_id), "watermark"),
+            GetOp(layout.thread_ns(thread_id), "head"),
+            GetOp(layout.thread_ns(thread_id), "watermark"),
         ]
         if not isinstance(head, Item):
             return None
         return ThreadPosition(
             thread_id=thread_id,
             head=head.value["seq"],
-            watermark=_value(mark).get("seq", 0),
+            watermark=layout.value(mark).get("seq", 0),
             scope=head.value.get("scope"),
             last_at=head.value.get("at"),
         )
 
     def _pending_span_plan(self, thread_id: str) -> Plan[tuple[float, float, int] | None]:
         head_result, mark_result = yield [
-            GetOp(self._thread_ns(thread_id), "head"),
-            GetOp(self._thread_ns(thread_id), "watermark"),
+            GetOp(layout.thread_ns(thread_id), "head"),
+            GetOp(layout.thread_ns(thread_id), "watermark"),
         ]
-        head = _value(head_result).get("seq", 0)
-        watermark = _value(mark_result).get("seq", 0)
+        head = layout.value(head_result).get("seq", 0)
+        watermark = layout.value(mark_result).get("seq", 0)
         if head <= watermark:
             return None
-        (first,) = yield [GetOp(self._log_ns(thread_id), _seq_key(watermark + 1))]
-        first_at = _value(first).get("at") or _value(head_result)["at"]
-        last_at = _value(head_result)["at"]
+        (first,) = yield [GetOp(layout.log_ns(thread_id), layout.seq_key(watermark + 1))]
+        first_at = layout.value(first).get("at") or layout.value(head_result)["at"]
+        last_at = layout.value(head_result)["at"]
         return _parse_time(first_at).timestamp(), _parse_time(last_at).timestamp(), head - watermark
 
     def _history_plan(
@@ -548,48 +510,52 @@ class BlockStore:
         # keys follow from ``before`` (or the block's current version): one or two
         # key reads of the page's size, whatever the history's length. The whole
         # history is read the same way, in chunks (a search pages by offset).
-        history_ns = self._history_ns(scope, label)
+        history_ns = layout.history_ns(scope, label)
         guess: dict[int, HistoryEntry] = {}
-        block_op = GetOp(self._blocks_ns(scope), label)
-        if before is not None and limit is not None and limit <= _SEARCH_PAGE:
-            first, last = history_span(before - 1, limit=limit, before=before)
+        block_op = GetOp(layout.blocks_ns(scope), label)
+        if before is not None and limit is not None and limit <= layout.SEARCH_PAGE:
+            first, last = layout.history_span(before - 1, limit=limit, before=before)
             block, *found = yield [
                 block_op,
-                *(GetOp(history_ns, _seq_key(v)) for v in range(first, last + 1)),
+                *(GetOp(history_ns, layout.seq_key(v)) for v in range(first, last + 1)),
             ]
-            guess = {e.version: e for e in (_history_entry(item) for item in found) if e}
+            guess = {e.version: e for e in (layout.history_entry(item) for item in found) if e}
         else:
-            history_span(0, limit=limit, before=before)  # refuse bad arguments first
+            layout.history_span(0, limit=limit, before=before)  # refuse bad arguments first
             (block,) = yield [block_op]
-        first, last = history_span(_value(block).get("version", 0), limit=limit, before=before)
+        first, last = layout.history_span(
+            layout.value(block).get("version", 0), limit=limit, before=before
+        )
         missing = [v for v in range(first, last + 1) if v not in guess]
-        for start in range(0, len(missing), _SEARCH_PAGE):
-            chunk = missing[start : start + _SEARCH_PAGE]
-            found = yield [GetOp(history_ns, _seq_key(v)) for v in chunk]
-            guess.update((e.version, e) for e in (_history_entry(item) for item in found) if e)
+        for start in range(0, len(missing), layout.SEARCH_PAGE):
+            chunk = missing[start : start + layout.SEARCH_PAGE]
+            found = yield [GetOp(history_ns, layout.seq_key(v)) for v in chunk]
+            guess.update(
+                (e.version, e) for e in (layout.history_entry(item) for item in found) if e
+            )
         return [guess[v] for v in range(first, last + 1) if v in guess]
 
     def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
         chat, sleep = yield [
-            GetOp(self._thread_ns(thread_id), "usage:chat"),
-            GetOp(self._thread_ns(thread_id), "usage:sleep"),
+            GetOp(layout.thread_ns(thread_id), "usage:chat"),
+            GetOp(layout.thread_ns(thread_id), "usage:sleep"),
         ]
         return {
-            "chat": Usage.from_dict(_value(chat).get("usage")),
-            "sleep": Usage.from_dict(_value(sleep).get("usage")),
+            "chat": Usage.from_dict(layout.value(chat).get("usage")),
+            "sleep": Usage.from_dict(layout.value(sleep).get("usage")),
         }
 
     def _positions_plan(self) -> Plan[list[ThreadPosition]]:
         by_thread: dict[tuple[str, ...], dict[str, Any]] = {}
         offset = 0
         while True:
-            (found,) = yield [SearchOp((ROOT, "threads"), limit=_SEARCH_PAGE, offset=offset)]
-            items = _items(found)
+            (found,) = yield [SearchOp((ROOT, "threads"), limit=layout.SEARCH_PAGE, offset=offset)]
+            items = layout.items(found)
             for item in items:
                 by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
-            if len(items) < _SEARCH_PAGE:
+            if len(items) < layout.SEARCH_PAGE:
                 break
-            offset += _SEARCH_PAGE
+            offset += layout.SEARCH_PAGE
         positions = []
         for keys in by_thread.values():
             head = keys.get("head")
@@ -1039,27 +1005,6 @@ class BlockStore:
 # --- helpers ---------------------------------------------------------------------
 
 
-def history_span(current: int, *, limit: int | None, before: int | None) -> tuple[int, int]:
-    """The versions ``(first, last)`` of a history page; empty when ``last < first``.
-
-    Raises:
-        ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
-
-    """
-    for name, value in (("limit", limit), ("before", before)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-    last = current if before is None else min(current, before - 1)
-    first = 1 if limit is None else max(1, last - limit + 1)
-    return first, last
-
-
-def _history_entry(item: Result) -> HistoryEntry | None:
-    return HistoryEntry(**item.value) if isinstance(item, Item) else None
-
-
 def _check_thread_scope(head: Mapping[str, Any], scope: Scope, thread_id: str) -> None:
     """Refuse a second memory scope on a thread (see ScopeMismatchError)."""
     bound_to = head.get("scope")
@@ -1075,40 +1020,5 @@ def _in_event_loop() -> bool:
     return True
 
 
-def _seq_key(seq: int) -> str:
-    return f"{seq:010d}"
-
-
-def _items(result: Result) -> list[Item]:
-    return (
-        [item for item in result or () if isinstance(item, Item)]
-        if isinstance(result, list)
-        else []
-    )
-
-
-def _value(result: Result) -> Mapping[str, Any]:
-    return result.value if isinstance(result, Item) else {}
-
-
 def _parse_time(at: str) -> datetime:
     return datetime.fromisoformat(at)
-
-
-def _with_declared_shape(declared: MemoryBlock, stored: Mapping[str, Any]) -> MemoryBlock:
-    """A stored block with the description, limit and access its declaration has now."""
-    value = stored.get("value", "")
-    limit = declared.limit
-    if len(value) > limit:
-        logger.warning(
-            "block %r holds %d characters, over its declared limit of %d; "
-            "keeping the value, edits may only shorten it",
-            declared.label,
-            len(value),
-            limit,
-        )
-        limit = len(value)
-    block = MemoryBlock.from_dict(stored)
-    return replace(
-        block, description=declared.description, limit=limit, read_only=declared.read_only
-    )
