@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
+from sleepagent._node import GraphNode
 from sleepagent.companion import sleep_request, sleep_thread_id
 from sleepagent.config import SleepConfig
 from sleepagent.context import SleepContext, current_target
@@ -76,25 +76,23 @@ def build_graph(
     # otherwise answers; it routes with Command, so a plain turn evaluates no branch.
     graph.add_node(
         "agent",
-        RunnableLambda(primary.step, afunc=primary.astep, name="agent"),
+        GraphNode("agent", primary.step, primary.astep),
         destinations=("agent_tools", "sleep", after_turn),
     )
-    graph.add_node(
-        "agent_tools", RunnableLambda(primary.tools, afunc=primary.atools, name="agent_tools")
-    )
+    graph.add_node("agent_tools", GraphNode("agent_tools", primary.tools, primary.atools))
     graph.add_node(
         "sleep",
-        RunnableLambda(sleeper.step, afunc=sleeper.astep, name="sleep"),
+        GraphNode("sleep", sleeper.step, sleeper.astep),
         destinations=("sleep_tools", "sleep_commit", END),
     )
     graph.add_node(
         "sleep_tools",
-        RunnableLambda(sleeper.tools, name="sleep_tools"),
+        GraphNode("sleep_tools", sleeper.tools),
         destinations=("sleep", "sleep_commit"),
     )
     graph.add_node(
         "sleep_commit",
-        RunnableLambda(sleeper.commit, afunc=sleeper.acommit, name="sleep_commit"),
+        GraphNode("sleep_commit", sleeper.commit, sleeper.acommit),
         destinations=("sleep", END),
     )
     graph.add_edge(START, "agent")
@@ -110,7 +108,7 @@ def build_graph(
     scheduling = _ServerScheduling(server_scheduler, config)
     graph.add_node(
         "schedule_sleep",
-        RunnableLambda(scheduling.refuse_sync, afunc=scheduling.schedule, name="schedule_sleep"),
+        GraphNode("schedule_sleep", scheduling.refuse_sync, scheduling.schedule),
     )
     graph.add_edge("schedule_sleep", END)
     return graph

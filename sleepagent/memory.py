@@ -40,6 +40,7 @@ from sleepagent.records import (
     HistoryEntry,
     PageAttempt,
     ThreadPosition,
+    TurnRead,
 )
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.scope import Scope
@@ -54,6 +55,7 @@ __all__ = [
     "HistoryEntry",
     "PageAttempt",
     "ThreadPosition",
+    "TurnRead",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,9 +136,7 @@ class BlockStore:
             items = list(layout.items(stored))
         return self._merge_blocks(items), rest
 
-    def _turn_plan(
-        self, scope: Scope, thread_id: str, *, with_contexts: bool
-    ) -> Plan[tuple[list[MemoryBlock], int, Usage, list[str]]]:
+    def _turn_plan(self, scope: Scope, thread_id: str, *, with_contexts: bool) -> Plan[TurnRead]:
         ops: list[Op] = [
             GetOp(layout.thread_ns(thread_id), "head"),
             GetOp(layout.thread_ns(thread_id), "usage:chat"),
@@ -144,14 +144,19 @@ class BlockStore:
         if with_contexts:
             ops.append(SearchOp(layout.contexts_ns(scope), limit=layout.SEARCH_PAGE))
         blocks, results = yield from self._keyed_blocks_plan(scope, ops)
-        _check_thread_scope(layout.value(results[0]), scope, thread_id)
-        head = layout.value(results[0]).get("seq", 0)
-        usage = Usage.from_dict(layout.value(results[1]).get("usage"))
+        head = layout.value(results[0])
+        _check_thread_scope(head, scope, thread_id)
         contexts: list[str] = []
         if with_contexts:
             found = sorted(layout.items(results[2]), key=lambda item: (item.value["at"], item.key))
             contexts = [item.value["text"] for item in found]
-        return blocks, head, usage, contexts
+        return TurnRead(
+            blocks=blocks,
+            head=head.get("seq", 0),
+            logged_until=head.get("message_id"),
+            chat_usage=Usage.from_dict(layout.value(results[1]).get("usage")),
+            contexts=contexts,
+        )
 
     def _append_plan(
         self,
@@ -160,6 +165,7 @@ class BlockStore:
         texts: Sequence[tuple[str, str, str | None]],
         *,
         head: int | None,
+        logged_until: str | None,
         at: str,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
@@ -168,6 +174,7 @@ class BlockStore:
             (found,) = yield [GetOp(layout.thread_ns(thread_id), "head")]
             _check_thread_scope(layout.value(found), scope, thread_id)
             head = layout.value(found).get("seq", 0)
+            logged_until = layout.value(found).get("message_id")
         entries = [
             LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
             for i, (role, text, mid) in enumerate(texts)
@@ -179,10 +186,10 @@ class BlockStore:
             for e in entries
         ]
         if entries:
-            last = entries[-1]
+            newest_id = next((e.message_id for e in reversed(entries) if e.message_id), None)
             head_value = {
-                "seq": last.seq,
-                "message_id": last.message_id,
+                "seq": entries[-1].seq,
+                "message_id": newest_id or logged_until,
                 "thread_id": thread_id,
                 "scope": scope.key,
                 "at": at,
@@ -606,10 +613,13 @@ class BlockStore:
         """The scope's blocks in render order (declared defaults for unwritten ones)."""
         return self._run(self._load_plan(scope))
 
-    def read_turn(
-        self, scope: Scope, thread_id: str, *, with_contexts: bool = False
-    ) -> tuple[list[MemoryBlock], int, Usage, list[str]]:
-        """What a chat turn needs, in one batch: blocks, log head, chat usage, raw contexts."""
+    def read_turn(self, scope: Scope, thread_id: str, *, with_contexts: bool = False) -> TurnRead:
+        """What a chat turn needs, in one batch: blocks, log head, chat usage, raw contexts.
+
+        Raises:
+            ScopeMismatchError: When the thread's log belongs to another memory scope.
+
+        """
         return self._run(self._turn_plan(scope, thread_id, with_contexts=with_contexts))
 
     def append(
@@ -620,6 +630,7 @@ class BlockStore:
         *,
         at: str,
         head: int | None = None,
+        logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
     ) -> list[LogEntry]:
@@ -631,6 +642,8 @@ class BlockStore:
             texts: Entries to append, oldest first.
             at: Time stamp (ISO 8601).
             head: The log head if the caller already read it (saves a read).
+            logged_until: With ``head``: the newest graph message id the log held
+                (see :class:`TurnRead`), kept when the new entries carry none.
             chat_usage: New total chat usage of the thread, written in the same batch.
             context_text: Also keep this text as raw context of the scope.
 
@@ -642,6 +655,7 @@ class BlockStore:
             thread_id,
             texts,
             head=head,
+            logged_until=logged_until,
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,
@@ -841,7 +855,7 @@ class BlockStore:
 
     async def aread_turn(
         self, scope: Scope, thread_id: str, *, with_contexts: bool = False
-    ) -> tuple[list[MemoryBlock], int, Usage, list[str]]:
+    ) -> TurnRead:
         """Async :meth:`read_turn`."""
         return await self._arun(self._turn_plan(scope, thread_id, with_contexts=with_contexts))
 
@@ -853,6 +867,7 @@ class BlockStore:
         *,
         at: str,
         head: int | None = None,
+        logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
     ) -> list[LogEntry]:
@@ -862,6 +877,7 @@ class BlockStore:
             thread_id,
             texts,
             head=head,
+            logged_until=logged_until,
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,

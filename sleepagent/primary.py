@@ -22,14 +22,13 @@ from langchain_core.messages import (
     RemoveMessage,
     SystemMessage,
 )
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import END
 from langgraph.types import Command
 
-from sleepagent.blocks import MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.context import RunTarget, current_target, iso
-from sleepagent.memory import CommitOutcome
+from sleepagent.memory import CommitOutcome, TurnRead
 from sleepagent.models import model_errors
 from sleepagent.render import render_system_prompt
 from sleepagent.staging import StagedMemory
@@ -47,8 +46,6 @@ _CHAT_TOOL_ARGS = memory_tool_args(finish=False)
 
 NodeResult = dict[str, Any] | Command[str]
 """What the ``agent`` node returns: a state update, or one with where to go next."""
-TurnRead = tuple[Sequence[MemoryBlock], int, Usage, list[str]]
-"""What a turn reads in its one store batch: blocks, log head, chat usage, raw contexts."""
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +88,27 @@ class PrimaryAgent:
         steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
         return self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1
 
-    def _model_for(self, state: SleepAgentState, turn: RunTarget) -> Runnable[Any, BaseMessage]:
+    def _model_for(self, state: SleepAgentState) -> Runnable[Any, BaseMessage]:
         model = self._with_tools if self._offers_tools(state) else self._plain
         assert model is not None
-        return model.with_config(
-            run_name="sleepagent:chat",
-            tags=["sleepagent", "sleepagent:chat"],
-            metadata={
+        return model
+
+    @staticmethod
+    def _call_config(turn: RunTarget) -> RunnableConfig:
+        """The model call's run name, tags and metadata, merged into the node's config.
+
+        Passed to ``invoke`` rather than bound with ``with_config``, which builds a
+        binding object per turn.
+        """
+        return {
+            "run_name": "sleepagent:chat",
+            "tags": ["sleepagent", "sleepagent:chat"],
+            "metadata": {
                 "sleepagent_phase": "chat",
                 "thread_id": turn.identity.thread_id,
                 "memory_scope": turn.scope.key,
             },
-        )
+        }
 
     def _prompt(
         self, state: SleepAgentState, blocks: Sequence[Any], contexts: Sequence[str]
@@ -145,9 +151,9 @@ class PrimaryAgent:
         return bool(reply.tool_calls or reply.invalid_tool_calls)
 
     def _log_texts(
-        self, state: SleepAgentState, reply: AIMessage
+        self, state: SleepAgentState, read: TurnRead, reply: AIMessage
     ) -> list[tuple[str, str, str | None]]:
-        unlogged = _after(state["messages"], state.get("logged_until"))
+        unlogged = _unlogged(state["messages"], read)
         entries = entries_from_messages([*unlogged, reply], first_seq=1, at="")
         return [(entry.role, entry.text, entry.message_id) for entry in entries]
 
@@ -162,10 +168,10 @@ class PrimaryAgent:
 
     def _request(
         self, state: SleepAgentState, turn: RunTarget, read: TurnRead
-    ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage]]:
-        """The model to call and its prompt."""
-        blocks, _, _, contexts = read
-        return self._model_for(state, turn), self._prompt(state, blocks, contexts)
+    ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage], RunnableConfig]:
+        """The model to call, its prompt and its call config."""
+        prompt = self._prompt(state, read.blocks, read.contexts)
+        return self._model_for(state), prompt, self._call_config(turn)
 
     def _answered(
         self, state: SleepAgentState, turn: RunTarget, read: TurnRead, message: BaseMessage
@@ -179,17 +185,17 @@ class PrimaryAgent:
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
             return Command(update=update, goto="agent_tools"), None
-        _, head, chat_usage, _ = read
         log = {
             "scope": turn.scope,
             "thread_id": turn.identity.thread_id,
-            "texts": self._log_texts(state, reply),
+            "texts": self._log_texts(state, read, reply),
             "at": iso(self._clock()),
-            "head": head,
-            "chat_usage": chat_usage + self._turn_usage(state, reply),
+            "head": read.head,
+            "logged_until": read.logged_until,
+            "chat_usage": read.chat_usage + self._turn_usage(state, reply),
         }
         removed = window_removals([*state["messages"], reply], self._config.state_messages)
-        update = {**update, "messages": [*removed, reply], "logged_until": reply.id}
+        update = {**update, "messages": [*removed, reply]}
         return self._then(update), log
 
     def _then(self, update: dict[str, Any]) -> NodeResult:
@@ -211,9 +217,9 @@ class PrimaryAgent:
         read = turn.blocks.read_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
-        model, prompt = self._request(state, turn, read)
+        model, prompt, call_config = self._request(state, turn, read)
         with model_errors("chat"):
-            message = model.invoke(prompt)
+            message = model.invoke(prompt, call_config)
         update, log = self._answered(state, turn, read, message)
         if log is not None:
             turn.blocks.append(**log)
@@ -227,9 +233,9 @@ class PrimaryAgent:
         read = await turn.blocks.aread_turn(
             turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
         )
-        model, prompt = self._request(state, turn, read)
+        model, prompt, call_config = self._request(state, turn, read)
         with model_errors("chat"):
-            message = await model.ainvoke(prompt)
+            message = await model.ainvoke(prompt, call_config)
         update, log = self._answered(state, turn, read, message)
         if log is not None:
             await turn.blocks.aappend(**log)
@@ -319,13 +325,26 @@ def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:
     return found[::-1]
 
 
-def _after(messages: Sequence[AnyMessage], message_id: str | None) -> Sequence[AnyMessage]:
-    if message_id is None:
+def _unlogged(messages: Sequence[AnyMessage], read: TurnRead) -> Sequence[AnyMessage]:
+    """The messages the thread's log does not hold yet, oldest first.
+
+    The log head names the newest message it holds; what follows it in the
+    state is new. When the state no longer holds that message (a turn the log
+    kept but the thread dropped, as when a reply stream fails after logging),
+    the new messages are this turn's: from the run of user messages that opens it.
+    """
+    if read.head == 0:
         return messages
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].id == message_id:
-            return messages[index + 1 :]
-    return messages
+    if read.logged_until is not None:
+        for index in range(len(messages) - 1, -1, -1):
+            if messages[index].id == read.logged_until:
+                return messages[index + 1 :]
+    start = len(messages)
+    while start > 0 and not isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    while start > 0 and isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    return messages[start:]
 
 
 def _with_id(message: BaseMessage) -> AIMessage:

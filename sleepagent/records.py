@@ -14,7 +14,14 @@ from sleepagent.results import BlockDiff, Conflict, FailedPage
 from sleepagent.transcript import LogEntry
 from sleepagent.usage import Usage
 
-__all__ = ["CommitOptions", "CommitOutcome", "HistoryEntry", "PageAttempt", "ThreadPosition"]
+__all__ = [
+    "CommitOptions",
+    "CommitOutcome",
+    "HistoryEntry",
+    "PageAttempt",
+    "ThreadPosition",
+    "TurnRead",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,26 @@ class HistoryEntry:
     thread_id: str | None
     at: str
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnRead:
+    """What a chat turn reads in its one store batch.
+
+    Attributes:
+        blocks: The scope's blocks in render order.
+        head: Sequence number of the newest log entry (0 when the log is empty).
+        logged_until: Id of the newest graph message the log holds, if any.
+        chat_usage: The thread's chat usage so far.
+        contexts: Raw context texts of the scope (only when asked for).
+
+    """
+
+    blocks: list[MemoryBlock]
+    head: int
+    logged_until: str | None
+    chat_usage: Usage
+    contexts: list[str]
 
 
 @dataclass(frozen=True)

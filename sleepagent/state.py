@@ -13,12 +13,11 @@ __all__ = ["SleepAgentState"]
 class SleepAgentState(TypedDict, total=False):
     """State of a sleepagent graph thread.
 
-    Chat threads use ``messages``, ``logged_until`` and ``turn_diffs``; the
+    Chat threads use ``messages`` and ``turn_diffs``; the
     companion sleep threads use the ``sleep*`` keys. All values are plain data.
     """
 
     messages: Annotated[list[AnyMessage], add_messages]
-    logged_until: str | None
     turn_diffs: list[dict[str, Any]]
     sleep_request: dict[str, Any] | None
     sleep: dict[str, Any] | None

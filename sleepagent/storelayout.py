@@ -11,7 +11,9 @@ where the store forbids a character)::
     ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record
     ("sleepagent", "scopes", kind, id, "failed")          thread#seq -> failed page
     ("sleepagent", "threads", thread_id)                  "head", "watermark", "failing",
-                                                          "usage:chat", "usage:sleep"
+                                                          "usage:chat", "usage:sleep"; the
+                                                          head holds the newest entry's seq
+                                                          and the newest logged message id
     ("sleepagent", "logs", thread_id)                     seq -> log entry
 
 Pure: names and keys in, names and values out; :class:`~sleepagent.memory.BlockStore`

@@ -114,7 +114,7 @@ def test_a_turn_reads_blocks_by_key_with_no_search():
     commit_value(blocks, scope, "human", "Ada")
     store.ops.clear()
     store.batches = 0
-    found, head, _, _ = blocks.read_turn(scope, "t1")
+    found = blocks.read_turn(scope, "t1").blocks
     assert {b.label: b.value for b in found}["human"] == "Ada"
     assert not any(isinstance(op, SearchOp) for op in store.ops)
     assert store.batches == 1
@@ -127,7 +127,7 @@ def test_a_stored_block_no_longer_declared_is_still_read_by_the_turn():
     scope = Scope("thread", "t1")
     extra = MemoryBlock(label="notes", description="", value="")
     commit_value(BlockStore(store, [*DEFAULT_BLOCKS, extra]), scope, "notes", "kept")
-    found, *_ = BlockStore(store, DEFAULT_BLOCKS).read_turn(scope, "t1")
+    found = BlockStore(store, DEFAULT_BLOCKS).read_turn(scope, "t1").blocks
     assert [b.label for b in found][-1] == "notes" and found[-1].value == "kept"
     assert [b.label for b in found] == [
         b.label for b in BlockStore(store, DEFAULT_BLOCKS).load(scope)
@@ -140,11 +140,11 @@ def test_blocks_written_before_the_label_list_existed_are_read_by_search_until_a
     blocks = BlockStore(store, DEFAULT_BLOCKS)
     commit_value(blocks, scope, "human", "Ada")
     store.delete((*BlockStore.scope_namespace(scope), "blocks"), "#labels")  # an older database
-    found, *_ = blocks.read_turn(scope, "t1")
+    found = blocks.read_turn(scope, "t1").blocks
     assert {b.label: b.value for b in found}["human"] == "Ada"
     commit_value(blocks, scope, "persona", "helpful")
     store.ops.clear()
-    found, *_ = blocks.read_turn(scope, "t1")
+    found = blocks.read_turn(scope, "t1").blocks
     assert {b.label: b.value for b in found}["persona"] == "helpful"
     assert not any(isinstance(op, SearchOp) for op in store.ops)
 
