@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -73,7 +73,8 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         """Plain-data form, as kept in the store."""
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and this runs on every turn.
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
