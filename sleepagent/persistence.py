@@ -3,9 +3,10 @@
 Default: SQLite, both on one file (two connections, WAL journal so the
 conversation and the sleep side can write without blocking each other for
 long). The asyncio agent's store is a
-:class:`~sleepagent.threadedstore.ThreadedSqliteStore`: each batch runs whole
-in a worker thread, one hand-over per batch where ``AsyncSqliteStore`` makes
-one per SQL statement. A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
+:class:`~sleepagent.threadedstore.ThreadedSqliteStore`: a write runs whole in
+a worker thread, one hand-over per batch where ``AsyncSqliteStore`` makes one
+per SQL statement, and key reads run on the event loop over a third,
+read-only connection. A ``postgresql://`` URL uses PostgreSQL (``PostgresSaver`` and a
 pooled ``PostgresStore``; install the ``postgres`` extra). ``None`` keeps
 everything in memory, for tests and throwaway sessions.
 """
@@ -94,15 +95,17 @@ async def open_async_persistence(
     from sleepagent.threadedstore import ThreadedSqliteStore
 
     store_conn = await asyncio.to_thread(_connect, db, store=True)  # also sets WAL
+    reader_conn = await asyncio.to_thread(_connect, db, store=True)
     try:
         async with aiosqlite.connect(str(db), timeout=_BUSY_TIMEOUT_S) as saver_conn:
             saver = AsyncSqliteSaver(saver_conn)
-            store = ThreadedSqliteStore(store_conn)
+            store = ThreadedSqliteStore(store_conn, reader=reader_conn)
             await saver.setup()
             await asyncio.to_thread(store.setup)
             yield saver, store
     finally:
         await asyncio.to_thread(store_conn.close)
+        await asyncio.to_thread(reader_conn.close)
 
 
 @contextmanager

@@ -170,3 +170,41 @@ async def test_the_threaded_store_serves_async_code_and_refuses_sync_calls_on_th
         store.get(("a",), "k")
     assert await asyncio.to_thread(store.get, ("a",), "k") is not None  # fine off the loop
     conn.close()
+
+
+async def test_key_reads_run_on_the_loop_over_a_read_only_connection_and_see_every_write(
+    tmp_path,
+):
+    import asyncio
+    import sqlite3
+    import threading
+
+    from langgraph.store.base import PutOp
+
+    from sleepagent.threadedstore import ThreadedSqliteStore
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "t.db", check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    writer, reader = connect(), connect()
+    store = ThreadedSqliteStore(writer, reader=reader)
+    await asyncio.to_thread(store.setup)
+    threads: list[str] = []
+    reader.set_trace_callback(lambda _: threads.append(threading.current_thread().name))
+    writer.set_trace_callback(lambda _: threads.append(f"writer:{threading.current_thread().name}"))
+
+    await store.abatch([PutOp(("a",), "k", {"v": 1})])
+    assert threads and all(name.startswith("writer:") for name in threads)
+    assert all(name != f"writer:{threading.current_thread().name}" for name in threads)
+
+    threads.clear()
+    (item,) = await store.abatch([GetOp(("a",), "k")])
+    assert item is not None and item.value == {"v": 1}  # the writer's commit is seen at once
+    assert threads and set(threads) == {threading.current_thread().name}  # no hand-over
+
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.execute("DELETE FROM store")
+    writer.close()
+    reader.close()
