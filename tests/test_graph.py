@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import RemoveMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.store.memory import InMemoryStore
 
 from sleepagent import (
@@ -87,6 +89,65 @@ def test_without_a_context_the_run_uses_its_own_thread_as_identity():
     graph.invoke({"messages": [("user", "hi")]}, {"configurable": {"thread_id": "plain"}})
     positions = {p.thread_id: p for p in BlockStore(graph.store, ()).positions()}
     assert positions["plain"].scope == "thread:plain"
+
+
+def logged(graph, thread_id: str) -> list[tuple[str, str]]:
+    scope = Scope("thread", thread_id)
+    _, entries, _, _ = BlockStore(graph.store, ()).read_page(
+        scope, thread_id, max_messages=100, max_chars=100_000
+    )
+    return [(entry.role, entry.text) for entry in entries]
+
+
+def test_each_message_of_a_graph_input_is_logged_once_in_order():
+    graph = compiled(ScriptedChatModel(["one", "two"]), ScriptedChatModel())
+    config = {"configurable": {"thread_id": "t1"}}
+    graph.invoke({"messages": [("user", "a"), ("user", "b")]}, config)
+    graph.invoke({"messages": [("user", "c")]}, config)
+    assert logged(graph, "t1") == [
+        ("user", "a"),
+        ("user", "b"),
+        ("assistant", "one"),
+        ("user", "c"),
+        ("assistant", "two"),
+    ]
+
+
+def test_a_turn_the_thread_dropped_after_logging_is_not_logged_again_with_the_next():
+    # As when a reply stream fails after the turn was logged: the log keeps the turn,
+    # the thread goes back to its messages before it. The next turn logs only itself.
+    graph = compiled(ScriptedChatModel(["one", "two", "three"]), ScriptedChatModel())
+    config = {"configurable": {"thread_id": "t1"}}
+    graph.invoke({"messages": [("user", "a")]}, config)
+    before = graph.get_state(config).values["messages"]
+    graph.invoke({"messages": [("user", "b")]}, config)
+    graph.update_state(config, {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *before]})
+    graph.invoke({"messages": [("user", "c")]}, config)
+    assert logged(graph, "t1") == [
+        ("user", "a"),
+        ("assistant", "one"),
+        ("user", "b"),
+        ("assistant", "two"),
+        ("user", "c"),
+        ("assistant", "three"),
+    ]
+
+
+def test_after_context_is_logged_the_next_turn_logs_its_whole_input_and_nothing_older():
+    graph = compiled(ScriptedChatModel(["one", "two"]), ScriptedChatModel())
+    config = {"configurable": {"thread_id": "t1"}}
+    graph.invoke({"messages": [("user", "a")]}, config)
+    context = [("context", "the bakery problem", None)]
+    BlockStore(graph.store, ()).append(Scope("thread", "t1"), "t1", context, at="now")
+    graph.invoke({"messages": [("assistant", "welcome back"), ("user", "b")]}, config)
+    assert logged(graph, "t1") == [
+        ("user", "a"),
+        ("assistant", "one"),
+        ("context", "the bakery problem"),
+        ("assistant", "welcome back"),
+        ("user", "b"),
+        ("assistant", "two"),
+    ]
 
 
 def test_each_phase_is_labelled_for_tracing():
