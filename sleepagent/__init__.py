@@ -23,7 +23,7 @@ from sleepagent.errors import (
     WrongModeError,
 )
 from sleepagent.graph import SleepAgentState, build_graph, sleep_request, sleep_thread_id
-from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition, TurnRead
 from sleepagent.models import ModelOptions
 from sleepagent.results import (
     BlockDiff,
@@ -67,6 +67,7 @@ __all__ = [
     "SleepResult",
     "SleepTimeAgent",
     "ThreadPosition",
+    "TurnRead",
     "UnknownBlockError",
     "Usage",
     "WrongModeError",
