@@ -186,14 +186,7 @@ class BlockStore:
             for e in entries
         ]
         if entries:
-            newest_id = next((e.message_id for e in reversed(entries) if e.message_id), None)
-            head_value = {
-                "seq": entries[-1].seq,
-                "message_id": newest_id or logged_until,
-                "thread_id": thread_id,
-                "scope": scope.key,
-                "at": at,
-            }
+            head_value = layout.head_value(entries, thread_id, scope, at, logged_until)
             ops.append(PutOp(layout.thread_ns(thread_id), "head", head_value, index=False))
         if chat_usage is not None:
             ops.append(

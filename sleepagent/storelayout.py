@@ -23,7 +23,7 @@ does the reading and writing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from sleepagent.blocks import MemoryBlock
 from sleepagent.errors import ConfigurationError
 from sleepagent.records import HistoryEntry
 from sleepagent.scope import Scope, encode_label
+from sleepagent.transcript import LogEntry
 
 __all__ = ["LABELS_KEY", "ROOT", "SEARCH_PAGE", "history_span", "scope_namespace"]
 
@@ -89,6 +90,24 @@ def log_ns(thread_id: str) -> tuple[str, ...]:
 def seq_key(seq: int) -> str:
     """A log position as a key that sorts in order."""
     return f"{seq:010d}"
+
+
+def head_value(
+    entries: Sequence[LogEntry], thread_id: str, scope: Scope, at: str, logged_until: str | None
+) -> dict[str, Any]:
+    """The thread's ``head`` record once ``entries`` are appended.
+
+    ``message_id`` is the newest logged message's id: context entries carry
+    none, so it stays ``logged_until`` (the head's id before them).
+    """
+    newest_id = next((e.message_id for e in reversed(entries) if e.message_id), None)
+    return {
+        "seq": entries[-1].seq,
+        "message_id": newest_id or logged_until,
+        "thread_id": thread_id,
+        "scope": scope.key,
+        "at": at,
+    }
 
 
 def history_span(current: int, *, limit: int | None, before: int | None) -> tuple[int, int]:
