@@ -547,15 +547,8 @@ class BlockStore:
 
     def _positions_plan(self) -> Plan[list[ThreadPosition]]:
         by_thread: dict[tuple[str, ...], dict[str, Any]] = {}
-        offset = 0
-        while True:
-            (found,) = yield [SearchOp((ROOT, "threads"), limit=layout.SEARCH_PAGE, offset=offset)]
-            items = layout.items(found)
-            for item in items:
-                by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
-            if len(items) < layout.SEARCH_PAGE:
-                break
-            offset += layout.SEARCH_PAGE
+        for item in (yield from self._search_all((ROOT, "threads"))):
+            by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
         positions = []
         for keys in by_thread.values():
             head = keys.get("head")
