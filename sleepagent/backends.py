@@ -311,6 +311,9 @@ def _wal_to_sync(database: str, synchronous: int) -> Path | None:
 
 
 def _fsync(path: Path) -> None:
+    # Safe to open raw: SQLite takes no locks on the -wal file (a WAL database is
+    # locked through the database file and its -shm, which only SQLite may open;
+    # see sleepagent.dburl).
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:  # not in WAL mode, or checkpointed and removed: nothing to sync

@@ -12,6 +12,17 @@ Accepted forms:
 into a path and fails early, with a :class:`~sleepagent.errors.StorageError`
 that names the path or URL and the fix, where opening would otherwise fail
 later with a bare driver error.
+
+Only SQLite opens a SQLite database file or its ``-shm`` file in this process.
+POSIX ``fcntl`` locks belong to the process and the file, not to a descriptor:
+closing *any* descriptor of the file (a Python ``open()`` to read its header,
+say) releases every lock SQLite holds on it through connections already open in
+the process. Another process's last connection then believes it is alone,
+checkpoints and deletes the WAL and ``-shm`` under our feet, and committed
+writes are lost ("How To Corrupt An SQLite Database File", section 2.2, in
+SQLite's documentation). SQLite itself shares one descriptor per file among a
+process's connections and defers closing it while locks are held, so a check
+made through ``sqlite3`` is safe where a raw open is not.
 """
 
 from __future__ import annotations
@@ -34,7 +45,6 @@ __all__ = [
     "redact_url",
 ]
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 _CONNECT_TIMEOUT_S = 10
 
@@ -177,15 +187,8 @@ def _check_sqlite(path: Path) -> None:
                 target=str(path),
             )
         return
-    with path.open("rb") as file:
-        header = file.read(len(_SQLITE_HEADER))
-    # An empty file is a valid, empty SQLite database.
-    if header and header != _SQLITE_HEADER:
-        raise StorageError(
-            f"{path} is not a SQLite database (the file holds other data). Pass another "
-            "db= path, or move that file away",
-            target=str(path),
-        )
+    # Read through SQLite, never with open(): see the module docstring. An empty
+    # file is a valid, empty database; a file of other data fails as NOTADB.
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)
         try:
@@ -193,6 +196,12 @@ def _check_sqlite(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.Error as error:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise StorageError(
+                f"{path} is not a SQLite database (the file holds other data). Pass another "
+                "db= path, or move that file away",
+                target=str(path),
+            ) from error
         raise StorageError(
             f"cannot open the SQLite database {path}: {error}. Check the file's "
             "permissions, or pass another db= path",

@@ -410,3 +410,48 @@ def test_a_process_killed_holding_the_run_and_commit_locks_releases_both(databas
         staged = StagedMemory.of(blocks.load(SHARED))
         staged, _ = staged.stage(InsertEdit("human", "after"))
         assert blocks.commit(SHARED, staged, run_id="r", phase="user", at=AT).committed
+
+
+SECOND_AGENT_SLEEPER = """
+import sys
+from sleepagent import SleepTimeAgent
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+
+db, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def insert(i):
+    def run(messages):
+        # A second agent on the same file, opened and closed while this process's
+        # sleep run is inside its transaction and other processes commit.
+        with SleepTimeAgent(ScriptedChatModel(), db=db, scheduler=None):
+            pass
+        return ai_tool_calls(tool_call("memory_insert", label="human", text=f"{name}-{i}"),
+                             tool_call("memory_finish"))
+    return run
+
+sleep = ScriptedChatModel([insert(i) for i in range(count)])
+with SleepTimeAgent(ScriptedChatModel(["ok"] * count), sleep_model=sleep, db=db,
+                    scheduler=None) as agent:
+    sys.stdin.readline()
+    for i in range(count):
+        agent.chat(f"turn {i}", thread_id=f"t-{name}", user_id="shared")
+        result = agent.sleep(thread_id=f"t-{name}", user_id="shared")
+        for diff in result.diffs:
+            print(diff.version_after, f"{name}-{i}", flush=True)
+"""
+
+
+def test_processes_opening_a_second_agent_mid_run_keep_every_reported_edit(database):
+    """A second agent opened while a run holds the file must not drop that run's locks."""
+    outputs = start_together(SECOND_AGENT_SLEEPER, database, str(EACH // 3))
+
+    reported = [line.split(" ", 1) for out in outputs for line in out.splitlines()]
+    with open_persistence(database) as (_, store):
+        history = BlockStore(store, DEFAULT_BLOCKS).history(SHARED, "human")
+    stored = {entry.version: entry.value for entry in history}
+    assert len(reported) == PROCESSES * (EACH // 3), "every run reported its insert"
+    for version, line in reported:
+        assert line in stored.get(int(version), "").splitlines(), (
+            f"{line!r}, reported at version {version}, is not in that version's history"
+        )
+    assert list(stored) == list(range(1, len(stored) + 1))
