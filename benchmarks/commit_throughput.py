@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent.blocks import InsertEdit
-from sleepagent.persistence import open_persistence
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.persistence import open_persistence
 
 SCOPE = Scope("user", "bench")
 AT = "2026-01-01T00:00:00+00:00"

@@ -28,9 +28,9 @@ from _sidebyside import machine, row
 from langgraph.store.base import GetOp
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent.blocks import RethinkEdit
-from sleepagent.persistence import open_persistence
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import RethinkEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.persistence import open_persistence
 
 AT = "2026-01-01T00:00:00+00:00"
 PAGE = 20

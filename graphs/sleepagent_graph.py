@@ -19,7 +19,7 @@ import os
 from langgraph.graph.state import CompiledStateGraph
 
 from sleepagent import SleepConfig, build_graph
-from sleepagent.graph import RECURSION_LIMIT
+from sleepagent.graph.build import RECURSION_LIMIT
 from sleepagent.scheduling.server import ServerIdleScheduler
 
 

@@ -6,10 +6,8 @@ answer starts from a better, pre-computed context.
 """
 
 from sleepagent._version import __version__
-from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
-from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock
+from sleepagent.agent.facades import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode
-from sleepagent.context import SleepContext
 from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
@@ -22,8 +20,10 @@ from sleepagent.errors import (
     UnknownBlockError,
     WrongModeError,
 )
-from sleepagent.graph import SleepAgentState, build_graph, sleep_request, sleep_thread_id
-from sleepagent.memory import BlockStore, HistoryEntry, ThreadPosition, TurnRead
+from sleepagent.graph.build import SleepAgentState, build_graph, sleep_request, sleep_thread_id
+from sleepagent.graph.context import SleepContext
+from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock
+from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition, TurnRead
 from sleepagent.models import ModelOptions
 from sleepagent.results import (
     BlockDiff,

@@ -1,5 +1,5 @@
 """``python -m sleepagent``: the same as the ``sleepagent`` command."""
 
-from sleepagent.cli import main
+from sleepagent.cli.commands import main
 
 raise SystemExit(main())

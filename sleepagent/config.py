@@ -6,8 +6,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sleepagent.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
 from sleepagent.errors import ConfigurationError
+from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
 
 __all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode"]
 

@@ -79,7 +79,7 @@ SLEEP_MALFORMED_REPLY = """\
 Your last reply could not be read ({error}). Tool call arguments must be a JSON object \
 of named fields. Send your memory tool calls again, or call memory_finish."""
 
-# --- the tool-free sleep-time format (sleepagent.textedits) -----------------------
+# --- the tool-free sleep-time format (sleepagent.sleep.textedits) -----------------------
 # For models that call tools unreliably: the model answers with whole rewritten
 # blocks as tagged plain text, the shape of the paper's rethink_memory step. The
 # prompts avoid a placeholder tag such as <label>: small models copy it verbatim.

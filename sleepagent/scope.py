@@ -7,7 +7,7 @@ from typing import Literal
 
 from sleepagent.config import ScopePolicy
 from sleepagent.errors import ConfigurationError
-from sleepagent.storable import require_storable
+from sleepagent.memory.storable import require_storable
 
 __all__ = ["Scope", "encode_label", "resolve_scope"]
 
@@ -51,7 +51,7 @@ def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -
 
     Raises:
         ConfigurationError: If an id is empty or cannot be stored (see
-            :mod:`sleepagent.storable`), or ``policy`` is USER without ``user_id``.
+            :mod:`sleepagent.memory.storable`), or ``policy`` is USER without ``user_id``.
 
     """
     if not thread_id or not isinstance(thread_id, str):

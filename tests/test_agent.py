@@ -19,8 +19,8 @@ from sleepagent import (
     SleepTimeAgent,
     WrongModeError,
 )
-from sleepagent.blocks import DEFAULT_BLOCKS, RethinkEdit
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import DEFAULT_BLOCKS, RethinkEdit
+from sleepagent.memory.staging import StagedMemory
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 FINISH = ai_tool_calls(tool_call("memory_finish"))

@@ -12,8 +12,10 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent._locks import SharedLock
-from sleepagent.backends import (
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.keyedlocks import SharedLock
+from sleepagent.store.locking import (
     InMemoryBackend,
     PostgresBackend,
     SqliteBackend,
@@ -22,9 +24,7 @@ from sleepagent.backends import (
     backend_for,
     run_lock,
 )
-from sleepagent.blocks import InsertEdit
-from sleepagent.persistence import open_async_persistence, open_persistence
-from sleepagent.staging import StagedMemory
+from sleepagent.store.persistence import open_async_persistence, open_persistence
 from tests.conftest import POSTGRES_URL, empty_postgres
 
 SCOPE = Scope("user", "ada")
@@ -64,7 +64,7 @@ def test_each_store_gets_its_backend_once_and_subclasses_count(tmp_path):
 
 
 def test_an_unknown_store_says_once_that_it_is_exclusive_in_this_process_only(caplog):
-    with caplog.at_level(logging.WARNING, logger="sleepagent.backends"):
+    with caplog.at_level(logging.WARNING, logger="sleepagent.store.locking"):
         first, second = WrappedStore(), WrappedStore()
         assert isinstance(backend_for(first), UnknownStoreBackend)
         backend_for(second)
@@ -216,7 +216,7 @@ async def acommit_once(blocks: BlockStore, text: str) -> None:
 
 def test_a_commit_syncs_the_wal_itself_when_the_store_connection_does_not(tmp_path, monkeypatch):
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
     database = tmp_path / "a.db"
     with open_persistence(database) as (_, store):
         assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -229,7 +229,7 @@ def test_a_commit_syncs_the_wal_itself_when_the_store_connection_does_not(tmp_pa
 
 async def test_an_async_commit_syncs_the_wal_itself_too(tmp_path, monkeypatch):
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
     database = tmp_path / "a.db"
     async with open_async_persistence(database) as (_, store):
         await acommit_once(BlockStore(store, DEFAULT_BLOCKS), "Ada")
@@ -240,7 +240,7 @@ def test_a_store_connection_that_syncs_every_commit_gets_no_second_sync(tmp_path
     import sqlite3
 
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.backends._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
     conn = sqlite3.connect(tmp_path / "b.db", check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteStore(conn)

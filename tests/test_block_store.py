@@ -9,9 +9,9 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, WrongModeError
-from sleepagent.blocks import InsertEdit, RethinkEdit
-from sleepagent.persistence import open_async_persistence, open_persistence
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import InsertEdit, RethinkEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.persistence import open_async_persistence, open_persistence
 
 AT = "2026-01-01T00:00:00+00:00"
 SCOPE = Scope("user", "ada")

@@ -1,4 +1,4 @@
-"""Memory blocks and the pure edit operations on them (sleepagent.blocks)."""
+"""Memory blocks and the pure edit operations on them (sleepagent.memory.blocks)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sleepagent.blocks import (
+from sleepagent.errors import (
+    BlockLimitError,
+    ConfigurationError,
+    MemoryEditError,
+    ReadOnlyBlockError,
+)
+from sleepagent.memory.blocks import (
     InsertEdit,
     MemoryBlock,
     ReplaceEdit,
@@ -18,12 +24,6 @@ from sleepagent.blocks import (
     replace_text,
     rethink,
     validate_declarations,
-)
-from sleepagent.errors import (
-    BlockLimitError,
-    ConfigurationError,
-    MemoryEditError,
-    ReadOnlyBlockError,
 )
 
 

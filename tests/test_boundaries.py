@@ -23,7 +23,7 @@ from sleepagent import (
     sleep_request,
     sleep_thread_id,
 )
-from sleepagent.context import SleepContext
+from sleepagent.graph.context import SleepContext
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 FINISH = ai_tool_calls(tool_call("memory_finish"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, AsyncSleepTimeAgent, BlockStore, Scope
-from sleepagent.backends import arun_lock, backend_for
-from sleepagent.blocks import InsertEdit
-from sleepagent.persistence import open_async_persistence
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.locking import arun_lock, backend_for
+from sleepagent.store.persistence import open_async_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from tests.conftest import POSTGRES_URL, empty_postgres
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sleepagent import MemoryBlock, Scope, SleepOutcome
-from sleepagent.catalog import Catalog
+from sleepagent.store.catalog import Catalog
 from sleepagent.testing import ai_tool_calls, tool_call
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import sleepagent
-from sleepagent import cli
 from sleepagent.bench import __main__ as bench_main
+from sleepagent.cli import commands as cli
 from tests.conftest import POSTGRES_URL, empty_postgres
 
 TIMEOUT_S = 120

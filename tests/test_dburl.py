@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sleepagent import SleepTimeAgent
-from sleepagent.dburl import PostgresTarget, SqliteTarget, check_db, parse_db, redact_url
 from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
+from sleepagent.store.dburl import PostgresTarget, SqliteTarget, check_db, parse_db, redact_url
 from sleepagent.testing import ScriptedChatModel
 
 

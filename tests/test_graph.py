@@ -23,7 +23,7 @@ from sleepagent import (
     sleep_request,
     sleep_thread_id,
 )
-from sleepagent.graph import RECURSION_LIMIT
+from sleepagent.graph.build import RECURSION_LIMIT
 from sleepagent.models import resolve_model
 from sleepagent.scheduling.server import ServerIdleScheduler
 from sleepagent.scope import Scope, resolve_scope

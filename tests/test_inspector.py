@@ -33,9 +33,9 @@ from sleepagent.inspector.chart import TokenEvent, layout
 from sleepagent.inspector.cli import is_loopback, no_auth_warning
 from sleepagent.inspector.reader import decode_label
 from sleepagent.inspector.views import diff_lines
-from sleepagent.persistence import open_async_persistence, open_persistence
 from sleepagent.scheduling import ManualClock
 from sleepagent.scope import encode_label
+from sleepagent.store.persistence import open_async_persistence, open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from tests.conftest import POSTGRES_URL, empty_postgres
 
@@ -344,7 +344,8 @@ def test_create_app_needs_exactly_one_source():
 def test_importing_sleepagent_does_not_import_the_web_stack():
     code = (
         "import json, sys\n"
-        "import sleepagent, sleepagent.cli, sleepagent.inspector, sleepagent.inspector.cli\n"
+        "import sleepagent, sleepagent.cli.commands\n"
+        "import sleepagent.inspector, sleepagent.inspector.cli\n"
         "web = ('starlette', 'jinja2', 'uvicorn')\n"
         "print(json.dumps(sorted(name for name in web if name in sys.modules)))"
     )
@@ -355,7 +356,16 @@ def test_importing_sleepagent_does_not_import_the_web_stack():
 def start_command(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     """``sleepagent inspect ARGS``, and what it printed up to its URL line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sleepagent.cli", "inspect", "--port", "0", "--no-browser", *args],
+        [
+            sys.executable,
+            "-m",
+            "sleepagent.cli.commands",
+            "inspect",
+            "--port",
+            "0",
+            "--no-browser",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -409,7 +419,7 @@ def test_the_command_names_the_extra_when_the_web_stack_is_missing(tmp_path: Pat
     code = (
         "import sys\n"
         "sys.modules['uvicorn'] = None  # as if the inspect extra were not installed\n"
-        "from sleepagent.cli import main\n"
+        "from sleepagent.cli.commands import main\n"
         f"sys.exit(main(['inspect', '--db', {str(db)!r}, '--no-browser']))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

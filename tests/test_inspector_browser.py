@@ -57,7 +57,7 @@ def inspector_url(scenario: Scenario) -> Iterator[str]:
     """``sleepagent inspect`` on a free port, stopped at the end."""
     command = ["inspect", "--db", str(scenario.db), "--port", "0", "--no-browser"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "sleepagent.cli", *command, "--refresh", "0.5"],
+        [sys.executable, "-m", "sleepagent.cli.commands", *command, "--refresh", "0.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from sleepagent.graph import sleep_thread_id
-from sleepagent.loopback import Completion, LoopbackOpenAI, wire_call
+from sleepagent.graph.build import sleep_thread_id
 from sleepagent.scope import Scope
+from sleepagent.testing.loopback import Completion, LoopbackOpenAI, wire_call
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 

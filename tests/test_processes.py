@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope, SleepConfig, SleepTimeAgent
-from sleepagent.backends import run_lock
-from sleepagent.blocks import InsertEdit
-from sleepagent.persistence import open_persistence
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.memory.staging import StagedMemory
 from sleepagent.scheduling.events import EventKind
-from sleepagent.staging import StagedMemory
+from sleepagent.store.locking import run_lock
+from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import (
     ManualScheduler,
     ScriptedChatModel,
@@ -75,13 +75,13 @@ def start_together(code: str, *args: str, count: int = PROCESSES) -> list[str]:
 INSERTER = """
 import sys
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent.blocks import InsertEdit
-from sleepagent.backends import run_lock
-from sleepagent.blocks import InsertEdit
-from sleepagent.persistence import open_persistence
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.store.locking import run_lock
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.store.persistence import open_persistence
 from sleepagent.scheduling.events import EventKind
-from sleepagent.staging import StagedMemory
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.memory.staging import StagedMemory
 
 db, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 scope = Scope("user", "shared")
@@ -382,8 +382,8 @@ def test_two_processes_on_one_database_cover_every_turn_exactly_once(database):
 DIES_HOLDING = """
 import os, signal, sys
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent.backends import run_lock
-from sleepagent.persistence import open_persistence
+from sleepagent.store.locking import run_lock
+from sleepagent.store.persistence import open_persistence
 
 db, name = sys.argv[1], sys.argv[2]
 scope = Scope("user", "shared")

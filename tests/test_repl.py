@@ -17,7 +17,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from sleepagent.repl import ChatSettings, run_chat
+from sleepagent.cli.repl import ChatSettings, run_chat
 from sleepagent.testing import Completion, LoopbackOpenAI, slow, wire_call
 
 EXPECT_TIMEOUT_S = 30

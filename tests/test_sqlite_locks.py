@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from sleepagent import SleepTimeAgent
-from sleepagent.dburl import check_db
+from sleepagent.store.dburl import check_db
 from sleepagent.testing import ScriptedChatModel
 
 OTHER_PROCESS_WRITES_AND_CLOSES = """

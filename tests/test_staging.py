@@ -1,4 +1,4 @@
-"""The staged working copy and the commit merge (sleepagent.staging)."""
+"""The staged working copy and the commit merge (sleepagent.memory.staging)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from sleepagent.blocks import InsertEdit, MemoryBlock, ReplaceEdit, RethinkEdit
 from sleepagent.errors import BlockLimitError, MemoryEditError, UnknownBlockError
-from sleepagent.staging import StagedMemory, plan_commit
+from sleepagent.memory.blocks import InsertEdit, MemoryBlock, ReplaceEdit, RethinkEdit
+from sleepagent.memory.staging import StagedMemory, plan_commit
 
 HUMAN = MemoryBlock(label="human", value="Name: Ada\nCity: Paris", version=3, limit=100)
 NOTES = MemoryBlock(label="notes", value="todo: none", version=1, limit=100)

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from sleepagent import ConfigurationError, ModelCallError, SleepConfig
-from sleepagent.primary import window_removals
+from sleepagent.chat.primary import window_removals
 from sleepagent.testing import ai_tool_calls, tool_call
 
 FINISH = ai_tool_calls(tool_call("memory_finish"))

@@ -9,9 +9,9 @@ from langgraph.store.base import GetOp, Op, Result, SearchOp
 from langgraph.store.memory import InMemoryStore
 
 from sleepagent import DEFAULT_BLOCKS, BlockStore, ConfigurationError, MemoryBlock, Scope
-from sleepagent.blocks import RethinkEdit
-from sleepagent.catalog import Catalog
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import RethinkEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.store.catalog import Catalog
 
 AT = "2026-01-01T00:00:00+00:00"
 
@@ -159,7 +159,7 @@ async def test_the_threaded_store_serves_async_code_and_refuses_sync_calls_on_th
     from langgraph.store.base import PutOp
 
     from sleepagent import WrongModeError
-    from sleepagent.threadedstore import ThreadedSqliteStore
+    from sleepagent.store.threaded import ThreadedSqliteStore
 
     conn = sqlite3.connect(tmp_path / "t.db", check_same_thread=False, isolation_level=None)
     store = ThreadedSqliteStore(conn)
@@ -181,7 +181,7 @@ async def test_key_reads_run_on_the_loop_over_a_read_only_connection_and_see_eve
 
     from langgraph.store.base import PutOp
 
-    from sleepagent.threadedstore import ThreadedSqliteStore
+    from sleepagent.store.threaded import ThreadedSqliteStore
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(tmp_path / "t.db", check_same_thread=False, isolation_level=None)

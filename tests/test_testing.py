@@ -9,8 +9,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from sleepagent.errors import ScriptExhaustedError
+from sleepagent.sleep.tools import memory_tool_schemas
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
-from sleepagent.tools import memory_tool_schemas
 
 
 def test_plays_back_strings_in_order():

@@ -1,9 +1,9 @@
-"""The tool-free sleep-time format: tagged whole-block rewrites (sleepagent.textedits)."""
+"""The tool-free sleep-time format: tagged whole-block rewrites (sleepagent.sleep.textedits)."""
 
 from __future__ import annotations
 
-from sleepagent.blocks import MemoryBlock, RethinkEdit
-from sleepagent.textedits import (
+from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
+from sleepagent.sleep.textedits import (
     ProblemKind,
     parse_text_edits,
     render_block_catalogue,
@@ -211,8 +211,8 @@ def test_the_catalogue_shows_limits_access_and_purpose():
 
 
 def test_a_reply_is_staged_on_the_working_copy_and_the_store_is_untouched():
-    from sleepagent.staging import StagedMemory
-    from sleepagent.textedits import stage_text_reply
+    from sleepagent.memory.staging import StagedMemory
+    from sleepagent.sleep.textedits import stage_text_reply
 
     staged = StagedMemory.of(BLOCKS)
     round_ = stage_text_reply(staged, "<human>Name: Ada\nCity: Lisbon</human><persona>x</persona>")
@@ -223,7 +223,7 @@ def test_a_reply_is_staged_on_the_working_copy_and_the_store_is_untouched():
 
 
 def test_the_page_prompt_shows_memory_in_the_answer_format():
-    from sleepagent.textedits import text_page_prompt
+    from sleepagent.sleep.textedits import text_page_prompt
 
     prompt = text_page_prompt(BLOCKS, "<transcript/>", 2)
     assert "<human>\nName: Ada\n</human>" in prompt

@@ -1,4 +1,4 @@
-"""Tool calls written as JSON in the reply text (sleepagent.toolrecovery)."""
+"""Tool calls written as JSON in the reply text (sleepagent.sleep.toolrecovery)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 from langchain_core.messages import AIMessage
 
-from sleepagent.toolrecovery import find_tool_calls, recover_tool_calls
-from sleepagent.tools import MemoryFinishArgs, MemoryInsertArgs, MemoryRethinkArgs
+from sleepagent.sleep.toolrecovery import find_tool_calls, recover_tool_calls
+from sleepagent.sleep.tools import MemoryFinishArgs, MemoryInsertArgs, MemoryRethinkArgs
 
 TOOLS = {
     "memory_rethink": MemoryRethinkArgs,

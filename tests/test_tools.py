@@ -1,4 +1,4 @@
-"""Memory tool schemas and tool-call handling (sleepagent.tools)."""
+"""Memory tool schemas and tool-call handling (sleepagent.sleep.tools)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from sleepagent.blocks import MemoryBlock, insert
 from sleepagent.errors import BlockLimitError
-from sleepagent.staging import StagedMemory
+from sleepagent.memory.blocks import MemoryBlock, insert
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.testing import ai_tool_calls, tool_call
-from sleepagent.tools import memory_tool_schemas, run_tool_calls
 
 EDIT_TOOLS = ["memory_replace", "memory_insert", "memory_rethink"]
 

@@ -42,14 +42,14 @@ from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
-from sleepagent.agent import SleepTimeAgent
+from sleepagent.agent.facades import SleepTimeAgent
 from sleepagent.bench import prompts
 from sleepagent.bench.datasets import Example
 from sleepagent.bench.grading import extract_answer, format_number, is_correct, paper_correct
 from sleepagent.bench.logprob import make_client, score_question
-from sleepagent.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError
+from sleepagent.memory.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
 from sleepagent.models import ModelLike, ModelOptions, resolve_model
 from sleepagent.usage import Usage
 

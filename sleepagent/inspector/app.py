@@ -32,12 +32,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sleepagent.blocks import MemoryBlock
 from sleepagent.errors import ConfigurationError
 from sleepagent.inspector import chart, views
 from sleepagent.inspector.reader import InspectorReader
-from sleepagent.persistence import DbPath, is_postgres_url, open_async_persistence
+from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.results import SleepOutcome
+from sleepagent.store.persistence import DbPath, is_postgres_url, open_async_persistence
 
 __all__ = ["StoreSource", "create_app", "describe_source"]
 

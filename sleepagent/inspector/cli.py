@@ -15,7 +15,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any, TextIO
 
-from sleepagent.persistence import is_postgres_url
+from sleepagent.store.persistence import is_postgres_url
 
 __all__ = ["add_parser", "is_loopback", "no_auth_warning", "run"]
 

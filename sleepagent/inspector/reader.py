@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from langgraph.store.base import BaseStore
 
-from sleepagent.blocks import MemoryBlock
 from sleepagent.inspector import views
-from sleepagent.memory import ROOT, BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.blockstore import ROOT, BlockStore, HistoryEntry, ThreadPosition
 from sleepagent.scope import Scope
 from sleepagent.usage import Phase, Usage
 

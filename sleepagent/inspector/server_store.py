@@ -1,6 +1,6 @@
 """A read-only LangGraph store over LangGraph Server's store API, through ``langgraph-sdk``.
 
-The inspector reads memory with :class:`~sleepagent.memory.BlockStore`, which
+The inspector reads memory with :class:`~sleepagent.memory.blockstore.BlockStore`, which
 takes any ``BaseStore``. Inside LangGraph Server (a custom route), the
 documented way to reach the server's store is its own HTTP API, which
 ``langgraph_sdk.get_client(url=None)`` calls in-process. This adapter turns the

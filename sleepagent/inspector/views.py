@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from sleepagent.blocks import MemoryBlock
-from sleepagent.memory import HistoryEntry, ThreadPosition
+from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.blockstore import HistoryEntry, ThreadPosition
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.usage import Phase, Usage
 

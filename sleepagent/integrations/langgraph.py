@@ -17,9 +17,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-from sleepagent.agent import AsyncSleepTimeAgent, SleepTimeAgent
+from sleepagent.agent.facades import AsyncSleepTimeAgent, SleepTimeAgent
 from sleepagent.errors import ConfigurationError, WrongModeError
-from sleepagent.transcript import message_text
+from sleepagent.memory.transcript import message_text
 
 __all__ = ["chat_node"]
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sleepagent.config import SleepConfig
-from sleepagent.memory import ThreadPosition
+from sleepagent.memory.blockstore import ThreadPosition
 from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.events import EventKind, SleepEvents, event_for
 from sleepagent.scheduling.policy import (

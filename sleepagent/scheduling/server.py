@@ -15,9 +15,9 @@ import math
 import time
 from typing import Any
 
-from sleepagent.companion import sleep_request, sleep_thread_id
 from sleepagent.config import ScopePolicy
 from sleepagent.errors import WrongModeError
+from sleepagent.graph.companion import sleep_request, sleep_thread_id
 from sleepagent.scheduling.base import JobRunner, SleepJob
 from sleepagent.scope import resolve_scope
 

@@ -1,0 +1,1 @@
+"""The two facades, SleepTimeAgent and AsyncSleepTimeAgent, over one shared flow."""

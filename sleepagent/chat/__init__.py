@@ -1,0 +1,1 @@
+"""The primary agent: renders memory, calls the chat model, logs the turn."""

@@ -1,0 +1,357 @@
+"""The primary agent: answers the user from memory rendered into its system prompt.
+
+It is on the user's path, so it does the least it can: one batched store read,
+one model call, one batched store write that logs the turn for the sleep-time
+agent. It has no memory-writing tools unless ``chat_memory_tools`` is set;
+then its edits go through the same staged commit as the sleep-time agent's.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+)
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.graph import END
+from langgraph.types import Command
+
+from sleepagent.config import SleepConfig
+from sleepagent.graph.context import RunTarget, current_target, iso
+from sleepagent.graph.state import SleepAgentState
+from sleepagent.memory.blockstore import CommitOutcome, TurnRead
+from sleepagent.memory.render import render_system_prompt
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.memory.storable import storable
+from sleepagent.memory.transcript import entries_from_messages
+from sleepagent.models import model_errors
+from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
+from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
+from sleepagent.usage import Usage
+
+__all__ = ["PrimaryAgent", "trim_history", "window_removals"]
+
+_CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
+_CHAT_TOOL_ARGS = memory_tool_args(finish=False)
+
+NodeResult = dict[str, Any] | Command[str]
+"""What the ``agent`` node returns: a state update, or one with where to go next."""
+
+logger = logging.getLogger(__name__)
+
+
+class PrimaryAgent:
+    """The ``agent`` and ``agent_tools`` nodes.
+
+    Args:
+        model: The chat model.
+        config: Behaviour settings.
+        clock: Source of the current POSIX time.
+        after_turn: The node that follows an answered turn (``END`` unless the
+            graph schedules sleep runs on LangGraph Server).
+
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        config: SleepConfig,
+        clock: Callable[[], float],
+        *,
+        after_turn: str = END,
+    ) -> None:
+        self._config = config
+        self._after_turn = after_turn
+        self._clock = clock
+        self._plain = model
+        self._with_tools: Runnable[Any, BaseMessage] | None = None
+        if config.chat_memory_tools:
+            self._with_tools = model.bind_tools(memory_tool_schemas(finish=False))
+
+    # --- decisions (pure) ------------------------------------------------------
+
+    def _turn(self) -> RunTarget:
+        return current_target(self._config)
+
+    def _offers_tools(self, state: SleepAgentState) -> bool:
+        """Whether this step's request offers the memory tools (never on the last step)."""
+        steps_taken = sum(1 for _ in _this_turn_ai(state["messages"]))
+        return self._with_tools is not None and steps_taken < self._config.max_chat_steps - 1
+
+    def _model_for(self, state: SleepAgentState) -> Runnable[Any, BaseMessage]:
+        model = self._with_tools if self._offers_tools(state) else self._plain
+        assert model is not None
+        return model
+
+    @staticmethod
+    def _call_config(turn: RunTarget) -> RunnableConfig:
+        """The model call's run name, tags and metadata, merged into the node's config.
+
+        Passed to ``invoke`` rather than bound with ``with_config``, which builds a
+        binding object per turn.
+        """
+        return {
+            "run_name": "sleepagent:chat",
+            "tags": ["sleepagent", "sleepagent:chat"],
+            "metadata": {
+                "sleepagent_phase": "chat",
+                "thread_id": turn.identity.thread_id,
+                "memory_scope": turn.scope.key,
+            },
+        }
+
+    def _prompt(
+        self, state: SleepAgentState, blocks: Sequence[Any], contexts: Sequence[str]
+    ) -> list[BaseMessage]:
+        system = render_system_prompt(
+            blocks, instructions=self._config.system_prompt, contexts=contexts
+        )
+        history = trim_history(state["messages"], self._config.history_messages)
+        return [SystemMessage(system), *history]
+
+    def _reply(self, state: SleepAgentState, message: BaseMessage) -> AIMessage:
+        """The model's reply as the turn keeps it.
+
+        Tool calls in a request that offered no tools are dropped (logged), never
+        run: a model may name a tool it was not given. When tools were offered,
+        calls written as JSON in the text are recovered (see
+        :mod:`sleepagent.sleep.toolrecovery`). Text no backend can store
+        is replaced, so logging the reply cannot fail after the model was paid.
+        """
+        reply = _with_id(message)
+        if self._offers_tools(state):
+            # Models that write a memory call as JSON in their answer: run it when it
+            # names a chat tool and validates, as the sleep-time agent does.
+            reply = recover_tool_calls(reply, _CHAT_TOOL_ARGS)
+        elif reply.tool_calls or reply.invalid_tool_calls:
+            names = [call["name"] for call in reply.tool_calls]
+            logger.warning(
+                "the chat model called %s although no tools were offered; the calls were "
+                "ignored and its text served as the reply",
+                ", ".join(names) or "a tool",
+            )
+            reply = reply.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
+        text = reply.content
+        if isinstance(text, str) and storable(text) != text:
+            reply = reply.model_copy(update={"content": storable(text)})
+        return reply
+
+    @staticmethod
+    def _wants_tools(reply: AIMessage) -> bool:
+        return bool(reply.tool_calls or reply.invalid_tool_calls)
+
+    def _log_texts(
+        self, state: SleepAgentState, read: TurnRead, reply: AIMessage
+    ) -> list[tuple[str, str, str | None]]:
+        unlogged = _unlogged(state["messages"], read)
+        entries = entries_from_messages([*unlogged, reply], first_seq=1, at="")
+        return [(entry.role, entry.text, entry.message_id) for entry in entries]
+
+    def _turn_usage(self, state: SleepAgentState, reply: AIMessage) -> Usage:
+        return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
+
+    def _start_of_turn(self, state: SleepAgentState) -> dict[str, Any]:
+        # A turn starts when the newest message is the user's: reset per-turn data
+        # (only when there is some: an unchanged channel costs the checkpoint nothing).
+        starts = isinstance(state["messages"][-1], HumanMessage)
+        return {"turn_diffs": []} if starts and state.get("turn_diffs") else {}
+
+    def _request(
+        self, state: SleepAgentState, turn: RunTarget, read: TurnRead
+    ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage], RunnableConfig]:
+        """The model to call, its prompt and its call config."""
+        prompt = self._prompt(state, read.blocks, read.contexts)
+        return self._model_for(state), prompt, self._call_config(turn)
+
+    def _answered(
+        self, state: SleepAgentState, turn: RunTarget, read: TurnRead, message: BaseMessage
+    ) -> tuple[NodeResult, dict[str, Any] | None]:
+        """The node's result, and the log append to make (None: a tool step).
+
+        Once the turn is answered, messages older than ``state_messages`` leave the
+        state (see :func:`window_removals`); the log keeps them.
+        """
+        reply = self._reply(state, message)
+        update = {**self._start_of_turn(state), "messages": [reply]}
+        if self._wants_tools(reply):
+            return Command(update=update, goto="agent_tools"), None
+        log = {
+            "scope": turn.scope,
+            "thread_id": turn.identity.thread_id,
+            "texts": self._log_texts(state, read, reply),
+            "at": iso(self._clock()),
+            "head": read.head,
+            "logged_until": read.logged_until,
+            "chat_usage": read.chat_usage + self._turn_usage(state, reply),
+        }
+        removed = window_removals([*state["messages"], reply], self._config.state_messages)
+        update = {**update, "messages": [*removed, reply]}
+        return self._then(update), log
+
+    def _then(self, update: dict[str, Any]) -> NodeResult:
+        """An answered turn ends (a plain update), or goes on to ``after_turn``."""
+        return update if self._after_turn == END else Command(update=update, goto=self._after_turn)
+
+    @staticmethod
+    def _sleep_request(state: SleepAgentState) -> Command[str] | None:
+        """Runs enter at this node: a sleep request goes on to ``sleep`` untouched."""
+        return Command(goto="sleep") if state.get("sleep_request") else None
+
+    # --- agent node (thin shells over the decisions above) ----------------------
+
+    def step(self, state: SleepAgentState) -> NodeResult:
+        """Answer (or call a memory tool); log the turn once answered."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
+        turn = self._turn()
+        read = turn.blocks.read_turn(
+            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
+        )
+        model, prompt, call_config = self._request(state, turn, read)
+        with model_errors("chat"):
+            message = model.invoke(prompt, call_config)
+        update, log = self._answered(state, turn, read, message)
+        if log is not None:
+            turn.blocks.append(**log)
+        return update
+
+    async def astep(self, state: SleepAgentState) -> NodeResult:
+        """Async :meth:`step`."""
+        if handed_on := self._sleep_request(state):
+            return handed_on
+        turn = self._turn()
+        read = await turn.blocks.aread_turn(
+            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
+        )
+        model, prompt, call_config = self._request(state, turn, read)
+        with model_errors("chat"):
+            message = await model.ainvoke(prompt, call_config)
+        update, log = self._answered(state, turn, read, message)
+        if log is not None:
+            await turn.blocks.aappend(**log)
+        return update
+
+    # --- agent_tools node --------------------------------------------------------
+
+    def _apply(self, state: SleepAgentState, staged: StagedMemory) -> ToolRound:
+        reply = state["messages"][-1]
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"agent_tools expects an AI message last, got {type(reply).__name__}")
+        return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS)
+
+    def _commit_args(self, turn: RunTarget, round_: ToolRound) -> dict[str, Any]:
+        return {
+            "scope": turn.scope,
+            "staged": round_.staged,
+            "run_id": _run_id(),
+            "phase": "chat",
+            "at": iso(self._clock()),
+            "thread_id": turn.identity.thread_id,
+        }
+
+    def _tools_update(
+        self, state: SleepAgentState, round_: ToolRound, outcome: CommitOutcome
+    ) -> dict[str, Any]:
+        replies = list(round_.replies)
+        if outcome.conflicts and replies:
+            # Rare: a sleep commit landed between this node's read and its commit.
+            note = "; ".join(conflict.reason for conflict in outcome.conflicts)
+            last = replies[-1]
+            replies[-1] = last.model_copy(
+                update={"content": f"{last.content}\nNot saved, memory changed meanwhile: {note}"}
+            )
+        diffs = [diff.to_dict() for diff in outcome.diffs]
+        return {"messages": replies, "turn_diffs": [*state.get("turn_diffs", []), *diffs]}
+
+    def tools(self, state: SleepAgentState) -> dict[str, Any]:
+        """Apply the primary agent's memory tool calls and commit them at once."""
+        turn = self._turn()
+        round_ = self._apply(state, StagedMemory.of(turn.blocks.load(turn.scope)))
+        outcome = turn.blocks.commit(**self._commit_args(turn, round_))
+        return self._tools_update(state, round_, outcome)
+
+    async def atools(self, state: SleepAgentState) -> dict[str, Any]:
+        """Async :meth:`tools`."""
+        turn = self._turn()
+        round_ = self._apply(state, StagedMemory.of(await turn.blocks.aload(turn.scope)))
+        outcome = await turn.blocks.acommit(**self._commit_args(turn, round_))
+        return self._tools_update(state, round_, outcome)
+
+
+def trim_history(messages: Sequence[AnyMessage], keep: int | None) -> list[AnyMessage]:
+    """The most recent ``keep`` messages, cut at a user message so tool calls stay paired."""
+    if keep is None or len(messages) <= keep:
+        return list(messages)
+    start = len(messages) - keep
+    while start < len(messages) and not isinstance(messages[start], HumanMessage):
+        start += 1
+    if start == len(messages):
+        # No user message in the window: keep from the last one, however long.
+        humans = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
+        start = humans[-1] if humans else 0
+    return list(messages[start:])
+
+
+def window_removals(messages: Sequence[AnyMessage], keep: int | None) -> list[RemoveMessage]:
+    """What leaves the state so that at most ``keep`` messages stay (cut as :func:`trim_history`).
+
+    The newest user message and what follows it always stay, so a long tool round
+    is never cut in half.
+    """
+    kept = len(trim_history(messages, keep))
+    return [
+        RemoveMessage(id=message.id) for message in messages[: len(messages) - kept] if message.id
+    ]
+
+
+def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:
+    """AI messages after the newest user message."""
+    found: list[AIMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage):
+            found.append(message)
+    return found[::-1]
+
+
+def _unlogged(messages: Sequence[AnyMessage], read: TurnRead) -> Sequence[AnyMessage]:
+    """The messages the thread's log does not hold yet, oldest first.
+
+    The log head names the newest message it holds; what follows it in the
+    state is new. When the state no longer holds that message (a turn the log
+    kept but the thread dropped, as when a reply stream fails after logging),
+    the new messages are this turn's: from the run of user messages that opens it.
+    """
+    if read.head == 0:
+        return messages
+    if read.logged_until is not None:
+        for index in range(len(messages) - 1, -1, -1):
+            if messages[index].id == read.logged_until:
+                return messages[index + 1 :]
+    start = len(messages)
+    while start > 0 and not isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    while start > 0 and isinstance(messages[start - 1], HumanMessage):
+        start -= 1
+    return messages[start:]
+
+
+def _with_id(message: BaseMessage) -> AIMessage:
+    if not isinstance(message, AIMessage):
+        raise TypeError(f"the chat model returned {type(message).__name__}, expected AIMessage")
+    return message if message.id else message.model_copy(update={"id": f"run-{uuid.uuid4()}"})
+
+
+def _run_id() -> str:
+    return str(uuid.uuid4())

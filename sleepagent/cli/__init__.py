@@ -1,0 +1,1 @@
+"""The ``sleepagent`` command: its subcommands, the terminal chat, the offline demo."""

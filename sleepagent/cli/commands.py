@@ -1,0 +1,464 @@
+"""The ``sleepagent`` command: demo, chat, memory and bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sleepagent._version import __version__
+from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
+from sleepagent.inspector import cli as inspect_cli
+
+if TYPE_CHECKING:
+    from langgraph.store.base import BaseStore
+
+    from sleepagent.memory.blocks import MemoryBlock
+    from sleepagent.scope import Scope
+    from sleepagent.store.catalog import ScopeSummary
+
+__all__ = ["build_parser", "main"]
+
+DESCRIPTION = """\
+Sleep-time compute for LangGraph chatbots: a sleep-time agent rewrites the memory
+the chat agent answers from, between the user's turns."""
+
+EPILOG = """\
+examples:
+  sleepagent demo                         offline walk-through, no key needed
+  sleepagent chat --offline               terminal chat on scripted models
+  sleepagent chat --model openai:gpt-4o-mini
+  sleepagent memory list --db sleepagent.db
+  sleepagent bench --help                 the paper's experiments"""
+
+DB_HELP = (
+    "SQLite file, sqlite:///FILE URL or postgresql:// URL "
+    "(default: $SLEEPAGENT_DB or sleepagent.db)"
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The benchmark has its own, larger argument parser.
+        from sleepagent.bench.__main__ import main as bench_main
+
+        return bench_main(arguments[1:], prog="sleepagent bench")
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C outside the chat's prompt: stop quietly, as shells expect
+    except SleepAgentError as error:
+        print(f"sleepagent: {error}", file=sys.stderr)
+        if isinstance(error, StorageError):
+            print(
+                "  the database is the --db option: a SQLite file or a postgresql:// URL",
+                file=sys.stderr,
+            )
+        return 2 if isinstance(error, ConfigurationError) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sleepagent`` command; ``bench`` parses its own options."""
+    parser = argparse.ArgumentParser(
+        prog="sleepagent",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sleepagent {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    _add_demo(commands)
+    _add_chat(commands)
+    _add_memory(commands)
+    inspect_cli.add_parser(commands).set_defaults(run=inspect_cli.run)
+    commands.add_parser(
+        "bench",
+        help="run the paper's experiments (see: sleepagent bench --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="offline walk-through on scripted models (no key, no network)",
+        description="A scripted conversation on the real library: memory learned between "
+        "turns, then the same questions answered test-time only and from sleep-time memory, "
+        "with the tokens of each.",
+    )
+    demo.add_argument(
+        "--db",
+        metavar="FILE",
+        help="keep the demo's SQLite database in FILE, to inspect with 'sleepagent memory' "
+        "(default: a temporary file, deleted at the end)",
+    )
+    demo.set_defaults(run=_demo)
+
+
+def _add_chat(commands: Any) -> None:
+    chat = commands.add_parser(
+        "chat",
+        help="terminal chat; sleep-time compute runs when you pause",
+        description="Chat in the terminal with an OpenAI or OpenAI-compatible model. "
+        "Needs OPENAI_API_KEY, a local server given by --base-url (or OPENAI_BASE_URL), "
+        "or --offline. Commands inside: /memory, /sleep, /history LABEL, /usage, /help, /quit.",
+    )
+    chat.add_argument(
+        "--model",
+        default=os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
+        help="model spec openai:MODEL (default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
+    )
+    chat.add_argument(
+        "--sleep-model",
+        metavar="MODEL",
+        help="model spec of the sleep-time agent (default: --model)",
+    )
+    chat.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="OpenAI-compatible server, e.g. http://localhost:11434/v1 (default: $OPENAI_BASE_URL)",
+    )
+    chat.add_argument(
+        "--offline",
+        action="store_true",
+        help="use scripted models: no key, no network (memory and sleep runs are real)",
+    )
+    chat.add_argument("--thread", default="cli", help="conversation id (default: cli)")
+    chat.add_argument("--user", help="user id: memory then follows the user across threads")
+    chat.add_argument("--db", default=_default_db(), help=DB_HELP)
+    chat.add_argument(
+        "--idle",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="quiet time before sleep-time compute runs (default: 30)",
+    )
+    chat.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds per model request (default: 600 for a server on this machine or "
+        "network, 120 for a hosted API)",
+    )
+    chat.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="retries of a failed model request (default: 2)",
+    )
+    chat.add_argument(
+        "--history",
+        metavar="FILE",
+        default=_default_history(),
+        help="file of your past input lines, for the up arrow (default: %(default)s)",
+    )
+    chat.set_defaults(run=_chat)
+
+
+def _add_memory(commands: Any) -> None:
+    memory = commands.add_parser(
+        "memory",
+        help="inspect memory: scopes, blocks, history",
+        description="Read what sleep-time compute wrote, in the database an agent uses.",
+    )
+    actions = memory.add_subparsers(dest="action", metavar="ACTION", title="actions")
+    memory.set_defaults(run=lambda _: _usage_error(memory))
+
+    listing = actions.add_parser(
+        "list",
+        help="memory scopes and threads: pending work, last run, tokens",
+        description="Every memory scope in the database: its stored blocks, threads, messages "
+        "no sleep run has covered yet, pages given up on, the last sleep run (when, why, how it "
+        "ended) and tokens per phase; then the threads with pending work.",
+    )
+    _add_db(listing)
+    listing.set_defaults(run=_memory_list)
+
+    show = actions.add_parser(
+        "show",
+        help="the blocks of one memory scope",
+        description="The blocks stored for one user or thread. Exit status 1 when the "
+        "database knows nothing of it.",
+    )
+    _add_db(show)
+    _add_who(show)
+    show.add_argument(
+        "--blocks",
+        metavar="SPEC",
+        help="also show the blocks an agent declares, with defaults where nothing is stored: "
+        "'default' (persona, human, learned_context) or MODULE:NAME / FILE.py:NAME naming a "
+        "SleepConfig or a list of MemoryBlock",
+    )
+    show.set_defaults(run=_memory_show)
+
+    history = actions.add_parser(
+        "history",
+        help="every version of one block, with diffs",
+        description="Every committed version of a block, oldest first: when, by whom "
+        "(sleep, chat or user), why the sleep run ran, and the diff from the version before.",
+    )
+    history.add_argument("label", metavar="LABEL", help="the block, e.g. human")
+    _add_db(history)
+    _add_who(history)
+    history.set_defaults(run=_memory_history)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=_default_db(), help=DB_HELP)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _add_who(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user whose memory to read (user scope)")
+    who.add_argument("--thread", help="the thread whose memory to read (thread scope)")
+
+
+def _default_db() -> str:
+    return os.environ.get("SLEEPAGENT_DB", "sleepagent.db")
+
+
+def _default_history() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(state) / "sleepagent" / "chat-history")
+
+
+def _usage_error(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sleepagent.cli.demo import run_demo
+
+    return run_demo(sys.stdout, db=args.db)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from sleepagent.cli.repl import ChatSettings, run_chat
+
+    settings = ChatSettings(
+        model=args.model,
+        sleep_model=args.sleep_model,
+        base_url=args.base_url,
+        offline=args.offline,
+        thread_id=args.thread,
+        user_id=args.user,
+        db=args.db,
+        idle_seconds=args.idle,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        history_file=args.history,
+    )
+    return run_chat(settings, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def _memory_list(args: argparse.Namespace) -> int:
+    from sleepagent.store.catalog import Catalog
+
+    with _open_store(args.db) as store:
+        summaries = Catalog(store).scopes()
+    if args.json:
+        _print_json({"scopes": [_summary_json(summary) for summary in summaries]})
+        return 0
+    from sleepagent.cli.terminal import make_console, scopes_view
+
+    console = make_console()
+    if not summaries:
+        console.print(f"no memory in {args.db} yet: chat with an agent that uses it first")
+        return 0
+    console.print(scopes_view(summaries))
+    return 0
+
+
+def _memory_show(args: argparse.Namespace) -> int:
+    from sleepagent.store.catalog import Catalog
+
+    scope = _scope(args)
+    declared = _declared_blocks(args.blocks) if args.blocks else ()
+    with _open_store(args.db) as store:
+        catalog = Catalog(store)
+        known = catalog.scope(scope)
+        blocks = catalog.blocks(scope, declared=declared) if known or declared else []
+    if known is None and not declared:
+        return _unknown_scope(scope.key, args.db)
+    if args.json:
+        _print_json({"scope": scope.key, "blocks": [_block_json(block) for block in blocks]})
+        return 0
+    from sleepagent.cli.terminal import blocks_view, make_console
+
+    console = make_console()
+    console.print(f"memory of {scope.key}", style="bold")
+    if not blocks:
+        console.print(
+            "no block is stored yet (sleep-time compute has not written any); "
+            "--blocks default shows the defaults an agent starts with"
+        )
+        return 0
+    console.print()
+    console.print(blocks_view(blocks))
+    return 0
+
+
+def _memory_history(args: argparse.Namespace) -> int:
+    from sleepagent.store.catalog import Catalog
+
+    scope = _scope(args)
+    with _open_store(args.db) as store:
+        catalog = Catalog(store)
+        known = catalog.scope(scope)
+        steps = catalog.history(scope, args.label) if known else []
+    if known is None:
+        return _unknown_scope(scope.key, args.db)
+    if not steps:
+        labels = ", ".join(known.labels) or "none yet"
+        print(
+            f"sleepagent: {scope.key} has no history for block {args.label!r} "
+            f"(stored blocks: {labels})",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        _print_json(
+            {
+                "scope": scope.key,
+                "label": args.label,
+                "versions": [{**vars(step.entry), "diff": step.diff.unified()} for step in steps],
+            }
+        )
+        return 0
+    from sleepagent.cli.terminal import history_view, make_console
+
+    console = make_console()
+    console.print(f"history of {scope.key} / {args.label}", style="bold")
+    console.print()
+    console.print(history_view(steps))
+    return 0
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+@contextmanager
+def _open_store(db: str) -> Iterator[BaseStore]:
+    """The store of ``db``, refusing a SQLite file that does not exist (it would be created)."""
+    from sleepagent.store.dburl import SqliteTarget, parse_db
+    from sleepagent.store.persistence import open_persistence
+
+    target = parse_db(db)
+    if isinstance(target, SqliteTarget) and not target.path.exists():
+        raise _NoDatabaseError(
+            f"no database at {target.path}: pass the agent's file with --db FILE"
+        )
+    with open_persistence(db) as (_, store):
+        yield store
+
+
+class _NoDatabaseError(SleepAgentError, FileNotFoundError):
+    """The SQLite file given to a memory command does not exist."""
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    from sleepagent.scope import Scope
+
+    return Scope("user", args.user) if args.user else Scope("thread", args.thread)
+
+
+def _unknown_scope(key: str, db: str) -> int:
+    print(
+        f"sleepagent: no memory scope {key} in {db}: "
+        f"'sleepagent memory list --db {db}' lists the scopes it holds",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _declared_blocks(spec: str) -> tuple[MemoryBlock, ...]:
+    """The blocks named by ``--blocks``: ``default``, ``module:NAME`` or ``file.py:NAME``."""
+    from sleepagent.config import SleepConfig
+    from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock
+
+    if spec == "default":
+        return tuple(DEFAULT_BLOCKS)
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise ConfigurationError(
+            f"--blocks {spec!r}: use 'default', MODULE:NAME or FILE.py:NAME "
+            "(NAME is a SleepConfig or a list of MemoryBlock)"
+        )
+    if where.endswith(".py"):
+        loader = importlib.util.spec_from_file_location("sleepagent_blocks_spec", where)
+        if loader is None or loader.loader is None or not Path(where).is_file():
+            raise ConfigurationError(f"--blocks {spec!r}: no Python file {where}")
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as error:
+            raise ConfigurationError(
+                f"--blocks {spec!r}: cannot import {where}: {error}"
+            ) from error
+    value = getattr(module, name, None)
+    if isinstance(value, SleepConfig):
+        value = value.blocks
+    if not isinstance(value, list | tuple) or not all(isinstance(b, MemoryBlock) for b in value):
+        raise ConfigurationError(
+            f"--blocks {spec!r}: {name} must be a SleepConfig or a list of MemoryBlock"
+        )
+    return tuple(value)
+
+
+def _block_json(block: MemoryBlock) -> dict[str, Any]:
+    return block.to_dict()
+
+
+def _summary_json(summary: ScopeSummary) -> dict[str, Any]:
+    return {
+        "scope": summary.scope.key,
+        "blocks": list(summary.labels),
+        "updated_at": summary.updated_at,
+        "last_activity": summary.last_activity,
+        "pending": summary.pending,
+        "last_run": summary.last_run.to_dict() if summary.last_run else None,
+        "failed_pages": [page.to_dict() for page in summary.failed_pages],
+        "usage": {phase: usage.to_dict() for phase, usage in summary.usage.items()},
+        "threads": [
+            {
+                "thread_id": thread.thread_id,
+                "head": thread.head,
+                "watermark": thread.watermark,
+                "pending": thread.pending,
+                "last_at": thread.last_at,
+                "usage": {phase: usage.to_dict() for phase, usage in thread.usage.items()},
+            }
+            for thread in summary.threads
+        ],
+    }
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

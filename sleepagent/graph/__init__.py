@@ -1,0 +1,1 @@
+"""The LangGraph graph: building it, its state, the identity context, node plumbing."""

@@ -1,0 +1,137 @@
+"""build_graph(): the primary agent and the sleep-time agent in one LangGraph graph.
+
+Nodes: ``agent`` and ``agent_tools`` (the primary agent), ``sleep``,
+``sleep_tools`` and ``sleep_commit`` (the sleep-time agent). Every run enters
+at ``agent``: input that carries a ``sleep_request`` is handed on to ``sleep``
+at once, anything else is a chat turn. A sleep run should execute on its own companion thread (see
+:func:`sleep_thread_id`): two runs at once on one checkpoint thread would
+overwrite each other's checkpoints, and the user's turn must never wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from langgraph.graph import END, START, StateGraph
+
+from sleepagent.chat.primary import PrimaryAgent
+from sleepagent.config import SleepConfig
+from sleepagent.errors import ConfigurationError, WrongModeError
+from sleepagent.graph.companion import sleep_request, sleep_thread_id
+from sleepagent.graph.context import SleepContext, current_target
+from sleepagent.graph.node import GraphNode
+from sleepagent.graph.state import SleepAgentState
+from sleepagent.models import ModelLike, resolve_model
+from sleepagent.scheduling.base import SleepJob
+from sleepagent.scheduling.policy import ThreadActivity, due_after_turn
+from sleepagent.sleep.nodes import SleepTimeRunner
+
+if TYPE_CHECKING:
+    from sleepagent.scheduling.server import ServerIdleScheduler
+
+__all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
+
+RECURSION_LIMIT = 10_000
+"""Graph steps allowed per run. The loops are bounded by the step budgets and
+the page count; LangGraph's default of 25 would cut a long transcript short."""
+
+
+def build_graph(
+    model: ModelLike,
+    *,
+    sleep_model: ModelLike | None = None,
+    config: SleepConfig | None = None,
+    clock: Callable[[], float] = time.time,
+    server_scheduler: ServerIdleScheduler | None = None,
+) -> StateGraph[SleepAgentState, SleepContext, SleepAgentState, SleepAgentState]:
+    """The sleepagent graph, not yet compiled.
+
+    Compile it with a checkpointer and a store (LangGraph Server provides
+    both), and pass ``context=SleepContext(thread_id=..., user_id=...)`` when
+    invoking it.
+
+    Args:
+        model: The primary agent's chat model, or a spec such as ``"openai:gpt-4o-mini"``.
+        sleep_model: The sleep-time agent's model; defaults to ``model``.
+        config: Behaviour settings; defaults to ``SleepConfig()``.
+        clock: Source of the current POSIX time, for time stamps.
+        server_scheduler: On LangGraph Server: after each answered turn, node
+            ``schedule_sleep`` sets the scope's delayed sleep run with it.
+
+    Returns:
+        A ``StateGraph`` with nodes ``agent``, ``agent_tools``, ``sleep``,
+        ``sleep_tools`` and ``sleep_commit``.
+
+    """
+    config = config or SleepConfig()
+    chat_model = resolve_model(model)
+    after_turn = END if server_scheduler is None else "schedule_sleep"
+    primary = PrimaryAgent(chat_model, config, clock, after_turn=after_turn)
+    sleeper = SleepTimeRunner(resolve_model(sleep_model or chat_model), config, clock)
+
+    graph = StateGraph(SleepAgentState, context_schema=SleepContext)
+    # Every run enters at ``agent``, which hands a sleep request on to ``sleep`` and
+    # otherwise answers; it routes with Command, so a plain turn evaluates no branch.
+    graph.add_node(
+        "agent",
+        GraphNode("agent", primary.step, primary.astep),
+        destinations=("agent_tools", "sleep", after_turn),
+    )
+    graph.add_node("agent_tools", GraphNode("agent_tools", primary.tools, primary.atools))
+    graph.add_node(
+        "sleep",
+        GraphNode("sleep", sleeper.step, sleeper.astep),
+        destinations=("sleep_tools", "sleep_commit", END),
+    )
+    graph.add_node(
+        "sleep_tools",
+        GraphNode("sleep_tools", sleeper.tools),
+        destinations=("sleep", "sleep_commit"),
+    )
+    graph.add_node(
+        "sleep_commit",
+        GraphNode("sleep_commit", sleeper.commit, sleeper.acommit),
+        destinations=("sleep", END),
+    )
+    graph.add_edge(START, "agent")
+    graph.add_edge("agent_tools", "agent")
+    if server_scheduler is None:
+        return graph
+
+    if server_scheduler.scope_policy is not config.scope:
+        raise ConfigurationError(
+            f"the server scheduler resolves memory scopes with {server_scheduler.scope_policy}, "
+            f"the graph with {config.scope}: pass ServerIdleScheduler(scope=config.scope)"
+        )
+    scheduling = _ServerScheduling(server_scheduler, config)
+    graph.add_node(
+        "schedule_sleep",
+        GraphNode("schedule_sleep", scheduling.refuse_sync, scheduling.schedule),
+    )
+    graph.add_edge("schedule_sleep", END)
+    return graph
+
+
+class _ServerScheduling:
+    """Node ``schedule_sleep``: after a turn, (re)set the scope's delayed sleep run."""
+
+    def __init__(self, scheduler: ServerIdleScheduler, config: SleepConfig) -> None:
+        self._scheduler = scheduler
+        self._config = config
+
+    def refuse_sync(self, state: SleepAgentState) -> dict[str, Any]:
+        raise WrongModeError("server scheduling runs on LangGraph Server: invoke the graph async")
+
+    async def schedule(self, state: SleepAgentState) -> dict[str, Any]:
+        target = current_target(self._config)
+        identity = target.identity
+        # The server keeps no timer state between runs, so the uncovered turns are
+        # read back from the thread's log; the same policy as in-process decides.
+        span = await target.blocks.apending_span(identity.thread_id)
+        now = self._scheduler.now()
+        first, turns = (span[0], max(1, span[2] // 2)) if span else (now, 1)
+        due, reason = due_after_turn(ThreadActivity(first, now, turns), self._config)
+        await self._scheduler.aset(SleepJob(identity.thread_id, identity.user_id, due, reason))
+        return {}

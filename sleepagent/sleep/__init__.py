@@ -1,0 +1,1 @@
+"""The sleep-time agent: run transitions, graph nodes, and the edit formats it reads."""

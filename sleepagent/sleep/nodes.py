@@ -1,0 +1,479 @@
+"""The sleep-time agent: reads new transcript pages and rewrites memory on a staged copy.
+
+One run walks the thread's log from its watermark, a page at a time. For each
+page the model loops with the memory tools (``sleep`` ⇄ ``sleep_tools``) up to
+the step budget, or, in the text format (``SleepEditMode.TEXT``, or ``AUTO``
+once a page's first reply made no tool call), answers with whole blocks as
+tagged text, with one repair round for a malformed answer; then
+``sleep_commit`` writes the page's edits and advances the watermark in one
+atomic batch. A commit that finds a block changed under edits
+that no longer apply redoes the page on fresh memory, up to
+``max_commit_retries`` times, and on the last try commits what merges and
+reports the rest as conflicts.
+
+Run progress lives in graph state as plain data (the ``sleep`` channel), so the
+run can be inspected, and a crashed run simply starts again from the watermark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from langgraph.graph import END
+from langgraph.types import Command
+
+from sleepagent import prompts
+from sleepagent.config import SleepConfig, SleepEditMode
+from sleepagent.errors import ModelCallError
+from sleepagent.graph.context import RunTarget, current_target, iso
+from sleepagent.graph.state import SleepAgentState
+from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.blockstore import CommitOutcome, PageAttempt
+from sleepagent.memory.render import render_memory, render_transcript_page
+from sleepagent.memory.transcript import LogEntry
+from sleepagent.models import is_malformed_reply, model_errors
+from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
+from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
+from sleepagent.sleep import run as transitions
+from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
+from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
+from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
+from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
+from sleepagent.usage import Usage
+
+__all__ = ["SleepTimeRunner", "merge_diffs"]
+
+
+class SleepTimeRunner:
+    """The ``sleep``, ``sleep_tools`` and ``sleep_commit`` nodes.
+
+    Each node is a thin shell: read or write the store, call the model, and
+    hand the result to a pure transition of :mod:`sleepagent.sleep.run`.
+
+    Args:
+        model: The sleep-time chat model.
+        config: Behaviour settings.
+        clock: Source of the current POSIX time.
+
+    """
+
+    def __init__(
+        self, model: BaseChatModel, config: SleepConfig, clock: Callable[[], float]
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._mode = config.sleep_edit_mode
+        # AUTO learns once per runner (one per agent): a model that answered the
+        # tool prompt without a native tool call will do so again, and each such
+        # first reply costs a whole prompt (about 45 s on a CPU-bound local
+        # server). Later runs start in the text format, which works for every model.
+        self._writes_text = False
+        self._model = model.bind_tools(memory_tool_schemas(finish=True))
+        self._text_model = model
+        self._offered = memory_tool_args(finish=True)
+
+    # --- decisions (pure) ------------------------------------------------------
+
+    def _where(self) -> RunTarget:
+        return current_target(self._config)
+
+    def _current(self, state: SleepAgentState, where: RunTarget) -> RunState:
+        """The run in progress, or a new one when the request is new."""
+        request = state.get("sleep_request") or {}
+        run = state.get("sleep")
+        request_id = request.get("run_id")
+        if run is None or run["done"] or (request_id and run["run_id"] != request_id):
+            span = request.get("span")
+            return transitions.new_run(
+                run_id=request_id or where.run_id or str(uuid.uuid4()),
+                reason=request.get("reason", "manual"),
+                thread_id=where.identity.thread_id,
+                scope=where.scope.key,
+                at=iso(self._clock()),
+                span=SpanRequest(first=span["first"], last=span["last"]) if span else None,
+                edit_format=self._first_format(),
+            )
+        return as_run(run)
+
+    def _first_format(self) -> str:
+        """The edit format a new run starts in."""
+        text = self._mode is SleepEditMode.TEXT or (
+            self._mode is SleepEditMode.AUTO and self._writes_text
+        )
+        return "text" if text else "tools"
+
+    def _span(self, run: RunState) -> tuple[int, int] | None:
+        span = run["span"]
+        return (span["first"], span["last"]) if span else None
+
+    def _too_little(self, run: RunState, watermark: int, head: int) -> bool:
+        """Whether a timer-started run should skip: fewer new messages than ``min_new_messages``.
+
+        The local scheduler checks this before it starts a run; checking here too
+        gives LangGraph Server's delayed runs the same rule. Runs asked for by
+        hand or for context always proceed.
+        """
+        timed = run["reason"] in {reason.value for reason in TIMER_REASONS}
+        return timed and run["pages"] == 0 and too_few_new_messages(head - watermark, self._config)
+
+    def _open_page(
+        self,
+        run: RunState,
+        blocks: Sequence[MemoryBlock],
+        entries: Sequence[LogEntry],
+        watermark: int,
+        head: int,
+    ) -> tuple[RunState, list[BaseMessage]]:
+        transcript = _with_notes(render_transcript_page(entries, total=head), blocks, entries)
+        blocks = _writable_on_page(blocks, entries)
+        run = transitions.open_page(
+            {**run, "watermark": watermark}, blocks, entries, head, transcript
+        )
+        if run["edit_format"] == "text":
+            return run, _text_messages(blocks, transcript, len(entries))
+        prompt = prompts.SLEEP_PAGE_PROMPT.format(
+            memory=render_memory(blocks),
+            count=len(entries),
+            transcript=transcript,
+            steps=self._config.max_sleep_steps,
+        )
+        messages: list[BaseMessage] = [
+            SystemMessage(prompts.SLEEP_SYSTEM_PROMPT),
+            HumanMessage(prompt),
+        ]
+        return run, messages
+
+    def _model_for(self, where: RunTarget, run: RunState) -> Runnable[Any, BaseMessage]:
+        page = run["page"]
+        text = page is not None and page["edit_format"] == "text"
+        model: Runnable[Any, BaseMessage] = self._text_model if text else self._model
+        return model.with_config(
+            run_name="sleepagent:sleep",
+            tags=["sleepagent", "sleepagent:sleep"],
+            metadata={
+                "sleepagent_phase": "sleep",
+                "sleepagent_run_id": run["run_id"],
+                "thread_id": where.identity.thread_id,
+                "memory_scope": where.scope.key,
+            },
+        )
+
+    def _after_model(
+        self, run: RunState, messages: list[BaseMessage], reply: BaseMessage | Exception
+    ) -> Command[str]:
+        if isinstance(reply, Exception):
+            # The reply could not be read (a malformed response): tell the model, as a
+            # refused call, and let it try again within its step budget.
+            run = transitions.after_unreadable_reply(run)
+            cause = reply.cause if isinstance(reply, ModelCallError) else reply
+            note = HumanMessage(prompts.SLEEP_MALFORMED_REPLY.format(error=_brief(cause)))
+            goto = (
+                "sleep_commit"
+                if transitions.commit_ready(run, self._config.max_sleep_steps)
+                else "sleep"
+            )
+            return Command(update={"sleep": run, "sleep_messages": [*messages, note]}, goto=goto)
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"the sleep model returned {type(reply).__name__}, expected AIMessage")
+        run = transitions.after_reply(run, Usage.of_message(reply))
+        page = run["page"]
+        assert page is not None
+        if page["edit_format"] == "text":
+            return self._after_text(run, messages, reply)
+        reply = recover_tool_calls(reply, self._offered)
+        wants_tools = bool(reply.tool_calls or reply.invalid_tool_calls)
+        if not wants_tools and self._mode is SleepEditMode.AUTO and page["steps"] == 1:
+            return self._fall_back(run, messages, reply)
+        return Command(
+            update={"sleep": run, "sleep_messages": [*messages, reply]},
+            goto="sleep_tools" if wants_tools else "sleep_commit",
+        )
+
+    def _after_text(
+        self, run: RunState, messages: list[BaseMessage], reply: AIMessage
+    ) -> Command[str]:
+        """Stage a tagged-text reply; ask once for a repair when part of it was unusable."""
+        round_ = stage_text_reply(transitions.staged_of(run), reply.text)
+        run = transitions.after_text_reply(run, round_)
+        page = run["page"]
+        assert page is not None
+        history: list[BaseMessage] = [*messages, reply]
+        if (
+            round_.parsed.problems
+            and not page["repaired"]
+            and page["steps"] < self._config.max_sleep_steps
+        ):
+            run = transitions.after_repair_request(run)
+            repair = round_.parsed.repair_prompt(round_.staged.blocks())
+            history.append(HumanMessage(repair))
+            return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep")
+        return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep_commit")
+
+    def _fall_back(
+        self, run: RunState, messages: list[BaseMessage], reply: AIMessage
+    ) -> Command[str]:
+        """AUTO: the page's first reply made no tool call, so ask for the text format."""
+        self._writes_text = True
+        staged = transitions.staged_of(run)
+        already = stage_text_reply(staged, reply.text)
+        if already.accepted and already.parsed.well_formed:
+            # The model wrote the blocks as tagged text unasked: take them as they are.
+            run = transitions.after_text_reply(transitions.fall_back_to_text(run), already)
+            return Command(
+                update={"sleep": run, "sleep_messages": [*messages, reply]}, goto="sleep_commit"
+            )
+        return self._ask_in_text(run, [*messages, reply])
+
+    def _ask_in_text(self, run: RunState, history: list[BaseMessage]) -> Command[str]:
+        """Ask for the open page again, fresh, in the text format (budget allowing)."""
+        page = run["page"]
+        assert page is not None
+        if page["steps"] >= self._config.max_sleep_steps:
+            return Command(update={"sleep": run, "sleep_messages": history}, goto="sleep_commit")
+        staged = transitions.staged_of(run)
+        run = transitions.fall_back_to_text(run)
+        # A fresh conversation in the text format: the tool prompt and the reply that
+        # ignored it would only pull a small model back to writing tool calls.
+        fresh = _text_messages(list(staged.base.values()), page["transcript"], page["count"])
+        return Command(update={"sleep": run, "sleep_messages": fresh}, goto="sleep")
+
+    def _finish(self, run: RunState) -> Command[str]:
+        run = {**run, "done": True, "page": None}
+        return Command(
+            update={
+                "sleep": run,
+                "sleep_result": transitions.result_of(run),
+                "sleep_request": None,
+                "sleep_messages": [],
+            },
+            goto=END,
+        )
+
+    def _record(self, run: RunState) -> RunRecord | None:
+        """The run's record for the store, once it has read something."""
+        if not run["pages"]:
+            return None
+        result = transitions.result_of(run)
+        return RunRecord(
+            run_id=run["run_id"],
+            scope=run["scope"],
+            thread_id=run["thread_id"],
+            reason=run["reason"],
+            outcome=SleepOutcome(result["outcome"]),
+            started_at=run["started_at"],
+            finished_at=iso(self._clock()),
+            messages=run["processed"],
+            pages=run["pages"],
+            steps=run["steps"],
+            usage=Usage.from_dict(run["usage"]),
+            diffs=tuple(BlockDiff.from_dict(diff) for diff in result["diffs"]),
+            conflicts=tuple(map(Conflict.from_dict, run["conflicts"])),
+            error=_last_error(run),
+        )
+
+    def _commit_args(self, run: RunState) -> tuple[SleepOutcome, dict[str, Any]]:
+        page = run["page"]
+        assert page is not None
+        outcome = transitions.page_outcome(page, self._config.max_sleep_steps)
+        failure = None if outcome.processed else transitions.failure_text(outcome)
+        attempt = PageAttempt(
+            first=page["first"],
+            last=page["last"]["seq"],
+            failure=failure,
+            limit=self._config.sleep_retries + 1,
+            retry=run["span"] is not None,
+        )
+        return outcome, {
+            "run_id": run["run_id"],
+            "phase": "sleep",
+            "reason": run["reason"],
+            "at": iso(self._clock()),
+            "thread_id": run["thread_id"],
+            "allow_partial": run["attempt"] >= self._config.max_commit_retries,
+            "watermark": LogEntry.from_dict(page["last"]),
+            "sleep_usage": Usage.from_dict(run["uncommitted_usage"]),
+            "page": attempt,
+        }
+
+    def _after_commit(
+        self, run: RunState, outcome: SleepOutcome, committed: CommitOutcome
+    ) -> tuple[Command[str], RunRecord | None]:
+        if not outcome.processed:
+            transitions.warn_unprocessed(
+                run, outcome, committed.attempts, self._config.sleep_retries + 1
+            )
+        run, more = transitions.after_commit(
+            run,
+            outcome=outcome,
+            committed=committed.committed,
+            diffs=committed.diffs,
+            conflicts=committed.conflicts,
+            failed_page=committed.failed_page,
+        )
+        if more:
+            return Command(update={"sleep": run, "sleep_messages": []}, goto="sleep"), None
+        return self._finish(run), self._record(run)
+
+    # --- sleep node ------------------------------------------------------------
+
+    def step(self, state: SleepAgentState) -> Command[str]:
+        """One model call; reads the next page first when none is open."""
+        where = self._where()
+        run = self._current(state, where)
+        messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
+        if run["page"] is None:
+            blocks, entries, watermark, head = where.blocks.read_page(
+                where.scope,
+                where.identity.thread_id,
+                max_messages=self._config.page_messages,
+                max_chars=self._config.page_chars,
+                span=self._span(run),
+            )
+            if not entries or self._too_little(run, watermark, head):
+                return self._finish({**run, "watermark": watermark})
+            run, messages = self._open_page(run, blocks, entries, watermark, head)
+        try:
+            with model_errors("sleep"):
+                reply: BaseMessage | Exception = self._model_for(where, run).invoke(messages)
+        except ModelCallError as failed:
+            if not is_malformed_reply(failed.cause):
+                raise
+            reply = failed
+        return self._after_model(run, messages, reply)
+
+    async def astep(self, state: SleepAgentState) -> Command[str]:
+        """Async :meth:`step`."""
+        where = self._where()
+        run = self._current(state, where)
+        messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
+        if run["page"] is None:
+            blocks, entries, watermark, head = await where.blocks.aread_page(
+                where.scope,
+                where.identity.thread_id,
+                max_messages=self._config.page_messages,
+                max_chars=self._config.page_chars,
+                span=self._span(run),
+            )
+            if not entries or self._too_little(run, watermark, head):
+                return self._finish({**run, "watermark": watermark})
+            run, messages = self._open_page(run, blocks, entries, watermark, head)
+        try:
+            with model_errors("sleep"):
+                reply: BaseMessage | Exception = await self._model_for(where, run).ainvoke(messages)
+        except ModelCallError as failed:
+            if not is_malformed_reply(failed.cause):
+                raise
+            reply = failed
+        return self._after_model(run, messages, reply)
+
+    # --- sleep_tools node (no I/O) ---------------------------------------------
+
+    def tools(self, state: SleepAgentState) -> Command[str]:
+        """Apply the model's tool calls to the staged copy."""
+        run = as_run(_open_run(state))
+        messages = list(state["sleep_messages"])
+        reply = messages[-1]
+        if not isinstance(reply, AIMessage):
+            raise TypeError(f"sleep_tools expects an AI message last, got {type(reply).__name__}")
+        round_ = run_tool_calls(transitions.staged_of(run), reply)
+        run = transitions.after_tools(run, round_)
+        if self._mode is SleepEditMode.AUTO and transitions.refused_first_round(run, round_):
+            # Every edit of the page's first tool round was refused: a small model
+            # repeats the same refused call to the end of its budget, while the
+            # text format shows it each block it may write. Later runs keep the tools.
+            return self._ask_in_text(run, [*messages, *round_.replies])
+        ready = transitions.commit_ready(run, self._config.max_sleep_steps)
+        return Command(
+            update={"sleep": run, "sleep_messages": [*messages, *round_.replies]},
+            goto="sleep_commit" if ready else "sleep",
+        )
+
+    # --- sleep_commit node -----------------------------------------------------
+
+    def commit(self, state: SleepAgentState) -> Command[str]:
+        """Commit the page's edits and advance the watermark, atomically."""
+        where = self._where()
+        run = as_run(_open_run(state))
+        outcome, args = self._commit_args(run)
+        committed = where.blocks.commit(where.scope, transitions.staged_of(run), **args)
+        command, record = self._after_commit(run, outcome, committed)
+        if record is not None:
+            where.blocks.put_run(where.scope, record)
+        return command
+
+    async def acommit(self, state: SleepAgentState) -> Command[str]:
+        """Async :meth:`commit`."""
+        where = self._where()
+        run = as_run(_open_run(state))
+        outcome, args = self._commit_args(run)
+        committed = await where.blocks.acommit(where.scope, transitions.staged_of(run), **args)
+        command, record = self._after_commit(run, outcome, committed)
+        if record is not None:
+            await where.blocks.aput_run(where.scope, record)
+        return command
+
+
+def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
+    """The rendered page, followed by where its kind of content belongs (default blocks)."""
+    labels = {block.label for block in blocks if not block.read_only}
+    roles = {entry.role for entry in entries}
+    notes = []
+    if "context" in roles and "learned_context" in labels:
+        notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label="learned_context"))
+    if "human" in labels and "user" in roles:
+        notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label="human"))
+    elif "human" in labels and "context" in roles:
+        # A 1.5B model copied a context document into the user's block.
+        notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label="human"))
+    return "\n\n".join([transcript, *notes])
+
+
+def _writable_on_page(
+    blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]
+) -> list[MemoryBlock]:
+    """``blocks``, with the user's block read-only on a page of context alone.
+
+    Context given ahead of questions (``add_context``) says nothing about the user,
+    and small models copy it into the user's block instead of working it out; with
+    the block read-only for the page, such an edit is refused and the model is sent
+    to a writable block. The flag lives only in the page's working copy: a commit
+    writes values onto the stored blocks, never this flag.
+    """
+    roles = {entry.role for entry in entries}
+    labels = {block.label for block in blocks if not block.read_only}
+    if "user" in roles or "context" not in roles or not {"human", "learned_context"} <= labels:
+        return list(blocks)
+    return [
+        dataclasses.replace(block, read_only=True) if block.label == "human" else block
+        for block in blocks
+    ]
+
+
+def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:
+    return [
+        SystemMessage(prompts.SLEEP_TEXT_SYSTEM_PROMPT),
+        HumanMessage(text_page_prompt(blocks, transcript, count)),
+    ]
+
+
+def _open_run(state: SleepAgentState) -> dict[str, Any]:
+    run = state.get("sleep")
+    if run is None or run.get("page") is None:
+        raise RuntimeError("no sleep run page is open: start a run with a sleep_request input")
+    return run
+
+
+def _last_error(run: RunState) -> str | None:
+    outcome = transitions.run_outcome(run["outcomes"])
+    return None if outcome.processed else transitions.failure_text(outcome)
+
+
+def _brief(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,1 @@
+"""Where memory lives: opening stores, db URLs, the stored layout, locking, the catalog."""

@@ -1,0 +1,85 @@
+"""Test helpers, public so you can test your own bots offline.
+
+:class:`ScriptedChatModel` plays back scripted replies and tool calls in
+order, and fails the test when it is called more often than scripted, so an
+unexpected model call never passes silently.
+"""
+
+from sleepagent.scheduling.manual import ManualClock, ManualScheduler
+from sleepagent.testing.loopback import (
+    Completion,
+    Fault,
+    FaultKind,
+    LoopbackOpenAI,
+    LoopbackStep,
+    PromptLogprobs,
+    RecordedRequest,
+    WireToolCall,
+    malformed,
+    malformed_tool_arguments,
+    rate_limited,
+    raw_call,
+    server_error,
+    slow,
+    truncated,
+    wire_call,
+)
+from sleepagent.testing.scripted import (
+    ScriptedCall,
+    ScriptedChatModel,
+    ScriptStep,
+    ai_tool_calls,
+    tool_call,
+)
+from sleepagent.testing.simulation import (
+    Ask,
+    MemoryVersion,
+    Say,
+    SimulatedUser,
+    Simulation,
+    Step,
+    Turn,
+    Wait,
+    asimulate,
+    memory_in_prompt,
+    simulate,
+    transcript_in_prompt,
+)
+
+__all__ = [
+    "Completion",
+    "Fault",
+    "FaultKind",
+    "LoopbackOpenAI",
+    "LoopbackStep",
+    "ManualClock",
+    "PromptLogprobs",
+    "RecordedRequest",
+    "WireToolCall",
+    "malformed",
+    "malformed_tool_arguments",
+    "rate_limited",
+    "raw_call",
+    "server_error",
+    "slow",
+    "truncated",
+    "wire_call",
+    "ManualScheduler",
+    "ScriptStep",
+    "ScriptedCall",
+    "ScriptedChatModel",
+    "ai_tool_calls",
+    "tool_call",
+    "Ask",
+    "MemoryVersion",
+    "Say",
+    "SimulatedUser",
+    "Simulation",
+    "Step",
+    "Turn",
+    "Wait",
+    "asimulate",
+    "memory_in_prompt",
+    "simulate",
+    "transcript_in_prompt",
+]
