@@ -10,6 +10,7 @@ meant for the model that asked for it; the original block is never changed.
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from sleepagent.errors import (
 
 __all__ = [
     "DEFAULT_BLOCKS",
+    "BlockRole",
     "DEFAULT_LIMIT",
     "Edit",
     "InsertEdit",
@@ -46,6 +48,27 @@ _HINT_CHARS = 200
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
+class BlockRole(enum.Enum):
+    """What a block is for; the sleep-time agent's edits are checked by role.
+
+    The rules live in :mod:`sleepagent.sleep.consolidation`; they key on the role,
+    never on a label, so your own blocks get them by declaring one.
+    """
+
+    FACTS = "facts"
+    """What is known about the user, one fact per line. New lines must be grounded in
+    what the user said, duplicates are dropped, a rewrite cannot drop a fact it does
+    not remove, and a correction replaces the fact it corrects."""
+    LEARNED = "learned"
+    """What sleep-time compute worked out ahead of questions: the only kind of block a
+    page of context (``add_context``, imported material) may change."""
+    PERSONA = "persona"
+    """Who the assistant is. The sleep-time agent changes it only when the user spoke
+    about how the assistant should behave; it never receives facts about the user."""
+    NOTES = "notes"
+    """Free text (the default): duplicate lines are dropped, nothing else is checked."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class MemoryBlock:
     """One labelled section of memory.
@@ -60,6 +83,7 @@ class MemoryBlock:
         description: What belongs in the block; shown to both agents.
         limit: Most characters the value may hold.
         read_only: Whether agents may edit the block (code may still seed it).
+        role: What the block is for (see :class:`BlockRole`).
         version: Committed version; 0 for a block that was never written.
         updated_at: When the current version was committed.
 
@@ -70,6 +94,7 @@ class MemoryBlock:
     description: str = ""
     limit: int = DEFAULT_LIMIT
     read_only: bool = False
+    role: BlockRole = BlockRole.NOTES
     version: int = 0
     updated_at: datetime | None = None
 
@@ -81,6 +106,10 @@ class MemoryBlock:
             )
         if self.limit < 1:
             raise ConfigurationError(f"block {self.label!r}: limit must be positive")
+        if not isinstance(self.role, BlockRole):
+            raise ConfigurationError(
+                f"block {self.label!r}: role must be a BlockRole, got {self.role!r}"
+            )
         if len(self.value) > self.limit:
             raise ConfigurationError(
                 f"block {self.label!r}: value has {len(self.value)} characters, "
@@ -100,6 +129,7 @@ class MemoryBlock:
             "description": self.description,
             "limit": self.limit,
             "read_only": self.read_only,
+            "role": self.role.value,
             "version": self.version,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
@@ -114,6 +144,7 @@ class MemoryBlock:
             description=data.get("description", ""),
             limit=data.get("limit", DEFAULT_LIMIT),
             read_only=data.get("read_only", False),
+            role=BlockRole(data.get("role", BlockRole.NOTES.value)),
             version=data.get("version", 0),
             updated_at=datetime.fromisoformat(updated_at) if updated_at else None,
         )
@@ -124,6 +155,7 @@ DEFAULT_BLOCKS: tuple[MemoryBlock, ...] = (
         label="persona",
         description="Who you are and how you speak. Keep it stable; change it only when asked.",
         value="I am a helpful, concise assistant.",
+        role=BlockRole.PERSONA,
     ),
     MemoryBlock(
         label="human",
@@ -131,6 +163,7 @@ DEFAULT_BLOCKS: tuple[MemoryBlock, ...] = (
             "What you know about the user: name, preferences, goals, circumstances, "
             "and corrections they made. Newest facts win."
         ),
+        role=BlockRole.FACTS,
     ),
     MemoryBlock(
         label="learned_context",
@@ -138,6 +171,7 @@ DEFAULT_BLOCKS: tuple[MemoryBlock, ...] = (
             "What was worked out between conversations: key facts of the context, "
             "derived results, and likely next questions with their answers."
         ),
+        role=BlockRole.LEARNED,
     ),
 )
 

@@ -1,0 +1,366 @@
+"""Consolidation: the checks every sleep-time edit passes before it is staged, by block role.
+
+A small model rewriting memory loses facts, repeats lines, copies its persona
+into the user's block and writes guesses as facts ("the user's mood is happy").
+Prompts reduce that; these rules make it impossible to store. They are pure
+functions of the block as the run sees it, the edit, and what the page shows
+(:class:`PageEvidence`), and they key on :class:`~sleepagent.memory.blocks.BlockRole`,
+never on a label:
+
+- Every role: markup (``<p>``), placeholders (``[Your Name]``, ``<previously saved
+  ...>``, "not mentioned") and exact or near-duplicate lines are dropped.
+- ``FACTS``: a new line must be grounded in what the user said on the page
+  (:func:`ungrounded_words`); a line of the persona never lands here; a rewrite
+  that drops a fact it does not remove gets the fact back; a correction (the
+  user said something changed, and a new line states the same kind of fact)
+  replaces the line it corrects, and the block's history keeps the old one.
+- ``PERSONA``: changed only when the user spoke about how the assistant
+  should behave.
+- On a page of context only (no user message), only ``LEARNED`` blocks change
+  (any block that is neither ``FACTS`` nor ``PERSONA`` when none is declared).
+
+A check either returns the edit to stage (possibly cleaned) with notes for the
+model, or raises :class:`~sleepagent.errors.MemoryEditError` saying why the
+edit was refused, so a tool-calling model reads the reason as its tool result.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sleepagent.errors import MemoryEditError
+from sleepagent.memory.blocks import (
+    BlockRole,
+    Edit,
+    InsertEdit,
+    MemoryBlock,
+    ReplaceEdit,
+    RethinkEdit,
+    apply_edit,
+)
+from sleepagent.memory.transcript import LogEntry
+
+__all__ = ["PageEvidence", "Reviewed", "review_edit", "ungrounded_words"]
+
+
+@dataclass(frozen=True)
+class PageEvidence:
+    """What one transcript page shows, for the checks.
+
+    Attributes:
+        said: What the user said on the page (their messages, joined).
+        context_only: The page holds context material and no user message.
+        persona_lines: The lines of every ``PERSONA`` block, as the run read them.
+        learned_labels: Labels of the blocks a context page may change.
+
+    """
+
+    said: str
+    context_only: bool
+    persona_lines: tuple[str, ...] = ()
+    learned_labels: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, entries: Sequence[LogEntry], blocks: Iterable[MemoryBlock]) -> PageEvidence:
+        """The evidence of a page of ``entries``, read against the run's ``blocks``."""
+        blocks = list(blocks)
+        users = [entry.text for entry in entries if entry.role == "user"]
+        learned = [block.label for block in blocks if block.role is BlockRole.LEARNED]
+        if not learned:
+            learned = [
+                block.label
+                for block in blocks
+                if block.role not in (BlockRole.FACTS, BlockRole.PERSONA)
+            ]
+        persona = [
+            line
+            for block in blocks
+            if block.role is BlockRole.PERSONA
+            for line in _lines(block.value)
+        ]
+        return cls(
+            said="\n".join(users),
+            context_only=not users and any(entry.role == "context" for entry in entries),
+            persona_lines=tuple(persona),
+            learned_labels=tuple(learned),
+        )
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """An edit that passed the checks.
+
+    Attributes:
+        edit: What to stage: the edit as asked, or a cleaned form of it.
+        notes: What was changed and why, one sentence each, for the model.
+
+    """
+
+    edit: Edit
+    notes: tuple[str, ...] = ()
+
+
+def review_edit(block: MemoryBlock, edit: Edit, evidence: PageEvidence) -> Reviewed:
+    """Check ``edit`` against ``block`` (as the run sees it) and the page's evidence.
+
+    Raises:
+        MemoryEditError: When nothing of the edit may be stored; the message says why.
+            Errors of the edit itself (limit, read-only, text not found) propagate.
+
+    """
+    if evidence.context_only and block.label not in evidence.learned_labels:
+        where = ", ".join(f"'{label}'" for label in evidence.learned_labels) or "no block"
+        raise MemoryEditError(
+            f"Edit refused: this part of the conversation is context material with no "
+            f"message from the user, so block '{block.label}' stays as it is. Write what the "
+            f"context implies to {where}.",
+            label=block.label,
+        )
+    if block.role is BlockRole.PERSONA and not _about_the_assistant(evidence.said):
+        raise MemoryEditError(
+            f"Edit refused: block '{block.label}' is the assistant's persona, and the user "
+            "did not ask the assistant to change how it behaves. Facts about the user belong "
+            "in the user's block.",
+            label=block.label,
+        )
+    proposed = apply_edit(block, edit).value
+    before = _lines(block.value)
+    if block.role is BlockRole.FACTS:
+        removed = _explicitly_removed(block, edit)
+        lines, notes = _consolidate_facts(before, _lines(proposed), removed, evidence)
+    else:
+        lines, notes = _clean(before, _lines(proposed))
+    value = "\n".join(lines)
+    if value == block.value and proposed != block.value:
+        raise MemoryEditError(
+            f"Edit refused: nothing in it can be stored in block '{block.label}'. "
+            + " ".join(notes),
+            label=block.label,
+        )
+    if value == proposed or lines == _lines(proposed):
+        return Reviewed(edit=edit, notes=tuple(notes))
+    return Reviewed(edit=_as_edit(block, edit, value), notes=tuple(notes))
+
+
+# --- facts -------------------------------------------------------------------------
+
+_CHANGE_CUES = re.compile(
+    r"\b(moved|moving|relocated|no longer|not anymore|anymore|instead|changed|switched|quit|"
+    r"new job|used to|not true|not right|wrong)\b",
+    re.IGNORECASE,
+)
+"""Words that say a fact changed: a new line of the same kind replaces the old one."""
+_WEAK_CUES = re.compile(r"\b(now|actually|correction|in fact|rather)\b", re.IGNORECASE)
+"""Words that may announce a correction, unless the user says the fact is an addition."""
+_ADDITION_CUES = re.compile(r"\b(too|also|as well|another|both)\b", re.IGNORECASE)
+
+
+def _consolidate_facts(
+    before: list[str], proposed: list[str], removed: set[str], evidence: PageEvidence
+) -> tuple[list[str], list[str]]:
+    notes: list[str] = []
+    kept: list[str] = []
+    added: list[str] = []
+    for line in proposed:
+        text = _strip_markup(line)
+        if not text:
+            continue
+        if any(_near(text, other) for other in kept):
+            notes.append(f"Dropped a repeated line: {_quote(text)}.")
+            continue
+        if any(_near(text, old) for old in before):
+            kept.append(text)
+            continue
+        reason = _fact_refusal(text, evidence)
+        if reason is not None:
+            notes.append(f"Not saved: {_quote(text)} ({reason}).")
+            continue
+        kept.append(text)
+        added.append(text)
+    corrected = _corrected(evidence.said)
+    for position, old in enumerate(before):
+        present = any(_near(old, line) for line in kept)
+        newer = next((line for line in added if corrected and _corrects(line, old)), None)
+        if newer is not None:
+            if present:
+                kept = [line for line in kept if not _near(old, line) or line in added]
+            notes.append(f"{_quote(newer)} replaces {_quote(old)} (the user corrected it).")
+            continue
+        if present or old in removed:
+            continue
+        kept.insert(min(position, len(kept)), old)
+        notes.append(
+            f"Kept {_quote(old)}: the edit dropped it without removing it. To remove a fact, "
+            "replace its exact line with an empty text."
+        )
+    return kept, notes
+
+
+def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
+    if _PLACEHOLDER.search(line):
+        return "a placeholder, not a fact"
+    if any(_near(line, persona) for persona in evidence.persona_lines):
+        return "that is the assistant's persona, not a fact about the user"
+    missing = ungrounded_words(line, evidence.said)
+    if missing:
+        words = ", ".join(f"'{word}'" for word in missing)
+        return f"not grounded: the user never said {words}; write only what they said"
+    return None
+
+
+def ungrounded_words(line: str, said: str) -> list[str]:
+    """The words of ``line`` that carry a claim and that ``said`` does not support.
+
+    A claim word is a name, a number, or a content word that is not generic
+    vocabulary for stating facts ("lives", "likes", "user"). A word is supported
+    when ``said`` has a word with the same first four letters (so "allergic"
+    matches "allergy" and "cooks" matches "cooking"), or the same number,
+    written in digits or words. Empty when every claim is supported.
+    """
+    heard = {_stem(word) for word in _words(said)}
+    return [word for word in dict.fromkeys(_claims(line)) if _stem(word) not in heard]
+
+
+def _corrected(said: str) -> bool:
+    """Whether the user said something changed (so a fact of the same kind replaces)."""
+    if _CHANGE_CUES.search(said):
+        return True
+    return bool(_WEAK_CUES.search(said)) and not _ADDITION_CUES.search(said)
+
+
+def _corrects(new: str, old: str) -> bool:
+    """Whether ``new`` states the same kind of fact as ``old`` with another value."""
+    new_words, old_words = _claims(new, keep_generic=True), _claims(old, keep_generic=True)
+    if not new_words or not old_words or _near(new, old):
+        return False
+    return _stem(new_words[0]) == _stem(old_words[0]) and {_stem(w) for w in new_words} != {
+        _stem(w) for w in old_words
+    }
+
+
+def _explicitly_removed(block: MemoryBlock, edit: Edit) -> set[str]:
+    """Lines a replace edit took out on purpose (it quoted them)."""
+    if not isinstance(edit, ReplaceEdit):
+        return set()
+    return {line for line in _lines(block.value) if line in edit.old or edit.old in line}
+
+
+# --- every role ----------------------------------------------------------------------
+
+
+def _clean(before: list[str], proposed: list[str]) -> tuple[list[str], list[str]]:
+    notes: list[str] = []
+    kept: list[str] = []
+    for line in proposed:
+        text = _strip_markup(line)
+        if not text:
+            continue
+        if _PLACEHOLDER.search(text) and not any(text == old for old in before):
+            notes.append(f"Dropped a placeholder: {_quote(text)}.")
+            continue
+        if any(_near(text, other) for other in kept):
+            notes.append(f"Dropped a repeated line: {_quote(text)}.")
+            continue
+        kept.append(text)
+    return kept, notes
+
+
+def _as_edit(block: MemoryBlock, edit: Edit, value: str) -> Edit:
+    """The edit that stages ``value``, keeping an insert an insert when it still is one.
+
+    An insert re-applies on a newer version at commit; a rewrite conflicts with
+    any change made meanwhile. So an insert whose new lines were only cleaned
+    stays an insert of the cleaned lines.
+    """
+    if isinstance(edit, InsertEdit):
+        old = _lines(block.value)
+        if old and _lines(value)[: len(old)] == old and edit.line == -1:
+            return InsertEdit(edit.label, "\n".join(_lines(value)[len(old) :]), -1)
+        if not old:
+            return InsertEdit(edit.label, value, -1)
+    return RethinkEdit(edit.label, value)
+
+
+def _about_the_assistant(said: str) -> bool:
+    return bool(_ASSISTANT_CUES.search(said))
+
+
+_ASSISTANT_CUES = re.compile(
+    r"\b(you should|be more|be less|please be|your (name|tone|style|answers|replies)|"
+    r"call yourself|speak|talk to me|reply|respond|answer (me|in|with)|shorter|longer|"
+    r"formal|casual|friendlier|less verbose|more concise)\b",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(
+    r"\[(?:your|user|the user|insert|name|placeholder|unknown)[^\]]*\]|<[^>]*previous[^>]*>|"
+    r"\b(?:not mentioned|not specified|not provided|unknown|n/a)\b",
+    re.IGNORECASE,
+)
+_MARKUP = re.compile(r"</?(?:p|br|div|span|b|i|em|strong|ul|ol|li|h[1-6])\s*/?>", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_APOSTROPHE = "\u2019"  # a typographic apostrophe, as in "Marco\u2019s"
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+(?:[.,]\d+)?")
+_GENERIC = frozenset(
+    """
+    the a an and or but of to in on at for with from by as is are was were be been being am
+    has have had do does did not no yes this that these those it its they them their there
+    he she his her him we our you your i me my mine user user's users name named called
+    lives live living likes like liked loves love prefers prefer wants want needs need
+    enjoys enjoy works work working job currently current also very really who which what
+    when where about into some any all more most other than then so such can could would
+    should will may might must just only still usually often always never age aged years
+    year old goal goals plan plans person people someone something things thing
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+_COUNTING = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_NUMBER_WORDS = {word: str(n) for n, word in enumerate(_COUNTING.split())}
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.split("\n") if line.strip()]
+
+
+def _strip_markup(line: str) -> str:
+    return _MARKUP.sub("", line).strip()
+
+
+def _norm(line: str) -> str:
+    text = _BULLET.sub("", _strip_markup(line)).lower()
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
+
+
+def _near(a: str, b: str) -> bool:
+    """Whether two lines say the same thing (equal, or near-equal after normalising)."""
+    x, y = _norm(a), _norm(b)
+    if x == y:
+        return True
+    if not x or not y or re.findall(r"\d+", x) != re.findall(r"\d+", y):
+        return False
+    return difflib.SequenceMatcher(None, x, y).ratio() >= 0.9
+
+
+def _words(text: str) -> list[str]:
+    return [_NUMBER_WORDS.get(word.lower(), word.lower()) for word in _WORD.findall(text)]
+
+
+def _claims(line: str, *, keep_generic: bool = False) -> list[str]:
+    words = _words(_BULLET.sub("", line))
+    if keep_generic:
+        skip = {"the", "a", "an", "user", "user's", "users", "is", "are", "to", "of"}
+        return [word for word in words if word not in skip]
+    return [word for word in words if word not in _GENERIC and (len(word) >= 3 or word.isdigit())]
+
+
+def _stem(word: str) -> str:
+    word = word.lower().replace(_APOSTROPHE, "'").removesuffix("'s")
+    return word if word[:1].isdigit() else word[:4]
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -1,0 +1,183 @@
+"""Consolidation: what a sleep-time edit may store, by block role (DESIGN invariant 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sleepagent import DEFAULT_BLOCKS
+from sleepagent.errors import MemoryEditError
+from sleepagent.memory.blocks import (
+    BlockRole,
+    InsertEdit,
+    MemoryBlock,
+    ReplaceEdit,
+    RethinkEdit,
+    apply_edit,
+)
+from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.consolidation import PageEvidence, review_edit, ungrounded_words
+
+BLOCKS = {block.label: block for block in DEFAULT_BLOCKS}
+MARCO = "I'm Marco. I'm allergic to peanuts and I cook for my two kids."
+
+
+def facts(value: str = "") -> MemoryBlock:
+    return MemoryBlock(label="human", value=value, role=BlockRole.FACTS)
+
+
+def page(*said: str, context: str | None = None) -> PageEvidence:
+    entries = [LogEntry(seq=n + 1, role="user", text=text) for n, text in enumerate(said)]
+    if context is not None:
+        entries.append(LogEntry(seq=len(entries) + 1, role="context", text=context))
+    return PageEvidence.of(entries, DEFAULT_BLOCKS)
+
+
+def stored(block: MemoryBlock, edit, evidence: PageEvidence) -> str:
+    return apply_edit(block, review_edit(block, edit, evidence).edit).value
+
+
+# --- grounding ----------------------------------------------------------------------
+
+
+def test_facts_the_user_stated_are_grounded_in_their_words():
+    assert ungrounded_words("Name: Marco", MARCO) == []
+    assert ungrounded_words("Allergic to peanuts", MARCO) == []
+    assert ungrounded_words("Cooks for 2 kids", MARCO) == []
+
+
+def test_guessed_facts_name_the_words_nobody_said():
+    said = "Hi! Can you suggest a dinner?"
+    assert ungrounded_words("The user's current mood is happy.", said) == ["mood", "happy"]
+    assert ungrounded_words("Lives in New York", said) == ["new", "york"]
+
+
+def test_an_invented_fact_is_refused_with_the_reason_and_true_ones_are_kept():
+    edit = RethinkEdit(
+        "human", "Name: Marco\nAllergic to peanuts\nThe user's current mood is happy."
+    )
+    reviewed = review_edit(facts(), edit, page(MARCO))
+
+    assert apply_edit(facts(), reviewed.edit).value == "Name: Marco\nAllergic to peanuts"
+    assert any("not grounded" in note and "'mood'" in note for note in reviewed.notes)
+
+
+def test_an_edit_with_nothing_grounded_is_refused_whole():
+    edit = InsertEdit("human", "The user's current weather is sunny.")
+    with pytest.raises(MemoryEditError, match="not grounded"):
+        review_edit(facts(), edit, page("What should I cook tonight?"))
+
+
+# --- lazy rewrites, duplicates, corrections -------------------------------------------
+
+
+def test_a_rewrite_that_drops_a_fact_it_does_not_remove_gets_it_back():
+    block = facts("Name: Marco\nAllergic to peanuts")
+    edit = RethinkEdit("human", "Cooks for two kids")
+    reviewed = review_edit(block, edit, page(MARCO))
+
+    assert apply_edit(block, reviewed.edit).value.splitlines() == [
+        "Name: Marco",
+        "Allergic to peanuts",
+        "Cooks for two kids",
+    ]
+    assert any("Kept 'Name: Marco'" in note for note in reviewed.notes)
+
+
+def test_a_fact_removed_by_quoting_it_stays_removed():
+    block = facts("Name: Marco\nAllergic to peanuts")
+    edit = ReplaceEdit("human", "\nAllergic to peanuts", "")
+    assert stored(block, edit, page("I'm not allergic after all.")) == "Name: Marco"
+
+
+def test_exact_and_near_duplicate_lines_are_stored_once():
+    edit = RethinkEdit(
+        "human", "Allergic to peanuts\nAllergic to peanuts.\n- allergic to peanuts\nName: Marco"
+    )
+    assert stored(facts(), edit, page(MARCO)) == "Allergic to peanuts\nName: Marco"
+
+
+def test_an_insert_of_a_line_already_there_is_refused():
+    block = facts("Allergic to peanuts")
+    with pytest.raises(MemoryEditError, match="nothing in it can be stored"):
+        review_edit(block, InsertEdit("human", "Allergic to peanuts."), page(MARCO))
+
+
+def test_a_different_number_is_not_a_duplicate():
+    block = facts("Has 2 kids")
+    edit = InsertEdit("human", "Has 3 kids")
+    assert stored(block, edit, page("I have 3 kids now.")) == "Has 3 kids"
+
+
+def test_a_correction_replaces_the_fact_it_corrects_even_when_the_model_keeps_both():
+    block = facts("Name: Ada\nLives in Lisbon")
+    edit = InsertEdit("human", "Lives in Porto")
+    reviewed = review_edit(block, edit, page("I moved from Lisbon to Porto last month."))
+
+    assert apply_edit(block, reviewed.edit).value == "Name: Ada\nLives in Porto"
+    assert any("replaces 'Lives in Lisbon'" in note for note in reviewed.notes)
+
+
+def test_an_added_fact_of_the_same_kind_is_not_taken_for_a_correction():
+    block = facts("Allergic to peanuts")
+    edit = InsertEdit("human", "Allergic to shellfish")
+    said = "Actually I'm allergic to shellfish too."
+    assert stored(block, edit, page(said)) == "Allergic to peanuts\nAllergic to shellfish"
+
+
+def test_markup_and_placeholders_never_land():
+    edit = RethinkEdit("human", "<p>Name: Marco</p>\nJob: not mentioned\nName: [Your Name]")
+    assert stored(facts(), edit, page(MARCO)) == "Name: Marco"
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+def test_the_persona_never_lands_in_the_users_block():
+    edit = InsertEdit("human", "I am a helpful, concise assistant.")
+    with pytest.raises(MemoryEditError, match="persona"):
+        review_edit(facts(), edit, page("I am a helpful person, concise and assistant-like."))
+
+
+def test_the_persona_changes_only_when_the_user_asked_about_the_assistant():
+    persona = BLOCKS["persona"]
+    edit = InsertEdit("persona", "Marco is allergic to peanuts.")
+    with pytest.raises(MemoryEditError, match="persona"):
+        review_edit(persona, edit, page(MARCO))
+    asked = page("Please be more formal with me.")
+    assert review_edit(persona, InsertEdit("persona", "Speaks formally."), asked).notes == ()
+
+
+def test_a_page_of_context_changes_only_the_learned_context():
+    evidence = page(context="Evan is 18 and allergic to nuts. He bought 3 apples at $2.")
+    edit = RethinkEdit("human", "Evan is 18 and allergic to nuts.")
+    with pytest.raises(MemoryEditError, match="learned_context"):
+        review_edit(facts(), edit, evidence)
+    learned = BLOCKS["learned_context"]
+    written = RethinkEdit("learned_context", "Q: What did the apples cost? A: 3 x $2 = $6.")
+    assert stored(learned, written, evidence) == "Q: What did the apples cost? A: 3 x $2 = $6."
+
+
+def test_roles_come_from_config_not_labels():
+    mine = MemoryBlock(label="profile", role=BlockRole.FACTS)
+    notes = MemoryBlock(label="scratch", role=BlockRole.NOTES)
+    evidence = PageEvidence.of([LogEntry(seq=1, role="user", text=MARCO)], [mine, notes])
+    with pytest.raises(MemoryEditError, match="not grounded"):
+        review_edit(mine, InsertEdit("profile", "Mood: happy"), evidence)
+    assert stored(notes, InsertEdit("scratch", "Mood: happy"), evidence) == "Mood: happy"
+
+
+def test_learned_context_keeps_new_numbers_but_not_repeats():
+    learned = BLOCKS["learned_context"]
+    edit = RethinkEdit(
+        "learned_context",
+        "Total: 40 x $3 + 25 x $2 = $170\nTotal: 40 x $3 + 25 x $2 = $170\n<p>Profit: $70</p>",
+    )
+    value = stored(learned, edit, page(context="40 muffins at $3 and 25 cookies at $2."))
+    assert value == "Total: 40 x $3 + 25 x $2 = $170\nProfit: $70"
+
+
+def test_an_insert_whose_lines_were_cleaned_stays_an_insert():
+    block = facts("Name: Marco")
+    edit = InsertEdit("human", "Allergic to peanuts\nMood: happy")
+    reviewed = review_edit(block, edit, page(MARCO))
+    assert reviewed.edit == InsertEdit("human", "Allergic to peanuts", -1)
