@@ -1,0 +1,251 @@
+"""Think, then write: what a sleep-time reasoning pass produced, and how samples agree.
+
+A small model asked to edit memory and pre-compute at once does neither well:
+it restates the context, lists questions without answers, or loses the format.
+So a sleep run first *thinks*: a free reasoning pass over the page with no tools
+and no format to keep, which tracks every quantity and answers the questions a
+user is likely to ask (the prompt is ``prompts.SLEEP_THINK_PROMPT``). The pass
+ends with two plain sections the model writes reliably:
+
+    FINAL STATE
+    South shelf: 72 - 28 = 44
+    Q: How many books are on both shelves?
+    A: 24 + 44 = 68
+
+This module reads those sections back (:func:`read_notes`), combines ``k``
+independent samples by agreement (:func:`agree`: the paper's parallel sleep-time
+compute, decided the way self-consistency decides), and renders what was agreed
+as the lines of a learned-context block (:func:`learned_lines`). Everything here
+is pure; the sleep nodes make the model calls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Agreed",
+    "Notes",
+    "Worked",
+    "agree",
+    "learned_lines",
+    "read_notes",
+]
+
+
+@dataclass(frozen=True)
+class Worked:
+    """One result a reasoning sample worked out.
+
+    Attributes:
+        subject: A quantity's name, or an anticipated question.
+        result: What the sample found: the value, or the answer with its working.
+        question: Whether ``subject`` is a question (else a quantity).
+
+    """
+
+    subject: str
+    result: str
+    question: bool
+
+    @property
+    def value(self) -> str:
+        """What two samples must share to agree: the answer's last number, else its text."""
+        return final_value(self.result)
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What one reasoning sample concluded, in the order it wrote it."""
+
+    results: tuple[Worked, ...]
+
+    @property
+    def empty(self) -> bool:
+        """Whether the sample concluded nothing readable."""
+        return not self.results
+
+
+@dataclass(frozen=True)
+class Agreed:
+    """A result after the samples voted on it.
+
+    Attributes:
+        subject: The quantity or question, as most samples put it.
+        result: The majority's answer, with the working of one sample that gave it.
+        votes: Samples that gave the majority's value.
+        seen: Samples that worked this subject out at all.
+        others: Values the other samples gave, most common first (empty when unanimous).
+        question: Whether ``subject`` is a question.
+
+    """
+
+    subject: str
+    result: str
+    votes: int
+    seen: int
+    others: tuple[str, ...] = ()
+    question: bool = False
+
+    @property
+    def certain(self) -> bool:
+        """Whether a strict majority of the samples that saw the subject gave this value."""
+        return self.votes * 2 > self.seen
+
+
+_Q = re.compile(r"^(?:Q(?:uestion)?\s*\d*)\s*[:.)]\s*(?P<q>.+?)\s*$", re.IGNORECASE)
+_A = re.compile(r"^(?:A(?:nswer)?\s*\d*)\s*[:.)]\s*(?P<a>.+?)\s*$", re.IGNORECASE)
+_QA = re.compile(
+    r"^(?:Q(?:uestion)?\s*\d*)\s*[:.)]\s*(?P<q>.+?\?)\s*(?:A(?:nswer)?)\s*[:.)]\s*(?P<a>.+?)\s*$",
+    re.IGNORECASE,
+)
+_STATE_HEAD = re.compile(r"^final\s+state\b", re.IGNORECASE)
+_SECTION_HEAD = re.compile(r"^(?:\d+[.)]\s*)?[A-Z][A-Za-z ]{2,40}:?$")
+_STATE = re.compile(r"^(?P<name>[^:=]{2,80}?)\s*(?::|=)\s*(?P<value>.*\d.*)$")
+_DECORATION = re.compile(r"^[\s>#*\-•]+|\*\*|__|`")
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def read_notes(text: str) -> Notes:
+    """The results a reasoning pass wrote: its FINAL STATE lines and its Q/A pairs.
+
+    Tolerates what small models add: bullets, bold, numbering, a Q and its A on
+    one line or two, blank lines between them. An answer with no content, or a
+    question left unanswered, is not a result.
+    """
+    results: list[Worked] = []
+    pending: str | None = None
+    in_state = False
+    for raw in text.splitlines():
+        line = _DECORATION.sub("", raw).strip()
+        if not line:
+            continue
+        if _STATE_HEAD.match(line):
+            in_state, pending = True, None
+            continue
+        if match := _QA.match(line):
+            results.append(Worked(_clean(match["q"]), _clean(match["a"]), question=True))
+            in_state, pending = False, None
+        elif match := _Q.match(line):
+            in_state, pending = False, _clean(match["q"])
+        elif (match := _A.match(line)) and pending is not None:
+            results.append(Worked(pending, _clean(match["a"]), question=True))
+            pending = None
+        elif in_state and (match := _STATE.match(line)):
+            results.append(Worked(_clean(match["name"]), _clean(match["value"]), question=False))
+        elif in_state and _SECTION_HEAD.match(line):
+            in_state = False
+    return Notes(tuple(result for result in results if result.result and result.subject))
+
+
+def agree(samples: Sequence[Notes], *, similar: float = 0.6) -> list[Agreed]:
+    """Combine ``samples`` by agreement, in the order subjects were first written.
+
+    Subjects are matched across samples by their words (a question asked in
+    other words is the same question when the word sets overlap by ``similar``
+    or more); each sample votes once per subject, with its value. A subject
+    that fewer than half the samples worked out is dropped, as one sample's
+    idea. The majority value wins; without a strict majority the result is kept
+    as uncertain, with the other values, so the answer can say so.
+    """
+    groups: list[_Group] = []
+    for index, notes in enumerate(samples):
+        for worked in notes.results:
+            group = _closest(groups, worked, similar)
+            if group is None:
+                group = _Group(words=_subject_words(worked.subject), question=worked.question)
+                groups.append(group)
+            group.add(index, worked)
+    agreed = []
+    for group in groups:
+        if len(group.by_sample) * 2 < len(samples):
+            continue
+        agreed.append(group.verdict())
+    return agreed
+
+
+def learned_lines(agreed: Sequence[Agreed]) -> list[str]:
+    """The lines a learned-context block gets from agreed results.
+
+    Quantities first (their values at the end of the material), then each
+    anticipated question with its answer; an uncertain result names the other
+    values the samples found, so the answering model does not take it on trust.
+    """
+    lines = []
+    for result in sorted(agreed, key=lambda item: item.question):
+        if result.question:
+            line = f"Q: {result.subject} A: {result.result}"
+        else:
+            line = f"{result.subject}: {result.result}"
+        if not result.certain:
+            line += f" (uncertain: the other workings gave {' or '.join(result.others)})"
+        lines.append(line)
+    return lines
+
+
+def final_value(result: str) -> str:
+    """The value a result states: its last number (``24 + 44 = 68`` is 68), else its text."""
+    numbers: list[str] = _NUMBER.findall(result)
+    if numbers:
+        value = numbers[-1].replace("$", "").replace(",", "")
+        return value.rstrip("0").rstrip(".") if "." in value else value
+    return " ".join(re.findall(r"[a-z0-9]+", result.lower()))
+
+
+class _Group:
+    """Workings of one subject across samples."""
+
+    def __init__(self, *, words: frozenset[str], question: bool) -> None:
+        self.words = words
+        self.question = question
+        self.subjects: list[str] = []
+        self.by_sample: dict[int, Worked] = {}
+
+    def add(self, sample: int, worked: Worked) -> None:
+        self.subjects.append(worked.subject)
+        self.by_sample.setdefault(sample, worked)  # one vote per sample: its first working
+
+    def verdict(self) -> Agreed:
+        votes = Counter(worked.value for worked in self.by_sample.values())
+        # On a tie the first value written wins the line, and `certain` is False.
+        (value, count), *rest = votes.most_common()
+        result = next(w.result for w in self.by_sample.values() if w.value == value)
+        return Agreed(
+            subject=Counter(self.subjects).most_common(1)[0][0],
+            result=result,
+            votes=count,
+            seen=len(self.by_sample),
+            others=tuple(other for other, _ in rest),
+            question=self.question,
+        )
+
+
+def _closest(groups: Sequence[_Group], worked: Worked, similar: float) -> _Group | None:
+    words = _subject_words(worked.subject)
+    best, score = None, 0.0
+    for group in groups:
+        if group.question != worked.question:
+            continue
+        overlap = len(words & group.words) / max(1, len(words | group.words))
+        if overlap > score:
+            best, score = group, overlap
+    return best if score >= similar else None
+
+
+_FILLER = frozenset(
+    {"the", "a", "an", "of", "is", "are", "was", "were", "does", "do", "did", "how", "many"}
+    | {"much", "what", "which", "who", "in", "on", "at", "to", "and", "s", "have", "has"}
+    | {"there", "now", "total", "number", "after", "end"}
+)
+
+
+def _subject_words(subject: str) -> frozenset[str]:
+    words = re.findall(r"[a-z0-9]+", subject.lower())
+    return frozenset(word for word in words if word not in _FILLER)
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\\(", "").replace("\\)", "")).strip(" *")

@@ -1,0 +1,86 @@
+"""Reading a sleep-time reasoning pass, and combining k samples by agreement."""
+
+from __future__ import annotations
+
+from sleepagent.sleep.thinking import Notes, Worked, agree, final_value, learned_lines, read_notes
+
+SAMPLE = """\
+Let's go through the text one sentence at a time.
+1. The north shelf holds 24 books. North shelf = 24
+2. **The south shelf holds 3 times as many.** South shelf = 3 * 24 = 72
+
+FINAL STATE
+- North shelf: 24
+- **South shelf**: 72 - 28 = 44
+
+Questions a user may ask:
+**Q: How many books are on both shelves?**
+A: 24 + 44 = 68
+Q2: How many more books are on the south shelf? A: 44 - 24 = 20
+Q: What colour are the shelves?
+"""
+
+
+def test_a_pass_yields_its_final_state_and_its_answered_questions():
+    notes = read_notes(SAMPLE)
+
+    assert notes.results == (
+        Worked("North shelf", "24", question=False),
+        Worked("South shelf", "72 - 28 = 44", question=False),
+        Worked("How many books are on both shelves?", "24 + 44 = 68", question=True),
+        Worked("How many more books are on the south shelf?", "44 - 24 = 20", question=True),
+    )
+
+
+def test_a_pass_in_no_readable_shape_concludes_nothing():
+    assert read_notes("The shelves hold books. I think the answer depends.").empty
+
+
+def test_a_results_value_is_its_last_number():
+    assert final_value("24 + 44 = 68") == "68"
+    assert final_value("$1,250.50 in total") == "1250.5"
+    assert final_value("Porto") == "porto"
+
+
+def notes(*pairs: tuple[str, str]) -> Notes:
+    return Notes(tuple(Worked(q, a, question=True) for q, a in pairs))
+
+
+def test_samples_agree_by_majority_and_an_idea_of_one_sample_is_dropped():
+    samples = [
+        notes(("How many books are on both shelves?", "68"), ("What is the shelf ratio?", "3")),
+        notes(("How many books are on both shelves combined?", "24 + 44 = 68")),
+        notes(("How many books on both shelves?", "96")),
+    ]
+    agreed = agree(samples)
+
+    assert [(a.subject, a.votes, a.seen, a.certain) for a in agreed] == [
+        ("How many books are on both shelves?", 2, 3, True)
+    ]
+    assert agreed[0].others == ("96",)
+
+
+def test_a_tie_is_kept_as_uncertain_with_the_other_value():
+    samples = [notes(("How many are left?", "5")), notes(("How many are left?", "7"))]
+
+    assert learned_lines(agree(samples)) == [
+        "Q: How many are left? A: 5 (uncertain: the other workings gave 7)"
+    ]
+
+
+def test_one_sample_is_its_own_majority():
+    only = read_notes(SAMPLE)
+    assert learned_lines(agree([only])) == [
+        "North shelf: 24",
+        "South shelf: 72 - 28 = 44",
+        "Q: How many books are on both shelves? A: 24 + 44 = 68",
+        "Q: How many more books are on the south shelf? A: 44 - 24 = 20",
+    ]
+
+
+def test_smaller_k_is_the_first_samples_of_a_larger_k():
+    samples = [notes(("How many are left?", v)) for v in ("5", "7", "7", "5", "5")]
+
+    assert [a.result for a in agree(samples[:1])] == ["5"]
+    assert [(a.result, a.certain) for a in agree(samples[:3])] == [("7", True)]
+    assert [(a.result, a.votes) for a in agree(samples)] == [("5", 3)]
