@@ -426,7 +426,9 @@ def invented_lines(scenario: Scenario, memory: Mapping[str, str]) -> list[str]:
     A line is invented when the scenario has no user facts at all, when it holds
     one of the scenario's traps, when it holds a fact of someone else the user
     spoke of without naming them, or when none of its content words (see
-    :func:`content_words`) occurs in what the user said.
+    :func:`content_words`) occurs in what the user said. The unit is the line: a
+    paragraph written on one line passes the last rule when any of its words was
+    said, so an invention inside it is caught only by a trap.
     """
     heard = set(words(scenario.said()))
     return [line for line in lines(memory.get(USER_LABEL, "")) if _invented(line, scenario, heard)]

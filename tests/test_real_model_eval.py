@@ -119,7 +119,7 @@ def test_a_repeated_or_nearly_repeated_line_counts_once_per_repeat_within_its_bl
                 "I am a helpful, concise assistant.",
                 "- i am a helpful concise assistant",
                 "Allergic to peanuts.",
-                "Allergic to peanuts!!",
+                "Allergic to peanut!",
                 "Cooks for two kids",
             ]
         ),
@@ -128,7 +128,7 @@ def test_a_repeated_or_nearly_repeated_line_counts_once_per_repeat_within_its_bl
     assert ev.duplicate_lines(memory) == [
         ("human", "I am a helpful, concise assistant."),
         ("human", "i am a helpful concise assistant"),
-        ("human", "Allergic to peanuts!!"),
+        ("human", "Allergic to peanut!"),
     ]
 
 
