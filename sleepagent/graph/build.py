@@ -76,13 +76,13 @@ def build_graph(
     # otherwise answers; it routes with Command, so a plain turn evaluates no branch.
     graph.add_node(
         "agent",
-        GraphNode("agent", primary.step, primary.astep),
+        GraphNode.of_flow("agent", primary.step),
         destinations=("agent_tools", "sleep", after_turn),
     )
-    graph.add_node("agent_tools", GraphNode("agent_tools", primary.tools, primary.atools))
+    graph.add_node("agent_tools", GraphNode.of_flow("agent_tools", primary.tools))
     graph.add_node(
         "sleep",
-        GraphNode("sleep", sleeper.step, sleeper.astep),
+        GraphNode.of_flow("sleep", sleeper.step),
         destinations=("sleep_tools", "sleep_commit", END),
     )
     graph.add_node(
@@ -92,7 +92,7 @@ def build_graph(
     )
     graph.add_node(
         "sleep_commit",
-        GraphNode("sleep_commit", sleeper.commit, sleeper.acommit),
+        GraphNode.of_flow("sleep_commit", sleeper.commit),
         destinations=("sleep", END),
     )
     graph.add_edge(START, "agent")
