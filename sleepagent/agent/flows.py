@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnableConfig
 
 from sleepagent._twins import Flow, StreamClosed, call, emit, holding, iterate, shielded, within
 from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
-from sleepagent.errors import ConfigurationError, ScopeBusyError, StorageError
+from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, StorageError
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
 from sleepagent.memory.storable import require_storable
@@ -51,20 +51,22 @@ class AgentFlows(AgentBase):
         """``flow``, with a database driver's error raised as :class:`StorageError`.
 
         ``sqlite3`` and ``psycopg`` errors escape LangGraph's savers and stores
-        untyped; here they become a typed error that names the database, chained
-        to the driver's (``from``).
+        untyped (LangGraph's SQLite store wraps some in a ``ValueError``); here
+        they become a typed error that names the database, chained (``from``)
+        to what was raised.
         """
         try:
             return (yield from flow)
         except Exception as error:
-            if not _is_driver_error(error):
+            cause = _driver_error(error)
+            if cause is None:
                 raise
             target = self._target()
-            said = _first_line(error)
+            said = _first_line(cause)
             if isinstance(self._db, str):
                 said = said.replace(self._db, target)  # never a password in a message
             raise StorageError(
-                f"the database {target} failed: {type(error).__name__}: {said}. "
+                f"the database {target} failed: {type(cause).__name__}: {said}. "
                 "Check that it is reachable, writable and not damaged, and that nothing "
                 "else changed its tables",
                 target=target,
@@ -314,11 +316,17 @@ class AgentFlows(AgentBase):
         return (yield from call(self.blocks.usage, thread_id))
 
 
-def _is_driver_error(error: Exception) -> bool:
-    if isinstance(error, sqlite3.Error):  # aiosqlite raises these too
-        return True
+def _driver_error(error: BaseException) -> BaseException | None:
+    """The ``sqlite3`` or ``psycopg`` error ``error`` is, or was raised from; else None."""
     psycopg = sys.modules.get("psycopg")  # not imported: none of its errors can exist
-    return psycopg is not None and isinstance(error, psycopg.Error)
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, SleepAgentError):
+        if isinstance(found, sqlite3.Error):  # aiosqlite raises these too
+            return found
+        if psycopg is not None and isinstance(found, psycopg.Error):
+            return found  # type: ignore[no-any-return]
+        found = found.__cause__
+    return None
 
 
 def _first_line(error: BaseException) -> str:
