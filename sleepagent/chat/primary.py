@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 
 class PrimaryAgent:
-    """The ``agent`` and ``agent_tools`` nodes.
+    """The ``agent`` and ``agent_tools`` nodes, each written once as a flow.
 
     Args:
         model: The chat model.
@@ -203,17 +203,10 @@ class PrimaryAgent:
         """An answered turn ends (a plain update), or goes on to ``after_turn``."""
         return update if self._after_turn == END else Command(update=update, goto=self._after_turn)
 
-    @staticmethod
-    def _sleep_request(state: SleepAgentState) -> Command[str] | None:
-        """Runs enter at this node: a sleep request goes on to ``sleep`` untouched."""
-        return Command(goto="sleep") if state.get("sleep_request") else None
-
     # --- agent node: one flow, driven sync or async (see sleepagent._twins) -------
 
     def step(self, state: SleepAgentState) -> Flow[NodeResult]:
         """Answer (or call a memory tool); log the turn once answered."""
-        if handed_on := self._sleep_request(state):
-            return handed_on
         turn = self._turn()
         read = yield from call(
             turn.blocks.read_turn,

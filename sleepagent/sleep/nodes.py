@@ -54,8 +54,10 @@ __all__ = ["SleepTimeRunner", "merge_diffs"]
 class SleepTimeRunner:
     """The ``sleep``, ``sleep_tools`` and ``sleep_commit`` nodes.
 
-    Each node is a thin shell: read or write the store, call the model, and
-    hand the result to a pure transition of :mod:`sleepagent.sleep.run`.
+    Each node is a thin flow: read or write the store, call the model, and
+    hand the result to a pure transition of :mod:`sleepagent.sleep.run`. The
+    nodes that do I/O are written once, as flows (see :mod:`sleepagent._twins`),
+    and the graph drives them in the mode it is invoked in.
 
     Args:
         model: The sleep-time chat model.
