@@ -81,8 +81,9 @@ class UnprocessedPage(SleepAgentError, RuntimeError):
 class AgentBase:
     """What both facades share: configuration, every decision, and results.
 
-    The sync and async facades differ only where they call the graph or the
-    store; what to check, what to run and how to report it is decided here.
+    What to check, what to run and how to report it is decided here, with no
+    I/O; :class:`~sleepagent.agent.flows.AgentFlows` puts it in order around the
+    I/O calls, and the facades drive those flows in their mode.
     """
 
     def __init__(

@@ -107,7 +107,8 @@ class SleepTimeAgent(AgentFlows):
         """Stop the idle timer and close what the agent opened. Idempotent.
 
         Pending alarms are dropped (the store keeps the work for the next
-        start); runs in flight get up to ``CLOSE_WAIT_S`` seconds to finish.
+        start); runs in flight get up to ``CLOSE_WAIT_S`` seconds to finish,
+        and no scheduled run starts any more.
         """
         self._run(self._close_flow())
 
