@@ -112,7 +112,9 @@ class SleepConfig:
     """Skip a due run while fewer new messages than this are waiting (they stay pending)."""
 
     max_concurrent_sleeps: int = 32
-    """Sleep runs (of different memory scopes) that may execute at once."""
+    """Scheduled sleep runs (of different memory scopes) that may execute at once.
+
+    The idle scheduler enforces it; ``sleep()`` called by hand is not counted."""
 
     sleep_retries: int = 3
     """Times a failed scheduled run is retried before it is left for the next turn."""

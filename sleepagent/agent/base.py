@@ -1,15 +1,16 @@
 """What both agent facades share: configuration, every decision, and turning state into results.
 
+The decisions here are plain methods over plain data, with no I/O. The flows
+that put them in order and make the I/O calls are in :mod:`sleepagent.agent.flows`;
 :class:`~sleepagent.agent.facades.SleepTimeAgent` and
-:class:`~sleepagent.agent.facades.AsyncSleepTimeAgent` subclass :class:`AgentBase` and
-differ only where they call the graph or the store.
+:class:`~sleepagent.agent.facades.AsyncSleepTimeAgent` only drive those flows.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NoReturn
 
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
@@ -20,6 +21,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
+from sleepagent.agent.inflight import RunsInFlight
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError
 from sleepagent.graph.build import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
@@ -41,6 +43,7 @@ from sleepagent.scheduling.coordinator import SleepCoordinator
 from sleepagent.scheduling.events import EventKind, SleepEvent, SleepEvents, event_for
 from sleepagent.scheduling.policy import Reason, too_few_new_messages
 from sleepagent.scope import Scope, resolve_scope
+from sleepagent.store.keyedlocks import KeyedLocks
 from sleepagent.store.persistence import DbPath
 from sleepagent.usage import Usage
 
@@ -78,8 +81,9 @@ class UnprocessedPage(SleepAgentError, RuntimeError):
 class AgentBase:
     """What both facades share: configuration, every decision, and results.
 
-    The sync and async facades differ only where they call the graph or the
-    store; what to check, what to run and how to report it is decided here.
+    What to check, what to run and how to report it is decided here, with no
+    I/O; :class:`~sleepagent.agent.flows.AgentFlows` puts it in order around the
+    I/O calls, and the facades drive those flows in their mode.
     """
 
     def __init__(
@@ -123,12 +127,31 @@ class AgentBase:
         )
         self._graph: Graph | None = None
         self._blocks: BlockStore | None = None
+        # Turns of one thread are answered in order; one sleep run per scope in this
+        # agent (other agents and processes: the store's run lock).
+        self._thread_locks = KeyedLocks()
+        self._scope_locks = KeyedLocks()
+        self._runs = RunsInFlight()
         self._setup()
 
+    # --- what each facade provides: its mode's I/O ------------------------------
+
     def _setup(self) -> None:
-        """Create what the facade owns (subclasses)."""
+        """Create what the facade owns; the sync facade also opens it."""
 
     def _default_scheduler(self) -> IdleScheduler:
+        raise NotImplementedError
+
+    def _open_persistence(self) -> tuple[BaseCheckpointSaver[Any], BaseStore]:
+        """Open the checkpointer and store of ``db`` (``_aopen_persistence`` in async)."""
+        raise NotImplementedError
+
+    def _close_persistence(self) -> None:
+        """Close what :meth:`_open_persistence` opened (``_aclose_persistence`` in async)."""
+        raise NotImplementedError
+
+    def _run_job(self, job: SleepJob) -> Awaitable[None] | None:
+        """Run a due job (the scheduler calls it); never raises."""
         raise NotImplementedError
 
     def _scope_of(self, thread_id: str, user_id: str | None) -> Scope:

@@ -1,49 +1,44 @@
 """SleepTimeAgent and AsyncSleepTimeAgent: the graph with its persistence and idle timer.
 
 Both own their checkpointer, store and scheduler (unless you pass your own)
-and close them on exit. They differ only in how they call the graph and the
-store; what they decide is in :mod:`sleepagent.agent.base`.
+and close them on exit. Each public method drives one flow of
+:mod:`sleepagent.agent.flows`, where every step is written once: the sync
+agent with :func:`~sleepagent._twins.run`, the async one with
+:func:`~sleepagent._twins.arun`. What a facade writes itself is only its
+mode's I/O: how it opens and closes its persistence.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn, Self, TypeVar
 
-from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
-from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
-from sleepagent.errors import ScopeBusyError, WrongModeError
+from sleepagent._twins import Flow, arun, astream, async_twin, run, stream
+from sleepagent.agent.flows import AgentFlows
+from sleepagent.errors import WrongModeError
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
-from sleepagent.memory.storable import require_storable
-from sleepagent.results import (
-    BlockDiff,
-    ChatResult,
-    FailedPage,
-    SleepResult,
-)
+from sleepagent.results import BlockDiff, ChatResult, FailedPage, SleepResult
 from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundIdleScheduler
 from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.policy import Reason
-from sleepagent.scope import Scope
-from sleepagent.store.keyedlocks import AsyncKeyedLocks, KeyedLocks
-from sleepagent.store.locking import arun_lock, run_lock
 from sleepagent.store.persistence import open_async_persistence, open_persistence
 from sleepagent.usage import Phase, Usage
 
 __all__ = ["AsyncSleepTimeAgent", "SleepTimeAgent"]
 
-logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Persistence = tuple[BaseCheckpointSaver[Any], BaseStore]
 
 
-class SleepTimeAgent(AgentBase):
+class SleepTimeAgent(AgentFlows):
     """A chatbot agent with sleep-time compute, for synchronous code.
 
     Args:
@@ -78,15 +73,19 @@ class SleepTimeAgent(AgentBase):
 
     def _setup(self) -> None:
         self._stack = ExitStack()
-        self._thread_locks = KeyedLocks()
-        self._scope_locks = KeyedLocks()
-        self._in_flight = 0
-        self._idle = threading.Condition()
-        saver, store = self._given or self._stack.enter_context(open_persistence(self._db))
-        self._attach(saver, store)
-        if self._scheduler is not None and self._coordinator is not None:
-            self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
-            self._coordinator.recover(self.blocks.pending_threads())
+        self._run(self._open_flow())
+
+    def _open_persistence(self) -> Persistence:
+        return self._stack.enter_context(open_persistence(self._db))
+
+    def _close_persistence(self) -> None:
+        self._stack.close()
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run(self._boundary(flow))
+
+    def _run_job(self, job: SleepJob) -> None:
+        self._run(self._job_flow(job))
 
     def __enter__(self) -> Self:
         return self
@@ -108,21 +107,10 @@ class SleepTimeAgent(AgentBase):
         """Stop the idle timer and close what the agent opened. Idempotent.
 
         Pending alarms are dropped (the store keeps the work for the next
-        start); runs in flight get up to ``CLOSE_WAIT_S`` seconds to finish.
+        start); runs in flight get up to ``CLOSE_WAIT_S`` seconds to finish,
+        and no scheduled run starts any more.
         """
-        if self._scheduler is not None:
-            self._scheduler.close()
-        with self._idle:
-            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=CLOSE_WAIT_S):
-                logger.warning("closing with %d sleep runs still in flight", self._in_flight)
-        self._graph = None
-        self._blocks = None
-        self._stack.close()
-
-    def _owner(self, thread_id: str, user_id: str | None) -> Scope:
-        scope = self.scope(thread_id=thread_id, user_id=user_id)
-        self.blocks.check_owner(scope, thread_id)
-        return scope
+        self._run(self._close_flow())
 
     # --- chat ------------------------------------------------------------------
 
@@ -153,16 +141,7 @@ class SleepTimeAgent(AgentBase):
                 the pending work are exactly as before the turn.
 
         """
-        graph = self.graph
-        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
-        with self._thread_locks.hold(thread_id):
-            try:
-                state = graph.invoke(payload, run_config, context=context)
-            except BaseException:
-                self._undo_turn(run_config, human)
-                raise
-        self._turn_done(thread_id, user_id)
-        return self._chat_result(state, human, context)
+        return self._run(self._chat_flow(message, thread_id, user_id, config))
 
     def chat_stream(
         self,
@@ -186,28 +165,7 @@ class SleepTimeAgent(AgentBase):
             ModelCallError: When the model call failed.
 
         """
-        graph = self.graph
-        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
-        with self._thread_locks.hold(thread_id):
-            stream = graph.stream(payload, run_config, context=context, stream_mode="messages")
-            try:
-                for item in stream:
-                    if text := self._streamed_text(item):
-                        yield text
-            except GeneratorExit:
-                for _ in stream:  # closed early: finish the turn without yielding
-                    pass
-                self._turn_done(thread_id, user_id)
-                raise
-            except BaseException:
-                self._undo_turn(run_config, human)
-                raise
-        self._turn_done(thread_id, user_id)
-
-    def _undo_turn(self, run_config: RunnableConfig, human: HumanMessage) -> None:
-        undo = self._undo(self.graph.get_state(run_config).values, human)
-        if undo is not None:
-            self.graph.update_state(run_config, undo)
+        return stream(self._boundary(self._chat_stream_flow(message, thread_id, user_id, config)))
 
     # --- sleep -----------------------------------------------------------------
 
@@ -229,7 +187,7 @@ class SleepTimeAgent(AgentBase):
             ModelCallError: When a model call failed; pages already committed stay.
 
         """
-        return self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL), config)
+        return self._run(self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL), config))
 
     def add_context(
         self,
@@ -249,16 +207,11 @@ class SleepTimeAgent(AgentBase):
             ScopeMismatchError: When the thread belongs to another memory scope.
 
         """
-        entry = self._context_entry(text, thread_id, user_id)
-        scope = self.scope(thread_id=thread_id, user_id=user_id)
-        with self._thread_locks.hold(thread_id):
-            self.blocks.append(scope, thread_id, entry, at=self._now(), context_text=text)
-        return self._sleep_by_hand(self._job(thread_id, user_id, Reason.CONTEXT), config)
+        return self._run(self._add_context_flow(text, thread_id, user_id, config))
 
     def failed_pages(self, *, thread_id: str, user_id: str | None = None) -> list[FailedPage]:
         """Pages of the thread that sleep-time compute gave up on after their retries."""
-        scope = self._owner(thread_id, user_id)
-        return self.blocks.failed_pages(scope, thread_id=thread_id)
+        return self._run(self._failed_pages_flow(thread_id, user_id))
 
     def retry_failed(
         self,
@@ -272,87 +225,7 @@ class SleepTimeAgent(AgentBase):
         A page that succeeds leaves the failed list; one that fails again stays,
         with its attempt counted. The watermark is not moved.
         """
-        results = []
-        for page in self.failed_pages(thread_id=thread_id, user_id=user_id):
-            job = self._job(thread_id, user_id, Reason.MANUAL)
-            results.append(self._sleep(job, by_hand=True, config=config, span=page))
-        return results
-
-    def _sleep_by_hand(self, job: SleepJob, config: RunnableConfig | None) -> SleepResult:
-        result = self._sleep(job, by_hand=True, config=config)
-        if self._coordinator is not None:
-            position = self.blocks.position(job.thread_id)
-            pending = position.pending if position else 0
-            self._coordinator.covered_manually(job.thread_id, pending_left=pending)
-        return result
-
-    def _sleep(
-        self,
-        job: SleepJob,
-        *,
-        by_hand: bool,
-        config: RunnableConfig | None = None,
-        span: FailedPage | None = None,
-    ) -> SleepResult:
-        """Run ``job`` holding its scope, in this process and across processes.
-
-        A run asked for by hand waits for the scope; a scheduled one raises
-        ScopeBusyError at once, and is set again later.
-        """
-        graph = self.graph
-        payload, run_config, context = self._sleep_call(job, config, span)
-        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
-        self.blocks.check_owner(scope, job.thread_id)
-        with (
-            self._scope_locks.hold(scope.key),
-            run_lock(self.blocks.store, scope, wait=by_hand) as held,
-        ):
-            if not held:
-                raise ScopeBusyError(scope.key)
-            started = self._started(job)
-            try:
-                state = graph.invoke(payload, run_config, context=context, durability="exit")
-            except Exception as error:
-                if by_hand:  # scheduled runs are reported by the coordinator, with their retry
-                    self._failed_by_hand(job, error, started)
-                raise
-        result = self._sleep_result(state)
-        self._finished(job, result, started)
-        return result
-
-    def _run_job(self, job: SleepJob) -> None:
-        """Run a due job (called by the scheduler); never raises."""
-        assert self._coordinator is not None
-        claim = self._coordinator.claim(job)
-        if claim is None:
-            return
-        with self._idle:
-            self._in_flight += 1
-        ending = JobEnding()
-        try:
-            position = self.blocks.position(job.thread_id)
-            ran = self._sleep(job, by_hand=False) if self._should_run(job, position) else None
-            ending = self._ending_of(position, ran)
-        except Exception as failure:
-            ending = self._ending_of_error(failure)
-            if ending.error is not None:
-                self._count_failure(job, failure, ending)
-        finally:
-            self._release(claim, ending)
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
-
-    def _count_failure(self, job: SleepJob, failure: Exception, ending: JobEnding) -> None:
-        try:
-            scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
-            counted = self.blocks.record_failure(
-                scope, job.thread_id, **self._failure_args(failure)
-            )
-        except Exception:
-            logger.exception("could not count the failed attempt of %s", job.thread_id)
-            return
-        self._counted(job, counted, ending)
+        return self._run(self._retry_failed_flow(thread_id, user_id, config))
 
     # --- memory ----------------------------------------------------------------
 
@@ -363,8 +236,7 @@ class SleepTimeAgent(AgentBase):
             ScopeMismatchError: When the thread belongs to another memory scope.
 
         """
-        blocks = self.blocks.load(self._owner(thread_id, user_id))
-        return {block.label: block for block in blocks}
+        return self._run(self._memory_flow(thread_id, user_id))
 
     def write_memory(
         self,
@@ -391,12 +263,9 @@ class SleepTimeAgent(AgentBase):
             ScopeMismatchError: When the thread belongs to another memory scope.
 
         """
-        require_storable(value, what="the block value")
-        scope = self._owner(thread_id, user_id)
-        outcome = self.blocks.write(
-            scope, label, value, expected_version=expected_version, **self._write_args(thread_id)
+        return self._run(
+            self._write_memory_flow(label, value, thread_id, user_id, expected_version)
         )
-        return self._written(outcome)
 
     def history(
         self,
@@ -414,17 +283,14 @@ class SleepTimeAgent(AgentBase):
         the history is. Pass the first version of a page as ``before`` to read the
         page before it.
         """
-        return self.blocks.history(
-            self._owner(thread_id, user_id), label, limit=limit, before=before
-        )
+        return self._run(self._history_flow(label, thread_id, user_id, limit, before))
 
     def usage(self, *, thread_id: str, user_id: str | None = None) -> dict[Phase, Usage]:
         """Token usage totals of a thread, per phase."""
-        self._owner(thread_id, user_id)
-        return self.blocks.usage(thread_id)
+        return self._run(self._usage_flow(thread_id, user_id))
 
 
-class AsyncSleepTimeAgent(AgentBase):
+class AsyncSleepTimeAgent(AgentFlows):
     """The asyncio twin of :class:`SleepTimeAgent`; open it with ``async with``.
 
     Takes the same arguments. Every method is a coroutine::
@@ -439,22 +305,21 @@ class AsyncSleepTimeAgent(AgentBase):
     def _setup(self) -> None:
         # Connections and the scheduler start in __aenter__, inside the event loop.
         self._stack = AsyncExitStack()
-        self._thread_locks = AsyncKeyedLocks()
-        self._scope_locks = AsyncKeyedLocks()
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._slots: asyncio.Semaphore | None = None
+
+    async def _aopen_persistence(self) -> Persistence:
+        return await self._stack.enter_async_context(open_async_persistence(self._db))
+
+    async def _aclose_persistence(self) -> None:
+        await self._stack.aclose()
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        return await arun(self._boundary(flow))
+
+    async def _run_job(self, job: SleepJob) -> None:
+        await self._arun(self._job_flow(job))
 
     async def __aenter__(self) -> Self:
-        if self._given is not None:
-            saver, store = self._given
-        else:
-            opened = open_async_persistence(self._db)
-            saver, store = await self._stack.enter_async_context(opened)
-        self._attach(saver, store)
-        if self._scheduler is not None and self._coordinator is not None:
-            self._slots = asyncio.Semaphore(self.config.max_concurrent_sleeps)
-            self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
-            self._coordinator.recover(await self.blocks.apending_threads())
+        await self._arun(self._open_flow())
         return self
 
     async def __aexit__(
@@ -470,23 +335,11 @@ class AsyncSleepTimeAgent(AgentBase):
             "AsyncSleepTimeAgent is for asyncio: use 'async with', or SleepTimeAgent"
         )
 
+    @async_twin(SleepTimeAgent.close)
     async def aclose(self) -> None:
-        """Async :meth:`SleepTimeAgent.close`."""
-        if self._scheduler is not None:
-            self._scheduler.close()
-        if self._in_flight:
-            _, late = await asyncio.wait(set(self._in_flight), timeout=CLOSE_WAIT_S)
-            if late:
-                logger.warning("closing with %d sleep runs still in flight", len(late))
-        self._graph = None
-        self._blocks = None
-        await self._stack.aclose()
+        await self._arun(self._close_flow())
 
-    async def _owner(self, thread_id: str, user_id: str | None) -> Scope:
-        scope = self.scope(thread_id=thread_id, user_id=user_id)
-        await self.blocks.acheck_owner(scope, thread_id)
-        return scope
-
+    @async_twin(SleepTimeAgent.chat)
     async def chat(
         self,
         message: str,
@@ -495,19 +348,10 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         config: RunnableConfig | None = None,
     ) -> ChatResult:
-        """Async :meth:`SleepTimeAgent.chat`."""
-        graph = self.graph
-        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
-        async with self._thread_locks.hold(thread_id):
-            try:
-                state = await graph.ainvoke(payload, run_config, context=context)
-            except BaseException:
-                await asyncio.shield(self._undo_turn(run_config, human))
-                raise
-        self._turn_done(thread_id, user_id)
-        return self._chat_result(state, human, context)
+        return await self._arun(self._chat_flow(message, thread_id, user_id, config))
 
-    async def chat_stream(
+    @async_twin(SleepTimeAgent.chat_stream)
+    def chat_stream(
         self,
         message: str,
         *,
@@ -515,31 +359,9 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         config: RunnableConfig | None = None,
     ) -> AsyncIterator[str]:
-        """Async :meth:`SleepTimeAgent.chat_stream`."""
-        graph = self.graph
-        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, config)
-        async with self._thread_locks.hold(thread_id):
-            stream = graph.astream(payload, run_config, context=context, stream_mode="messages")
-            try:
-                async for item in stream:
-                    if text := self._streamed_text(item):
-                        yield text
-            except GeneratorExit:
-                async for _ in stream:  # closed early: finish the turn without yielding
-                    pass
-                self._turn_done(thread_id, user_id)
-                raise
-            except BaseException:
-                await asyncio.shield(self._undo_turn(run_config, human))
-                raise
-        self._turn_done(thread_id, user_id)
+        return astream(self._boundary(self._chat_stream_flow(message, thread_id, user_id, config)))
 
-    async def _undo_turn(self, run_config: RunnableConfig, human: HumanMessage) -> None:
-        """Async :meth:`SleepTimeAgent._undo_turn`."""
-        undo = self._undo((await self.graph.aget_state(run_config)).values, human)
-        if undo is not None:
-            await self.graph.aupdate_state(run_config, undo)
-
+    @async_twin(SleepTimeAgent.sleep)
     async def sleep(
         self,
         *,
@@ -547,9 +369,10 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         config: RunnableConfig | None = None,
     ) -> SleepResult:
-        """Async :meth:`SleepTimeAgent.sleep`."""
-        return await self._sleep_by_hand(self._job(thread_id, user_id, Reason.MANUAL), config)
+        job = self._job(thread_id, user_id, Reason.MANUAL)
+        return await self._arun(self._sleep_by_hand(job, config))
 
+    @async_twin(SleepTimeAgent.add_context)
     async def add_context(
         self,
         text: str,
@@ -558,18 +381,13 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         config: RunnableConfig | None = None,
     ) -> SleepResult:
-        """Async :meth:`SleepTimeAgent.add_context`."""
-        entry = self._context_entry(text, thread_id, user_id)
-        scope = self.scope(thread_id=thread_id, user_id=user_id)
-        async with self._thread_locks.hold(thread_id):
-            await self.blocks.aappend(scope, thread_id, entry, at=self._now(), context_text=text)
-        return await self._sleep_by_hand(self._job(thread_id, user_id, Reason.CONTEXT), config)
+        return await self._arun(self._add_context_flow(text, thread_id, user_id, config))
 
+    @async_twin(SleepTimeAgent.failed_pages)
     async def failed_pages(self, *, thread_id: str, user_id: str | None = None) -> list[FailedPage]:
-        """Async :meth:`SleepTimeAgent.failed_pages`."""
-        scope = await self._owner(thread_id, user_id)
-        return await self.blocks.afailed_pages(scope, thread_id=thread_id)
+        return await self._arun(self._failed_pages_flow(thread_id, user_id))
 
+    @async_twin(SleepTimeAgent.retry_failed)
     async def retry_failed(
         self,
         *,
@@ -577,92 +395,13 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         config: RunnableConfig | None = None,
     ) -> list[SleepResult]:
-        """Async :meth:`SleepTimeAgent.retry_failed`."""
-        results = []
-        for page in await self.failed_pages(thread_id=thread_id, user_id=user_id):
-            job = self._job(thread_id, user_id, Reason.MANUAL)
-            results.append(await self._sleep(job, by_hand=True, config=config, span=page))
-        return results
+        return await self._arun(self._retry_failed_flow(thread_id, user_id, config))
 
-    async def _sleep_by_hand(self, job: SleepJob, config: RunnableConfig | None) -> SleepResult:
-        result = await self._sleep(job, by_hand=True, config=config)
-        if self._coordinator is not None:
-            position = await self.blocks.aposition(job.thread_id)
-            pending = position.pending if position else 0
-            self._coordinator.covered_manually(job.thread_id, pending_left=pending)
-        return result
-
-    async def _sleep(
-        self,
-        job: SleepJob,
-        *,
-        by_hand: bool,
-        config: RunnableConfig | None = None,
-        span: FailedPage | None = None,
-    ) -> SleepResult:
-        """Async :meth:`SleepTimeAgent._sleep`."""
-        graph = self.graph
-        payload, run_config, context = self._sleep_call(job, config, span)
-        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
-        await self.blocks.acheck_owner(scope, job.thread_id)
-        async with (
-            self._scope_locks.hold(scope.key),
-            arun_lock(self.blocks.store, scope, wait=by_hand) as held,
-        ):
-            if not held:
-                raise ScopeBusyError(scope.key)
-            started = self._started(job)
-            try:
-                state = await graph.ainvoke(payload, run_config, context=context, durability="exit")
-            except Exception as error:
-                if by_hand:  # scheduled runs are reported by the coordinator, with their retry
-                    self._failed_by_hand(job, error, started)
-                raise
-        result = self._sleep_result(state)
-        self._finished(job, result, started)
-        return result
-
-    async def _run_job(self, job: SleepJob) -> None:
-        """Run a due job (called by the scheduler); never raises."""
-        assert self._coordinator is not None and self._slots is not None
-        claim = self._coordinator.claim(job)
-        if claim is None:
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        ending = JobEnding()
-        try:
-            async with self._slots:
-                position = await self.blocks.aposition(job.thread_id)
-                should = self._should_run(job, position)
-                ran = await self._sleep(job, by_hand=False) if should else None
-                ending = self._ending_of(position, ran)
-        except Exception as failure:
-            ending = self._ending_of_error(failure)
-            if ending.error is not None:
-                await self._count_failure(job, failure, ending)
-        finally:
-            self._release(claim, ending)
-            if task is not None:
-                self._in_flight.discard(task)
-
-    async def _count_failure(self, job: SleepJob, failure: Exception, ending: JobEnding) -> None:
-        try:
-            scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
-            counted = await self.blocks.arecord_failure(
-                scope, job.thread_id, **self._failure_args(failure)
-            )
-        except Exception:
-            logger.exception("could not count the failed attempt of %s", job.thread_id)
-            return
-        self._counted(job, counted, ending)
-
+    @async_twin(SleepTimeAgent.memory)
     async def memory(self, *, thread_id: str, user_id: str | None = None) -> dict[str, MemoryBlock]:
-        """Async :meth:`SleepTimeAgent.memory`."""
-        blocks = await self.blocks.aload(await self._owner(thread_id, user_id))
-        return {block.label: block for block in blocks}
+        return await self._arun(self._memory_flow(thread_id, user_id))
 
+    @async_twin(SleepTimeAgent.write_memory)
     async def write_memory(
         self,
         label: str,
@@ -672,14 +411,11 @@ class AsyncSleepTimeAgent(AgentBase):
         user_id: str | None = None,
         expected_version: int | None = None,
     ) -> BlockDiff | None:
-        """Async :meth:`SleepTimeAgent.write_memory`."""
-        require_storable(value, what="the block value")
-        scope = await self._owner(thread_id, user_id)
-        outcome = await self.blocks.awrite(
-            scope, label, value, expected_version=expected_version, **self._write_args(thread_id)
+        return await self._arun(
+            self._write_memory_flow(label, value, thread_id, user_id, expected_version)
         )
-        return self._written(outcome)
 
+    @async_twin(SleepTimeAgent.history)
     async def history(
         self,
         label: str,
@@ -689,11 +425,8 @@ class AsyncSleepTimeAgent(AgentBase):
         limit: int | None = None,
         before: int | None = None,
     ) -> list[HistoryEntry]:
-        """Async :meth:`SleepTimeAgent.history`."""
-        scope = await self._owner(thread_id, user_id)
-        return await self.blocks.ahistory(scope, label, limit=limit, before=before)
+        return await self._arun(self._history_flow(label, thread_id, user_id, limit, before))
 
+    @async_twin(SleepTimeAgent.usage)
     async def usage(self, *, thread_id: str, user_id: str | None = None) -> dict[Phase, Usage]:
-        """Async :meth:`SleepTimeAgent.usage`."""
-        await self._owner(thread_id, user_id)
-        return await self.blocks.ausage(thread_id)
+        return await self._arun(self._usage_flow(thread_id, user_id))

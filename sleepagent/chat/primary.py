@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import END
 from langgraph.types import Command
 
+from sleepagent._twins import Flow, call
 from sleepagent.config import SleepConfig
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 
 class PrimaryAgent:
-    """The ``agent`` and ``agent_tools`` nodes.
+    """The ``agent`` and ``agent_tools`` nodes, each written once as a flow.
 
     Args:
         model: The chat model.
@@ -202,43 +203,23 @@ class PrimaryAgent:
         """An answered turn ends (a plain update), or goes on to ``after_turn``."""
         return update if self._after_turn == END else Command(update=update, goto=self._after_turn)
 
-    @staticmethod
-    def _sleep_request(state: SleepAgentState) -> Command[str] | None:
-        """Runs enter at this node: a sleep request goes on to ``sleep`` untouched."""
-        return Command(goto="sleep") if state.get("sleep_request") else None
+    # --- agent node: one flow, driven sync or async (see sleepagent._twins) -------
 
-    # --- agent node (thin shells over the decisions above) ----------------------
-
-    def step(self, state: SleepAgentState) -> NodeResult:
+    def step(self, state: SleepAgentState) -> Flow[NodeResult]:
         """Answer (or call a memory tool); log the turn once answered."""
-        if handed_on := self._sleep_request(state):
-            return handed_on
         turn = self._turn()
-        read = turn.blocks.read_turn(
-            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
+        read = yield from call(
+            turn.blocks.read_turn,
+            turn.scope,
+            turn.identity.thread_id,
+            with_contexts=self._config.show_raw_context,
         )
         model, prompt, call_config = self._request(state, turn, read)
         with model_errors("chat"):
-            message = model.invoke(prompt, call_config)
+            message = yield from call(model.invoke, prompt, call_config)
         update, log = self._answered(state, turn, read, message)
         if log is not None:
-            turn.blocks.append(**log)
-        return update
-
-    async def astep(self, state: SleepAgentState) -> NodeResult:
-        """Async :meth:`step`."""
-        if handed_on := self._sleep_request(state):
-            return handed_on
-        turn = self._turn()
-        read = await turn.blocks.aread_turn(
-            turn.scope, turn.identity.thread_id, with_contexts=self._config.show_raw_context
-        )
-        model, prompt, call_config = self._request(state, turn, read)
-        with model_errors("chat"):
-            message = await model.ainvoke(prompt, call_config)
-        update, log = self._answered(state, turn, read, message)
-        if log is not None:
-            await turn.blocks.aappend(**log)
+            yield from call(turn.blocks.append, **log)
         return update
 
     # --- agent_tools node --------------------------------------------------------
@@ -273,18 +254,12 @@ class PrimaryAgent:
         diffs = [diff.to_dict() for diff in outcome.diffs]
         return {"messages": replies, "turn_diffs": [*state.get("turn_diffs", []), *diffs]}
 
-    def tools(self, state: SleepAgentState) -> dict[str, Any]:
+    def tools(self, state: SleepAgentState) -> Flow[dict[str, Any]]:
         """Apply the primary agent's memory tool calls and commit them at once."""
         turn = self._turn()
-        round_ = self._apply(state, StagedMemory.of(turn.blocks.load(turn.scope)))
-        outcome = turn.blocks.commit(**self._commit_args(turn, round_))
-        return self._tools_update(state, round_, outcome)
-
-    async def atools(self, state: SleepAgentState) -> dict[str, Any]:
-        """Async :meth:`tools`."""
-        turn = self._turn()
-        round_ = self._apply(state, StagedMemory.of(await turn.blocks.aload(turn.scope)))
-        outcome = await turn.blocks.acommit(**self._commit_args(turn, round_))
+        blocks = yield from call(turn.blocks.load, turn.scope)
+        round_ = self._apply(state, StagedMemory.of(blocks))
+        outcome = yield from call(turn.blocks.commit, **self._commit_args(turn, round_))
         return self._tools_update(state, round_, outcome)
 
 

@@ -6,6 +6,10 @@ node is called as it is. A ``RunnableLambda`` would open a second, nested run
 of the same name and inspect its function's signature on every call, about a
 third of a millisecond per node on the turn path. This runnable only calls
 the body that fits the mode, as LangGraph does with a plain function.
+
+A node that does I/O is written once, as a flow (see :mod:`sleepagent._twins`):
+:meth:`GraphNode.of_flow` drives it with sync calls under ``invoke`` and async
+ones under ``ainvoke``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig
+
+from sleepagent._twins import Flow, arun, run
 
 __all__ = ["GraphNode"]
 
@@ -41,6 +47,18 @@ class GraphNode(Runnable[S, R], Generic[S, R]):
         self.name = name
         self._func = func
         self._afunc = afunc
+
+    @classmethod
+    def of_flow(cls, name: str, flow: Callable[[S], Flow[R]]) -> GraphNode[S, R]:
+        """A node whose body is written once, as ``flow(state)``, and driven in either mode."""
+
+        def body(state: S) -> R:
+            return run(flow(state))
+
+        async def abody(state: S) -> R:
+            return await arun(flow(state))
+
+        return cls(name, body, abody)
 
     def invoke(self, input: S, config: RunnableConfig | None = None, **kwargs: Any) -> R:
         """Run the synchronous body on ``input`` (the graph state)."""

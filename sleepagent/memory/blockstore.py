@@ -26,6 +26,7 @@ from typing import Any, TypeVar, Unpack
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
+from sleepagent._twins import async_twin
 from sleepagent.errors import (
     MemoryConflictError,
     ScopeMismatchError,
@@ -835,16 +836,17 @@ class BlockStore:
 
     # --- public API: async twins -----------------------------------------------
 
+    @async_twin(load)
     async def aload(self, scope: Scope) -> list[MemoryBlock]:
-        """Async :meth:`load`."""
         return await self._arun(self._load_plan(scope))
 
+    @async_twin(read_turn)
     async def aread_turn(
         self, scope: Scope, thread_id: str, *, with_contexts: bool = False
     ) -> TurnRead:
-        """Async :meth:`read_turn`."""
         return await self._arun(self._turn_plan(scope, thread_id, with_contexts=with_contexts))
 
+    @async_twin(append)
     async def aappend(
         self,
         scope: Scope,
@@ -857,7 +859,6 @@ class BlockStore:
         chat_usage: Usage | None = None,
         context_text: str | None = None,
     ) -> list[LogEntry]:
-        """Async :meth:`append`."""
         plan = self._append_plan(
             scope,
             thread_id,
@@ -870,6 +871,7 @@ class BlockStore:
         )
         return await self._arun(plan)
 
+    @async_twin(read_page)
     async def aread_page(
         self,
         scope: Scope,
@@ -879,12 +881,12 @@ class BlockStore:
         max_chars: int,
         span: tuple[int, int] | None = None,
     ) -> tuple[list[MemoryBlock], list[LogEntry], int, int]:
-        """Async :meth:`read_page`."""
         plan = self._page_plan(
             scope, thread_id, max_messages=max_messages, max_chars=max_chars, span=span
         )
         return await self._arun(plan)
 
+    @async_twin(commit)
     async def acommit(
         self,
         scope: Scope,
@@ -903,11 +905,12 @@ class BlockStore:
         plan = self._commit_plan(scope, staged, run_id=run_id, phase=phase, at=at, **options)
         return await self._arun_locked(plan, scope)
 
+    @async_twin(_run_locked)
     async def _arun_locked(self, plan: Plan[T], scope: Scope) -> T:
-        """Async :meth:`_run_locked`."""
         async with self._backend.atransaction(scope) as store:
             return await self._arun(plan, store)
 
+    @async_twin(record_failure)
     async def arecord_failure(
         self,
         scope: Scope,
@@ -919,7 +922,6 @@ class BlockStore:
         max_chars: int,
         at: str,
     ) -> CommitOutcome:
-        """Async :meth:`record_failure`."""
         plan = self._failure_plan(
             scope,
             thread_id,
@@ -931,10 +933,11 @@ class BlockStore:
         )
         return await self._arun_locked(plan, scope)
 
+    @async_twin(check_owner)
     async def acheck_owner(self, scope: Scope, thread_id: str) -> None:
-        """Async :meth:`check_owner`."""
         await self._arun(self._owner_plan(scope, thread_id))
 
+    @async_twin(write)
     async def awrite(
         self,
         scope: Scope,
@@ -946,7 +949,6 @@ class BlockStore:
         expected_version: int | None = None,
         thread_id: str | None = None,
     ) -> CommitOutcome:
-        """Async :meth:`write`."""
         plan = self._write_plan(
             scope,
             label,
@@ -958,32 +960,32 @@ class BlockStore:
         )
         return await self._arun_locked(plan, scope)
 
+    @async_twin(put_run)
     async def aput_run(self, scope: Scope, record: RunRecord) -> None:
-        """Async :meth:`put_run`."""
         await self._arun(self._put_run_plan(scope, record))
 
+    @async_twin(runs)
     async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
-        """Async :meth:`runs`."""
         return await self._arun(self._runs_plan(scope, limit))
 
+    @async_twin(failed_pages)
     async def afailed_pages(
         self, scope: Scope, *, thread_id: str | None = None
     ) -> list[FailedPage]:
-        """Async :meth:`failed_pages`."""
         return await self._arun(self._failed_plan(scope, thread_id))
 
+    @async_twin(history)
     async def ahistory(
         self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
     ) -> list[HistoryEntry]:
-        """Async :meth:`history`."""
         return await self._arun(self._history_plan(scope, label, limit, before))
 
+    @async_twin(usage)
     async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
-        """Async :meth:`usage`."""
         return await self._arun(self._usage_plan(thread_id))
 
+    @async_twin(position)
     async def aposition(self, thread_id: str) -> ThreadPosition | None:
-        """Async :meth:`position`."""
         return await self._arun(self._position_plan(thread_id))
 
     async def apending_span(self, thread_id: str) -> tuple[float, float, int] | None:
@@ -995,12 +997,12 @@ class BlockStore:
         """
         return await self._arun(self._pending_span_plan(thread_id))
 
+    @async_twin(positions)
     async def apositions(self) -> list[ThreadPosition]:
-        """Async :meth:`positions`."""
         return await self._arun(self._positions_plan())
 
+    @async_twin(pending_threads)
     async def apending_threads(self) -> list[ThreadPosition]:
-        """Async :meth:`pending_threads`."""
         return [position for position in await self.apositions() if position.pending]
 
 

@@ -3,11 +3,18 @@
 One date-triggered job per thread, with the thread id as job id, replaced on
 every turn. APScheduler's own job store stays in memory: the store is the
 source of truth for pending work, and a restarted process recovers from it.
+
+The scheduler owns the cap on concurrent sleep runs (``max_concurrent`` of
+:meth:`~sleepagent.scheduling.IdleScheduler.start`), in both variants: the
+thread pool has that many workers, and the asyncio variant lets that many job
+tasks run at once. A job past the cap waits here, before it claims its scope.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -98,8 +105,21 @@ class BackgroundIdleScheduler(_APSchedulerAlarms):
 class AsyncIOIdleScheduler(_APSchedulerAlarms):
     """APScheduler's ``AsyncIOScheduler`` on the running loop. For ``AsyncSleepTimeAgent``.
 
-    Jobs run as tasks on the loop; the agent bounds how many run at once.
+    Jobs run as tasks on the loop, at most ``max_concurrent`` at once (APScheduler's
+    asyncio executor has no limit of its own, so a semaphore keeps it).
     """
+
+    def start(self, runner: JobRunner, *, max_concurrent: int) -> None:
+        """Start APScheduler; due jobs run ``runner``, at most ``max_concurrent`` at once."""
+        slots = asyncio.Semaphore(max_concurrent)
+
+        async def bounded(job: SleepJob) -> None:
+            async with slots:
+                outcome = runner(job)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+        super().start(bounded, max_concurrent=max_concurrent)
 
     def _build(self, max_concurrent: int) -> BaseScheduler:
         return AsyncIOScheduler(

@@ -55,7 +55,10 @@ class IdleScheduler(Protocol):
         ...
 
     def start(self, runner: JobRunner, *, max_concurrent: int) -> None:
-        """Begin calling ``runner`` for due jobs, at most ``max_concurrent`` at once."""
+        """Begin calling ``runner`` for due jobs, at most ``max_concurrent`` at once.
+
+        The scheduler is the one owner of that cap: the agent runs whatever it is handed.
+        """
         ...
 
     def set(self, job: SleepJob) -> None:

@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Awaitable, Generator
 
+from sleepagent._twins import async_twin
 from sleepagent.errors import WrongModeError
 from sleepagent.scheduling.base import JobRunner, SleepJob
 
@@ -129,6 +130,7 @@ class ManualScheduler:
             outcome.close()
         raise WrongModeError("this scheduler runs an async agent: use 'await aadvance(...)'")
 
+    @async_twin(advance)
     async def aadvance(self, seconds: float) -> list[SleepJob]:
         """Async :meth:`advance`, for an :class:`~sleepagent.AsyncSleepTimeAgent`."""
         steps = self._run_due(seconds)

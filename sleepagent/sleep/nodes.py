@@ -29,6 +29,7 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from sleepagent import prompts
+from sleepagent._twins import Flow, call
 from sleepagent.config import SleepConfig, SleepEditMode
 from sleepagent.errors import ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
@@ -53,8 +54,10 @@ __all__ = ["SleepTimeRunner", "merge_diffs"]
 class SleepTimeRunner:
     """The ``sleep``, ``sleep_tools`` and ``sleep_commit`` nodes.
 
-    Each node is a thin shell: read or write the store, call the model, and
-    hand the result to a pure transition of :mod:`sleepagent.sleep.run`.
+    Each node is a thin flow: read or write the store, call the model, and
+    hand the result to a pure transition of :mod:`sleepagent.sleep.run`. The
+    nodes that do I/O are written once, as flows (see :mod:`sleepagent._twins`),
+    and the graph drives them in the mode it is invoked in.
 
     Args:
         model: The sleep-time chat model.
@@ -320,15 +323,16 @@ class SleepTimeRunner:
             return Command(update={"sleep": run, "sleep_messages": []}, goto="sleep"), None
         return self._finish(run), self._record(run)
 
-    # --- sleep node ------------------------------------------------------------
+    # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 
-    def step(self, state: SleepAgentState) -> Command[str]:
+    def step(self, state: SleepAgentState) -> Flow[Command[str]]:
         """One model call; reads the next page first when none is open."""
         where = self._where()
         run = self._current(state, where)
         messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
         if run["page"] is None:
-            blocks, entries, watermark, head = where.blocks.read_page(
+            blocks, entries, watermark, head = yield from call(
+                where.blocks.read_page,
                 where.scope,
                 where.identity.thread_id,
                 max_messages=self._config.page_messages,
@@ -338,34 +342,10 @@ class SleepTimeRunner:
             if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
             run, messages = self._open_page(run, blocks, entries, watermark, head)
+        reply: BaseMessage | Exception
         try:
             with model_errors("sleep"):
-                reply: BaseMessage | Exception = self._model_for(where, run).invoke(messages)
-        except ModelCallError as failed:
-            if not is_malformed_reply(failed.cause):
-                raise
-            reply = failed
-        return self._after_model(run, messages, reply)
-
-    async def astep(self, state: SleepAgentState) -> Command[str]:
-        """Async :meth:`step`."""
-        where = self._where()
-        run = self._current(state, where)
-        messages: list[BaseMessage] = list(state.get("sleep_messages") or [])
-        if run["page"] is None:
-            blocks, entries, watermark, head = await where.blocks.aread_page(
-                where.scope,
-                where.identity.thread_id,
-                max_messages=self._config.page_messages,
-                max_chars=self._config.page_chars,
-                span=self._span(run),
-            )
-            if not entries or self._too_little(run, watermark, head):
-                return self._finish({**run, "watermark": watermark})
-            run, messages = self._open_page(run, blocks, entries, watermark, head)
-        try:
-            with model_errors("sleep"):
-                reply: BaseMessage | Exception = await self._model_for(where, run).ainvoke(messages)
+                reply = yield from call(self._model_for(where, run).invoke, messages)
         except ModelCallError as failed:
             if not is_malformed_reply(failed.cause):
                 raise
@@ -396,26 +376,17 @@ class SleepTimeRunner:
 
     # --- sleep_commit node -----------------------------------------------------
 
-    def commit(self, state: SleepAgentState) -> Command[str]:
+    def commit(self, state: SleepAgentState) -> Flow[Command[str]]:
         """Commit the page's edits and advance the watermark, atomically."""
         where = self._where()
         run = as_run(_open_run(state))
         outcome, args = self._commit_args(run)
-        committed = where.blocks.commit(where.scope, transitions.staged_of(run), **args)
+        committed = yield from call(
+            where.blocks.commit, where.scope, transitions.staged_of(run), **args
+        )
         command, record = self._after_commit(run, outcome, committed)
         if record is not None:
-            where.blocks.put_run(where.scope, record)
-        return command
-
-    async def acommit(self, state: SleepAgentState) -> Command[str]:
-        """Async :meth:`commit`."""
-        where = self._where()
-        run = as_run(_open_run(state))
-        outcome, args = self._commit_args(run)
-        committed = await where.blocks.acommit(where.scope, transitions.staged_of(run), **args)
-        command, record = self._after_commit(run, outcome, committed)
-        if record is not None:
-            await where.blocks.aput_run(where.scope, record)
+            yield from call(where.blocks.put_run, where.scope, record)
         return command
 
 

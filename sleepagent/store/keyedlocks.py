@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 __all__ = [
-    "AsyncKeyedLocks",
     "KeyedLocks",
     "SharedKeyedLocks",
     "SharedLock",
@@ -25,50 +25,23 @@ T = TypeVar("T")
 
 
 class KeyedLocks:
-    """One ``threading.Lock`` per key, created on demand."""
+    """One :class:`SharedLock` per key (a thread id, a scope key), created on demand.
+
+    A lock lives while someone holds a reference to it: hold the lock returned by
+    :meth:`get` in a variable for as long as you wait on it or hold it.
+    """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._locks: weakref.WeakValueDictionary[str, SharedLock] = weakref.WeakValueDictionary()
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        """Hold the lock of ``key``."""
+    def get(self, key: str) -> SharedLock:
+        """The lock of ``key``."""
         with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-
-class AsyncKeyedLocks:
-    """One ``asyncio.Lock`` per key, created on demand (one event loop)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold the lock of ``key``."""
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = SharedLock()
+            return lock
 
 
 class SharedLock:

@@ -1,0 +1,334 @@
+"""Every piece of the agents' orchestration, written once as flows.
+
+A flow (see :mod:`sleepagent._twins`) puts the decisions of
+:class:`~sleepagent.agent.base.AgentBase` in order and yields each I/O call
+(the graph, the store, a lock); the sync facade drives it with
+:func:`~sleepagent._twins.run`, the async one with :func:`~sleepagent._twins.arun`.
+So a turn, a sleep run, a scheduled job and its failure count, opening and
+closing are each one generator here, and the facades are one line per method.
+
+:meth:`AgentFlows._boundary` wraps every flow a facade drives: the one place
+where a database driver's error becomes a :class:`~sleepagent.errors.StorageError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from typing import Any, TypeVar
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+
+from sleepagent._twins import Flow, StreamClosed, call, emit, holding, iterate, shielded, within
+from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
+from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, StorageError
+from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.blockstore import HistoryEntry
+from sleepagent.memory.storable import require_storable
+from sleepagent.results import BlockDiff, ChatResult, FailedPage, SleepResult
+from sleepagent.scheduling.base import SleepJob
+from sleepagent.scheduling.policy import Reason
+from sleepagent.scope import Scope
+from sleepagent.store.dburl import parse_db
+from sleepagent.store.locking import run_lock
+from sleepagent.usage import Phase, Usage
+
+__all__ = ["AgentFlows"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class AgentFlows(AgentBase):
+    """The flows both facades drive; each public method of a facade runs one of them."""
+
+    # --- the public API's boundary -----------------------------------------------
+
+    def _boundary(self, flow: Flow[T]) -> Flow[T]:
+        """``flow``, with a database driver's error raised as :class:`StorageError`.
+
+        ``sqlite3`` and ``psycopg`` errors escape LangGraph's savers and stores
+        untyped (LangGraph's SQLite store wraps some in a ``ValueError``); here
+        they become a typed error that names the database, chained (``from``)
+        to what was raised.
+        """
+        try:
+            return (yield from flow)
+        except Exception as error:
+            cause = _driver_error(error)
+            if cause is None:
+                raise
+            target = self._target()
+            said = _first_line(cause)
+            if isinstance(self._db, str):
+                said = said.replace(self._db, target)  # never a password in a message
+            raise StorageError(
+                f"the database {target} failed: {type(cause).__name__}: {said}. "
+                "Check that it is reachable, writable and not damaged, and that nothing "
+                "else changed its tables",
+                target=target,
+            ) from error
+
+    def _target(self) -> str:
+        """The database, for messages: a path, a URL without its password, or the store given."""
+        if self._given is not None:
+            return f"{type(self._given[1]).__name__} (passed as store=)"
+        try:
+            return str(parse_db(self._db))
+        except ConfigurationError:
+            return "given as db="
+
+    # --- opening and closing -------------------------------------------------------
+
+    def _open_flow(self) -> Flow[None]:
+        saver, store = self._given or (yield from call(self._open_persistence))
+        self._attach(saver, store)
+        if self._scheduler is not None and self._coordinator is not None:
+            self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
+            pending = yield from call(self.blocks.pending_threads)
+            self._coordinator.recover(pending)
+
+    def _close_flow(self) -> Flow[None]:
+        if self._scheduler is not None:
+            self._scheduler.close()
+        late = yield from call(self._runs.drain, CLOSE_WAIT_S)
+        if late:
+            logger.warning("closing with %d sleep runs still in flight", late)
+        self._graph = None
+        self._blocks = None
+        yield from call(self._close_persistence)
+
+    def _owner(self, thread_id: str, user_id: str | None) -> Flow[Scope]:
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        yield from call(self.blocks.check_owner, scope, thread_id)
+        return scope
+
+    # --- chat --------------------------------------------------------------------------
+
+    def _chat_flow(
+        self, message: str, thread_id: str, user_id: str | None, caller: RunnableConfig | None
+    ) -> Flow[ChatResult]:
+        graph = self.graph
+        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, caller)
+
+        def turn() -> Flow[dict[str, Any]]:
+            try:
+                state: dict[str, Any] = yield from call(
+                    graph.invoke, payload, run_config, context=context
+                )
+            except BaseException:
+                yield from shielded(self._undo_flow(run_config, human))
+                raise
+            return state
+
+        state = yield from holding(self._thread_locks.get(thread_id), turn())
+        self._turn_done(thread_id, user_id)
+        return self._chat_result(state, human, context)
+
+    def _chat_stream_flow(
+        self, message: str, thread_id: str, user_id: str | None, caller: RunnableConfig | None
+    ) -> Flow[None]:
+        graph = self.graph
+        payload, run_config, context, human = self._chat_call(message, thread_id, user_id, caller)
+
+        def turn() -> Flow[None]:
+            stream = yield from call(
+                graph.stream, payload, run_config, context=context, stream_mode="messages"
+            )
+            try:
+                while (item := (yield from iterate(stream))) is not None:
+                    if text := self._streamed_text(item):
+                        yield from emit(text)
+            except StreamClosed:
+                while (yield from iterate(stream)) is not None:
+                    pass  # closed early: finish the turn without handing out the rest
+                self._turn_done(thread_id, user_id)
+                raise
+            except BaseException:
+                yield from shielded(self._undo_flow(run_config, human))
+                raise
+
+        yield from holding(self._thread_locks.get(thread_id), turn())
+        self._turn_done(thread_id, user_id)
+
+    def _undo_flow(self, run_config: RunnableConfig, human: HumanMessage) -> Flow[None]:
+        snapshot = yield from call(self.graph.get_state, run_config)
+        undo = self._undo(snapshot.values, human)
+        if undo is not None:
+            yield from call(self.graph.update_state, run_config, undo)
+
+    # --- sleep -----------------------------------------------------------------------
+
+    def _add_context_flow(
+        self, text: str, thread_id: str, user_id: str | None, config: RunnableConfig | None
+    ) -> Flow[SleepResult]:
+        entry = self._context_entry(text, thread_id, user_id)
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+        append = call(
+            self.blocks.append, scope, thread_id, entry, at=self._now(), context_text=text
+        )
+        yield from holding(self._thread_locks.get(thread_id), append)
+        job = self._job(thread_id, user_id, Reason.CONTEXT)
+        return (yield from self._sleep_by_hand(job, config))
+
+    def _retry_failed_flow(
+        self, thread_id: str, user_id: str | None, config: RunnableConfig | None
+    ) -> Flow[list[SleepResult]]:
+        results = []
+        for page in (yield from self._failed_pages_flow(thread_id, user_id)):
+            job = self._job(thread_id, user_id, Reason.MANUAL)
+            results.append(
+                (yield from self._sleep_flow(job, by_hand=True, config=config, span=page))
+            )
+        return results
+
+    def _sleep_by_hand(self, job: SleepJob, config: RunnableConfig | None) -> Flow[SleepResult]:
+        result = yield from self._sleep_flow(job, by_hand=True, config=config)
+        if self._coordinator is not None:
+            position = yield from call(self.blocks.position, job.thread_id)
+            pending = position.pending if position else 0
+            self._coordinator.covered_manually(job.thread_id, pending_left=pending)
+        return result
+
+    def _sleep_flow(
+        self,
+        job: SleepJob,
+        *,
+        by_hand: bool,
+        config: RunnableConfig | None = None,
+        span: FailedPage | None = None,
+    ) -> Flow[SleepResult]:
+        """Run ``job`` holding its scope, in this agent and across agents and processes.
+
+        A run asked for by hand waits for the scope; a scheduled one raises
+        ScopeBusyError at once, and is set again later.
+        """
+        graph = self.graph
+        payload, run_config, context = self._sleep_call(job, config, span)
+        scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
+        yield from call(self.blocks.check_owner, scope, job.thread_id)
+
+        def held_run(held: bool) -> Flow[tuple[dict[str, Any], float]]:
+            if not held:
+                raise ScopeBusyError(scope.key)
+            started = self._started(job)
+            try:
+                state: dict[str, Any] = yield from call(
+                    graph.invoke, payload, run_config, context=context, durability="exit"
+                )
+            except Exception as error:
+                if by_hand:  # scheduled runs are reported by the coordinator, with their retry
+                    self._failed_by_hand(job, error, started)
+                raise
+            return state, started
+
+        locked = within(held_run, run_lock, self.blocks.store, scope, wait=by_hand)
+        state, started = yield from holding(self._scope_locks.get(scope.key), locked)
+        result = self._sleep_result(state)
+        self._finished(job, result, started)
+        return result
+
+    # --- scheduled jobs ------------------------------------------------------------------
+
+    def _job_flow(self, job: SleepJob) -> Flow[None]:
+        """A due job: claim its scope, run if there is enough to do, report how it ended."""
+        assert self._coordinator is not None
+        if not self._runs.enter():
+            return  # the agent is closing: the work stays pending in the store
+        try:
+            claim = self._coordinator.claim(job)
+            if claim is None:
+                return
+            ending = JobEnding()
+            try:
+                position = yield from call(self.blocks.position, job.thread_id)
+                ran = None
+                if self._should_run(job, position):
+                    ran = yield from self._sleep_flow(job, by_hand=False)
+                ending = self._ending_of(position, ran)
+            except Exception as failure:
+                ending = self._ending_of_error(failure)
+                if ending.error is not None:
+                    yield from self._count_failure(job, failure, ending)
+            finally:
+                self._release(claim, ending)
+        finally:
+            self._runs.leave()
+
+    def _count_failure(self, job: SleepJob, failure: Exception, ending: JobEnding) -> Flow[None]:
+        try:
+            scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
+            counted = yield from call(
+                self.blocks.record_failure, scope, job.thread_id, **self._failure_args(failure)
+            )
+        except Exception:
+            logger.exception("could not count the failed attempt of %s", job.thread_id)
+            return
+        self._counted(job, counted, ending)
+
+    # --- memory --------------------------------------------------------------------------
+
+    def _failed_pages_flow(self, thread_id: str, user_id: str | None) -> Flow[list[FailedPage]]:
+        scope = yield from self._owner(thread_id, user_id)
+        return (yield from call(self.blocks.failed_pages, scope, thread_id=thread_id))
+
+    def _memory_flow(self, thread_id: str, user_id: str | None) -> Flow[dict[str, MemoryBlock]]:
+        scope = yield from self._owner(thread_id, user_id)
+        blocks = yield from call(self.blocks.load, scope)
+        return {block.label: block for block in blocks}
+
+    def _write_memory_flow(
+        self,
+        label: str,
+        value: str,
+        thread_id: str,
+        user_id: str | None,
+        expected_version: int | None,
+    ) -> Flow[BlockDiff | None]:
+        require_storable(value, what="the block value")
+        scope = yield from self._owner(thread_id, user_id)
+        outcome = yield from call(
+            self.blocks.write,
+            scope,
+            label,
+            value,
+            expected_version=expected_version,
+            **self._write_args(thread_id),
+        )
+        return self._written(outcome)
+
+    def _history_flow(
+        self,
+        label: str,
+        thread_id: str,
+        user_id: str | None,
+        limit: int | None,
+        before: int | None,
+    ) -> Flow[list[HistoryEntry]]:
+        scope = yield from self._owner(thread_id, user_id)
+        return (yield from call(self.blocks.history, scope, label, limit=limit, before=before))
+
+    def _usage_flow(self, thread_id: str, user_id: str | None) -> Flow[dict[Phase, Usage]]:
+        yield from self._owner(thread_id, user_id)
+        return (yield from call(self.blocks.usage, thread_id))
+
+
+def _driver_error(error: BaseException) -> BaseException | None:
+    """The ``sqlite3`` or ``psycopg`` error ``error`` is, or was raised from; else None."""
+    psycopg = sys.modules.get("psycopg")  # not imported: none of its errors can exist
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, SleepAgentError):
+        if isinstance(found, sqlite3.Error):  # aiosqlite raises these too
+            return found
+        if psycopg is not None and isinstance(found, psycopg.Error):
+            return found  # type: ignore[no-any-return]
+        found = found.__cause__
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
