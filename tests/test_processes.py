@@ -25,8 +25,8 @@ from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import (
     ManualScheduler,
     ScriptedChatModel,
-    ai_tool_calls,
-    tool_call,
+    finish,
+    insert,
     transcript_in_prompt,
 )
 from tests.conftest import POSTGRES_URL, empty_postgres
@@ -34,7 +34,6 @@ from tests.conftest import POSTGRES_URL, empty_postgres
 PROCESSES, EACH = 4, 25
 CHILD_TIMEOUT_S = 120
 SHARED = Scope("user", "shared")
-FINISH = tool_call("memory_finish")
 AT = "2026-01-01T00:00:00+00:00"
 
 
@@ -166,12 +165,10 @@ def test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope(databas
     def slow(prompt):
         entered.set()
         assert release.wait(30), "the test never released the first run"
-        return ai_tool_calls(tool_call("memory_insert", label="human", text="from A"), FINISH)
+        return insert("human", "from A")
 
     clock = ManualScheduler()
-    second_model = ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_insert", label="human", text="from B"), FINISH)]
-    )
+    second_model = ScriptedChatModel([insert("human", "from B")])
     config = SleepConfig(idle_seconds=30, retry_backoff_seconds=5)
     with (
         SleepTimeAgent(
@@ -223,11 +220,11 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
         seen.append(transcript_in_prompt(messages))
         inside.set()
         assert release.wait(30), "the test never released the first run"
-        return ai_tool_calls(FINISH)
+        return finish()
 
     def other_run(messages):
         seen.append(transcript_in_prompt(messages))
-        return ai_tool_calls(FINISH)
+        return finish()
 
     agents = [
         SleepTimeAgent(
