@@ -15,8 +15,6 @@ from sleepagent.scheduling import EventKind, SleepEvent
 from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, insert
 
 WAIT_S = 10
-OVERLAP_WINDOW_S = 1.0
-"""How long a second run gets to show it overlaps; a correct one never does."""
 SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
 
 
@@ -52,34 +50,44 @@ def test_quiet_conversations_of_different_scopes_sleep_concurrently(db):
         assert events.of(EventKind.FAILED) == []
 
 
-def test_one_scope_never_runs_twice_at_once_with_real_timers(db):
-    release = threading.Event()
-    in_flight = []
-    overlaps = []
+def test_a_due_run_of_a_busy_scope_waits_for_the_run_in_flight_with_real_timers(db):
+    entered, release = threading.Event(), threading.Event()
+    log: list[str] = []
 
-    def slow(prompt):
-        overlaps.append(len(in_flight))
-        in_flight.append(1)
-        release.wait(WAIT_S)
-        in_flight.pop()
+    def first(prompt):
+        log.append("t1 in")
+        entered.set()
+        assert release.wait(WAIT_S), "the test never released the first run"
+        log.append("t1 out")
+        return insert("human", "run", line=-1)
+
+    def second(prompt):
+        log.append("t2 in")
         return insert("human", "run", line=-1)
 
     events = EventRecorder()
-    sleep = ScriptedChatModel([slow, slow])
+    sleep = ScriptedChatModel([first, second])
     with SleepTimeAgent(
         ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, config=SHORT
     ) as agent:
         agent.subscribe(events)
         agent.chat("hi", thread_id="t1", user_id="ada")
-        assert events.wait(EventKind.STARTED, timeout=WAIT_S)
-        agent.chat("hi", thread_id="t2", user_id="ada")
-        # t2's alarm falls due well inside this window, while t1's run holds its model call:
-        # without one run per scope it starts here (and its model call overlaps).
-        started_while_busy = events.wait(EventKind.STARTED, count=2, timeout=OVERLAP_WINDOW_S)
-        release.set()
+        assert entered.wait(WAIT_S)
+        try:
+            agent.chat("hi", thread_id="t2", user_id="ada")
+            # t2's alarm falls due while t1's run is in its model call: the job finds the scope
+            # claimed and waits (without one run per scope, it starts).
+            assert events.wait(EventKind.WAITING, EventKind.STARTED, thread_id="t2", timeout=WAIT_S)
+            t2 = events.of(EventKind.WAITING, EventKind.STARTED, thread_id="t2")
+            assert [event.kind for event in t2] == [EventKind.WAITING], (
+                "the second run did not wait"
+            )
+            assert log == ["t1 in"], "the first run holds the scope, inside its model call"
+        finally:
+            release.set()
         assert events.wait(EventKind.FINISHED, count=2, timeout=WAIT_S)
-    assert not started_while_busy, "a second run of the scope started while the first ran"
-    assert overlaps == [0, 0]
+    assert [event.thread_id for event in events.of(EventKind.STARTED)] == ["t1", "t2"]
+    assert log == ["t1 in", "t1 out", "t2 in"]
 
 
 def test_a_turn_is_answered_while_the_timer_run_of_its_own_thread_is_in_its_model_call(db):

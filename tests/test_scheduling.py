@@ -154,6 +154,27 @@ def test_a_job_due_while_its_scope_is_busy_waits_for_that_run(make):
     assert agent.memory(thread_id="t2", user_id="ada")["human"].value == "from t1\nfrom t2"
 
 
+def test_a_job_deferred_behind_a_run_of_its_scope_is_reported_as_waiting(make):
+    holder = {}
+
+    def first_run(prompt):
+        holder["agent"].advance(5)  # t2, of the same user, falls due during this run
+        return finish()
+
+    agent, clock, _, _, events = make(chat=["a", "b"], sleep=[first_run, finish()], idle_seconds=30)
+    holder["agent"] = agent
+    agent.chat("hi", thread_id="t1", user_id="ada")
+    agent.advance(1)
+    agent.chat("hello", thread_id="t2", user_id="ada")
+    agent.advance(29.5)
+    agent.advance(0)
+    assert [(e.kind, e.thread_id) for e in events.of(EventKind.WAITING, EventKind.STARTED)] == [
+        (EventKind.STARTED, "t1"),
+        (EventKind.WAITING, "t2"),
+        (EventKind.STARTED, "t2"),
+    ]
+
+
 def test_scopes_are_independent(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b"],

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -303,12 +303,7 @@ class SleepTimeAgent(AgentBase):
         payload, run_config, context = self._sleep_call(job, config, span)
         scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
         self.blocks.check_owner(scope, job.thread_id)
-        with (
-            self._scope_locks.hold(scope.key),
-            run_lock(self.blocks.store, scope, wait=by_hand) as held,
-        ):
-            if not held:
-                raise ScopeBusyError(scope.key)
+        with self._holding_scope(job, scope, by_hand=by_hand), self._scope_locks.hold(scope.key):
             started = self._started(job)
             try:
                 state = graph.invoke(payload, run_config, context=context, durability="exit")
@@ -319,6 +314,22 @@ class SleepTimeAgent(AgentBase):
         result = self._sleep_result(state)
         self._finished(job, result, started)
         return result
+
+    @contextmanager
+    def _holding_scope(self, job: SleepJob, scope: Scope, *, by_hand: bool) -> Iterator[None]:
+        """Hold the scope's run lock; a busy scope raises ScopeBusyError, or is waited for.
+
+        Only a run asked for by hand waits, and it emits ``waiting`` first.
+        """
+        with run_lock(self.blocks.store, scope, wait=False) as held:
+            if held:
+                yield
+                return
+        if not by_hand:
+            raise ScopeBusyError(scope.key)
+        self._waiting(job)
+        with run_lock(self.blocks.store, scope, wait=True):
+            yield
 
     def _run_job(self, job: SleepJob) -> None:
         """Run a due job (called by the scheduler); never raises."""
@@ -606,11 +617,9 @@ class AsyncSleepTimeAgent(AgentBase):
         scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
         await self.blocks.acheck_owner(scope, job.thread_id)
         async with (
+            self._holding_scope(job, scope, by_hand=by_hand),
             self._scope_locks.hold(scope.key),
-            arun_lock(self.blocks.store, scope, wait=by_hand) as held,
         ):
-            if not held:
-                raise ScopeBusyError(scope.key)
             started = self._started(job)
             try:
                 state = await graph.ainvoke(payload, run_config, context=context, durability="exit")
@@ -621,6 +630,21 @@ class AsyncSleepTimeAgent(AgentBase):
         result = self._sleep_result(state)
         self._finished(job, result, started)
         return result
+
+    @asynccontextmanager
+    async def _holding_scope(
+        self, job: SleepJob, scope: Scope, *, by_hand: bool
+    ) -> AsyncIterator[None]:
+        """Async :meth:`SleepTimeAgent._holding_scope`."""
+        async with arun_lock(self.blocks.store, scope, wait=False) as held:
+            if held:
+                yield
+                return
+        if not by_hand:
+            raise ScopeBusyError(scope.key)
+        self._waiting(job)
+        async with arun_lock(self.blocks.store, scope, wait=True):
+            yield
 
     async def _run_job(self, job: SleepJob) -> None:
         """Run a due job (called by the scheduler); never raises."""
