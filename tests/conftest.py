@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, ScriptStep
+from sleepagent.scheduling import SleepJob
+from sleepagent.testing import ManualScheduler, ScriptedChatModel, ScriptStep
 
 POSTGRES_URL = os.environ.get("SLEEPAGENT_TEST_POSTGRES_URL")
 """A PostgreSQL database the tests may empty at will; its leg runs only when set."""
@@ -21,6 +22,9 @@ BACKENDS = ["memory", "sqlite", *(["postgres"] if POSTGRES_URL else [])]
 MODES = ["sync", "async"]
 
 _TABLES = ("store", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
+
+CALL_FROM_A_STEP_S = 30
+"""How long a driver call made from a scripted step waits for the event loop to finish it."""
 
 
 def empty_postgres(url: str) -> None:
@@ -43,7 +47,9 @@ class Driver:
     """Drives a sync or an async agent through one synchronous interface.
 
     The async agent runs on an event loop owned by the driver, so a test body
-    is written once and runs in both modes.
+    is written once and runs in both modes. A call made while that loop runs
+    (from a scripted model's step, which runs on a worker thread) is handed to
+    the loop and waited for, so a step may chat or move time in both modes.
     """
 
     def __init__(
@@ -54,16 +60,33 @@ class Driver:
         self.mode = "sync" if loop is None else "async"
 
     def _call(self, value: Any) -> Any:
-        if inspect.isawaitable(value):
-            assert self.loop is not None
-            return self.loop.run_until_complete(value)
-        return value
+        if not inspect.isawaitable(value):
+            return value
+        assert self.loop is not None
+        if self.loop.is_running():
+            done = asyncio.run_coroutine_threadsafe(_awaited(value), self.loop)
+            return done.result(timeout=CALL_FROM_A_STEP_S)
+        return self.loop.run_until_complete(value)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.agent, name)
         if not callable(attribute):
             return attribute
         return lambda *args, **kwargs: self._call(attribute(*args, **kwargs))
+
+    def advance(self, seconds: float) -> list[SleepJob]:
+        """Move the agent's ``ManualScheduler`` on, running the jobs that fall due."""
+        scheduler = self.agent.scheduler
+        assert isinstance(scheduler, ManualScheduler), "build the agent with a ManualScheduler"
+        if self.loop is None:
+            return scheduler.advance(seconds)
+        ran: list[SleepJob] = self._call(scheduler.aadvance(seconds))
+        return ran
+
+    def position(self, thread_id: str) -> Any:
+        """The thread's head and watermark (``BlockStore.position`` or ``aposition``)."""
+        blocks = self.agent.blocks
+        return self._call(blocks.aposition(thread_id)) if self.loop else blocks.position(thread_id)
 
     def positions(self) -> dict[str, Any]:
         """Head and watermark of every thread, by thread id."""
@@ -83,6 +106,10 @@ class Driver:
             self.agent.close()  # type: ignore[union-attr]
         else:
             self.loop.run_until_complete(self.agent.aclose())  # type: ignore[union-attr]
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
 
 
 @pytest.fixture(params=BACKENDS)

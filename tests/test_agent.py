@@ -21,16 +21,7 @@ from sleepagent import (
 )
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, RethinkEdit
 from sleepagent.memory.staging import StagedMemory
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
-
-FINISH = ai_tool_calls(tool_call("memory_finish"))
-
-
-def rethink(label: str, value: str, *, finish: bool = True) -> AIMessage:
-    calls = [tool_call("memory_rethink", label=label, new_value=value)]
-    if finish:
-        calls.append(tool_call("memory_finish"))
-    return ai_tool_calls(*calls)
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, finish, rethink, tool_call
 
 
 def write_behind_the_runs_back(
@@ -120,7 +111,7 @@ def test_sleep_rewrites_memory_and_the_next_turn_renders_it(make_agent):
 
 
 def test_sleep_advances_the_watermark_to_the_head(make_agent):
-    agent, _, _ = make_agent(chat=["a", "b"], sleep=[FINISH])
+    agent, _, _ = make_agent(chat=["a", "b"], sleep=[finish()])
     agent.chat("one", thread_id="t1")
     agent.chat("two", thread_id="t1")
     result = agent.sleep(thread_id="t1")
@@ -129,7 +120,7 @@ def test_sleep_advances_the_watermark_to_the_head(make_agent):
 
 
 def test_second_sleep_without_new_messages_makes_no_model_call(make_agent):
-    agent, _, sleep = make_agent(chat=["hi"], sleep=[FINISH])
+    agent, _, sleep = make_agent(chat=["hi"], sleep=[finish()])
     agent.chat("hello", thread_id="t1")
     agent.sleep(thread_id="t1")
     again = agent.sleep(thread_id="t1")
@@ -145,7 +136,7 @@ def test_sleep_on_a_thread_that_never_chatted_is_skipped(make_agent):
 
 
 def test_sleep_prompt_carries_blocks_and_transcript(make_agent):
-    agent, _, sleep = make_agent(chat=["Hello!"], sleep=[FINISH])
+    agent, _, sleep = make_agent(chat=["Hello!"], sleep=[finish()])
     agent.chat("I live in Lisbon.", thread_id="t1")
     agent.sleep(thread_id="t1")
     prompt = str(sleep.calls[0].messages[-1].content)
@@ -205,7 +196,7 @@ def test_a_reply_without_tool_calls_is_not_taken_for_nothing_to_remember(make_ag
 
 
 def test_memory_finish_without_edits_counts_the_page_as_processed(make_agent):
-    agent, _, _ = make_agent(chat=["ok"], sleep=[FINISH])
+    agent, _, _ = make_agent(chat=["ok"], sleep=[finish()])
     agent.chat("hi", thread_id="t1")
     result = agent.sleep(thread_id="t1")
     assert result.outcome is SleepOutcome.UNCHANGED
@@ -216,7 +207,7 @@ def test_a_run_whose_edits_are_all_refused_leaves_the_page_pending(make_agent):
     refused = ai_tool_calls(tool_call("memory_rethink", label="nope", new_value="x"))
     agent, _, _ = make_agent(
         chat=["ok"],
-        sleep=[refused, FINISH],
+        sleep=[refused, finish()],
         config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS),
     )
     agent.chat("hi", thread_id="t1")
@@ -254,7 +245,7 @@ def test_an_edit_over_the_limit_is_refused_and_the_model_told(make_agent):
 
     def after_refusal(prompt):
         seen_errors.extend(str(m.content) for m in prompt if isinstance(m, ToolMessage))
-        return FINISH
+        return finish()
 
     config = SleepConfig(
         sleep_edit_mode=SleepEditMode.TOOLS,
@@ -295,7 +286,7 @@ def test_invalid_tool_arguments_never_reach_the_blocks(make_agent):
         ],
     )
     agent, _, sleep = make_agent(
-        chat=["ok"], sleep=[bad, FINISH], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+        chat=["ok"], sleep=[bad, finish()], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
     )
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
@@ -535,7 +526,7 @@ def test_add_context_runs_sleep_time_compute_before_any_question(make_agent):
 
 def test_raw_context_is_shown_at_test_time_when_configured(make_agent):
     agent, chat, _ = make_agent(
-        chat=["20"], sleep=[FINISH], config=SleepConfig(show_raw_context=True)
+        chat=["20"], sleep=[finish()], config=SleepConfig(show_raw_context=True)
     )
     agent.add_context("240 rolls & <b>3/4</b> sold.", thread_id="b")
     agent.chat("How many?", thread_id="b")
@@ -575,7 +566,7 @@ def test_usage_is_added_up_per_phase_from_what_the_model_reported(make_agent):
     }
     agent, _, _ = make_agent(
         chat=[AIMessage("a", usage_metadata=reported), AIMessage("b", usage_metadata=reported)],
-        sleep=[AIMessage("", tool_calls=FINISH.tool_calls, usage_metadata=reported)],
+        sleep=[AIMessage("", tool_calls=finish().tool_calls, usage_metadata=reported)],
     )
     agent.chat("one", thread_id="t1")
     agent.chat("two", thread_id="t1")

@@ -12,49 +12,20 @@ import pytest
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, SleepEvent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, insert
 
-FINISH = ai_tool_calls(tool_call("memory_finish"))
 WAIT_S = 10
-OVERLAP_WINDOW_S = 1.0
-"""How long a second run gets to show it overlaps; a correct one never does."""
 SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
 
 
-def note(text: str):
-    return ai_tool_calls(
-        tool_call("memory_insert", label="human", text=text, line=-1), tool_call("memory_finish")
-    )
-
-
-class Waiter:
-    """Signals when a given number of events of a kind arrived."""
-
-    def __init__(self, kind: EventKind, count: int = 1) -> None:
-        self.kind, self.count = kind, count
-        self.events: list[SleepEvent] = []
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-
-    def __call__(self, event: SleepEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-            if sum(1 for e in self.events if e.kind is self.kind) >= self.count:
-                self.done.set()
-
-    def of(self, kind: EventKind) -> list[SleepEvent]:
-        with self._lock:
-            return [event for event in self.events if event.kind is kind]
-
-
 def test_the_idle_timer_runs_sleep_time_compute_by_itself(db):
-    waiter = Waiter(EventKind.FINISHED)
-    sleep = ScriptedChatModel([note("learned while idle")])
+    events = EventRecorder()
+    sleep = ScriptedChatModel([insert("human", "learned while idle", line=-1)])
     with SleepTimeAgent(ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT) as agent:
-        agent.subscribe(waiter)
+        agent.subscribe(events)
         agent.chat("hello", thread_id="t1")
-        assert waiter.done.wait(WAIT_S)
-        assert waiter.of(EventKind.STARTED)[0].reason == "idle"
+        assert events.wait(EventKind.FINISHED, timeout=WAIT_S)
+        assert events.of(EventKind.STARTED)[0].reason == "idle"
         assert agent.memory(thread_id="t1")["human"].value == "learned while idle"
 
 
@@ -64,51 +35,59 @@ def test_quiet_conversations_of_different_scopes_sleep_concurrently(db):
 
     def meet_the_others(prompt):
         together.wait()  # passes only if all runs are in their model call at once
-        return note("met")
+        return insert("human", "met", line=-1)
 
     config = SleepConfig(idle_seconds=0.05, max_concurrent_sleeps=conversations)
-    waiter = Waiter(EventKind.FINISHED, conversations)
+    events = EventRecorder()
     sleep = ScriptedChatModel([meet_the_others] * conversations)
     chat = ScriptedChatModel(["hi"] * conversations)
     with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=config) as agent:
-        agent.subscribe(waiter)
+        agent.subscribe(events)
         for n in range(conversations):
             agent.chat("hello", thread_id=f"t{n}", user_id=f"user{n}")
-        assert waiter.done.wait(WAIT_S), waiter.of(EventKind.FAILED)
-        assert waiter.of(EventKind.FAILED) == []
+        finished = events.wait(EventKind.FINISHED, count=conversations, timeout=WAIT_S)
+        assert finished, events.of(EventKind.FAILED)
+        assert events.of(EventKind.FAILED) == []
 
 
-def test_one_scope_never_runs_twice_at_once_with_real_timers(db):
-    release = threading.Event()
-    in_flight = []
-    overlaps = []
+def test_a_due_run_of_a_busy_scope_waits_for_the_run_in_flight_with_real_timers(db):
+    entered, release = threading.Event(), threading.Event()
+    log: list[str] = []
 
-    def slow(prompt):
-        overlaps.append(len(in_flight))
-        in_flight.append(1)
-        release.wait(WAIT_S)
-        in_flight.pop()
-        return note("run")
+    def first(prompt):
+        log.append("t1 in")
+        entered.set()
+        assert release.wait(WAIT_S), "the test never released the first run"
+        log.append("t1 out")
+        return insert("human", "run", line=-1)
 
-    waiter = Waiter(EventKind.FINISHED, 2)
-    started = Waiter(EventKind.STARTED)
-    both_started = Waiter(EventKind.STARTED, 2)
-    sleep = ScriptedChatModel([slow, slow])
+    def second(prompt):
+        log.append("t2 in")
+        return insert("human", "run", line=-1)
+
+    events = EventRecorder()
+    sleep = ScriptedChatModel([first, second])
     with SleepTimeAgent(
         ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, config=SHORT
     ) as agent:
-        for subscriber in (waiter, started, both_started):
-            agent.subscribe(subscriber)
+        agent.subscribe(events)
         agent.chat("hi", thread_id="t1", user_id="ada")
-        assert started.done.wait(WAIT_S)
-        agent.chat("hi", thread_id="t2", user_id="ada")
-        # t2's alarm falls due well inside this window, while t1's run holds its model call:
-        # without one run per scope it starts here (and its model call overlaps).
-        started_while_busy = both_started.done.wait(OVERLAP_WINDOW_S)
-        release.set()
-        assert waiter.done.wait(WAIT_S)
-    assert not started_while_busy, "a second run of the scope started while the first ran"
-    assert overlaps == [0, 0]
+        assert entered.wait(WAIT_S)
+        try:
+            agent.chat("hi", thread_id="t2", user_id="ada")
+            # t2's alarm falls due while t1's run is in its model call: the job finds the scope
+            # claimed and waits (without one run per scope, it starts).
+            assert events.wait(EventKind.WAITING, EventKind.STARTED, thread_id="t2", timeout=WAIT_S)
+            t2 = events.of(EventKind.WAITING, EventKind.STARTED, thread_id="t2")
+            assert [event.kind for event in t2] == [EventKind.WAITING], (
+                "the second run did not wait"
+            )
+            assert log == ["t1 in"], "the first run holds the scope, inside its model call"
+        finally:
+            release.set()
+        assert events.wait(EventKind.FINISHED, count=2, timeout=WAIT_S)
+    assert [event.thread_id for event in events.of(EventKind.STARTED)] == ["t1", "t2"]
+    assert log == ["t1 in", "t1 out", "t2 in"]
 
 
 def test_a_turn_is_answered_while_the_timer_run_of_its_own_thread_is_in_its_model_call(db):
@@ -118,10 +97,10 @@ def test_a_turn_is_answered_while_the_timer_run_of_its_own_thread_is_in_its_mode
     def slow(prompt):
         in_call.set()
         assert release.wait(WAIT_S), "the test never released the run"
-        return note("slow")
+        return insert("human", "slow", line=-1)
 
     chat = ScriptedChatModel(["before", "during"])
-    sleep = ScriptedChatModel([slow, FINISH])
+    sleep = ScriptedChatModel([slow, finish()])
     config = SleepConfig(idle_seconds=0.05)
     with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=config) as agent:
         agent.chat("before", thread_id="t1")
@@ -149,7 +128,7 @@ async def test_the_asyncio_scheduler_runs_sleep_time_compute_by_itself(db):
         if event.kind is EventKind.FINISHED:
             loop.call_soon_threadsafe(finished.set)
 
-    sleep = ScriptedChatModel([note("async idle")])
+    sleep = ScriptedChatModel([insert("human", "async idle", line=-1)])
     async with AsyncSleepTimeAgent(
         ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT
     ) as agent:
@@ -164,13 +143,13 @@ def test_a_failed_scheduled_run_is_retried(db):
     def model_down(prompt):
         raise RuntimeError("model down")
 
-    waiter = Waiter(EventKind.FINISHED)
-    sleep = ScriptedChatModel([model_down, note("recovered")])
+    events = EventRecorder()
+    sleep = ScriptedChatModel([model_down, insert("human", "recovered", line=-1)])
     with SleepTimeAgent(ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT) as agent:
-        agent.subscribe(waiter)
+        agent.subscribe(events)
         agent.chat("hello", thread_id="t1")
-        assert waiter.done.wait(WAIT_S)
-        assert [e.will_retry for e in waiter.of(EventKind.FAILED)] == [True]
+        assert events.wait(EventKind.FINISHED, timeout=WAIT_S)
+        assert [e.will_retry for e in events.of(EventKind.FAILED)] == [True]
 
 
 # --- processes ------------------------------------------------------------------------
@@ -202,13 +181,13 @@ def test_a_process_killed_before_the_idle_deadline_gets_its_sleep_run_exactly_on
     )
     assert child.returncode == -9, child.stderr
 
-    waiter = Waiter(EventKind.FINISHED)
-    sleep = ScriptedChatModel([note("Porto; cycles")])
+    events = EventRecorder()
+    sleep = ScriptedChatModel([insert("human", "Porto; cycles", line=-1)])
     config = SleepConfig(idle_seconds=0.05)
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db, config=config) as agent:
-        agent.subscribe(waiter)
-        assert waiter.done.wait(WAIT_S)
-        assert waiter.of(EventKind.STARTED)[0].reason == "recovery"
+        agent.subscribe(events)
+        assert events.wait(EventKind.FINISHED, timeout=WAIT_S)
+        assert events.of(EventKind.STARTED)[0].reason == "recovery"
     # A third process finds nothing pending: the strict scripted model would fail on a call.
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db, config=config) as agent:
         assert agent.blocks.pending_threads() == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from langchain_core.messages import AIMessage
 
 from sleepagent import (
     ConfigurationError,
@@ -24,15 +23,7 @@ from sleepagent import (
     sleep_thread_id,
 )
 from sleepagent.graph.context import SleepContext
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
-
-FINISH = ai_tool_calls(tool_call("memory_finish"))
-
-
-def rethink(label: str, value: str) -> AIMessage:
-    return ai_tool_calls(
-        tool_call("memory_rethink", label=label, new_value=value), tool_call("memory_finish")
-    )
+from sleepagent.testing import ScriptedChatModel, ai_tool_calls, finish, rethink, tool_call
 
 
 def stored(driver, scope: Scope):
@@ -169,7 +160,9 @@ def test_the_primary_agent_cannot_call_a_tool_it_was_not_given(make_agent):
 def test_the_sleep_agent_cannot_call_a_tool_that_does_not_exist(make_agent):
     shell = ai_tool_calls(tool_call("run_shell", command="rm -rf /"))
     agent, _, sleep = make_agent(
-        chat=["ok"], sleep=[shell, FINISH], config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
+        chat=["ok"],
+        sleep=[shell, finish()],
+        config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS),
     )
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")

@@ -13,13 +13,12 @@ from sleepagent.memory.blocks import InsertEdit
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.store.locking import arun_lock, backend_for
 from sleepagent.store.persistence import open_async_persistence
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel, insert
 from tests.conftest import POSTGRES_URL, empty_postgres
 
 AT = "2026-01-01T00:00:00+00:00"
 SCOPE = Scope("user", "ada")
 WAIT_S = 10
-FINISH = tool_call("memory_finish")
 
 
 @pytest.fixture(params=["sqlite", *(["postgres"] if POSTGRES_URL else [])])
@@ -31,7 +30,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(tmp_path / "agent.db")
 
 
-async def insert(blocks: BlockStore, text: str) -> None:
+async def commit_line(blocks: BlockStore, text: str) -> None:
     staged, _ = StagedMemory.of(await blocks.aload(SCOPE)).stage(InsertEdit("human", text))
     await blocks.acommit(SCOPE, staged, run_id=text, phase="sleep", at=AT)
 
@@ -54,15 +53,17 @@ async def test_a_commit_cancelled_while_waiting_for_the_lock_leaves_it_free(data
         blocks = BlockStore(store, DEFAULT_BLOCKS)
         for holder in (store, other):  # this process's lock, then the database's
             async with backend_for(holder).atransaction(SCOPE):
-                cancelled = asyncio.create_task(insert(blocks, "cancelled"))
+                cancelled = asyncio.create_task(commit_line(blocks, "cancelled"))
                 await settle()
-                queued = asyncio.create_task(insert(blocks, "queued"))  # behind the cancelled one
+                queued = asyncio.create_task(
+                    commit_line(blocks, "queued")
+                )  # behind the cancelled one
                 await settle()
                 cancelled.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await cancelled
             await asyncio.wait_for(queued, WAIT_S)
-            await asyncio.wait_for(insert(BlockStore(other, DEFAULT_BLOCKS), "other"), WAIT_S)
+            await asyncio.wait_for(commit_line(BlockStore(other, DEFAULT_BLOCKS), "other"), WAIT_S)
         assert await lines(blocks) == ["queued", "other", "queued", "other"]
 
 
@@ -73,7 +74,7 @@ async def test_a_commit_cancelled_at_any_point_writes_all_or_nothing_and_frees_e
         blocks = BlockStore(store, DEFAULT_BLOCKS)
         written = 0
         for delay in range(60):
-            task = asyncio.create_task(insert(blocks, f"line {delay}"))
+            task = asyncio.create_task(commit_line(blocks, f"line {delay}"))
             for _ in range(delay):
                 await asyncio.sleep(0)
             task.cancel()
@@ -86,7 +87,7 @@ async def test_a_commit_cancelled_at_any_point_writes_all_or_nothing_and_frees_e
             history = await blocks.ahistory(SCOPE, "human")
             assert [entry.version for entry in history] == list(range(1, now.version + 1))
             assert now.value.splitlines() == [e.value.splitlines()[-1] for e in history]
-            await asyncio.wait_for(insert(blocks, "next"), WAIT_S)  # the lock is free
+            await asyncio.wait_for(commit_line(blocks, "next"), WAIT_S)  # the lock is free
             if getattr(store.conn, "in_transaction", False):
                 pytest.fail("the SQLite connection was left inside a transaction")
         assert written < 60, "no cancellation landed inside a commit"
@@ -114,21 +115,19 @@ async def test_a_batch_cancelled_at_its_begin_leaves_the_sqlite_connection_usabl
             return execute(sql, *args, **kwargs)
 
         store.conn.execute = spy
-        task = asyncio.create_task(insert(blocks, "cancelled at BEGIN"))
+        task = asyncio.create_task(commit_line(blocks, "cancelled at BEGIN"))
         await asyncio.wait_for(at_begin.wait(), WAIT_S)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         store.conn.execute = execute
-        await asyncio.wait_for(insert(blocks, "next"), WAIT_S)
+        await asyncio.wait_for(commit_line(blocks, "next"), WAIT_S)
         assert not store.conn.in_transaction
         assert await lines(blocks) == ["next"]
 
 
 def sleep_script(count: int) -> ScriptedChatModel:
-    return ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_insert", label="human", text="slept"), FINISH)] * count
-    )
+    return ScriptedChatModel([insert("human", "slept")] * count)
 
 
 async def test_a_sleep_run_cancelled_while_waiting_for_its_scope_leaves_it_free(database):

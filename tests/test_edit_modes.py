@@ -11,11 +11,10 @@ from sleepagent.prompts import (
     SLEEP_TEXT_SYSTEM_PROMPT,
     SLEEP_USER_FACTS_NOTE,
 )
-from sleepagent.testing import ai_tool_calls, tool_call
+from sleepagent.testing import ai_tool_calls, finish, tool_call
 
 TEXT = SleepConfig(sleep_edit_mode=SleepEditMode.TEXT)
 TOOLS = SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS)
-FINISH = ai_tool_calls(tool_call("memory_finish"))
 ADA = "<human>Name: Ada\nDiet: vegetarian\nCity: Lisbon</human>"
 
 
@@ -261,7 +260,7 @@ def test_auto_keeps_the_tools_for_later_runs_of_a_tool_calling_model(make_agent)
     finish_with = ai_tool_calls(
         tool_call("memory_insert", label="human", text="Name: Ada"), tool_call("memory_finish")
     )
-    agent, _, sleeper = make_agent(chat=["ok", "ok"], sleep=[finish_with, FINISH])
+    agent, _, sleeper = make_agent(chat=["ok", "ok"], sleep=[finish_with, finish()])
     agent.chat("Hi, I'm Ada", thread_id="t1")
     agent.sleep(thread_id="t1")
     agent.chat("Nice day", thread_id="t1")

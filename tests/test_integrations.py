@@ -118,7 +118,7 @@ def test_runs_by_cuts_at_each_change_of_speaker():
 # --- ConversationQueue --------------------------------------------------------------
 
 
-class Recorder:
+class HeldHandler:
     """A batch handler that can be held inside a call."""
 
     def __init__(self) -> None:
@@ -134,7 +134,7 @@ class Recorder:
 
 
 async def test_items_put_while_busy_are_handled_next_as_one_batch():
-    handler = Recorder()
+    handler = HeldHandler()
     handler.release.clear()
     async with ConversationQueue(handler) as queue:
         queue.put("t1", "first")
@@ -147,7 +147,7 @@ async def test_items_put_while_busy_are_handled_next_as_one_batch():
 
 
 async def test_without_merge_items_are_handled_one_at_a_time_in_order():
-    handler = Recorder()
+    handler = HeldHandler()
     async with ConversationQueue(handler, merge=False) as queue:
         for item in ("a", "b", "c"):
             queue.put("t1", item)
@@ -156,7 +156,7 @@ async def test_without_merge_items_are_handled_one_at_a_time_in_order():
 
 
 async def test_a_redelivered_item_is_queued_once():
-    handler = Recorder()
+    handler = HeldHandler()
     async with ConversationQueue(handler) as queue:
         assert queue.put("t1", "hello", item_id="m1")
         assert not queue.put("t1", "hello", item_id="m1")
@@ -165,7 +165,7 @@ async def test_a_redelivered_item_is_queued_once():
 
 
 async def test_only_the_most_recent_item_ids_are_remembered():
-    handler = Recorder()
+    handler = HeldHandler()
     async with ConversationQueue(handler, merge=False, remember=1) as queue:
         for item_id in ("m1", "m2", "m1"):
             queue.put("t1", item_id, item_id=item_id)
@@ -174,7 +174,7 @@ async def test_only_the_most_recent_item_ids_are_remembered():
 
 
 async def test_one_busy_conversation_does_not_hold_up_another():
-    slow = Recorder()
+    slow = HeldHandler()
     slow.release.clear()
     done = asyncio.Event()
 
@@ -212,7 +212,7 @@ async def test_a_failed_batch_is_reported_and_the_conversation_goes_on():
 
 
 async def test_closing_returns_what_was_not_handled_in_time_and_refuses_more():
-    handler = Recorder()
+    handler = HeldHandler()
     handler.release.clear()
     queue = ConversationQueue(handler)
     queue.put("t1", "in hand")
@@ -224,7 +224,7 @@ async def test_closing_returns_what_was_not_handled_in_time_and_refuses_more():
 
 
 async def test_join_is_bounded():
-    handler = Recorder()
+    handler = HeldHandler()
     handler.release.clear()
     queue = ConversationQueue(handler)
     queue.put("t1", "stuck")

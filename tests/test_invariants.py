@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from sleepagent import AsyncSleepTimeAgent, SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent import AsyncSleepTimeAgent, Scope, SleepTimeAgent
+from sleepagent.scheduling import EventKind
+from sleepagent.store.locking import arun_lock, run_lock
+from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, rethink
 
 WAIT_S = 10
-OVERLAP_WINDOW_S = 1.0
-"""How long a second run gets to show it overlaps; a correct one never does."""
+SCOPE = Scope("user", "ada")
 
 
 class BlockedSleepModel:
@@ -27,13 +28,13 @@ class BlockedSleepModel:
         released = self.release.wait(WAIT_S)
         self.in_call = False
         assert released, "the test never released the sleep run"
-        return ai_tool_calls(tool_call("memory_rethink", label="human", new_value="slept"))
+        return rethink("human", "slept", finish=False)
 
 
 def test_a_turn_is_answered_while_a_sleep_run_is_inside_its_model_call(db):
     blocked = BlockedSleepModel()
     chat = ScriptedChatModel(["first", "second"])
-    sleep = ScriptedChatModel([blocked, ai_tool_calls(tool_call("memory_finish"))])
+    sleep = ScriptedChatModel([blocked, finish()])
     with SleepTimeAgent(chat, sleep_model=sleep, db=db) as agent:
         agent.chat("one", thread_id="t1")
         results = []
@@ -57,7 +58,7 @@ def test_a_turn_is_answered_while_a_sleep_run_is_inside_its_model_call(db):
 async def test_an_async_turn_is_answered_while_a_sleep_run_is_inside_its_model_call(db):
     blocked = BlockedSleepModel()
     chat = ScriptedChatModel(["first", "second"])
-    sleep = ScriptedChatModel([blocked, ai_tool_calls(tool_call("memory_finish"))])
+    sleep = ScriptedChatModel([blocked, finish()])
     async with AsyncSleepTimeAgent(chat, sleep_model=sleep, db=db) as agent:
         await agent.chat("one", thread_id="t1")
         running = asyncio.create_task(agent.sleep(thread_id="t1"))
@@ -74,38 +75,82 @@ async def test_an_async_turn_is_answered_while_a_sleep_run_is_inside_its_model_c
         assert positions["t1"].pending == 2
 
 
-def test_sleep_runs_of_one_scope_never_overlap(db):
-    blocked = BlockedSleepModel()
-    second_entered = threading.Event()
+class OrderedSteps:
+    """Sleep-model steps that log when each run's model call begins and ends.
 
-    def second_run(prompt):
-        second_entered.set()
-        return ai_tool_calls(tool_call("memory_finish"))
+    The run of ``first-thread`` stays inside its call until the test releases it;
+    any other returns at once.
+    """
 
-    def first_run(prompt):
-        blocked(prompt)
-        return ai_tool_calls(tool_call("memory_finish"))
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.first = BlockedSleepModel()
 
-    # Each run's model call is told apart by its transcript: t1's blocks, t2's returns at once.
-    def by_thread(prompt):
-        page = str(prompt[-1].content)
-        return first_run(prompt) if "first-thread" in page else second_run(prompt)
+    def __call__(self, prompt):
+        run = "t1" if "first-thread" in str(prompt[-1].content) else "t2"
+        self.log.append(f"{run} in")
+        if run == "t1":
+            self.first(prompt)
+        self.log.append(f"{run} out")
+        return finish()
 
+
+def second_run_kinds(events: EventRecorder) -> list[EventKind]:
+    return [event.kind for event in events.of(EventKind.WAITING, EventKind.STARTED, thread_id="t2")]
+
+
+def test_a_second_run_of_a_scope_waits_for_the_first_to_end(db):
+    steps = OrderedSteps()
+    events = EventRecorder()
     chat = ScriptedChatModel(["a", "b"])
-    sleep = ScriptedChatModel([by_thread, by_thread])
+    sleep = ScriptedChatModel([steps, steps])
     with SleepTimeAgent(chat, sleep_model=sleep, db=db, scheduler=None) as agent:
+        agent.subscribe(events)
         agent.chat("first-thread", thread_id="t1", user_id="ada")
         agent.chat("second-thread", thread_id="t2", user_id="ada")
         first = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
         first.start()
-        assert blocked.entered.wait(WAIT_S)
+        assert steps.first.entered.wait(WAIT_S)
         second = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t2", "user_id": "ada"})
         second.start()
-        # Without the scope's run lock the second run reaches its model call at once.
-        overlapped = second_entered.wait(OVERLAP_WINDOW_S)
-        blocked.release.set()
+        try:
+            # The second run finds the scope's run lock taken and says so; without it, it starts.
+            assert events.wait(EventKind.WAITING, EventKind.STARTED, thread_id="t2", timeout=WAIT_S)
+            assert second_run_kinds(events) == [EventKind.WAITING], "the second run did not wait"
+            assert steps.log == ["t1 in"], "the first run holds the scope, inside its model call"
+            with run_lock(agent.blocks.store, SCOPE, wait=False) as free:
+                assert not free, "the scope's run lock is taken"
+        finally:
+            steps.first.release.set()
         first.join(WAIT_S)
         second.join(WAIT_S)
         assert not first.is_alive() and not second.is_alive()
-    assert not overlapped, "a second run of the scope called its model while the first was in it"
-    assert second_entered.is_set(), "the second run ran once the first had finished"
+    assert second_run_kinds(events) == [EventKind.WAITING, EventKind.STARTED]
+    assert steps.log == ["t1 in", "t1 out", "t2 in", "t2 out"]
+
+
+async def test_an_async_second_run_of_a_scope_waits_for_the_first_to_end(db):
+    steps = OrderedSteps()
+    events = EventRecorder()
+    chat = ScriptedChatModel(["a", "b"])
+    sleep = ScriptedChatModel([steps, steps])
+    async with AsyncSleepTimeAgent(chat, sleep_model=sleep, db=db, scheduler=None) as agent:
+        agent.subscribe(events)
+        await agent.chat("first-thread", thread_id="t1", user_id="ada")
+        await agent.chat("second-thread", thread_id="t2", user_id="ada")
+        first = asyncio.create_task(agent.sleep(thread_id="t1", user_id="ada"))
+        assert await asyncio.to_thread(steps.first.entered.wait, WAIT_S)
+        second = asyncio.create_task(agent.sleep(thread_id="t2", user_id="ada"))
+        try:
+            waited = await asyncio.to_thread(
+                events.wait, EventKind.WAITING, EventKind.STARTED, thread_id="t2", timeout=WAIT_S
+            )
+            assert waited and second_run_kinds(events) == [EventKind.WAITING], "it did not wait"
+            assert steps.log == ["t1 in"], "the first run holds the scope, inside its model call"
+            async with arun_lock(agent.blocks.store, SCOPE, wait=False) as free:
+                assert not free, "the scope's run lock is taken"
+        finally:
+            steps.first.release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), WAIT_S)
+    assert second_run_kinds(events) == [EventKind.WAITING, EventKind.STARTED]
+    assert steps.log == ["t1 in", "t1 out", "t2 in", "t2 out"]

@@ -7,10 +7,9 @@ import sys
 import textwrap
 
 from sleepagent import SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel, rethink
 
 CHILD_TIMEOUT_S = 60
-FINISH = tool_call("memory_finish")
 
 
 def run_child(code: str) -> subprocess.CompletedProcess[str]:
@@ -24,9 +23,7 @@ def run_child(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_memory_history_and_conversation_survive_a_restart(tmp_path):
     db = tmp_path / "agent.db"
-    sleep = ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_rethink", label="human", new_value="Ada"), FINISH)]
-    )
+    sleep = ScriptedChatModel([rethink("human", "Ada")])
     with SleepTimeAgent(ScriptedChatModel(["hello"]), sleep_model=sleep, db=db) as agent:
         agent.chat("I'm Ada", thread_id="t1")
         agent.sleep(thread_id="t1")
@@ -58,9 +55,7 @@ def test_a_process_killed_after_a_turn_leaves_its_work_pending(tmp_path):
     )
     assert child.returncode == -9, child.stderr
 
-    sleep = ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_rethink", label="human", new_value="Porto"), FINISH)]
-    )
+    sleep = ScriptedChatModel([rethink("human", "Porto")])
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db) as agent:
         pending = agent.blocks.pending_threads()
         assert [(p.thread_id, p.scope, p.pending) for p in pending] == [("t1", "user:ada", 2)]
@@ -91,9 +86,7 @@ def test_a_process_killed_inside_a_sleep_run_commits_nothing_and_loses_nothing(t
     )
     assert child.returncode == -9, child.stderr
 
-    sleep = ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_rethink", label="human", new_value="Likes jazz"), FINISH)]
-    )
+    sleep = ScriptedChatModel([rethink("human", "Likes jazz")])
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db) as agent:
         assert agent.memory(thread_id="t1")["human"].version == 0
         assert agent.blocks.pending_threads()[0].pending == 2

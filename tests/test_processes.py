@@ -23,10 +23,11 @@ from sleepagent.scheduling.events import EventKind
 from sleepagent.store.locking import run_lock
 from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import (
+    EventRecorder,
     ManualScheduler,
     ScriptedChatModel,
-    ai_tool_calls,
-    tool_call,
+    finish,
+    insert,
     transcript_in_prompt,
 )
 from tests.conftest import POSTGRES_URL, empty_postgres
@@ -34,7 +35,6 @@ from tests.conftest import POSTGRES_URL, empty_postgres
 PROCESSES, EACH = 4, 25
 CHILD_TIMEOUT_S = 120
 SHARED = Scope("user", "shared")
-FINISH = tool_call("memory_finish")
 AT = "2026-01-01T00:00:00+00:00"
 
 
@@ -166,12 +166,10 @@ def test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope(databas
     def slow(prompt):
         entered.set()
         assert release.wait(30), "the test never released the first run"
-        return ai_tool_calls(tool_call("memory_insert", label="human", text="from A"), FINISH)
+        return insert("human", "from A")
 
     clock = ManualScheduler()
-    second_model = ScriptedChatModel(
-        [ai_tool_calls(tool_call("memory_insert", label="human", text="from B"), FINISH)]
-    )
+    second_model = ScriptedChatModel([insert("human", "from B")])
     config = SleepConfig(idle_seconds=30, retry_backoff_seconds=5)
     with (
         SleepTimeAgent(
@@ -206,12 +204,14 @@ def test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope(databas
 
 
 ROUNDS = 3
-BUSY_WAIT_S = 1.0
-"""How long a second run gets to (wrongly) reach its model call while the first holds the scope."""
 
 
 def turns_seen(calls: list[list[tuple[str, str]]]) -> list[str]:
     return sorted(text for page in calls for role, text in page if role == "user")
+
+
+def second_run_kinds(events: EventRecorder) -> list[EventKind]:
+    return [event.kind for event in events.of(EventKind.WAITING, EventKind.STARTED)]
 
 
 def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
@@ -223,11 +223,11 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
         seen.append(transcript_in_prompt(messages))
         inside.set()
         assert release.wait(30), "the test never released the first run"
-        return ai_tool_calls(FINISH)
+        return finish()
 
     def other_run(messages):
         seen.append(transcript_in_prompt(messages))
-        return ai_tool_calls(FINISH)
+        return finish()
 
     agents = [
         SleepTimeAgent(
@@ -238,30 +238,37 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
         )
         for _ in range(2)
     ]
-    started_second = threading.Event()
-    agents[1].subscribe(
-        lambda event: started_second.set() if event.kind is EventKind.STARTED else None
-    )
+    second_agent = EventRecorder()
+    agents[1].subscribe(second_agent)
     try:
-        for turn in range(ROUNDS):
-            agents[turn % 2].chat(f"turn {turn}", thread_id="t1", user_id="shared")
-            inside.clear()
-            release.clear()
-            started_second.clear()
-            first = threading.Thread(
-                target=agents[0].sleep, kwargs={"thread_id": "t1", "user_id": "shared"}
-            )
-            second = threading.Thread(
-                target=agents[1].sleep, kwargs={"thread_id": "t1", "user_id": "shared"}
-            )
-            first.start()
-            assert inside.wait(30)
-            second.start()
-            assert not started_second.wait(BUSY_WAIT_S), "a second run of the scope started"
-            release.set()
-            first.join(30)
-            second.join(30)
-            assert not first.is_alive() and not second.is_alive()
+        with open_persistence(database) as (_, onlooker):
+            for turn in range(ROUNDS):
+                agents[turn % 2].chat(f"turn {turn}", thread_id="t1", user_id="shared")
+                inside.clear()
+                release.clear()
+                second_agent.clear()
+                first = threading.Thread(
+                    target=agents[0].sleep, kwargs={"thread_id": "t1", "user_id": "shared"}
+                )
+                second = threading.Thread(
+                    target=agents[1].sleep, kwargs={"thread_id": "t1", "user_id": "shared"}
+                )
+                first.start()
+                assert inside.wait(30)
+                second.start()
+                try:
+                    # The second agent finds the scope's run lock taken in the database and
+                    # waits; with a lock per store it starts.
+                    assert second_agent.wait(EventKind.WAITING, EventKind.STARTED, timeout=30)
+                    assert second_run_kinds(second_agent) == [EventKind.WAITING]
+                    with run_lock(onlooker, SHARED, wait=False) as free:
+                        assert not free, "the first agent's run holds the scope in the database"
+                finally:
+                    release.set()
+                first.join(30)
+                second.join(30)
+                assert not first.is_alive() and not second.is_alive()
+                assert second_run_kinds(second_agent) == [EventKind.WAITING, EventKind.STARTED]
     finally:
         for agent in agents:
             agent.close()
@@ -271,6 +278,7 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
 SLEEPER = """
 import sys
 from sleepagent import SleepTimeAgent
+from sleepagent.scheduling import EventKind
 from sleepagent.testing import (
     ManualScheduler,
     ScriptedChatModel,
@@ -287,9 +295,14 @@ def run(messages):
     assert sys.stdin.readline().strip() == "release"
     return ai_tool_calls(tool_call("memory_finish"))
 
+def report(event):
+    if event.kind in (EventKind.WAITING, EventKind.STARTED):
+        print("run", event.kind.value, flush=True)
+
 sleep = ScriptedChatModel([run] * rounds)
 with SleepTimeAgent(ScriptedChatModel(["ok"] * rounds), sleep_model=sleep, db=db,
                     scheduler=None) as agent:
+    agent.subscribe(report)
     print("ready", flush=True)
     for line in sys.stdin:
         command, _, text = line.strip().partition(" ")
@@ -335,13 +348,6 @@ class Child:
         assert line.startswith(prefix), f"{line!r}; stderr: {self.stderr()}"
         return line
 
-    def silent_for(self, seconds: float) -> bool:
-        try:
-            self.lines.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return False
-
     def stderr(self) -> str:
         if self.process.poll() is None:
             return "(running)"
@@ -366,11 +372,22 @@ def test_two_processes_on_one_database_cover_every_turn_exactly_once(database):
             talker.expect("done chat")
             first, second = children[turn % 2], children[1 - turn % 2]
             first.send("sleep")
+            first.expect("run started")
             seen.append(first.expect("model"))
             second.send("sleep")
-            assert second.silent_for(BUSY_WAIT_S), "the other process ran the busy scope"
-            first.send("release")
+            try:
+                # The other process finds the scope's run lock taken in the database and
+                # waits; with a lock per process (or per store) it starts.
+                assert second.expect("run") == "run waiting"
+                with (
+                    open_persistence(database) as (_, onlooker),
+                    run_lock(onlooker, SHARED, wait=False) as free,
+                ):
+                    assert not free, "the first process's run holds the scope in the database"
+            finally:
+                first.send("release")
             first.expect("done sleep")
+            second.expect("run started")
             second.expect("done sleep")  # found nothing new: no model call
     finally:
         for child in children:
@@ -381,15 +398,14 @@ def test_two_processes_on_one_database_cover_every_turn_exactly_once(database):
 
 DIES_HOLDING = """
 import os, signal, sys
-from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
-from sleepagent.store.locking import run_lock
+from sleepagent import Scope
+from sleepagent.store.locking import backend_for, run_lock
 from sleepagent.store.persistence import open_persistence
 
 db, name = sys.argv[1], sys.argv[2]
 scope = Scope("user", "shared")
 with open_persistence(db) as (_, store):
-    blocks = BlockStore(store, DEFAULT_BLOCKS)
-    with run_lock(store, scope, wait=True), blocks._backend.transaction(scope):
+    with run_lock(store, scope, wait=True), backend_for(store).transaction(scope):
         os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -415,6 +431,7 @@ def test_a_process_killed_holding_the_run_and_commit_locks_releases_both(databas
 SECOND_AGENT_SLEEPER = """
 import sys
 from sleepagent import SleepTimeAgent
+from sleepagent.scheduling import EventKind
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
 db, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]

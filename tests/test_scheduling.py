@@ -10,53 +10,26 @@ from langgraph.store.memory import InMemoryStore
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
-
-FINISH = ai_tool_calls(tool_call("memory_finish"))
-
-
-def note(text: str):
-    return ai_tool_calls(
-        tool_call("memory_insert", label="human", text=text, line=-1), tool_call("memory_finish")
-    )
-
-
-class Recorder:
-    """Collects sleep events."""
-
-    def __init__(self) -> None:
-        self.events: list[SleepEvent] = []
-
-    def __call__(self, event: SleepEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self, *kinds: EventKind) -> list[SleepEvent]:
-        return [event for event in self.events if event.kind in kinds]
+from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, insert
 
 
 @pytest.fixture
-def make(db):
-    """Build a sync agent on virtual time; returns (agent, scheduler, chat, sleep, events)."""
-    agents = []
+def make(make_agent):
+    """Build an agent on virtual time, on each backend, sync and async.
 
-    def build(chat=(), sleep=(), scheduler=None, **config):
-        scheduler = scheduler or ManualScheduler()
-        chat_model, sleep_model = ScriptedChatModel(chat), ScriptedChatModel(sleep)
-        agent = SleepTimeAgent(
-            chat_model,
-            sleep_model=sleep_model,
-            db=db,
-            config=SleepConfig(**config),
-            scheduler=scheduler,
+    Returns (agent, scheduler, chat, sleep, events); move time with ``agent.advance``.
+    """
+
+    def build(chat=(), sleep=(), **config):
+        scheduler = ManualScheduler()
+        agent, chat_model, sleep_model = make_agent(
+            list(chat), list(sleep), config=SleepConfig(**config), scheduler=scheduler
         )
-        agents.append(agent)
-        recorder = Recorder()
+        recorder = EventRecorder()
         agent.subscribe(recorder)
         return agent, scheduler, chat_model, sleep_model, recorder
 
-    yield build
-    for agent in agents:
-        agent.close()
+    return build
 
 
 def offsets(events: list[SleepEvent], start: float) -> list[float]:
@@ -67,31 +40,34 @@ def offsets(events: list[SleepEvent], start: float) -> list[float]:
 
 
 def test_each_turn_pushes_the_idle_deadline_back(make):
-    agent, clock, _, sleep, events = make(chat=["a", "b", "c"], sleep=[FINISH], idle_seconds=30)
+    agent, clock, _, sleep, events = make(chat=["a", "b", "c"], sleep=[finish()], idle_seconds=30)
     start = clock.now()
     for _ in range(3):
         agent.chat("hi", thread_id="t1")
-        clock.advance(10)
-    clock.advance(19)
+        agent.advance(10)
+    agent.advance(19)
     assert sleep.calls == [], "no run before 30 s of quiet after the last turn"
-    clock.advance(1)
-    started = events.kinds(EventKind.STARTED)
+    agent.advance(1)
+    started = events.of(EventKind.STARTED)
     assert offsets(started, start) == [50.0]
     assert started[0].reason == "idle"
-    assert agent.history("human", thread_id="t1") == [], "FINISH changed nothing"
-    clock.advance(600)
+    assert agent.history("human", thread_id="t1") == [], "finish() changed nothing"
+    agent.advance(600)
     assert len(sleep.calls) == 1
 
 
 def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_turns(make):
     agent, clock, _, sleep, events = make(
-        chat=["x"] * 3, sleep=[note("busy talker")], idle_seconds=30, max_wait_turns=3
+        chat=["x"] * 3,
+        sleep=[insert("human", "busy talker", line=-1)],
+        idle_seconds=30,
+        max_wait_turns=3,
     )
     start = clock.now()
     for _ in range(3):
         agent.chat("hi", thread_id="t1")
-        clock.advance(10)
-    started = events.kinds(EventKind.STARTED)
+        agent.advance(10)
+    started = events.of(EventKind.STARTED)
     assert [event.reason for event in started] == ["max_wait"]
     assert offsets(started, start) == [20.0], "due at once after the third turn"
     assert agent.history("human", thread_id="t1")[0].reason == "max_wait"
@@ -99,32 +75,32 @@ def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_turns(make):
 
 def test_a_conversation_that_never_goes_quiet_runs_after_max_wait_seconds(make):
     agent, clock, _, sleep, events = make(
-        chat=["x"] * 8, sleep=[FINISH, FINISH], idle_seconds=30, max_wait_seconds=60
+        chat=["x"] * 8, sleep=[finish(), finish()], idle_seconds=30, max_wait_seconds=60
     )
     start = clock.now()
     for _ in range(8):
         agent.chat("hi", thread_id="t1")
-        clock.advance(20)
-    started = events.kinds(EventKind.STARTED)
+        agent.advance(20)
+    started = events.of(EventKind.STARTED)
     assert [event.reason for event in started] == ["max_wait", "max_wait"]
     assert offsets(started, start)[0] == 60.0
 
 
 def test_too_few_new_messages_are_skipped_and_stay_pending(make):
     agent, clock, _, sleep, events = make(
-        chat=["a", "b"], sleep=[FINISH], idle_seconds=30, min_new_messages=4
+        chat=["a", "b"], sleep=[finish()], idle_seconds=30, min_new_messages=4
     )
     agent.chat("hi", thread_id="t1")
-    clock.advance(31)
-    assert [event.kind for event in events.kinds(EventKind.SKIPPED, EventKind.STARTED)] == [
+    agent.advance(31)
+    assert [event.kind for event in events.of(EventKind.SKIPPED, EventKind.STARTED)] == [
         EventKind.SKIPPED
     ]
     assert sleep.calls == []
-    assert agent.blocks.position("t1").pending == 2
+    assert agent.position("t1").pending == 2
     agent.chat("more", thread_id="t1")
-    clock.advance(31)
+    agent.advance(31)
     assert len(sleep.calls) == 1
-    assert agent.blocks.position("t1").pending == 0
+    assert agent.position("t1").pending == 0
 
 
 # --- what a run covers ---------------------------------------------------------------
@@ -135,19 +111,21 @@ def test_a_turn_during_a_run_is_covered_by_a_later_run(make):
 
     def chat_during_the_run(prompt):
         holder["agent"].chat("one more thing", thread_id="t1")
-        return note("first")
+        return insert("human", "first", line=-1)
 
     agent, clock, _, sleep, events = make(
-        chat=["a", "b"], sleep=[chat_during_the_run, note("second")], idle_seconds=30
+        chat=["a", "b"],
+        sleep=[chat_during_the_run, insert("human", "second", line=-1)],
+        idle_seconds=30,
     )
     holder["agent"] = agent
     agent.chat("hi", thread_id="t1")
-    clock.advance(31)
-    assert agent.blocks.position("t1").pending == 2, "the turn during the run is still pending"
-    clock.advance(31)
-    finished = events.kinds(EventKind.FINISHED)
+    agent.advance(31)
+    assert agent.position("t1").pending == 2, "the turn during the run is still pending"
+    agent.advance(31)
+    finished = events.of(EventKind.FINISHED)
     assert len(finished) == 2
-    assert agent.blocks.position("t1").pending == 0
+    assert agent.position("t1").pending == 0
     assert agent.memory(thread_id="t1")["human"].value == "first\nsecond"
 
 
@@ -157,33 +135,56 @@ def test_a_job_due_while_its_scope_is_busy_waits_for_that_run(make):
 
     def first_run(prompt):
         # While this run is in flight, let the other thread of the same user fall due.
-        overlap.append(len(holder["clock"].advance(5)))
-        return note("from t1")
+        overlap.append(len(holder["agent"].advance(5)))
+        return insert("human", "from t1", line=-1)
 
     agent, clock, _, sleep, events = make(
-        chat=["a", "b"], sleep=[first_run, note("from t2")], idle_seconds=30
+        chat=["a", "b"], sleep=[first_run, insert("human", "from t2", line=-1)], idle_seconds=30
     )
-    holder["clock"] = clock
+    holder["agent"] = agent
     agent.chat("hi", thread_id="t1", user_id="ada")
-    clock.advance(1)
+    agent.advance(1)
     agent.chat("hello", thread_id="t2", user_id="ada")
-    clock.advance(29.5)
+    agent.advance(29.5)
     assert overlap == [1], "the second job fell due during the first run"
     assert [job.thread_id for job in clock.pending] == ["t2"], "deferred until the run ended"
-    clock.advance(0)
-    started = events.kinds(EventKind.STARTED)
+    agent.advance(0)
+    started = events.of(EventKind.STARTED)
     assert [event.thread_id for event in started] == ["t1", "t2"]
     assert agent.memory(thread_id="t2", user_id="ada")["human"].value == "from t1\nfrom t2"
 
 
+def test_a_job_deferred_behind_a_run_of_its_scope_is_reported_as_waiting(make):
+    holder = {}
+
+    def first_run(prompt):
+        holder["agent"].advance(5)  # t2, of the same user, falls due during this run
+        return finish()
+
+    agent, clock, _, _, events = make(chat=["a", "b"], sleep=[first_run, finish()], idle_seconds=30)
+    holder["agent"] = agent
+    agent.chat("hi", thread_id="t1", user_id="ada")
+    agent.advance(1)
+    agent.chat("hello", thread_id="t2", user_id="ada")
+    agent.advance(29.5)
+    agent.advance(0)
+    assert [(e.kind, e.thread_id) for e in events.of(EventKind.WAITING, EventKind.STARTED)] == [
+        (EventKind.STARTED, "t1"),
+        (EventKind.WAITING, "t2"),
+        (EventKind.STARTED, "t2"),
+    ]
+
+
 def test_scopes_are_independent(make):
     agent, clock, _, sleep, events = make(
-        chat=["a", "b"], sleep=[note("ada"), note("bob")], idle_seconds=30
+        chat=["a", "b"],
+        sleep=[insert("human", "ada", line=-1), insert("human", "bob", line=-1)],
+        idle_seconds=30,
     )
     agent.chat("hi", thread_id="t1", user_id="ada")
     agent.chat("hi", thread_id="t2", user_id="bob")
-    clock.advance(30)
-    assert sorted(event.scope for event in events.kinds(EventKind.FINISHED)) == [
+    agent.advance(30)
+    assert sorted(event.scope for event in events.of(EventKind.FINISHED)) == [
         "user:ada",
         "user:bob",
     ]
@@ -200,17 +201,17 @@ def model_down(prompt):
 def test_a_failed_run_is_retried_with_backoff(make):
     agent, clock, _, sleep, events = make(
         chat=["a"],
-        sleep=[model_down, model_down, note("third time lucky")],
+        sleep=[model_down, model_down, insert("human", "third time lucky", line=-1)],
         idle_seconds=30,
         retry_backoff_seconds=5,
     )
     start = clock.now()
     agent.chat("hi", thread_id="t1")
-    clock.advance(100)
-    failed = events.kinds(EventKind.FAILED)
+    agent.advance(100)
+    failed = events.of(EventKind.FAILED)
     assert [(e.attempt, e.will_retry) for e in failed] == [(1, True), (2, True)]
     assert "model down" in failed[0].error
-    started = events.kinds(EventKind.STARTED)
+    started = events.of(EventKind.STARTED)
     assert offsets(started, start) == [30.0, 35.0, 45.0]
     assert agent.memory(thread_id="t1")["human"].value == "third time lucky"
 
@@ -219,25 +220,25 @@ def test_a_failed_run_is_retried_with_backoff(make):
 def test_a_page_that_keeps_failing_is_recorded_and_never_paid_for_again(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b", "c"],
-        sleep=[model_down, model_down, note("after the next turn")],
+        sleep=[model_down, model_down, insert("human", "after the next turn", line=-1)],
         idle_seconds=30,
         sleep_retries=1,
         retry_backoff_seconds=5,
     )
     agent.chat("hi", thread_id="t1")
-    clock.advance(1000)
-    assert [e.will_retry for e in events.kinds(EventKind.FAILED)] == [True, False]
-    [given_up] = events.kinds(EventKind.PAGE_FAILED)
+    agent.advance(1000)
+    assert [e.will_retry for e in events.of(EventKind.FAILED)] == [True, False]
+    [given_up] = events.of(EventKind.PAGE_FAILED)
     page = given_up.failed_page
     assert (page.first_seq, page.last_seq, page.attempts) == (1, 2, 2)
     assert "model down" in page.error
     assert agent.failed_pages(thread_id="t1") == [page]
     assert clock.pending == []
-    assert agent.blocks.position("t1").pending == 0, "the watermark moved past the failed page"
+    assert agent.position("t1").pending == 0, "the watermark moved past the failed page"
 
     agent.chat("again", thread_id="t1")
-    clock.advance(30)
-    assert agent.blocks.position("t1").pending == 0
+    agent.advance(30)
+    assert agent.position("t1").pending == 0
     assert sleep.remaining == 0 and len(sleep.calls) == 1, "the failed page was not retried"
     assert 'messages="3-4"' in str(sleep.calls[-1].messages[-1].content)
 
@@ -246,20 +247,20 @@ def test_a_page_that_keeps_failing_is_recorded_and_never_paid_for_again(make):
 def test_new_turns_do_not_reset_the_attempts_of_a_failing_page(make):
     agent, clock, _, sleep, events = make(
         chat=["a", "b", "c", "d"],
-        sleep=[model_down, model_down, model_down, FINISH],
+        sleep=[model_down, model_down, model_down, finish()],
         idle_seconds=30,
         sleep_retries=2,
         retry_backoff_seconds=5,
     )
     for text in ("one", "two", "three"):
         agent.chat(text, thread_id="t1")
-        clock.advance(31)  # each turn's run fails once; a new turn sets a fresh alarm
-    [given_up] = events.kinds(EventKind.PAGE_FAILED)
+        agent.advance(31)  # each turn's run fails once; a new turn sets a fresh alarm
+    [given_up] = events.of(EventKind.PAGE_FAILED)
     assert given_up.failed_page.attempts == 3
     assert sleep.remaining == 1, "three paid attempts in all, whatever the turns did"
-    assert [e.will_retry for e in events.kinds(EventKind.FAILED)][-1] is False
+    assert [e.will_retry for e in events.of(EventKind.FAILED)][-1] is False
     agent.chat("four", thread_id="t1")
-    clock.advance(31)
+    agent.advance(31)
     assert sleep.remaining == 0
     assert 'messages="7-8"' in str(sleep.calls[-1].messages[-1].content)
 
@@ -268,12 +269,12 @@ def test_new_turns_do_not_reset_the_attempts_of_a_failing_page(make):
 def test_a_failed_page_can_be_run_again_on_purpose(make):
     agent, clock, _, sleep, events = make(
         chat=["a"],
-        sleep=[model_down, note("second try")],
+        sleep=[model_down, insert("human", "second try", line=-1)],
         idle_seconds=30,
         sleep_retries=0,
     )
     agent.chat("hi", thread_id="t1")
-    clock.advance(31)
+    agent.advance(31)
     assert len(agent.failed_pages(thread_id="t1")) == 1
     [result] = agent.retry_failed(thread_id="t1")
     assert result.changed == ("human",)
@@ -287,20 +288,20 @@ def test_the_chat_path_is_untouched_by_a_failing_run(make):
         chat=["a", "b"], sleep=[model_down] * 4, idle_seconds=30, retry_backoff_seconds=1
     )
     agent.chat("hi", thread_id="t1")
-    clock.advance(1000)
+    agent.advance(1000)
     assert agent.chat("still there?", thread_id="t1").reply == "b"
 
 
 def test_a_failing_subscriber_does_not_stop_the_scheduler(make):
-    agent, clock, _, sleep, events = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
+    agent, clock, _, sleep, events = make(chat=["a"], sleep=[finish()], idle_seconds=30)
 
     def broken(event):
         raise ValueError("subscriber bug")
 
     agent.subscribe(broken)
     agent.chat("hi", thread_id="t1")
-    clock.advance(30)
-    assert len(events.kinds(EventKind.FINISHED)) == 1
+    agent.advance(30)
+    assert len(events.of(EventKind.FINISHED)) == 1
 
 
 # --- recovery and closing -------------------------------------------------------------
@@ -316,15 +317,15 @@ def test_a_new_agent_recovers_pending_work_and_runs_it_once(db):
 
     clock = ManualScheduler()
     clock.clock.set(first_clock.now() + 5)
-    sleep = ScriptedChatModel([note("recovered")])
-    events = Recorder()
+    sleep = ScriptedChatModel([insert("human", "recovered", line=-1)])
+    events = EventRecorder()
     config = SleepConfig(idle_seconds=30)
     with SleepTimeAgent(
         ScriptedChatModel(), sleep_model=sleep, scheduler=clock, config=config, **shared
     ) as agent:
         agent.subscribe(events)
         clock.advance(3600)
-        assert [event.reason for event in events.kinds(EventKind.STARTED)] == ["recovery"]
+        assert [event.reason for event in events.of(EventKind.STARTED)] == ["recovery"]
         assert agent.memory(thread_id="t1", user_id="ada")["human"].value == "recovered"
     sleep.assert_exhausted()
 
@@ -338,17 +339,19 @@ def test_closing_drops_pending_alarms(make):
 
 
 def test_a_manual_sleep_that_covers_everything_cancels_the_alarm(make):
-    agent, clock, _, sleep, _ = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
+    agent, clock, _, sleep, _ = make(chat=["a"], sleep=[finish()], idle_seconds=30)
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
     assert clock.pending == []
 
 
 def test_finished_events_carry_usage_diffs_and_scope(make):
-    agent, clock, _, _, events = make(chat=["a"], sleep=[note("Likes tea")], idle_seconds=30)
+    agent, clock, _, _, events = make(
+        chat=["a"], sleep=[insert("human", "Likes tea", line=-1)], idle_seconds=30
+    )
     agent.chat("I like tea", thread_id="t1", user_id="ada")
-    clock.advance(30)
-    (finished,) = events.kinds(EventKind.FINISHED)
+    agent.advance(30)
+    (finished,) = events.of(EventKind.FINISHED)
     assert finished.scope == "user:ada"
     assert finished.usage.calls == 1
     assert [diff.after for diff in finished.diffs] == ["Likes tea"]
@@ -357,12 +360,12 @@ def test_finished_events_carry_usage_diffs_and_scope(make):
 
 
 def test_unsubscribing_stops_delivery(make):
-    agent, clock, _, _, events = make(chat=["a"], sleep=[FINISH], idle_seconds=30)
-    later = Recorder()
+    agent, clock, _, _, events = make(chat=["a"], sleep=[finish()], idle_seconds=30)
+    later = EventRecorder()
     unsubscribe = agent.subscribe(later)
     unsubscribe()
     agent.chat("hi", thread_id="t1")
-    clock.advance(30)
+    agent.advance(30)
     assert later.events == []
     assert events.events
 
@@ -372,8 +375,8 @@ def test_unsubscribing_stops_delivery(make):
 
 async def test_the_async_agent_runs_on_virtual_time_too(db):
     clock = ManualScheduler()
-    sleep = ScriptedChatModel([note("async")])
-    events = Recorder()
+    sleep = ScriptedChatModel([insert("human", "async", line=-1)])
+    events = EventRecorder()
     config = SleepConfig(idle_seconds=30)
     async with AsyncSleepTimeAgent(
         ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, scheduler=clock, config=config
@@ -387,7 +390,7 @@ async def test_the_async_agent_runs_on_virtual_time_too(db):
         ran = await clock.aadvance(1)
         assert [job.reason.value for job in ran] == ["idle"]
         assert (await agent.memory(thread_id="t1"))["human"].value == "async"
-        assert len(events.kinds(EventKind.FINISHED)) == 1
+        assert len(events.of(EventKind.FINISHED)) == 1
 
 
 def test_a_sync_advance_refuses_an_async_agent(db):

@@ -7,9 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from sleepagent import ConfigurationError, ModelCallError, SleepConfig
 from sleepagent.chat.primary import window_removals
-from sleepagent.testing import ai_tool_calls, tool_call
-
-FINISH = ai_tool_calls(tool_call("memory_finish"))
+from sleepagent.testing import ai_tool_calls, finish, tool_call
 
 
 def state_messages(agent, thread_id: str = "t1") -> list[str]:
@@ -28,7 +26,7 @@ def failing(prompt):
 def test_the_state_keeps_only_the_newest_messages_and_the_log_keeps_every_turn(make_agent):
     config = SleepConfig(state_messages=4, history_messages=2)
     agent, chat, sleep = make_agent(
-        chat=[f"reply {i}" for i in range(6)], sleep=[FINISH], config=config
+        chat=[f"reply {i}" for i in range(6)], sleep=[finish()], config=config
     )
     for i in range(6):
         agent.chat(f"message {i}", thread_id="t1")

@@ -1,4 +1,4 @@
-"""The scripted test model (sleepagent.testing)."""
+"""The test helpers of sleepagent.testing: the scripted model, replies, the event recorder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from sleepagent.errors import ScriptExhaustedError
+from sleepagent.scheduling import EventKind, SleepEvent
 from sleepagent.sleep.tools import memory_tool_schemas
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import (
+    EventRecorder,
+    ScriptedChatModel,
+    ai_tool_calls,
+    finish,
+    insert,
+    rethink,
+    tool_call,
+)
 
 
 def test_plays_back_strings_in_order():
@@ -207,3 +216,113 @@ def test_a_call_past_the_script_is_recorded_so_assert_exhausted_fails_later():
     assert len(model.unexpected) == 1 and model.remaining == 0
     with pytest.raises(AssertionError, match="1 more times than scripted"):
         model.assert_exhausted()
+
+
+# --- replies ---------------------------------------------------------------------------
+
+
+def calls_of(reply: AIMessage) -> list[tuple[str, dict]]:
+    return [(call["name"], call["args"]) for call in reply.tool_calls]
+
+
+def test_finish_is_one_memory_finish_call_with_a_fresh_id_each_time():
+    first, second = finish(), finish()
+    assert calls_of(first) == [("memory_finish", {})]
+    assert first.tool_calls[0]["id"] != second.tool_calls[0]["id"]
+
+
+def test_rethink_rewrites_a_block_and_finishes_unless_told_not_to():
+    assert calls_of(rethink("human", "Ada")) == [
+        ("memory_rethink", {"label": "human", "new_value": "Ada"}),
+        ("memory_finish", {}),
+    ]
+    assert calls_of(rethink("human", "Ada", finish=False)) == [
+        ("memory_rethink", {"label": "human", "new_value": "Ada"})
+    ]
+
+
+def test_insert_names_a_line_only_when_given_one():
+    assert calls_of(insert("human", "tea")) == [
+        ("memory_insert", {"label": "human", "text": "tea"}),
+        ("memory_finish", {}),
+    ]
+    assert calls_of(insert("human", "tea", line=0, finish=False)) == [
+        ("memory_insert", {"label": "human", "text": "tea", "line": 0})
+    ]
+
+
+def test_the_replies_edit_memory_through_a_sleep_run(make_agent):
+    agent, _, sleep = make_agent(
+        chat=["ok", "ok", "ok"],
+        sleep=[
+            rethink("human", "Ada"),
+            insert("human", "Likes tea"),
+            insert("human", "Hi", line=0),
+        ],
+    )
+    for text in ("I'm Ada", "I like tea", "hello"):
+        agent.chat(text, thread_id="t1")
+        agent.sleep(thread_id="t1")
+    assert agent.memory(thread_id="t1")["human"].value == "Hi\nAda\nLikes tea"
+    sleep.assert_exhausted()
+
+
+# --- EventRecorder -----------------------------------------------------------------------
+
+
+def event(kind: EventKind, thread_id: str = "t1") -> SleepEvent:
+    return SleepEvent(
+        kind=kind, thread_id=thread_id, scope=f"thread:{thread_id}", reason="idle", at=0
+    )
+
+
+def test_the_recorder_keeps_events_in_order_and_selects_by_kind_and_thread():
+    recorder = EventRecorder()
+    for kind, thread_id in [
+        (EventKind.SCHEDULED, "t1"),
+        (EventKind.STARTED, "t1"),
+        (EventKind.STARTED, "t2"),
+        (EventKind.FINISHED, "t1"),
+    ]:
+        recorder(event(kind, thread_id))
+    assert [(e.kind, e.thread_id) for e in recorder.of(EventKind.STARTED, EventKind.FINISHED)] == [
+        (EventKind.STARTED, "t1"),
+        (EventKind.STARTED, "t2"),
+        (EventKind.FINISHED, "t1"),
+    ]
+    assert [e.kind for e in recorder.of(thread_id="t1")] == [
+        EventKind.SCHEDULED,
+        EventKind.STARTED,
+        EventKind.FINISHED,
+    ]
+    assert len(recorder.events) == 4
+    recorder.clear()
+    assert recorder.events == []
+
+
+def test_the_recorder_records_what_an_agent_emits(make_agent):
+    agent, _, _ = make_agent(chat=["ok"], sleep=[finish()])
+    recorder = EventRecorder()
+    agent.subscribe(recorder)
+    agent.chat("hi", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    assert [e.kind for e in recorder.events] == [EventKind.STARTED, EventKind.FINISHED]
+    assert recorder.of(EventKind.FINISHED)[0].reason == "manual"
+
+
+def test_wait_returns_once_events_arrive_from_another_thread():
+    recorder = EventRecorder()
+    recorder(event(EventKind.STARTED))  # events from before the wait count too
+    later = threading.Timer(0.01, lambda: recorder(event(EventKind.STARTED)))
+    later.start()
+    try:
+        assert recorder.wait(EventKind.STARTED, count=2, timeout=10)
+    finally:
+        later.join()
+
+
+def test_wait_gives_up_after_its_timeout():
+    recorder = EventRecorder()
+    recorder(event(EventKind.STARTED, "t2"))
+    assert not recorder.wait(EventKind.STARTED, thread_id="t1", timeout=0.01)
+    assert not recorder.wait(EventKind.FINISHED, timeout=0)

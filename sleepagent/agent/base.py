@@ -210,6 +210,9 @@ class AgentBase:
         scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
         self.events.emit(event_for(kind, job, scope, at=self._clock(), **details))
 
+    def _waiting(self, job: SleepJob) -> None:
+        self._emit(EventKind.WAITING, job)
+
     def _started(self, job: SleepJob) -> float:
         self._emit(EventKind.STARTED, job)
         return time.perf_counter()

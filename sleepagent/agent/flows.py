@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -211,9 +212,7 @@ class AgentFlows(AgentBase):
         scope = self.scope(thread_id=job.thread_id, user_id=job.user_id)
         yield from call(self.blocks.check_owner, scope, job.thread_id)
 
-        def held_run(held: bool) -> Flow[tuple[dict[str, Any], float]]:
-            if not held:
-                raise ScopeBusyError(scope.key)
+        def graph_run() -> Flow[tuple[dict[str, Any], float]]:
             started = self._started(job)
             try:
                 state: dict[str, Any] = yield from call(
@@ -225,11 +224,41 @@ class AgentFlows(AgentBase):
                 raise
             return state, started
 
-        locked = within(held_run, run_lock, self.blocks.store, scope, wait=by_hand)
-        state, started = yield from holding(self._scope_locks.get(scope.key), locked)
+        def in_scope() -> Flow[tuple[dict[str, Any], float]]:
+            return (yield from holding(self._scope_locks.get(scope.key), graph_run()))
+
+        state, started = yield from self._holding_scope(job, scope, in_scope, by_hand=by_hand)
         result = self._sleep_result(state)
         self._finished(job, result, started)
         return result
+
+    def _holding_scope(
+        self, job: SleepJob, scope: Scope, body: Callable[[], Flow[T]], *, by_hand: bool
+    ) -> Flow[T]:
+        """Run ``body`` holding the scope's run lock, in this process and across processes.
+
+        The lock is tried first without waiting. A busy scope raises
+        ScopeBusyError for a scheduled run (it is set again later, and must not
+        hold a worker); a run asked for by hand emits ``waiting``, then waits.
+        """
+        busy = object()
+
+        def first_try(held: bool) -> Flow[Any]:
+            if not held:
+                return busy
+            return (yield from body())
+
+        outcome = yield from within(first_try, run_lock, self.blocks.store, scope, wait=False)
+        if outcome is not busy:
+            return cast(T, outcome)
+        if not by_hand:
+            raise ScopeBusyError(scope.key)
+        self._waiting(job)
+
+        def waited(held: bool) -> Flow[T]:
+            return (yield from body())
+
+        return (yield from within(waited, run_lock, self.blocks.store, scope, wait=True))
 
     # --- scheduled jobs ------------------------------------------------------------------
 

@@ -130,17 +130,21 @@ class SleepCoordinator:
     def claim(self, job: SleepJob) -> Claim | None:
         """Reserve the job's scope, or defer the job if a run of that scope is in flight.
 
-        A deferred job is set again, due at once, when that run ends.
+        A deferred job is reported as ``waiting`` and set again, due at once,
+        when that run ends.
         """
         scope = self._scope_of(job.thread_id, job.user_id)
+        claim: Claim | None = None
         with self._lock:
             if scope.key in self._running:
                 self._deferred.setdefault(scope.key, {})[job.thread_id] = job
-                return None
-            activity = self._activity.get(job.thread_id)
-            claim = Claim(job, scope, activity.turns if activity else 0, self.now())
-            self._running[scope.key] = claim
-            return claim
+            else:
+                activity = self._activity.get(job.thread_id)
+                claim = Claim(job, scope, activity.turns if activity else 0, self.now())
+                self._running[scope.key] = claim
+        if claim is None:
+            self._emit(EventKind.WAITING, job)  # outside the lock: subscribers may call back
+        return claim
 
     def release(
         self,

@@ -24,6 +24,15 @@ class EventKind(enum.Enum):
 
     SCHEDULED = "scheduled"
     """An alarm was set (or moved) for a thread."""
+    WAITING = "waiting"
+    """A run found another run of its memory scope in flight and waits for it to end.
+
+    A run asked for by hand (``sleep()``, ``add_context()``, ``retry_failed()``)
+    then waits for the scope's run lock, held in this process or, on SQLite and
+    PostgreSQL, in another; a due scheduled run is set again, due at once, when
+    the agent's run of that scope ends. Emitted only after the lock (or the
+    scope's claim) was found taken, never on a free scope.
+    """
     STARTED = "started"
     """A run began."""
     FINISHED = "finished"
@@ -100,6 +109,7 @@ Subscriber = Callable[[SleepEvent], None]
 
 _LEVELS = {
     EventKind.SCHEDULED: logging.DEBUG,
+    EventKind.WAITING: logging.INFO,
     EventKind.STARTED: logging.INFO,
     EventKind.FINISHED: logging.INFO,
     EventKind.SKIPPED: logging.INFO,

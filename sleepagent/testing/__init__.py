@@ -2,10 +2,13 @@
 
 :class:`ScriptedChatModel` plays back scripted replies and tool calls in
 order, and fails the test when it is called more often than scripted, so an
-unexpected model call never passes silently.
+unexpected model call never passes silently. :func:`finish`, :func:`rethink`
+and :func:`insert` write the sleep-model replies a script needs most, and
+:class:`EventRecorder` records sleep-run events for the test to assert on.
 """
 
 from sleepagent.scheduling.manual import ManualClock, ManualScheduler
+from sleepagent.testing.events import EventRecorder
 from sleepagent.testing.loopback import (
     Completion,
     Fault,
@@ -24,6 +27,7 @@ from sleepagent.testing.loopback import (
     truncated,
     wire_call,
 )
+from sleepagent.testing.replies import finish, insert, rethink
 from sleepagent.testing.scripted import (
     ScriptedCall,
     ScriptedChatModel,
@@ -82,4 +86,8 @@ __all__ = [
     "memory_in_prompt",
     "simulate",
     "transcript_in_prompt",
+    "EventRecorder",
+    "finish",
+    "insert",
+    "rethink",
 ]
