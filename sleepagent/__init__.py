@@ -7,7 +7,7 @@ answer starts from a better, pre-computed context.
 
 from sleepagent._version import __version__
 from sleepagent.agent.facades import AsyncSleepTimeAgent, SleepTimeAgent
-from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode
+from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode, SleepThinking
 from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
@@ -22,7 +22,7 @@ from sleepagent.errors import (
 )
 from sleepagent.graph.build import SleepAgentState, build_graph, sleep_request, sleep_thread_id
 from sleepagent.graph.context import SleepContext
-from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock
+from sleepagent.memory.blocks import DEFAULT_BLOCKS, BlockRole, MemoryBlock
 from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition, TurnRead
 from sleepagent.models import ModelOptions
 from sleepagent.results import (
@@ -42,6 +42,7 @@ __all__ = [
     "AsyncSleepTimeAgent",
     "BlockDiff",
     "BlockLimitError",
+    "BlockRole",
     "BlockStore",
     "ChatResult",
     "ConfigurationError",
@@ -65,6 +66,7 @@ __all__ = [
     "SleepEditMode",
     "SleepOutcome",
     "SleepResult",
+    "SleepThinking",
     "SleepTimeAgent",
     "ThreadPosition",
     "TurnRead",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sleepagent.errors import ConfigurationError
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
 
-__all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode"]
+__all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode", "SleepThinking"]
 
 
 class ScopePolicy(enum.Enum):
@@ -33,11 +33,29 @@ class SleepEditMode(enum.Enum):
     """No tools: the model answers with each changed block written whole between its
     tags (``<human>...</human>``); a malformed answer gets one repair round."""
     AUTO = "auto"
-    """Tools first; when a page's first reply carries no tool call at all, that page and
-    the rest of the run use the text format, and so do the agent's later runs (the
-    model has shown it does not call tools). A page whose first tool round had every
-    edit refused is asked again in the text format. Works with tool-calling models and
-    with models that call tools unreliably."""
+    """Tools first. When a page's first reply carries no tool call at all (a call written
+    as JSON in the text counts as one), that page and the rest of the run use the text
+    format, and so do the next ``text_fallback_runs`` runs of the agent; then tools are
+    tried again. A refused edit is always sent back to a tool-calling model as its tool
+    result, never a reason to leave the tools. Works with tool-calling models and with
+    models that call tools unreliably."""
+
+
+class SleepThinking(enum.Enum):
+    """Which transcript pages get a reasoning pass before memory is written.
+
+    The pass is free text with no tools (see :mod:`sleepagent.sleep.thinking`): the
+    model works out what is likely to be asked and the answers, and code writes the
+    results into the learned-context block.
+    """
+
+    CONTEXT = "context"
+    """Pages of context given ahead of questions (``add_context``): the paper's setting,
+    where a context page needs no edit round at all once the pass has concluded."""
+    ALWAYS = "always"
+    """Chat pages too: the pass runs before the edit round that records user facts."""
+    NEVER = "never"
+    """No reasoning pass: the edit round alone writes memory."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +103,27 @@ class SleepConfig:
 
     sleep_edit_mode: SleepEditMode = SleepEditMode.AUTO
     """How the sleep-time agent edits memory (see :class:`SleepEditMode`)."""
+
+    sleep_thinking: SleepThinking = SleepThinking.CONTEXT
+    """Which pages get a reasoning pass before memory is written (see :class:`SleepThinking`)."""
+
+    sleep_think_tokens: int = 1024
+    """Token budget of each reasoning sample: the sleep-time effort, the paper's axis for
+    models without a reasoning setting of their own."""
+
+    sleep_samples: int = 1
+    """Independent reasoning samples per page, combined by agreement: a result most
+    samples share is kept, a disagreement is written down as uncertain. Every sample's
+    tokens count in the sleep phase."""
+
+    sleep_sample_temperature: float | None = 0.7
+    """Sampling temperature of the reasoning samples when ``sleep_samples`` is above 1
+    (identical samples cannot disagree); ``None`` keeps the model's own. One sample
+    uses the model's own temperature."""
+
+    text_fallback_runs: int = 20
+    """AUTO: runs of the agent that keep the text format after the sleep model answered
+    a tool prompt with no tool call; tools are then tried again."""
 
     chat_memory_tools: bool = False
     """Give the primary agent the memory-editing tools too (same commit path)."""
@@ -138,6 +177,20 @@ class SleepConfig:
                 f"sleep_edit_mode must be a SleepEditMode, got {self.sleep_edit_mode!r}; "
                 "use SleepEditMode.AUTO, SleepEditMode.TOOLS or SleepEditMode.TEXT"
             )
+        if not isinstance(self.sleep_thinking, SleepThinking):
+            raise ConfigurationError(
+                f"sleep_thinking must be a SleepThinking, got {self.sleep_thinking!r}; use "
+                "SleepThinking.CONTEXT, SleepThinking.ALWAYS or SleepThinking.NEVER"
+            )
+        temperature = self.sleep_sample_temperature
+        if temperature is not None and (
+            not isinstance(temperature, int | float) or temperature < 0
+        ):
+            raise ConfigurationError(
+                f"sleep_sample_temperature must be 0 or more, or None, got {temperature!r}"
+            )
+        for name in ("sleep_think_tokens", "sleep_samples", "text_fallback_runs"):
+            _require_positive(name, getattr(self, name))
         for name in ("max_sleep_steps", "page_messages", "page_chars", "max_chat_steps"):
             _require_positive(name, getattr(self, name))
         if self.max_commit_retries < 0:

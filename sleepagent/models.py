@@ -411,6 +411,25 @@ _MALFORMED_REPLY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_MAX_TOKENS_KEYWORD = {"ChatOllama": "num_predict", "ChatGoogleGenerativeAI": "max_output_tokens"}
+
+
+def sample_options(
+    model: BaseChatModel, *, max_tokens: int | None, temperature: float | None
+) -> dict[str, Any]:
+    """Call options that bound one model call, spelled as ``model``'s class expects them.
+
+    For ``model.bind(...)``: the sleep-time reasoning pass caps each sample's tokens
+    (its effort) and samples at a temperature of its own.
+    """
+    options: dict[str, Any] = {}
+    if max_tokens is not None:
+        options[_MAX_TOKENS_KEYWORD.get(type(model).__name__, "max_tokens")] = max_tokens
+    if temperature is not None:
+        options["temperature"] = temperature
+    return options
+
+
 def is_malformed_reply(error: BaseException) -> bool:
     """Whether a model call failed because the reply could not be read, not the request.
 

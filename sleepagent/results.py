@@ -184,6 +184,9 @@ class SleepResult:
         failed_pages: Pages this run gave up on and recorded as failed.
         covered: False when the run ended on a page it left pending (an outcome
             that does not count as processed); that page is tried again later.
+        text_fallback: The sleep model answered a tool prompt with no tool call
+            (``SleepEditMode.AUTO``), so this run and the agent's next
+            ``text_fallback_runs`` runs write memory in the text format.
 
     """
 
@@ -201,6 +204,7 @@ class SleepResult:
     outcome: SleepOutcome = SleepOutcome.NOTHING_NEW
     failed_pages: tuple[FailedPage, ...] = ()
     covered: bool = True
+    text_fallback: bool = False
 
     @property
     def skipped(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable, Iterator
@@ -11,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
+from sleepagent import (
+    DEFAULT_BLOCKS,
+    AsyncSleepTimeAgent,
+    BlockRole,
+    SleepConfig,
+    SleepThinking,
+    SleepTimeAgent,
+)
 from sleepagent.scheduling import SleepJob
 from sleepagent.testing import ManualScheduler, ScriptedChatModel, ScriptStep
 
@@ -25,6 +33,31 @@ _TABLES = ("store", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
 
 CALL_FROM_A_STEP_S = 30
 """How long a driver call made from a scripted step waits for the event loop to finish it."""
+
+
+MACHINERY_BLOCKS = tuple(
+    dataclasses.replace(block, role=BlockRole.NOTES) if block.role is BlockRole.FACTS else block
+    for block in DEFAULT_BLOCKS
+)
+"""The default blocks with the user's block as free text (no grounding check)."""
+
+
+def machinery(config: SleepConfig | None = None) -> SleepConfig:
+    """The config a test of the machinery (commits, timers, locks, outcomes) runs with.
+
+    Its scripted edits ("one", "from A") stand for any edit, not for facts a user
+    said, and its scripted models answer edit rounds only. So unless the test
+    declares blocks or a reasoning setting of its own, the user's block is free
+    text and no page gets a reasoning pass. The defaults themselves are pinned by
+    tests/test_consolidation.py, tests/test_thinking.py and tests/test_payoff.py.
+    """
+    config = config or SleepConfig()
+    changes: dict[str, Any] = {}
+    if config.blocks == DEFAULT_BLOCKS:
+        changes["blocks"] = MACHINERY_BLOCKS
+    if config.sleep_thinking is SleepThinking.CONTEXT:
+        changes["sleep_thinking"] = SleepThinking.NEVER
+    return dataclasses.replace(config, **changes)
 
 
 def empty_postgres(url: str) -> None:
@@ -174,6 +207,7 @@ def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
         **kwargs: Any,
     ) -> tuple[Driver, ScriptedChatModel, ScriptedChatModel]:
         kwargs.setdefault("scheduler", None)  # sleep runs only when a test asks
+        config = machinery(config)
         chat_model = ScriptedChatModel(chat or [])
         sleep_model = ScriptedChatModel(sleep or [])
         if loop is None:

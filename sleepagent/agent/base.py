@@ -229,6 +229,8 @@ class AgentBase:
             self._emit(EventKind.CONFLICT, job, conflicts=result.conflicts, **details)
         for page in result.failed_pages:
             self._page_failed(job, page)
+        if result.text_fallback:
+            self._emit(EventKind.TEXT_FALLBACK, job, run_id=result.run_id)
 
     def _page_failed(self, job: SleepJob, page: FailedPage) -> None:
         self._emit(EventKind.PAGE_FAILED, job, failed_page=page, error=page.error)
@@ -363,6 +365,7 @@ class AgentBase:
             outcome=SleepOutcome(data["outcome"]),
             failed_pages=tuple(FailedPage.from_dict(page) for page in data["failed_pages"]),
             covered=data["covered"],
+            text_fallback=data.get("text_fallback", False),
         )
 
     def _now(self) -> str:

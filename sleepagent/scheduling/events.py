@@ -45,6 +45,10 @@ class EventKind(enum.Enum):
     """A run finished but dropped edits that no longer applied (see ``conflicts``)."""
     PAGE_FAILED = "page_failed"
     """A page kept failing and was given up (``failed_page``); the timer no longer retries it."""
+    TEXT_FALLBACK = "text_fallback"
+    """``SleepEditMode.AUTO``: the sleep model answered a tool prompt with no tool call, so
+    the run wrote memory as tagged text, and the agent's next ``text_fallback_runs`` runs
+    start in that format before tools are tried again."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ _LEVELS = {
     EventKind.FAILED: logging.WARNING,
     EventKind.CONFLICT: logging.WARNING,
     EventKind.PAGE_FAILED: logging.ERROR,
+    EventKind.TEXT_FALLBACK: logging.WARNING,
 }
 
 

@@ -27,9 +27,11 @@ edit was refused, so a tool-calling model reads the reason as its tool result.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sleepagent.errors import MemoryEditError
 from sleepagent.memory.blocks import (
@@ -44,6 +46,8 @@ from sleepagent.memory.blocks import (
 from sleepagent.memory.transcript import LogEntry
 
 __all__ = ["PageEvidence", "Reviewed", "review_edit", "ungrounded_words"]
+
+logger = logging.getLogger("sleepagent.sleep")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,25 @@ class PageEvidence:
             context_only=not users and any(entry.role == "context" for entry in entries),
             persona_lines=tuple(persona),
             learned_labels=tuple(learned),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, for graph state."""
+        return {
+            "said": self.said,
+            "context_only": self.context_only,
+            "persona_lines": list(self.persona_lines),
+            "learned_labels": list(self.learned_labels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageEvidence:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            said=data["said"],
+            context_only=data["context_only"],
+            persona_lines=tuple(data["persona_lines"]),
+            learned_labels=tuple(data["learned_labels"]),
         )
 
 
@@ -176,6 +199,8 @@ def _consolidate_facts(
             continue
         reason = _fact_refusal(text, evidence)
         if reason is not None:
+            # One line per refusal, so an evaluation can count true facts refused.
+            logger.info("refused line %r: %s", text, reason)
             notes.append(f"Not saved: {_quote(text)} ({reason}).")
             continue
         kept.append(text)

@@ -18,6 +18,7 @@ run can be inspected, and a crashed run simply starts again from the watermark.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,25 +31,30 @@ from langgraph.types import Command
 
 from sleepagent import prompts
 from sleepagent._twins import Flow, call
-from sleepagent.config import SleepConfig, SleepEditMode
-from sleepagent.errors import ModelCallError
+from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking
+from sleepagent.errors import BlockLimitError, MemoryEditError, ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
-from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.blocks import BlockRole, InsertEdit, MemoryBlock
 from sleepagent.memory.blockstore import CommitOutcome, PageAttempt
 from sleepagent.memory.render import render_memory, render_transcript_page
-from sleepagent.memory.transcript import LogEntry
-from sleepagent.models import is_malformed_reply, model_errors
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.memory.transcript import LogEntry, message_text
+from sleepagent.models import is_malformed_reply, model_errors, sample_options
 from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
 from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.sleep import run as transitions
+from sleepagent.sleep.consolidation import PageEvidence, review_edit
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
+from sleepagent.sleep.thinking import agree, learned_lines, read_notes
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.usage import Usage
 
 __all__ = ["SleepTimeRunner", "merge_diffs"]
+
+logger = logging.getLogger("sleepagent.sleep")
 
 
 class SleepTimeRunner:
@@ -72,13 +78,21 @@ class SleepTimeRunner:
         self._config = config
         self._clock = clock
         self._mode = config.sleep_edit_mode
-        # AUTO learns once per runner (one per agent): a model that answered the
-        # tool prompt without a native tool call will do so again, and each such
-        # first reply costs a whole prompt (about 45 s on a CPU-bound local
-        # server). Later runs start in the text format, which works for every model.
-        self._writes_text = False
+        # AUTO remembers, per runner (one per agent and sleep model), that the model
+        # answered a tool prompt with no tool call: such a first reply costs a whole
+        # prompt (about 45 s on a CPU-bound local server), so the next runs start in
+        # the text format. Not for ever: a server's tool parsing can be fixed, so
+        # tools are tried again after `text_fallback_runs` runs.
+        self._text_runs_left = 0
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
         self._text_model = model
+        self._think_model = model.bind(
+            **sample_options(
+                model,
+                max_tokens=config.sleep_think_tokens,
+                temperature=config.sleep_sample_temperature if config.sleep_samples > 1 else None,
+            )
+        )
         self._offered = memory_tool_args(finish=True)
 
     # --- decisions (pure) ------------------------------------------------------
@@ -93,6 +107,9 @@ class SleepTimeRunner:
         request_id = request.get("run_id")
         if run is None or run["done"] or (request_id and run["run_id"] != request_id):
             span = request.get("span")
+            edit_format = self._first_format()
+            if self._mode is SleepEditMode.AUTO and edit_format == "text":
+                self._text_runs_left -= 1
             return transitions.new_run(
                 run_id=request_id or where.run_id or str(uuid.uuid4()),
                 reason=request.get("reason", "manual"),
@@ -100,14 +117,14 @@ class SleepTimeRunner:
                 scope=where.scope.key,
                 at=iso(self._clock()),
                 span=SpanRequest(first=span["first"], last=span["last"]) if span else None,
-                edit_format=self._first_format(),
+                edit_format=edit_format,
             )
         return as_run(run)
 
     def _first_format(self) -> str:
         """The edit format a new run starts in."""
         text = self._mode is SleepEditMode.TEXT or (
-            self._mode is SleepEditMode.AUTO and self._writes_text
+            self._mode is SleepEditMode.AUTO and self._text_runs_left > 0
         )
         return "text" if text else "tools"
 
@@ -133,10 +150,11 @@ class SleepTimeRunner:
         watermark: int,
         head: int,
     ) -> tuple[RunState, list[BaseMessage]]:
+        evidence = PageEvidence.of(entries, blocks)
         transcript = _with_notes(render_transcript_page(entries, total=head), blocks, entries)
-        blocks = _writable_on_page(blocks, entries)
+        blocks = _writable_on_page(blocks, evidence)
         run = transitions.open_page(
-            {**run, "watermark": watermark}, blocks, entries, head, transcript
+            {**run, "watermark": watermark}, blocks, entries, head, transcript, evidence
         )
         if run["edit_format"] == "text":
             return run, _text_messages(blocks, transcript, len(entries))
@@ -156,9 +174,15 @@ class SleepTimeRunner:
         page = run["page"]
         text = page is not None and page["edit_format"] == "text"
         model: Runnable[Any, BaseMessage] = self._text_model if text else self._model
+        return self._tagged(model, where, run, "sleepagent:sleep")
+
+    @staticmethod
+    def _tagged(
+        model: Runnable[Any, BaseMessage], where: RunTarget, run: RunState, name: str
+    ) -> Runnable[Any, BaseMessage]:
         return model.with_config(
-            run_name="sleepagent:sleep",
-            tags=["sleepagent", "sleepagent:sleep"],
+            run_name=name,
+            tags=["sleepagent", name],
             metadata={
                 "sleepagent_phase": "sleep",
                 "sleepagent_run_id": run["run_id"],
@@ -202,7 +226,9 @@ class SleepTimeRunner:
         self, run: RunState, messages: list[BaseMessage], reply: AIMessage
     ) -> Command[str]:
         """Stage a tagged-text reply; ask once for a repair when part of it was unusable."""
-        round_ = stage_text_reply(transitions.staged_of(run), reply.text)
+        round_ = stage_text_reply(
+            transitions.staged_of(run), reply.text, transitions.evidence_of(run)
+        )
         run = transitions.after_text_reply(run, round_)
         page = run["page"]
         assert page is not None
@@ -222,9 +248,15 @@ class SleepTimeRunner:
         self, run: RunState, messages: list[BaseMessage], reply: AIMessage
     ) -> Command[str]:
         """AUTO: the page's first reply made no tool call, so ask for the text format."""
-        self._writes_text = True
+        self._text_runs_left = self._config.text_fallback_runs
+        logger.warning(
+            "the sleep model answered a tool prompt with no tool call: run %s writes memory "
+            "as tagged text, and so do the next %d runs before tools are tried again",
+            run["run_id"],
+            self._config.text_fallback_runs,
+        )
         staged = transitions.staged_of(run)
-        already = stage_text_reply(staged, reply.text)
+        already = stage_text_reply(staged, reply.text, transitions.evidence_of(run))
         if already.accepted and already.parsed.well_formed:
             # The model wrote the blocks as tagged text unasked: take them as they are.
             run = transitions.after_text_reply(transitions.fall_back_to_text(run), already)
@@ -323,6 +355,41 @@ class SleepTimeRunner:
             return Command(update={"sleep": run, "sleep_messages": []}, goto="sleep"), None
         return self._finish(run), self._record(run)
 
+    # --- think, then write ---------------------------------------------------------
+
+    def _thinks(self, entries: Sequence[LogEntry], evidence: PageEvidence) -> bool:
+        """Whether this page gets a reasoning pass (see :class:`SleepThinking`)."""
+        mode = self._config.sleep_thinking
+        if mode is SleepThinking.NEVER or not evidence.learned_labels:
+            return False
+        return mode is SleepThinking.ALWAYS or any(entry.role == "context" for entry in entries)
+
+    def _think(
+        self, where: RunTarget, run: RunState, entries: Sequence[LogEntry]
+    ) -> Flow[RunState]:
+        """The reasoning pass: ``sleep_samples`` free-text samples, agreed, staged as lines.
+
+        A sample whose reply cannot be read is left out; any other model error
+        ends the run as it would in the edit round.
+        """
+        messages = _think_messages(entries, transitions.page_transcript(run))
+        model = self._tagged(self._think_model, where, run, "sleepagent:sleep-think")
+        texts: list[str] = []
+        usage = Usage()
+        for _ in range(self._config.sleep_samples):
+            try:
+                with model_errors("sleep"):
+                    reply = yield from call(model.invoke, messages)
+            except ModelCallError as failed:
+                if not is_malformed_reply(failed.cause):
+                    raise
+                continue
+            usage += Usage.of_message(reply)
+            texts.append(message_text(reply))
+        lines = learned_lines(agree([read_notes(text) for text in texts]))
+        staged = _stage_learned(transitions.staged_of(run), lines, transitions.evidence_of(run))
+        return transitions.after_thinking(run, usage, staged, concluded=bool(lines))
+
     # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 
     def step(self, state: SleepAgentState) -> Flow[Command[str]]:
@@ -342,6 +409,13 @@ class SleepTimeRunner:
             if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
             run, messages = self._open_page(run, blocks, entries, watermark, head)
+            if self._thinks(entries, transitions.evidence_of(run)):
+                run = yield from self._think(where, run, entries)
+                if transitions.commit_ready(run, self._config.max_sleep_steps):
+                    # A context page the pass concluded on: nothing is left to edit.
+                    return Command(
+                        update={"sleep": run, "sleep_messages": messages}, goto="sleep_commit"
+                    )
         reply: BaseMessage | Exception
         try:
             with model_errors("sleep"):
@@ -361,13 +435,12 @@ class SleepTimeRunner:
         reply = messages[-1]
         if not isinstance(reply, AIMessage):
             raise TypeError(f"sleep_tools expects an AI message last, got {type(reply).__name__}")
-        round_ = run_tool_calls(transitions.staged_of(run), reply)
+        # Every refusal goes back to the model as its tool result: a model that
+        # calls tools reads why, and corrects the call within its step budget.
+        round_ = run_tool_calls(
+            transitions.staged_of(run), reply, evidence=transitions.evidence_of(run)
+        )
         run = transitions.after_tools(run, round_)
-        if self._mode is SleepEditMode.AUTO and transitions.refused_first_round(run, round_):
-            # Every edit of the page's first tool round was refused: a small model
-            # repeats the same refused call to the end of its budget, while the
-            # text format shows it each block it may write. Later runs keep the tools.
-            return self._ask_in_text(run, [*messages, *round_.replies])
         ready = transitions.commit_ready(run, self._config.max_sleep_steps)
         return Command(
             update={"sleep": run, "sleep_messages": [*messages, *round_.replies]},
@@ -391,39 +464,77 @@ class SleepTimeRunner:
 
 
 def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
-    """The rendered page, followed by where its kind of content belongs (default blocks)."""
-    labels = {block.label for block in blocks if not block.read_only}
+    """The rendered page, followed by where its kind of content belongs (by block role)."""
+    writable = [block for block in blocks if not block.read_only]
+    learned = next((b.label for b in writable if b.role is BlockRole.LEARNED), None)
+    facts = next((b.label for b in writable if b.role is BlockRole.FACTS), None)
     roles = {entry.role for entry in entries}
     notes = []
-    if "context" in roles and "learned_context" in labels:
-        notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label="learned_context"))
-    if "human" in labels and "user" in roles:
-        notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label="human"))
-    elif "human" in labels and "context" in roles:
+    if "context" in roles and learned is not None:
+        notes.append(prompts.SLEEP_CONTEXT_NOTE.format(label=learned))
+    if facts is not None and "user" in roles:
+        notes.append(prompts.SLEEP_USER_FACTS_NOTE.format(label=facts))
+    elif facts is not None and "context" in roles:
         # A 1.5B model copied a context document into the user's block.
-        notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label="human"))
+        notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label=facts))
     return "\n\n".join([transcript, *notes])
 
 
-def _writable_on_page(
-    blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]
-) -> list[MemoryBlock]:
-    """``blocks``, with the user's block read-only on a page of context alone.
+def _writable_on_page(blocks: Sequence[MemoryBlock], evidence: PageEvidence) -> list[MemoryBlock]:
+    """``blocks``, with every block but the learned ones read-only on a page of context alone.
 
     Context given ahead of questions (``add_context``) says nothing about the user,
-    and small models copy it into the user's block instead of working it out; with
-    the block read-only for the page, such an edit is refused and the model is sent
-    to a writable block. The flag lives only in the page's working copy: a commit
-    writes values onto the stored blocks, never this flag.
+    and small models copy it into the user's block (or a speaker's profile into the
+    persona) instead of working it out. Shown read-only, those blocks are not
+    offered, and an edit to them is refused with the place to write instead. The
+    flag lives only in the page's working copy: a commit writes values onto the
+    stored blocks, never this flag.
     """
-    roles = {entry.role for entry in entries}
-    labels = {block.label for block in blocks if not block.read_only}
-    if "user" in roles or "context" not in roles or not {"human", "learned_context"} <= labels:
+    if not evidence.context_only or not evidence.learned_labels:
         return list(blocks)
     return [
-        dataclasses.replace(block, read_only=True) if block.label == "human" else block
+        block
+        if block.label in evidence.learned_labels
+        else dataclasses.replace(block, read_only=True)
         for block in blocks
     ]
+
+
+def _think_messages(entries: Sequence[LogEntry], transcript: str) -> list[BaseMessage]:
+    """The reasoning pass's prompt: the context material alone, or the conversation."""
+    material = [entry.text for entry in entries if entry.role == "context"]
+    if material and len(material) == len(entries):
+        prompt = prompts.SLEEP_THINK_CONTEXT_PROMPT.format(material="\n\n".join(material))
+    else:
+        prompt = prompts.SLEEP_THINK_CHAT_PROMPT.format(transcript=transcript)
+    return [SystemMessage(prompts.SLEEP_THINK_SYSTEM_PROMPT), HumanMessage(prompt)]
+
+
+def _stage_learned(
+    staged: StagedMemory, lines: Sequence[str], evidence: PageEvidence
+) -> StagedMemory | None:
+    """``lines`` added to the first writable learned block, checked; None when none fit.
+
+    Lines that would take the block over its limit are left out, newest first:
+    a learned context is never cut to make room (its history would keep it, but
+    the next answer would not).
+    """
+    writable = [label for label in evidence.learned_labels if not staged.block(label).read_only]
+    if not lines or not writable:
+        return None
+    label = writable[0]
+    for keep in range(len(lines), 0, -1):
+        edit = InsertEdit(label, "\n".join(lines[:keep]))
+        try:
+            reviewed = review_edit(staged.block(label), edit, evidence)
+            return staged.stage(reviewed.edit)[0]
+        except BlockLimitError:
+            continue
+        except MemoryEditError as error:  # nothing new (every line already there)
+            logger.info("the reasoning pass added nothing to %r: %s", label, error)
+            return None
+    logger.warning("the reasoning pass's results do not fit block %r: none were kept", label)
+    return None
 
 
 def _text_messages(blocks: Sequence[MemoryBlock], transcript: str, count: int) -> list[BaseMessage]:

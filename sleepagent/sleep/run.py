@@ -16,6 +16,7 @@ from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.results import BlockDiff, Conflict, FailedPage, SleepOutcome
+from sleepagent.sleep.consolidation import PageEvidence
 from sleepagent.sleep.textedits import ProblemKind, TextRound
 from sleepagent.sleep.tools import ToolRound
 from sleepagent.usage import Usage
@@ -27,6 +28,7 @@ __all__ = [
     "after_commit",
     "after_reply",
     "after_repair_request",
+    "after_thinking",
     "after_text_reply",
     "after_tools",
     "fall_back_to_text",
@@ -36,7 +38,6 @@ __all__ = [
     "new_run",
     "open_page",
     "page_outcome",
-    "refused_first_round",
     "result_of",
     "run_outcome",
 ]
@@ -72,6 +73,8 @@ class PageState(TypedDict):
     transcript: str
     repaired: bool
     malformed: bool
+    evidence: dict[str, Any]
+    thought: bool
 
 
 class RunState(TypedDict):
@@ -98,6 +101,7 @@ class RunState(TypedDict):
     page: PageState | None
     done: bool
     edit_format: str
+    fell_back: bool
 
 
 def new_run(
@@ -133,6 +137,7 @@ def new_run(
         page=None,
         done=False,
         edit_format=edit_format,
+        fell_back=False,
     )
 
 
@@ -142,12 +147,15 @@ def open_page(
     entries: Sequence[LogEntry],
     head: int,
     transcript: str = "",
+    evidence: PageEvidence | None = None,
 ) -> RunState:
     """Start work on the page ``entries`` (non-empty), on a fresh working copy of ``blocks``.
 
     ``transcript`` is the page as rendered for the model, kept so the page can be
-    asked again in the text format without reading the store.
+    asked again in the text format without reading the store; ``evidence`` is
+    what the consolidation checks read (see :mod:`sleepagent.sleep.consolidation`).
     """
+    evidence = evidence or PageEvidence.of(entries, blocks)
     page = PageState(
         first=entries[0].seq,
         last=entries[-1].to_dict(),
@@ -163,8 +171,47 @@ def open_page(
         transcript=transcript,
         repaired=False,
         malformed=False,
+        evidence=evidence.to_dict(),
+        thought=False,
     )
     return {**run, "page": page}
+
+
+def page_transcript(run: RunState) -> str:
+    """The open page as it was rendered for the model."""
+    return _page(run)["transcript"]
+
+
+def evidence_of(run: RunState) -> PageEvidence:
+    """What the open page shows, for the consolidation checks."""
+    return PageEvidence.from_dict(_page(run)["evidence"])
+
+
+def after_thinking(
+    run: RunState, usage: Usage, staged: StagedMemory | None, *, concluded: bool
+) -> RunState:
+    """Take the reasoning pass's tokens, and the learned context it staged, if any.
+
+    The samples' tokens count in the run's usage but not as steps: the step
+    budget bounds edit rounds. A context page whose pass ``concluded`` is
+    finished: it has nothing else to write (only learned blocks change there).
+    """
+    page = _page(run)
+    wrote = staged is not None
+    finished = page["finished"] or (concluded and wrote and evidence_of(run).context_only)
+    return {
+        **run,
+        "usage": (Usage.from_dict(run["usage"]) + usage).to_dict(),
+        "uncommitted_usage": (Usage.from_dict(run["uncommitted_usage"]) + usage).to_dict(),
+        "page": {
+            **page,
+            "thought": True,
+            "staged": staged.to_dict() if staged is not None else page["staged"],
+            "accepted": page["accepted"] + int(wrote),
+            "tool_calls": page["tool_calls"] + int(wrote),
+            "finished": finished,
+        },
+    }
 
 
 def _page(run: RunState) -> PageState:
@@ -247,18 +294,7 @@ def fall_back_to_text(run: RunState) -> RunState:
     A ``memory_finish`` from the tools round is dropped: the page is asked again.
     """
     page: PageState = {**_page(run), "edit_format": "text", "finished": False}
-    return {**run, "edit_format": "text", "page": page}
-
-
-def refused_first_round(run: RunState, round_: ToolRound) -> bool:
-    """Whether the open page's first tool round tried edits and had every one refused."""
-    page = _page(run)
-    return (
-        page["edit_format"] == "tools"
-        and page["steps"] == 1
-        and round_.accepted == 0
-        and round_.refused > 0
-    )
+    return {**run, "edit_format": "text", "fell_back": True, "page": page}
 
 
 _FORMAT_PROBLEMS = frozenset(
@@ -410,6 +446,7 @@ def result_of(run: RunState) -> dict[str, Any]:
         "outcome": run_outcome(run["outcomes"]).value,
         "failed_pages": run["failed_pages"],
         "covered": not run["left_pending"],
+        "text_fallback": run.get("fell_back", False),
     }
 
 

@@ -45,9 +45,10 @@ from dataclasses import dataclass
 
 from sleepagent import prompts
 from sleepagent.errors import MemoryEditError
-from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
+from sleepagent.memory.blocks import MemoryBlock, RethinkEdit, apply_edit
 from sleepagent.memory.render import escape
 from sleepagent.memory.staging import StagedMemory
+from sleepagent.sleep.consolidation import PageEvidence, review_edit
 
 __all__ = [
     "NO_CHANGES_TAG",
@@ -100,6 +101,8 @@ class ProblemKind(enum.Enum):
     """A read-only block was written with a new value."""
     OVER_LIMIT = "over_limit"
     """A new value is longer than the block's character limit."""
+    REFUSED = "refused"
+    """A rewrite the consolidation checks refused whole (see its message)."""
 
 
 @dataclass(frozen=True)
@@ -244,23 +247,35 @@ class TextRound:
     accepted: int
 
 
-def stage_text_reply(staged: StagedMemory, reply: str) -> TextRound:
+def stage_text_reply(
+    staged: StagedMemory, reply: str, evidence: PageEvidence | None = None
+) -> TextRound:
     """Parse ``reply`` against the working copy and stage its rewrites.
 
     The parser already refuses read-only blocks and values over the limit; the
     working copy checks again (the rule is enforced where edits are applied), and
-    a refusal there becomes one more problem instead of an exception.
+    a refusal there becomes one more problem instead of an exception. With
+    ``evidence`` (a sleep run's page), each rewrite first passes the consolidation
+    checks; a rewrite they refuse whole is a problem too.
     """
     parsed = parse_text_edits(reply, staged.blocks())
     kept: list[RethinkEdit] = []
     problems = list(parsed.problems)
     for edit in parsed.edits:
         try:
-            staged, _ = staged.stage(edit)
+            staged_edit = edit
+            if evidence is not None:
+                reviewed = review_edit(staged.block(edit.label), edit, evidence).edit
+                # A checked rewrite is still a rewrite, of the cleaned value.
+                staged_edit = RethinkEdit(
+                    edit.label, apply_edit(staged.block(edit.label), reviewed).value
+                )
+            staged, _ = staged.stage(staged_edit)
         except MemoryEditError as error:
-            problems.append(TextProblem(ProblemKind.READ_ONLY, str(error), edit.label))
+            kind = ProblemKind.READ_ONLY if "read-only" in str(error) else ProblemKind.REFUSED
+            problems.append(TextProblem(kind, str(error), edit.label))
             continue
-        kept.append(edit)
+        kept.append(staged_edit)
     parsed = TextEdits(
         edits=tuple(kept),
         problems=tuple(problems),

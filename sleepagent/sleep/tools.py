@@ -18,6 +18,7 @@ from sleepagent.errors import MemoryEditError, ReadOnlyBlockError
 from sleepagent.memory.blocks import Edit, InsertEdit, ReplaceEdit, RethinkEdit
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.storable import unstorable_reason
+from sleepagent.sleep.consolidation import PageEvidence, Reviewed, review_edit
 
 __all__ = ["FINISH_TOOL", "ToolRound", "memory_tool_schemas", "run_tool_calls"]
 
@@ -130,14 +131,21 @@ def _refusal(error: MemoryEditError, staged: StagedMemory) -> str:
 
 
 def run_tool_calls(
-    staged: StagedMemory, message: AIMessage, *, allowed: Sequence[str] = tuple(_ARGS)
+    staged: StagedMemory,
+    message: AIMessage,
+    *,
+    allowed: Sequence[str] = tuple(_ARGS),
+    evidence: PageEvidence | None = None,
 ) -> ToolRound:
     """Apply a model message's tool calls to ``staged``, in order.
 
     Malformed calls (a tool not in ``allowed``, arguments that are not a JSON
     object or do not fit the schema, text no backend can store) and refused
     edits become error replies; they never change the working copy. Replies to
-    calls whose arguments were not JSON come first.
+    calls whose arguments were not JSON come first. With ``evidence`` (a sleep
+    run's page), each edit first passes the consolidation checks
+    (:func:`~sleepagent.sleep.consolidation.review_edit`); what they cleaned or
+    refused is said in the call's reply.
 
     Raises:
         ValueError: If ``allowed`` names a tool that does not exist.
@@ -189,18 +197,20 @@ def run_tool_calls(
             replies.append(_error(call_id, name, _REPEATED_EDIT))
             continue
         try:
-            staged, block = staged.stage(edit)
+            reviewed = (
+                review_edit(staged.block(edit.label), edit, evidence)
+                if evidence is not None
+                else Reviewed(edit)
+            )
+            staged, block = staged.stage(reviewed.edit)
         except MemoryEditError as error:
             refused += 1
             replies.append(_error(call_id, name, _refusal(error, staged)))
             continue
         accepted += 1
+        done = f"OK: block '{block.label}' now holds {block.chars}/{block.limit} characters."
         replies.append(
-            ToolMessage(
-                f"OK: block '{block.label}' now holds {block.chars}/{block.limit} characters.",
-                tool_call_id=call_id,
-                name=name,
-            )
+            ToolMessage(" ".join([done, *reviewed.notes]), tool_call_id=call_id, name=name)
         )
     return ToolRound(
         staged=staged,
