@@ -195,7 +195,10 @@ AgentFactory = Callable[..., tuple[Driver, ScriptedChatModel, ScriptedChatModel]
 
 @pytest.fixture
 def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
-    """Build agents with scripted models on the parametrised backend and mode."""
+    """Build agents with scripted models on the parametrised backend and mode.
+
+    Agents get :func:`machinery`'s config unless ``library_defaults=True``.
+    """
     drivers: list[Driver] = []
     loop = asyncio.new_event_loop() if mode == "async" else None
 
@@ -204,10 +207,12 @@ def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
         sleep: list[ScriptStep] | None = None,
         *,
         config: SleepConfig | None = None,
+        library_defaults: bool = False,
         **kwargs: Any,
     ) -> tuple[Driver, ScriptedChatModel, ScriptedChatModel]:
         kwargs.setdefault("scheduler", None)  # sleep runs only when a test asks
-        config = machinery(config)
+        if not library_defaults:
+            config = machinery(config)
         chat_model = ScriptedChatModel(chat or [])
         sleep_model = ScriptedChatModel(sleep or [])
         if loop is None:
