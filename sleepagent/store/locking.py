@@ -59,6 +59,7 @@ from langgraph.store.base import BaseStore, Op, Result
 
 from sleepagent.errors import ConfigurationError, WrongModeError
 from sleepagent.scope import Scope
+from sleepagent.store import durability
 from sleepagent.store.keyedlocks import SharedKeyedLocks, run_to_completion
 
 __all__ = [
@@ -225,7 +226,8 @@ class SqliteBackend(CommitBackend):
                     "BlockStore.acommit from async code"
                 )
             database = _StoreParts.sqlite_file(self.store)
-            self._unsynced_wal = _wal_to_sync(database, _StoreParts.sqlite_synchronous(self.store))
+            level = _StoreParts.sqlite_synchronous(self.store)
+            self._unsynced_wal = durability.wal_to_sync(database, level)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
@@ -239,7 +241,7 @@ class SqliteBackend(CommitBackend):
             else:  # a SqliteStore used from async code (ThreadedSqliteStore)
                 database = await asyncio.to_thread(_StoreParts.sqlite_file, self.store)
                 level = await asyncio.to_thread(_StoreParts.sqlite_synchronous, self.store)
-            self._unsynced_wal = _wal_to_sync(database, level)
+            self._unsynced_wal = durability.wal_to_sync(database, level)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
@@ -256,8 +258,8 @@ class SqliteBackend(CommitBackend):
             return
         with _held_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
-            if self._unsynced_wal is not None:
-                _fsync(self._unsynced_wal)
+            if self._unsynced_wal is not None:  # see sleepagent.store.durability
+                durability.sync_wal(self._unsynced_wal)
 
     @asynccontextmanager
     async def _async_commit(self, scope: Scope) -> AsyncIterator[BaseStore]:
@@ -267,8 +269,8 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
-            if self._unsynced_wal is not None:
-                await run_to_completion(asyncio.to_thread(_fsync, self._unsynced_wal))
+            if self._unsynced_wal is not None:  # see sleepagent.store.durability
+                await run_to_completion(asyncio.to_thread(durability.sync_wal, self._unsynced_wal))
 
     async def abatch(self, store: BaseStore, ops: Sequence[Op]) -> list[Result]:
         """Run the batch to its end even if the caller is cancelled (see the module docstring)."""
@@ -291,37 +293,6 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "run", scope), wait=wait) as held:
             yield held
-
-
-_SYNCHRONOUS_FULL = 2
-
-
-def _wal_to_sync(database: str, synchronous: int) -> Path | None:
-    """The WAL file a commit must sync itself, when the store's connection does not.
-
-    The agent's own store connection runs with ``synchronous=NORMAL``: a turn's log
-    write is then made durable by the checkpoint write that follows it in the same
-    turn (one WAL, synced in order), instead of paying a sync of its own. A commit
-    (blocks, history, watermark, ``write_memory``) may have no checkpoint after it,
-    so it syncs the WAL before it returns, as ``synchronous=FULL`` would.
-    """
-    if not database or synchronous >= _SYNCHRONOUS_FULL:
-        return None
-    return Path(f"{database}-wal")
-
-
-def _fsync(path: Path) -> None:
-    # Safe to open raw: SQLite takes no locks on the -wal file (a WAL database is
-    # locked through the database file and its -shm, which only SQLite may open;
-    # see sleepagent.store.dburl).
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:  # not in WAL mode, or checkpointed and removed: nothing to sync
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open_locked(path: Path, *, wait: bool) -> int | None:
