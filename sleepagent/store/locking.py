@@ -1,4 +1,79 @@
-"""Commit backends: what makes a commit, and a sleep run, exclusive per memory scope.
+"""Run exclusion: why two sleep runs of one memory scope never overlap; and the commit backends.
+
+Five layers keep one sleep run per scope (invariants 3 and 9). A scheduled run
+passes layers 1 to 4 in order; a run asked for by hand (``sleep()``,
+``add_context()``, ``retry_failed()``) passes layers 2 to 4 and waits at each,
+where a scheduled run gives up at layers 3 and 4 (``ScopeBusyError``) and is set
+again after ``retry_backoff_seconds``. A run on LangGraph Server passes layer 5
+only. The same table is in docs/DESIGN.md ("Run exclusion").
+
+.. list-table::
+   :header-rows: 1
+   :widths: 22 28 26 24
+
+   * - Layer
+     - What it guarantees
+     - Without it
+     - The test that pins it
+   * - 1. The coordinator's claim: ``SleepCoordinator._running``
+       (scheduling/coordinator.py)
+     - In process, per agent, scheduled runs only: a job that falls due while
+       its scope runs is deferred, then set again due at once when that run ends.
+     - The job goes on to the locks below and waits there holding a scheduler
+       worker; on virtual time (due jobs run inline) it deadlocks on layer 2.
+     - ``test_a_job_due_while_its_scope_is_busy_waits_for_that_run``
+       (tests/test_scheduling.py; hangs without it)
+   * - 2. The agent's scope lock: ``_scope_locks`` in ``_sleep``
+       (agent/facades.py)
+     - In process, per agent: every run of the scope, by hand or scheduled,
+       waits for the one in flight.
+     - Runs stay exclusive (layer 3), but a scheduled run that meets a run asked
+       for by hand in the same agent is set again after the backoff instead of
+       waiting for it.
+     - None: no test fails with it removed (it decides waiting, not exclusion).
+   * - 3. The store's in-process lock: ``CommitBackend._local``, one per store
+       object (:func:`backend_for`)
+     - In process, per store object: every agent and ``BlockStore`` on it,
+       threads and tasks alike; waiters queue here, so one per process waits
+       on layer 4. The only lock between agents on an ``InMemoryStore``, an
+       unknown store, or a PostgreSQL store on one connection (advisory locks
+       are re-entrant within a session).
+     - Two agents on one in-memory store run one scope at once.
+     - ``test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs_its_scope``
+       (tests/test_run_exclusion.py)
+   * - 4. The database's lock: ``flock`` on ``<db>.sleepagent-locks/run-<hash>.lock``
+       (SQLite); session ``pg_advisory_lock`` on a pooled connection (PostgreSQL)
+     - Per database: across processes, and across store objects on one
+       database in one process. The OS, or the session's end, drops it when
+       its process dies.
+     - Two processes, or two stores on one file, run one scope at once: a
+       turn is read by two runs.
+     - ``test_two_processes_on_one_database_cover_every_turn_exactly_once``,
+       ``test_two_agents_on_one_database_cover_every_turn_exactly_once``,
+       ``test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope``
+       (tests/test_processes.py); ``test_the_run_lock_holds_across_two_stores_on_one_sqlite_file``,
+       ``test_postgres_run_locks_exclude_two_stores_on_one_database``
+       (tests/test_backends.py); a dead holder frees it:
+       ``test_a_process_killed_holding_the_run_and_commit_locks_releases_both``
+   * - 5. LangGraph Server's thread queue: delayed runs on the scope's companion
+       sleep thread with ``multitask_strategy="rollback"`` (scheduling/server.py)
+     - On LangGraph Server, on any worker: one run at a time per sleep thread,
+       so per scope; a newer turn's run replaces a pending (or running) one.
+       Server runs take no run lock of layers 1 to 4.
+     - Nothing else keeps two server runs of a scope apart: both would read
+       the same pages past the watermark.
+     - ``test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_next_turn_uses``
+       (tests/test_langgraph_server.py)
+
+Commits are exclusive apart from runs: a block commit holds a lock of its own
+for the scope, in layers 3 and 4 (the in-process lock, then a ``flock`` on
+``commit-<hash>.lock`` or ``pg_advisory_xact_lock`` inside the commit's
+transaction), for its read-merge-write only. So a commit is atomic and
+version-checked (invariant 2) for every writer: runs, ``write_memory`` and the
+primary agent's edits alike.
+
+The commit backends
+-------------------
 
 ``BaseStore`` has no compare-and-set, so a block commit reads the current
 blocks, merges the run's edits and writes, holding a lock for the scope; and a
