@@ -9,7 +9,7 @@ from sleepagent.config import ScopePolicy
 from sleepagent.errors import ConfigurationError
 from sleepagent.memory.storable import require_storable
 
-__all__ = ["Scope", "encode_label", "resolve_scope"]
+__all__ = ["Scope", "resolve_scope"]
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,3 @@ def resolve_scope(policy: ScopePolicy, *, thread_id: str, user_id: str | None) -
             "this agent keeps memory per user (ScopePolicy.USER): pass user_id=..."
         )
     return Scope("thread", thread_id)
-
-
-def encode_label(text: str) -> str:
-    """Make ``text`` usable as a store namespace label (which may not contain ``.``).
-
-    Reversible: ``%`` and ``.`` are percent-encoded, nothing else changes.
-    """
-    return text.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")

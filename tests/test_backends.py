@@ -14,6 +14,7 @@ from langgraph.store.sqlite import SqliteStore
 from sleepagent import DEFAULT_BLOCKS, BlockStore, Scope
 from sleepagent.memory.blocks import InsertEdit
 from sleepagent.memory.staging import StagedMemory
+from sleepagent.store import durability
 from sleepagent.store.keyedlocks import SharedLock
 from sleepagent.store.locking import (
     InMemoryBackend,
@@ -216,7 +217,7 @@ async def acommit_once(blocks: BlockStore, text: str) -> None:
 
 def test_a_commit_syncs_the_wal_itself_when_the_store_connection_does_not(tmp_path, monkeypatch):
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr(durability, "sync_wal", lambda path: synced.append(str(path)))
     database = tmp_path / "a.db"
     with open_persistence(database) as (_, store):
         assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -229,7 +230,7 @@ def test_a_commit_syncs_the_wal_itself_when_the_store_connection_does_not(tmp_pa
 
 async def test_an_async_commit_syncs_the_wal_itself_too(tmp_path, monkeypatch):
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr(durability, "sync_wal", lambda path: synced.append(str(path)))
     database = tmp_path / "a.db"
     async with open_async_persistence(database) as (_, store):
         await acommit_once(BlockStore(store, DEFAULT_BLOCKS), "Ada")
@@ -240,7 +241,7 @@ def test_a_store_connection_that_syncs_every_commit_gets_no_second_sync(tmp_path
     import sqlite3
 
     synced: list[str] = []
-    monkeypatch.setattr("sleepagent.store.locking._fsync", lambda path: synced.append(str(path)))
+    monkeypatch.setattr(durability, "sync_wal", lambda path: synced.append(str(path)))
     conn = sqlite3.connect(tmp_path / "b.db", check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     store = SqliteStore(conn)

@@ -31,10 +31,10 @@ from sleepagent import SleepConfig, SleepEditMode, SleepTimeAgent
 from sleepagent.inspector import create_app
 from sleepagent.inspector.chart import TokenEvent, layout
 from sleepagent.inspector.cli import is_loopback, no_auth_warning
-from sleepagent.inspector.reader import decode_label
 from sleepagent.inspector.views import diff_lines
 from sleepagent.scheduling import ManualClock
-from sleepagent.scope import encode_label
+from sleepagent.store.layout import decode_id as decode_label
+from sleepagent.store.layout import encode_id as encode_label
 from sleepagent.store.persistence import open_async_persistence, open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from tests.conftest import POSTGRES_URL, empty_postgres

@@ -1,37 +1,27 @@
-"""Read-only queries the inspector makes, through BlockStore's public methods.
+"""The inspector's views, read through :class:`~sleepagent.store.catalog.Catalog`.
 
-Scopes are found from the store's own namespace listing (every scope that has
-blocks or history) and from the threads' log heads (a scope whose threads
-talked but never got a sleep run yet). Nothing here writes.
+Which scopes exist, their threads, blocks, history, runs and failed pages all
+come from the catalog, the one reader of a memory database (the store layout is
+known in :mod:`sleepagent.store.layout` only); this module only assembles them
+into :mod:`sleepagent.inspector.views`. Nothing here writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 
 from langgraph.store.base import BaseStore
 
 from sleepagent.inspector import views
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import ROOT, BlockStore, HistoryEntry, ThreadPosition
 from sleepagent.scope import Scope
-from sleepagent.usage import Phase, Usage
+from sleepagent.store.catalog import Catalog, ThreadSummary
 
-__all__ = ["InspectorReader", "decode_label"]
+__all__ = ["RUNS_SHOWN", "InspectorReader"]
 
-_SCOPES_PREFIX = (ROOT, "scopes")
-_PAGE = 100
 RUNS_SHOWN = 100
 """Sleep runs shown per scope, newest first."""
-_ENCODED = re.compile(r"%(25|2E|00)")
-_DECODED = {"25": "%", "2E": ".", "00": "\x00"}
-
-
-def decode_label(text: str) -> str:
-    """Inverse of :func:`sleepagent.scope.encode_label`."""
-    return _ENCODED.sub(lambda found: _DECODED[found.group(1)], text)
 
 
 class InspectorReader:
@@ -45,34 +35,14 @@ class InspectorReader:
     """
 
     def __init__(self, store: BaseStore, declared: Sequence[MemoryBlock] = ()) -> None:
-        self.blocks = BlockStore(store, declared)
-        self.store = store
-
-    async def scope_keys(self) -> list[str]:
-        """Every scope with blocks, history or a thread, as ``kind:id`` keys."""
-        keys: set[str] = set()
-        offset = 0
-        while True:
-            found = await self.store.alist_namespaces(
-                prefix=_SCOPES_PREFIX, max_depth=4, limit=_PAGE, offset=offset
-            )
-            for namespace in found:
-                if len(namespace) == 4 and namespace[2] in ("thread", "user"):
-                    keys.add(f"{namespace[2]}:{decode_label(namespace[3])}")
-            if len(found) < _PAGE:
-                break
-            offset += _PAGE
-        return sorted(keys)
+        self.catalog = Catalog(store)
+        self.declared = tuple(declared)
 
     async def overview(self) -> views.Overview:
         """The scope list, with the most recent runs over every scope."""
-        positions = await self.blocks.apositions()
-        usages = await self._usages(positions)
-        keys = set(await self.scope_keys())
-        keys.update(position.scope for position in positions if position.scope)
-        details = await asyncio.gather(
-            *(self._detail(key, positions, usages) for key in sorted(keys))
-        )
+        threads = await self.catalog.athreads()
+        scopes = await self.catalog.aknown_scopes(threads)
+        details = await asyncio.gather(*(self._detail(scope, threads) for scope in scopes))
         return views.overview(
             (detail.summary for detail in details),
             (run for detail in details for run in detail.runs),
@@ -86,35 +56,25 @@ class InspectorReader:
 
         """
         scope = Scope.parse(key)
-        positions = await self.blocks.apositions()
-        usages = await self._usages([p for p in positions if p.scope == scope.key])
-        return await self._detail(scope.key, positions, usages)
+        return await self._detail(scope, await self.catalog.athreads(scope=scope))
 
-    async def _detail(
-        self,
-        key: str,
-        positions: Sequence[ThreadPosition],
-        usages: dict[str, dict[Phase, Usage]],
-    ) -> views.ScopeDetail:
-        scope = Scope.parse(key)
-        blocks = await self.blocks.aload(scope)
-        histories: dict[str, list[HistoryEntry]] = {}
-        for block in blocks:
-            histories[block.label] = await self.blocks.ahistory(scope, block.label)
-        records = await self.blocks.aruns(scope, limit=RUNS_SHOWN)
-        failed = [views.FailedPageView.of(page) for page in await self.blocks.afailed_pages(scope)]
+    async def _detail(self, scope: Scope, threads: Sequence[ThreadSummary]) -> views.ScopeDetail:
+        catalog = self.catalog
+        blocks = await catalog.ablocks(scope, declared=self.declared)
+        histories = {
+            block.label: [step.entry for step in await catalog.ahistory(scope, block.label)]
+            for block in blocks
+        }
+        records = await catalog.aruns(scope, limit=RUNS_SHOWN)
+        failed = [views.FailedPageView.of(page) for page in await catalog.afailed_pages(scope)]
         runs = [views.RunView.of(record) for record in records]
         timeline = views.timeline(histories, records)
-        threads = views.thread_views([p for p in positions if p.scope == key], usages)
+        thread_views = views.thread_views([t for t in threads if t.scope == scope.key])
         return views.ScopeDetail(
-            summary=views.summarize(key, threads, timeline, runs, failed),
+            summary=views.summarize(scope.key, thread_views, timeline, runs, failed),
             blocks=tuple(views.BlockView.of(block) for block in blocks),
             timeline=timeline,
-            threads=threads,
+            threads=thread_views,
             runs=tuple(runs),
             failed=tuple(failed),
         )
-
-    async def _usages(self, positions: Sequence[ThreadPosition]) -> dict[str, dict[Phase, Usage]]:
-        found = await asyncio.gather(*(self.blocks.ausage(p.thread_id) for p in positions))
-        return {position.thread_id: usage for position, usage in zip(positions, found, strict=True)}

@@ -1,8 +1,8 @@
 """What the inspector shows, as plain data built by pure functions.
 
-The reader (:mod:`sleepagent.inspector.reader`) fetches store records; the
-functions here turn them into view models the templates render and the JSON
-endpoints return. Nothing here does I/O, so every decision (what is pending,
+The reader (:mod:`sleepagent.inspector.reader`) fetches store records through the
+catalog; the functions here turn them into view models the templates render and
+the JSON endpoints return. Nothing here does I/O, so every decision (what is pending,
 which version a diff starts from, what a scope's last run was) is tested on
 plain values.
 """
@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import HistoryEntry, ThreadPosition
+from sleepagent.memory.blockstore import HistoryEntry
 from sleepagent.results import FailedPage, RunRecord
+from sleepagent.store.catalog import ThreadSummary
 from sleepagent.usage import Phase, Usage
 
 __all__ = [
@@ -393,20 +394,18 @@ def diff_lines(before: str, after: str) -> tuple[DiffLine, ...]:
     return tuple(out)
 
 
-def thread_views(
-    positions: Sequence[ThreadPosition], usages: Mapping[str, Mapping[Phase, Usage]]
-) -> tuple[ThreadView, ...]:
+def thread_views(threads: Sequence[ThreadSummary]) -> tuple[ThreadView, ...]:
     """Views of threads, most recently active first."""
     views = [
         ThreadView(
-            thread_id=position.thread_id,
-            head=position.head,
-            watermark=position.watermark,
-            pending=position.pending,
-            last_at=position.last_at,
-            usage=PhaseTotals.of([usages[position.thread_id]]),
+            thread_id=thread.thread_id,
+            head=thread.head,
+            watermark=thread.watermark,
+            pending=thread.pending,
+            last_at=thread.last_at,
+            usage=PhaseTotals.of([thread.usage]),
         )
-        for position in positions
+        for thread in threads
     ]
     return tuple(sorted(views, key=lambda view: view.last_at or "", reverse=True))
 

@@ -61,8 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ROOT = layout.ROOT
-
 T = TypeVar("T")
 Plan = Generator[list[Op], list[Result], T]
 
@@ -548,7 +546,7 @@ class BlockStore:
 
     def _positions_plan(self) -> Plan[list[ThreadPosition]]:
         by_thread: dict[tuple[str, ...], dict[str, Any]] = {}
-        for item in (yield from self._search_all((ROOT, "threads"))):
+        for item in (yield from self._search_all(layout.threads_prefix())):
             by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
         positions = []
         for keys in by_thread.values():

@@ -1,10 +1,11 @@
 """A read-only view of a memory database: its scopes, threads, blocks and block history.
 
-For tools that inspect what sleep-time compute did (``sleepagent memory``, a web
-memory inspector). It works on any LangGraph ``BaseStore`` an agent writes to,
-through :class:`~sleepagent.memory.blockstore.BlockStore`'s public reads and the store's
-own ``list_namespaces``; it never writes. Every method has an async twin whose
-name starts with ``a``.
+Every reader of a memory database goes through it: ``sleepagent memory`` and the
+web memory inspector (:mod:`sleepagent.inspector.reader` is a view over it). It
+works on any LangGraph ``BaseStore`` an agent writes to, through
+:class:`~sleepagent.memory.blockstore.BlockStore`'s public reads and a listing of
+the scopes' namespaces that :mod:`sleepagent.store.layout` builds and decodes; it
+never writes. Every method has an async twin whose name starts with ``a``.
 
 Example::
 
@@ -15,22 +16,25 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from typing import TypeVar
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, Op, Result
 
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import ROOT, BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition
 from sleepagent.results import BlockDiff, FailedPage, RunRecord
 from sleepagent.scope import Scope
+from sleepagent.store import layout
 from sleepagent.usage import Phase, Usage
 
 __all__ = ["Catalog", "HistoryStep", "ScopeSummary", "ThreadSummary"]
 
-_PAGE = 100
-_SCOPE_DEPTH = 4  # (ROOT, "scopes", kind, id)
+
+T = TypeVar("T")
+_Plan = Generator[list[Op], list[Result], T]
 
 
 def _no_usage() -> dict[Phase, Usage]:
@@ -135,16 +139,33 @@ class Catalog:
 
     # --- sync ------------------------------------------------------------------
 
-    def threads(self) -> list[ThreadSummary]:
-        """Every thread that logged a message, least recently active first."""
-        positions = self._blocks.positions()
+    def threads(self, *, scope: Scope | None = None) -> list[ThreadSummary]:
+        """Every thread that logged a message, least recently active first.
+
+        Args:
+            scope: Only the threads used with this memory scope.
+
+        """
+        positions = _of_scope(self._blocks.positions(), scope)
         return [_thread(p, self._blocks.usage(p.thread_id)) for p in positions]
+
+    def known_scopes(self, threads: Iterable[ThreadSummary] | None = None) -> list[Scope]:
+        """Every memory scope with anything stored or a thread, ordered by key.
+
+        Args:
+            threads: What :meth:`threads` returned, when the caller has it
+                already (a scope whose threads talked but never had a sleep run
+                is known from its threads only); read again when omitted.
+
+        """
+        listed = self._run(_listed_scopes_plan())
+        return _known(listed, self.threads() if threads is None else threads)
 
     def scopes(self) -> list[ScopeSummary]:
         """Every memory scope with stored blocks or threads, most recently active first."""
         threads = self.threads()
-        keys = _scope_keys(self._scope_namespaces(), threads)
-        return _ordered([self._summary(Scope.parse(key), threads) for key in keys])
+        scopes = self.known_scopes(threads)
+        return _ordered([self._summary(scope, threads) for scope in scopes])
 
     def scope(self, scope: Scope) -> ScopeSummary | None:
         """The summary of one scope, or ``None`` when the store knows nothing of it."""
@@ -177,34 +198,42 @@ class Catalog:
         """The scope's most recent sleep runs, newest first, with how each ended."""
         return self._blocks.runs(scope, limit=limit)
 
+    def failed_pages(self, scope: Scope) -> list[FailedPage]:
+        """Transcript pages of the scope that sleep-time compute gave up on after retries."""
+        return self._blocks.failed_pages(scope)
+
     def _summary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = self._blocks.load(scope)
         runs = self._blocks.runs(scope, limit=1)
         failed = self._blocks.failed_pages(scope)
         return _scope_summary(scope, blocks, threads, runs, failed)
 
-    def _scope_namespaces(self) -> list[tuple[str, ...]]:
-        found: list[tuple[str, ...]] = []
-        while True:
-            page = self.store.list_namespaces(
-                prefix=(ROOT, "scopes"), max_depth=_SCOPE_DEPTH, limit=_PAGE, offset=len(found)
-            )
-            found.extend(page)
-            if len(page) < _PAGE:
-                return found
+    def _run(self, plan: _Plan[T]) -> T:
+        try:
+            ops = next(plan)
+            while True:
+                ops = plan.send(self.store.batch(ops))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     # --- async -----------------------------------------------------------------
 
-    async def athreads(self) -> list[ThreadSummary]:
-        """Async :meth:`threads`."""
-        positions = await self._blocks.apositions()
-        return [_thread(p, await self._blocks.ausage(p.thread_id)) for p in positions]
+    async def athreads(self, *, scope: Scope | None = None) -> list[ThreadSummary]:
+        """Async :meth:`threads` (the threads' usage is read concurrently)."""
+        positions = _of_scope(await self._blocks.apositions(), scope)
+        usages = await asyncio.gather(*(self._blocks.ausage(p.thread_id) for p in positions))
+        return [_thread(p, usage) for p, usage in zip(positions, usages, strict=True)]
+
+    async def aknown_scopes(self, threads: Iterable[ThreadSummary] | None = None) -> list[Scope]:
+        """Async :meth:`known_scopes`."""
+        listed = await self._arun(_listed_scopes_plan())
+        return _known(listed, await self.athreads() if threads is None else threads)
 
     async def ascopes(self) -> list[ScopeSummary]:
         """Async :meth:`scopes`."""
         threads = await self.athreads()
-        keys = _scope_keys(await self._ascope_namespaces(), threads)
-        return _ordered([await self._asummary(Scope.parse(key), threads) for key in keys])
+        scopes = await self.aknown_scopes(threads)
+        return _ordered([await self._asummary(scope, threads) for scope in scopes])
 
     async def ascope(self, scope: Scope) -> ScopeSummary | None:
         """Async :meth:`scope`."""
@@ -229,24 +258,46 @@ class Catalog:
         """Async :meth:`runs`."""
         return await self._blocks.aruns(scope, limit=limit)
 
+    async def afailed_pages(self, scope: Scope) -> list[FailedPage]:
+        """Async :meth:`failed_pages`."""
+        return await self._blocks.afailed_pages(scope)
+
     async def _asummary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = await self._blocks.aload(scope)
         runs = await self._blocks.aruns(scope, limit=1)
         failed = await self._blocks.afailed_pages(scope)
         return _scope_summary(scope, blocks, threads, runs, failed)
 
-    async def _ascope_namespaces(self) -> list[tuple[str, ...]]:
-        found: list[tuple[str, ...]] = []
-        while True:
-            page = await self.store.alist_namespaces(
-                prefix=(ROOT, "scopes"), max_depth=_SCOPE_DEPTH, limit=_PAGE, offset=len(found)
-            )
-            found.extend(page)
-            if len(page) < _PAGE:
-                return found
+    async def _arun(self, plan: _Plan[T]) -> T:
+        try:
+            ops = next(plan)
+            while True:
+                ops = plan.send(await self.store.abatch(ops))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+# --- the scope listing, written once for both drivers ----------------------------
+
+
+def _listed_scopes_plan() -> _Plan[set[Scope]]:
+    """Every scope with a namespace in the store (blocks, history, contexts, runs, ...)."""
+    found: set[Scope] = set()
+    offset = 0
+    while True:
+        (page,) = yield [layout.list_scopes_op(offset)]
+        namespaces = layout.namespaces(page)
+        found.update(scope for scope in map(layout.scope_of, namespaces) if scope is not None)
+        if len(namespaces) < layout.SCOPE_LIST_PAGE:
+            return found
+        offset += len(namespaces)
 
 
 # --- pure assembly ----------------------------------------------------------------
+
+
+def _of_scope(positions: list[ThreadPosition], scope: Scope | None) -> list[ThreadPosition]:
+    return positions if scope is None else [p for p in positions if p.scope == scope.key]
 
 
 def _thread(position: ThreadPosition, usage: Mapping[Phase, Usage]) -> ThreadSummary:
@@ -260,17 +311,11 @@ def _thread(position: ThreadPosition, usage: Mapping[Phase, Usage]) -> ThreadSum
     )
 
 
-def _scope_keys(
-    namespaces: Iterable[tuple[str, ...]], threads: Iterable[ThreadSummary]
-) -> list[str]:
-    """Scope keys from the store's namespaces and from the threads bound to a scope."""
-    keys = {
-        f"{namespace[2]}:{unquote(namespace[3])}"
-        for namespace in namespaces
-        if len(namespace) >= _SCOPE_DEPTH and namespace[2] in ("thread", "user")
-    }
-    keys.update(thread.scope for thread in threads if thread.scope)
-    return sorted(keys)
+def _known(listed: Iterable[Scope], threads: Iterable[ThreadSummary]) -> list[Scope]:
+    """Scopes from the store's namespaces and from the threads bound to a scope, by key."""
+    scopes = set(listed)
+    scopes.update(Scope.parse(thread.scope) for thread in threads if thread.scope)
+    return sorted(scopes, key=lambda scope: scope.key)
 
 
 def _scope_summary(

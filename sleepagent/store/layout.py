@@ -1,7 +1,9 @@
 """Where sleepagent keeps each record in a LangGraph store, and how stored items are read.
 
-Layout in the :class:`~langgraph.store.base.BaseStore` (ids are percent-encoded
-where the store forbids a character)::
+The one owner of the layout: every namespace sleepagent reads or writes is built
+here, and every id placed in a namespace goes through the one codec here
+(:func:`encode_id` / :func:`decode_id`). Layout in the
+:class:`~langgraph.store.base.BaseStore`::
 
     ("sleepagent", "scopes", kind, id, "blocks")          label -> block; "#labels" -> every
                                                           stored label (kept by commits, so
@@ -16,26 +18,43 @@ where the store forbids a character)::
                                                           and the newest logged message id
     ("sleepagent", "logs", thread_id)                     seq -> log entry
 
-Pure: names and keys in, names and values out; :class:`~sleepagent.memory.blockstore.BlockStore`
-does the reading and writing.
+``id`` and ``thread_id`` are stored encoded (:func:`encode_id`); block labels are
+stored as they are (:class:`~sleepagent.memory.blocks.MemoryBlock` refuses a label
+a namespace cannot hold).
+
+Pure: names and keys in, names, ops and values out;
+:class:`~sleepagent.memory.blockstore.BlockStore` and
+:class:`~sleepagent.store.catalog.Catalog` do the reading and writing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from langgraph.store.base import Item, Result
+from langgraph.store.base import Item, ListNamespacesOp, MatchCondition, Result
 
 from sleepagent.errors import ConfigurationError
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.records import HistoryEntry
 from sleepagent.memory.transcript import LogEntry
-from sleepagent.scope import Scope, encode_label
+from sleepagent.scope import Scope
 
-__all__ = ["LABELS_KEY", "ROOT", "SEARCH_PAGE", "history_span", "scope_namespace"]
+__all__ = [
+    "LABELS_KEY",
+    "ROOT",
+    "SEARCH_PAGE",
+    "decode_id",
+    "encode_id",
+    "history_span",
+    "list_scopes_op",
+    "scope_namespace",
+    "scope_of",
+    "threads_prefix",
+]
 
 logger = logging.getLogger("sleepagent.memory")
 
@@ -45,14 +64,85 @@ SEARCH_PAGE = 1000
 """Items asked for per store search."""
 LABELS_KEY = "#labels"
 """Key, beside the blocks, of the list of every stored label (no label can start with #)."""
+SCOPE_LIST_PAGE = 100
+"""Namespaces asked for per listing of the scopes."""
+
+_SCOPES = (ROOT, "scopes")
+_THREADS = (ROOT, "threads")
+_LOGS = (ROOT, "logs")
+
+
+# --- the id codec ------------------------------------------------------------------
+
+_ESCAPES = {"%": "%25", ".": "%2E", "\x00": "%00"}
+_UNESCAPES = {escape: char for char, escape in _ESCAPES.items()}
+_TO_ESCAPE = re.compile("[%.\x00]")
+_ESCAPED = re.compile("%25|%2E|%00")
+
+
+def encode_id(text: str) -> str:
+    """``text`` (a scope id or a thread id) as a namespace label; inverse of :func:`decode_id`.
+
+    A LangGraph namespace label may not contain ``.`` (SQL stores join the labels
+    with dots). ``%``, ``.`` and NUL become ``%25``, ``%2E`` and ``%00``; nothing
+    else changes, so the labels of existing databases stay what they are.
+    """
+    return _TO_ESCAPE.sub(lambda found: _ESCAPES[found.group()], text)
+
+
+def decode_id(label: str) -> str:
+    """The id :func:`encode_id` turned into ``label``.
+
+    Raises:
+        ValueError: If ``label`` is not something :func:`encode_id` writes (a ``%``
+            that starts none of its escapes, a ``.`` or a NUL): a namespace
+            sleepagent did not write.
+
+    """
+    if _TO_ESCAPE.search(_ESCAPED.sub("", label)):
+        raise ValueError(f"not a namespace label sleepagent encoded: {label!r}")
+    return _ESCAPED.sub(lambda found: _UNESCAPES[found.group()], label)
 
 
 # --- namespaces and keys -----------------------------------------------------------
 
 
 def scope_namespace(scope: Scope) -> tuple[str, ...]:
-    """Namespace prefix of everything a scope owns."""
-    return (ROOT, "scopes", scope.kind, encode_label(scope.id))
+    """Namespace prefix of everything a scope owns; inverse of :func:`scope_of`."""
+    return (*_SCOPES, scope.kind, encode_id(scope.id))
+
+
+_SCOPE_DEPTH = len(_SCOPES) + 2
+
+
+def scope_of(namespace: Sequence[str]) -> Scope | None:
+    """The scope a namespace belongs to, or ``None`` for one that is no scope's.
+
+    Any namespace under :func:`scope_namespace` counts (its blocks, history, ...),
+    so a listing truncated to the scope's depth gives each scope once.
+    """
+    if len(namespace) < _SCOPE_DEPTH or tuple(namespace[: len(_SCOPES)]) != _SCOPES:
+        return None
+    kind, label = namespace[len(_SCOPES)], namespace[len(_SCOPES) + 1]
+    try:
+        scope_id = decode_id(label)
+    except ValueError:
+        return None
+    if kind == "thread" and scope_id:
+        return Scope("thread", scope_id)
+    if kind == "user" and scope_id:
+        return Scope("user", scope_id)
+    return None
+
+
+def list_scopes_op(offset: int) -> ListNamespacesOp:
+    """One page of the namespaces that name a scope (read them with :func:`scope_of`)."""
+    return ListNamespacesOp(
+        match_conditions=(MatchCondition(match_type="prefix", path=_SCOPES),),
+        max_depth=_SCOPE_DEPTH,
+        limit=SCOPE_LIST_PAGE,
+        offset=offset,
+    )
 
 
 def blocks_ns(scope: Scope) -> tuple[str, ...]:
@@ -76,15 +166,20 @@ def failed_ns(scope: Scope) -> tuple[str, ...]:
 
 
 def failed_key(thread_id: str, first: int) -> str:
-    return f"{encode_label(thread_id)}#{seq_key(first)}"
+    return f"{encode_id(thread_id)}#{seq_key(first)}"
+
+
+def threads_prefix() -> tuple[str, ...]:
+    """Namespace prefix of every thread's records (search it for every thread's head)."""
+    return _THREADS
 
 
 def thread_ns(thread_id: str) -> tuple[str, ...]:
-    return (ROOT, "threads", encode_label(thread_id))
+    return (*_THREADS, encode_id(thread_id))
 
 
 def log_ns(thread_id: str) -> tuple[str, ...]:
-    return (ROOT, "logs", encode_label(thread_id))
+    return (*_LOGS, encode_id(thread_id))
 
 
 def seq_key(seq: int) -> str:
@@ -137,6 +232,13 @@ def items(result: Result) -> list[Item]:
         if isinstance(result, list)
         else []
     )
+
+
+def namespaces(result: Result) -> list[tuple[str, ...]]:
+    """The namespaces of a listing result (nothing for any other result)."""
+    if not isinstance(result, list):
+        return []
+    return [tuple(found) for found in result if isinstance(found, tuple)]
 
 
 def value(result: Result) -> Mapping[str, Any]:

@@ -1,4 +1,79 @@
-"""Commit backends: what makes a commit, and a sleep run, exclusive per memory scope.
+"""Run exclusion: why two sleep runs of one memory scope never overlap; and the commit backends.
+
+Five layers keep one sleep run per scope (invariants 3 and 9). A scheduled run
+passes layers 1 to 4 in order; a run asked for by hand (``sleep()``,
+``add_context()``, ``retry_failed()``) passes layers 2 to 4 and waits at each,
+where a scheduled run gives up at layers 3 and 4 (``ScopeBusyError``) and is set
+again after ``retry_backoff_seconds``. A run on LangGraph Server passes layer 5
+only. The same table is in docs/DESIGN.md ("Run exclusion").
+
+.. list-table::
+   :header-rows: 1
+   :widths: 22 28 26 24
+
+   * - Layer
+     - What it guarantees
+     - Without it
+     - The test that pins it
+   * - 1. The coordinator's claim: ``SleepCoordinator._running``
+       (scheduling/coordinator.py)
+     - In process, per agent, scheduled runs only: a job that falls due while
+       its scope runs is deferred, then set again due at once when that run ends.
+     - The job goes on to the locks below and waits there holding a scheduler
+       worker; on virtual time (due jobs run inline) it deadlocks on layer 2.
+     - ``test_a_job_due_while_its_scope_is_busy_waits_for_that_run``
+       (tests/test_scheduling.py; hangs without it)
+   * - 2. The agent's scope lock: ``_scope_locks`` in ``_sleep``
+       (agent/facades.py)
+     - In process, per agent: every run of the scope, by hand or scheduled,
+       waits for the one in flight.
+     - Runs stay exclusive (layer 3), but a scheduled run that meets a run asked
+       for by hand in the same agent is set again after the backoff instead of
+       waiting for it.
+     - None: no test fails with it removed (it decides waiting, not exclusion).
+   * - 3. The store's in-process lock: ``CommitBackend._local``, one per store
+       object (:func:`backend_for`)
+     - In process, per store object: every agent and ``BlockStore`` on it,
+       threads and tasks alike; waiters queue here, so one per process waits
+       on layer 4. The only lock between agents on an ``InMemoryStore``, an
+       unknown store, or a PostgreSQL store on one connection (advisory locks
+       are re-entrant within a session).
+     - Two agents on one in-memory store run one scope at once.
+     - ``test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs_its_scope``
+       (tests/test_run_exclusion.py)
+   * - 4. The database's lock: ``flock`` on ``<db>.sleepagent-locks/run-<hash>.lock``
+       (SQLite); session ``pg_advisory_lock`` on a pooled connection (PostgreSQL)
+     - Per database: across processes, and across store objects on one
+       database in one process. The OS, or the session's end, drops it when
+       its process dies.
+     - Two processes, or two stores on one file, run one scope at once: a
+       turn is read by two runs.
+     - ``test_two_processes_on_one_database_cover_every_turn_exactly_once``,
+       ``test_two_agents_on_one_database_cover_every_turn_exactly_once``,
+       ``test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope``
+       (tests/test_processes.py); ``test_the_run_lock_holds_across_two_stores_on_one_sqlite_file``,
+       ``test_postgres_run_locks_exclude_two_stores_on_one_database``
+       (tests/test_backends.py); a dead holder frees it:
+       ``test_a_process_killed_holding_the_run_and_commit_locks_releases_both``
+   * - 5. LangGraph Server's thread queue: delayed runs on the scope's companion
+       sleep thread with ``multitask_strategy="rollback"`` (scheduling/server.py)
+     - On LangGraph Server, on any worker: one run at a time per sleep thread,
+       so per scope; a newer turn's run replaces a pending (or running) one.
+       Server runs take no run lock of layers 1 to 4.
+     - Nothing else keeps two server runs of a scope apart: both would read
+       the same pages past the watermark.
+     - ``test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_next_turn_uses``
+       (tests/test_langgraph_server.py)
+
+Commits are exclusive apart from runs: a block commit holds a lock of its own
+for the scope, in layers 3 and 4 (the in-process lock, then a ``flock`` on
+``commit-<hash>.lock`` or ``pg_advisory_xact_lock`` inside the commit's
+transaction), for its read-merge-write only. So a commit is atomic and
+version-checked (invariant 2) for every writer: runs, ``write_memory`` and the
+primary agent's edits alike.
+
+The commit backends
+-------------------
 
 ``BaseStore`` has no compare-and-set, so a block commit reads the current
 blocks, merges the run's edits and writes, holding a lock for the scope; and a
@@ -59,6 +134,7 @@ from langgraph.store.base import BaseStore, Op, Result
 
 from sleepagent.errors import ConfigurationError, WrongModeError
 from sleepagent.scope import Scope
+from sleepagent.store import durability
 from sleepagent.store.keyedlocks import SharedKeyedLocks, run_to_completion
 
 __all__ = [
@@ -225,7 +301,8 @@ class SqliteBackend(CommitBackend):
                     "BlockStore.acommit from async code"
                 )
             database = _StoreParts.sqlite_file(self.store)
-            self._unsynced_wal = _wal_to_sync(database, _StoreParts.sqlite_synchronous(self.store))
+            level = _StoreParts.sqlite_synchronous(self.store)
+            self._unsynced_wal = durability.wal_to_sync(database, level)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
@@ -239,7 +316,7 @@ class SqliteBackend(CommitBackend):
             else:  # a SqliteStore used from async code (ThreadedSqliteStore)
                 database = await asyncio.to_thread(_StoreParts.sqlite_file, self.store)
                 level = await asyncio.to_thread(_StoreParts.sqlite_synchronous, self.store)
-            self._unsynced_wal = _wal_to_sync(database, level)
+            self._unsynced_wal = durability.wal_to_sync(database, level)
             self._lock_dir = self._locks_dir(database)
         return self._lock_dir  # type: ignore[return-value]
 
@@ -256,8 +333,8 @@ class SqliteBackend(CommitBackend):
             return
         with _held_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
-            if self._unsynced_wal is not None:
-                _fsync(self._unsynced_wal)
+            if self._unsynced_wal is not None:  # see sleepagent.store.durability
+                durability.sync_wal(self._unsynced_wal)
 
     @asynccontextmanager
     async def _async_commit(self, scope: Scope) -> AsyncIterator[BaseStore]:
@@ -267,8 +344,8 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "commit", scope), wait=True):
             yield self.store
-            if self._unsynced_wal is not None:
-                await run_to_completion(asyncio.to_thread(_fsync, self._unsynced_wal))
+            if self._unsynced_wal is not None:  # see sleepagent.store.durability
+                await run_to_completion(asyncio.to_thread(durability.sync_wal, self._unsynced_wal))
 
     async def abatch(self, store: BaseStore, ops: Sequence[Op]) -> list[Result]:
         """Run the batch to its end even if the caller is cancelled (see the module docstring)."""
@@ -291,37 +368,6 @@ class SqliteBackend(CommitBackend):
             return
         async with _aheld_file(self._path(directory, "run", scope), wait=wait) as held:
             yield held
-
-
-_SYNCHRONOUS_FULL = 2
-
-
-def _wal_to_sync(database: str, synchronous: int) -> Path | None:
-    """The WAL file a commit must sync itself, when the store's connection does not.
-
-    The agent's own store connection runs with ``synchronous=NORMAL``: a turn's log
-    write is then made durable by the checkpoint write that follows it in the same
-    turn (one WAL, synced in order), instead of paying a sync of its own. A commit
-    (blocks, history, watermark, ``write_memory``) may have no checkpoint after it,
-    so it syncs the WAL before it returns, as ``synchronous=FULL`` would.
-    """
-    if not database or synchronous >= _SYNCHRONOUS_FULL:
-        return None
-    return Path(f"{database}-wal")
-
-
-def _fsync(path: Path) -> None:
-    # Safe to open raw: SQLite takes no locks on the -wal file (a WAL database is
-    # locked through the database file and its -shm, which only SQLite may open;
-    # see sleepagent.store.dburl).
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:  # not in WAL mode, or checkpointed and removed: nothing to sync
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open_locked(path: Path, *, wait: bool) -> int | None:

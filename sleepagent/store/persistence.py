@@ -25,6 +25,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from sleepagent.errors import ConfigurationError
+from sleepagent.store import durability
 from sleepagent.store.dburl import check_db
 
 __all__ = [
@@ -181,10 +182,8 @@ _NO_POSTGRES = (
 def _connect(db: str | PathLike[str], *, store: bool = False) -> sqlite3.Connection:
     """A connection to ``db`` in WAL mode; ``store=True``: the store's (autocommit).
 
-    The store's connection syncs at checkpoints only (``synchronous=NORMAL``): a
-    turn's log write is made durable by the checkpoint written right after it on
-    the same WAL, and every commit syncs the WAL itself
-    (see :func:`sleepagent.store.locking._wal_to_sync`).
+    How durable each connection's writes are is decided in
+    :mod:`sleepagent.store.durability`.
     """
     conn = sqlite3.connect(
         str(db),
@@ -194,5 +193,5 @@ def _connect(db: str | PathLike[str], *, store: bool = False) -> sqlite3.Connect
     )
     conn.execute("PRAGMA journal_mode=WAL")
     if store:
-        conn.execute("PRAGMA synchronous=NORMAL")
+        durability.relax_store_sync(conn)
     return conn
