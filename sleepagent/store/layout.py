@@ -251,7 +251,7 @@ def history_entry(item: Result) -> HistoryEntry | None:
 
 
 def with_declared_shape(declared: MemoryBlock, stored: Mapping[str, Any]) -> MemoryBlock:
-    """A stored block with the description, limit and access its declaration has now."""
+    """A stored block with the description, limit, access and role its declaration has now."""
     text = stored.get("value", "")
     limit = declared.limit
     if len(text) > limit:
@@ -265,5 +265,9 @@ def with_declared_shape(declared: MemoryBlock, stored: Mapping[str, Any]) -> Mem
         limit = len(text)
     block = MemoryBlock.from_dict(stored)
     return replace(
-        block, description=declared.description, limit=limit, read_only=declared.read_only
+        block,
+        description=declared.description,
+        limit=limit,
+        read_only=declared.read_only,
+        role=declared.role,
     )

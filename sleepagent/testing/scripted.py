@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -45,12 +45,14 @@ class ScriptedCall:
         messages: The prompt messages.
         tools: Names of the tools bound for this call.
         reply: What the model answered.
+        options: The call's other options (``max_tokens``, ``temperature``, ...).
 
     """
 
     messages: tuple[BaseMessage, ...]
     tools: tuple[str, ...]
     reply: AIMessage
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def system(self) -> str:
@@ -166,8 +168,9 @@ class ScriptedChatModel(BaseChatModel):
         if reply.usage_metadata is None:
             reply.usage_metadata = _estimate_usage(messages, reply)
         tools = tuple(tool["function"]["name"] for tool in kwargs.get("tools", ()))
+        options = {key: value for key, value in kwargs.items() if key != "tools"}
         with self._lock:
-            self._calls.append(ScriptedCall(tuple(messages), tools, reply))
+            self._calls.append(ScriptedCall(tuple(messages), tools, reply, options))
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
