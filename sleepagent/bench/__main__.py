@@ -32,7 +32,7 @@ from sleepagent.bench.runner import (
     with_sleep_scaling,
 )
 from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
-from sleepagent.config import SleepConfig, SleepEditMode
+from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, sleep_reply_cap
 
@@ -156,6 +156,27 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         "(default: auto, tools falling back to text)",
     )
     parser.add_argument(
+        "--sleep-thinking",
+        choices=[mode.value for mode in SleepThinking],
+        default=SleepThinking.CONTEXT.value,
+        help="which pages get a reasoning pass before memory is written (default: context)",
+    )
+    parser.add_argument(
+        "--think-tokens",
+        type=int,
+        default=SleepConfig().sleep_think_tokens,
+        help="token budget of each reasoning sample: the sleep effort for models without "
+        "a reasoning setting (default %(default)s); not --sleep-efforts, which sets "
+        "reasoning_effort on models that have one",
+    )
+    parser.add_argument(
+        "--sleep-samples",
+        type=int,
+        default=1,
+        help="independent reasoning samples per context, combined by agreement (default 1); "
+        "not --k, which concatenates k whole sleep runs as the paper did",
+    )
+    parser.add_argument(
         "--sleep-max-tokens",
         type=int,
         help="cap on completion tokens per sleep-time request (default: none, or 2048 for a "
@@ -238,7 +259,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         ),
         progress=not args.no_progress,
         sleep_config=SleepConfig(
-            max_sleep_steps=args.sleep_steps, sleep_edit_mode=SleepEditMode(args.sleep_edit_mode)
+            max_sleep_steps=args.sleep_steps,
+            sleep_edit_mode=SleepEditMode(args.sleep_edit_mode),
+            sleep_thinking=SleepThinking(args.sleep_thinking),
+            sleep_think_tokens=args.think_tokens,
+            sleep_samples=args.sleep_samples,
         ),
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
