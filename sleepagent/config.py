@@ -117,9 +117,9 @@ class SleepConfig:
     tokens count in the sleep phase."""
 
     sleep_sample_temperature: float | None = 0.7
-    """Sampling temperature of the reasoning samples when ``sleep_samples`` is above 1
-    (identical samples cannot disagree); ``None`` keeps the model's own. One sample
-    uses the model's own temperature."""
+    """Sampling temperature of every reasoning sample after the first (identical samples
+    cannot disagree); ``None`` keeps the model's own. The first sample is greedy
+    (temperature 0): alone, it measured best, and on a tie its value wins."""
 
     text_fallback_runs: int = 20
     """AUTO: runs of the agent that keep the text format after the sleep model answered

@@ -25,8 +25,8 @@ def test_a_pass_yields_its_final_state_and_its_answered_questions():
     notes = read_notes(SAMPLE)
 
     assert notes.results == (
-        Worked("North shelf", "24", question=False),
-        Worked("South shelf", "72 - 28 = 44", question=False),
+        Worked("North shelf", "24", question=False, text="North shelf: 24"),
+        Worked("South shelf", "72 - 28 = 44", question=False, text="South shelf: 72 - 28 = 44"),
         Worked("How many books are on both shelves?", "24 + 44 = 68", question=True),
         Worked("How many more books are on the south shelf?", "44 - 24 = 20", question=True),
     )
@@ -60,7 +60,7 @@ def test_samples_agree_by_majority_and_an_idea_of_one_sample_is_dropped():
     assert agreed[0].others == ("96",)
 
 
-def test_a_tie_is_kept_as_uncertain_with_the_other_value():
+def test_a_tie_goes_to_the_first_sample_and_is_kept_as_uncertain():
     samples = [notes(("How many are left?", "5")), notes(("How many are left?", "7"))]
 
     assert learned_lines(agree(samples)) == [
@@ -68,14 +68,30 @@ def test_a_tie_is_kept_as_uncertain_with_the_other_value():
     ]
 
 
-def test_one_sample_is_its_own_majority():
+def test_learned_context_holds_the_final_values_not_the_guessed_questions():
     only = read_notes(SAMPLE)
     assert learned_lines(agree([only])) == [
-        "North shelf: 24",
-        "South shelf: 72 - 28 = 44",
-        "Q: How many books are on both shelves? A: 24 + 44 = 68",
-        "Q: How many more books are on the south shelf? A: 44 - 24 = 20",
+        "Final values:",
+        "- North shelf: 24",
+        "- South shelf: 72 - 28 = 44",
     ]
+
+
+def test_without_final_values_the_answered_questions_are_kept():
+    answered = notes(("What should Ada pack for Porto?", "a raincoat: rain all week"))
+    assert learned_lines(agree([answered])) == [
+        "Q: What should Ada pack for Porto? A: a raincoat: rain all week"
+    ]
+
+
+def test_a_markdown_table_of_final_values_is_read_row_by_row():
+    table = "FINAL STATE\n| Quantity | Value |\n|---|---|\n| East lot | 14 |\n| West lot | 70 |\n"
+    assert [w.line for w in read_notes(table).results] == ["East lot: 14", "West lot: 70"]
+
+
+def test_the_state_section_ends_where_the_questions_begin():
+    text = "FINAL STATE\nEast lot: 14\n3. Likely questions\nStep 3: 14 + 70 = 84\n"
+    assert [w.line for w in read_notes(text).results] == ["East lot: 14"]
 
 
 def test_smaller_k_is_the_first_samples_of_a_larger_k():

@@ -86,13 +86,18 @@ class SleepTimeRunner:
         self._text_runs_left = 0
         self._model = model.bind_tools(memory_tool_schemas(finish=True))
         self._text_model = model
-        self._think_model = model.bind(
-            **sample_options(
-                model,
-                max_tokens=config.sleep_think_tokens,
-                temperature=config.sleep_sample_temperature if config.sleep_samples > 1 else None,
+        # The first reasoning sample is greedy (alone, it measured best); the others
+        # sample at `sleep_sample_temperature`, so that they can disagree.
+        self._think_models = [
+            model.bind(
+                **sample_options(
+                    model,
+                    max_tokens=config.sleep_think_tokens,
+                    temperature=0.0 if index == 0 else config.sleep_sample_temperature,
+                )
             )
-        )
+            for index in range(config.sleep_samples)
+        ]
         self._offered = memory_tool_args(finish=True)
 
     # --- decisions (pure) ------------------------------------------------------
@@ -373,10 +378,10 @@ class SleepTimeRunner:
         ends the run as it would in the edit round.
         """
         messages = _think_messages(entries, transitions.page_transcript(run))
-        model = self._tagged(self._think_model, where, run, "sleepagent:sleep-think")
         texts: list[str] = []
         usage = Usage()
-        for _ in range(self._config.sleep_samples):
+        for sample in self._think_models:
+            model = self._tagged(sample, where, run, "sleepagent:sleep-think")
             try:
                 with model_errors("sleep"):
                     reply = yield from call(model.invoke, messages)
