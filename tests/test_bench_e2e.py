@@ -36,23 +36,47 @@ from sleepagent.testing import (
     wire_call,
 )
 from tests.test_bench_fixtures import gsm_rows, write_jsonl
+from tests.test_bench_runner import is_reasoning_pass, problem_of, reasoning
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+REASONING_TOKENS = 120
+"""Completion tokens of a scripted reasoning pass: a sleep run's whole output."""
 
 
 def _text(request: RecordedRequest, role: str) -> str:
     return "\n".join(str(m.get("content") or "") for m in request.messages if m["role"] == role)
 
 
-def responder(examples: list[Example], wrong: frozenset[str] = frozenset()):
+def is_sleep_request(request: RecordedRequest) -> bool:
+    """Whether the sleep-time agent sent ``request``: its reasoning pass, or an edit round."""
+    return bool(request.tools) or _reasoning_pass(request)
+
+
+def _reasoning_pass(request: RecordedRequest) -> bool:
+    # OpenAI's reasoning models get the system prompt as a developer message.
+    return is_reasoning_pass(_text(request, "system") or _text(request, "developer"))
+
+
+def responder(
+    examples: list[Example], wrong: frozenset[str] = frozenset(), *, concluded: bool = True
+):
     """Answers like a model would, whatever order concurrent requests arrive in.
 
-    Sleep-time runs rewrite learned_context (anticipating the real question), then
-    finish. Test-time-only answers are long, and wrong for the examples in ``wrong``;
-    sleep-time answers are short and right.
+    A sleep-time run's reasoning pass works the context out right (FINAL STATE and
+    likely questions, see ``tests.test_bench_runner.reasoning``); ``concluded=False``
+    cuts it off before its conclusions, so the edit round runs: it rewrites
+    learned_context (anticipating the real question), then finishes. Test-time-only
+    answers are long, and wrong for the examples in ``wrong``; sleep-time answers are
+    short and right.
     """
 
     def respond(request: RecordedRequest) -> Completion:
+        if _reasoning_pass(request):
+            example = next(e for e in examples if e.context in _text(request, "user"))
+            text = reasoning(problem_of(example), concluded=concluded)
+            return Completion(text, prompt_tokens=250, completion_tokens=REASONING_TOKENS)
         if request.tools:
             if any(m["role"] == "tool" for m in request.messages):
                 return Completion.calling(wire_call("memory_finish"), completion_tokens=3)
@@ -101,8 +125,9 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
         concurrency=2,
     )
     respond = responder(examples, frozenset({examples[1].id}))
-    # 2 sleep runs of 2 calls, 4 answers, and one rate limit that costs a client retry.
-    with LoopbackOpenAI([rate_limited(), *[respond] * 8]) as server:
+    # 2 sleep runs of 1 call (the reasoning pass), 4 answers, and one rate limit that
+    # costs a client retry.
+    with LoopbackOpenAI([rate_limited(), *[respond] * 6]) as server:
         model = resolve_model(
             "openai:loopback", ModelOptions(base_url=server.base_url, max_retries=1)
         )
@@ -134,11 +159,13 @@ def test_a_run_writes_every_artifact_consistent_with_its_results_and_resumes(
     assert _row(summary, "test_time", "v2")[3:6] == ["50.0%", "50.0%", "+0.0 pts"]
     assert _row(summary, "sleep_time", "v2")[3] == "100.0%"
     assert _row(summary, "sleep_time", "v2")[6:8] == ["150.0", "6.0"]
-    # Break-even at t = 10: 43 sleep tokens / (10 * (60 - 6)) queries.
-    assert f"| {43 / 540:.2f} |" in summary
-    # Both questions were anticipated word for word (score 1); rank splits the tie.
-    assert "| 1 | 1 | 1.00-1.00 | 100.0% | 0.0% | +100.0 pts |" in summary
-    assert "| 3 | 1 | 1.00-1.00 | 100.0% | 100.0% | +0.0 pts |" in summary
+    # Break-even at t = 10: 120 sleep tokens / (10 * (60 - 6)) queries.
+    assert f"| {REASONING_TOKENS / 540:.2f} |" in summary
+    # The learned contexts hold the reasoning pass's final values and no questions, so
+    # neither question counts as anticipated (score 0); rank splits the tie.
+    assert all("?" not in r["learned_context"] for r in sleeps.values())
+    assert "| 1 | 1 | 0.00-0.00 | 100.0% | 0.0% | +100.0 pts |" in summary
+    assert "| 3 | 1 | 0.00-0.00 | 100.0% | 100.0% | +0.0 pts |" in summary
 
     learned = fmean(len(r["learned_context"]) for r in sleeps.values())
     assert (
@@ -202,8 +229,8 @@ def test_logprob_model_scores_each_question_once_and_bins_the_summary_by_it(
         "--model", "openai:loopback", "--logprob-model", "base", "--out", str(out),
         "--no-progress",
     ]  # fmt: skip
-    # 3 sleep runs of 2 calls, 6 answers and 3 log-probability requests.
-    with LoopbackOpenAI([respond] * 15) as server:
+    # 3 sleep runs of 1 call (the reasoning pass), 6 answers and 3 log-probability requests.
+    with LoopbackOpenAI([respond] * 12) as server:
         assert main([*argv, "--base-url", server.base_url]) == 0
         server.assert_exhausted()
         scoring = [r for r in server.requests if r.path == "/v1/completions"]
@@ -258,15 +285,19 @@ def test_sleep_efforts_and_k_runs_are_rows_of_their_own_with_their_own_sleep_cos
         (Condition(Kind.TEST_TIME), SLEEP), ks=(2,), efforts=("low", "high")
     )
     spec = RunSpec(examples=examples, conditions=conditions, budgets=(Budget(0),))
-    # Per effort 2 sleep runs of 2 calls; answers: test_time and 2 conditions x 2 efforts.
-    with LoopbackOpenAI([responder(examples)] * 13) as server:
+    # Per effort 2 sleep runs of 1 call (the reasoning pass); answers: test_time and
+    # 2 conditions x 2 efforts.
+    with LoopbackOpenAI([responder(examples)] * 9) as server:
         model = resolve_model("openai:o3-mini", ModelOptions(base_url=server.base_url))
         outcome = Runner(model, out=tmp_path, progress=False).run(spec)
         server.assert_exhausted()
-        sleep_efforts = sorted(r.body.get("reasoning_effort") for r in server.requests if r.tools)
-        answer_efforts = {r.body.get("reasoning_effort") for r in server.requests if not r.tools}
+        sleeps = [r for r in server.requests if is_sleep_request(r)]
+        sleep_efforts = sorted(r.body.get("reasoning_effort") for r in sleeps)
+        answer_efforts = {
+            r.body.get("reasoning_effort") for r in server.requests if not is_sleep_request(r)
+        }
     assert (outcome.done, outcome.failed) == (9, 0)
-    assert sleep_efforts == ["high"] * 4 + ["low"] * 4
+    assert sleep_efforts == ["high"] * 2 + ["low"] * 2
     assert answer_efforts == {None}  # the sleep effort is the sleep side's only
     rows = {row.condition: row for row in summarize(read_results(tmp_path / "results.jsonl")).rows}
     assert sorted(rows) == [
@@ -276,9 +307,9 @@ def test_sleep_efforts_and_k_runs_are_rows_of_their_own_with_their_own_sleep_cos
         "sleep_time_k2@low",
         "test_time",
     ]
-    # One sleep run is 40 + 3 completion tokens; k = 2 pays for two.
-    assert rows["sleep_time@low"].sleep_completion == 43
-    assert rows["sleep_time_k2@high"].sleep_completion == 86
+    # One sleep run is its reasoning pass's completion tokens; k = 2 pays for two.
+    assert rows["sleep_time@low"].sleep_completion == REASONING_TOKENS
+    assert rows["sleep_time_k2@high"].sleep_completion == 2 * REASONING_TOKENS
     assert rows["test_time"].sleep_completion == 0
 
 
@@ -357,8 +388,9 @@ def test_sleep_steps_bound_the_model_calls_of_a_sleep_run(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     examples = load_examples("generated", n=1, seed=0)
     out = tmp_path / "steps"
-    # One sleep-time call (its rethink; no room left for the finish), then one answer.
-    with LoopbackOpenAI([responder(examples)] * 2) as server:
+    # A reasoning pass that concludes nothing (not a step), one edit call (its rethink; no
+    # room left for the finish), then one answer.
+    with LoopbackOpenAI([responder(examples, concluded=False)] * 3) as server:
         argv = [
             "--n", "1", "--conditions", "sleep_time", "--budgets", "0", "--sleep-steps", "1",
             "--model", "openai:loopback", "--base-url", server.base_url, "--out", str(out),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import BaseMessage
 
-from sleepagent.bench.datasets import load_examples, load_files
+from sleepagent import prompts
+from sleepagent.bench.datasets import Example, load_examples, load_files
+from sleepagent.bench.generator import TEMPLATES, Level, Problem, generate
 from sleepagent.bench.runner import (
     SLEEP,
     Budget,
@@ -44,20 +47,103 @@ from sleepagent.testing import (
 from tests.test_bench_fixtures import aime_rows, write_jsonl
 
 EXAMPLE = load_examples("generated", n=1, seed=11)[0]
+"""Mia has 33 marbles; Leo has 3 times as many (99) and trades away 76: 33 and 23 at the end."""
+LEARNED = "Her brother Leo: 23 marbles"
+"""A final value the reasoning pass works out from EXAMPLE's context, kept in memory."""
+WORKING = "3 x 33 = 99"
+"""A step of that pass's working, which stays out of memory."""
+
+
+def problem_of(example: Example) -> Problem:
+    """The generated problem behind ``example``: its id names template, level, seed and index."""
+    _, level, seed, index = example.id.rsplit("-", 3)
+    problem = generate(int(index) + 1, seed=int(seed), level=Level(level))[int(index)]
+    assert problem.context == example.context
+    return problem
+
+
+_PHRASES = {
+    "start_a": ("{n}", None),
+    "b_plus": (None, "{a} + {n}"),
+    "b_times": (None, "{n} x {a}"),
+    "add_a": ("{a} + {n}", None),
+    "sub_a": ("{a} - {n}", None),
+    "mul_a": ("{n} x {a}", None),
+    "add_b": (None, "{b} + {n}"),
+    "sub_b": (None, "{b} - {n}"),
+    "move_ab": ("{a} - {n}", "{b} + {n}"),
+    "move_ba": ("{a} + {n}", "{b} - {n}"),
+}
+"""How each kind of sentence changes the two amounts, as a worked calculation."""
+_OPERATORS = {"+": operator.add, "-": operator.sub, "x": operator.mul}
+
+
+def _value(calculation: str) -> int:
+    """A number, or two numbers and one of ``+ - x``, worked out."""
+    if " " not in calculation:
+        return int(calculation)
+    left, sign, right = calculation.split()
+    return _OPERATORS[sign](int(left), int(right))
+
+
+def reasoning(problem: Problem, *, concluded: bool = True) -> str:
+    """The reasoning pass of a sleep model that works ``problem``'s context out right.
+
+    In the form the pass asks for (``prompts.SLEEP_THINK_CONTEXT_PROMPT``): each
+    sentence with the amounts it changes, calculated; then a FINAL STATE section and
+    likely questions with their answers. Not ``concluded``, it stops before them, as
+    a pass cut off by its token budget does.
+    """
+    template = next(t for t in TEMPLATES if t.name == problem.template)
+    names = [holder[0].upper() + holder[1:] for holder in (template.a, template.b)]
+    a = b = 0
+    lines = []
+    for number, step in enumerate(problem.steps, start=1):
+        lines.append(f"Sentence {number}: {step.text}")
+        for index, change in enumerate(_PHRASES[step.kind]):
+            if change is not None:
+                calculation = change.format(a=a, b=b, n=step.amount)
+                value = _value(calculation)
+                worked = calculation if calculation == str(value) else f"{calculation} = {value}"
+                lines.append(f"  {names[index]}: {worked}")
+                a, b = (value, b) if index == 0 else (a, value)
+    gold = {kind: answer for kind, _, answer in problem.questions}
+    assert (a, b) == (gold["a"], gold["b"]), "the scripted reasoning must be right"
+    if not concluded:
+        return "\n".join(lines)
+    big, small = max(a, b), min(a, b)
+    lines += [
+        "",
+        "FINAL STATE",
+        f"{names[0]}: {a} {template.unit}",
+        f"{names[1]}: {b} {template.unit}",
+        "",
+        f"Q: {template.questions['total']}",
+        f"A: {a} + {b} = {a + b}",
+        f"Q: {template.questions['difference']}",
+        f"A: {big} - {small} = {big - small}",
+    ]
+    return "\n".join(lines)
+
+
+def is_reasoning_pass(system: str) -> bool:
+    """Whether a prompt with this system message asks for the sleep-time reasoning pass."""
+    return system == prompts.SLEEP_THINK_SYSTEM_PROMPT
 
 
 def scripted(calls: int) -> ScriptedChatModel:
-    """A model whose sleep runs write a numbered learned context and whose answers are right."""
-    runs = iter(range(1, 100))
+    """A model whose sleep runs reason EXAMPLE's context out and whose answers are right.
+
+    The reasoning pass concludes, so a sleep run is that one call: the context page
+    needs no edit round, and one would fail the run.
+    """
 
     def step(messages: Sequence[BaseMessage]) -> object:
-        if any(m.type == "tool" for m in messages):
-            return ai_tool_calls(tool_call("memory_finish"))
-        if "sleep-time agent" in str(messages[0].content):
-            note = f"run {next(runs)}: the numbers are worked out"
-            return ai_tool_calls(
-                tool_call("memory_rethink", label="learned_context", new_value=note)
-            )
+        system = str(messages[0].content)
+        if is_reasoning_pass(system):
+            return reasoning(problem_of(EXAMPLE))
+        if "sleep-time agent" in system:
+            raise AssertionError("an edit round after a reasoning pass that concluded")
         return f"The answer is {EXAMPLE.questions[0].answer}."
 
     return ScriptedChatModel([step] * calls)
@@ -80,25 +166,28 @@ def test_test_time_only_sends_context_and_question_and_nothing_learned(tmp_path:
     (call,) = chats(run(tmp_path, (Condition(Kind.TEST_TIME),), 1))
     user = str(call.messages[-1].content)
     assert user == f"{EXAMPLE.context}\n\n{EXAMPLE.questions[0].text}"
-    assert "run 1" not in call.system
+    assert LEARNED not in call.system
 
 
 def test_sleep_time_answers_the_bare_question_from_the_learned_context(tmp_path: Path) -> None:
     conditions = (SLEEP, Condition(Kind.SLEEP_TIME, raw=True))
-    model = run(tmp_path, conditions, 4)
+    # One sleep run (its reasoning pass) serves both conditions' answers.
+    model = run(tmp_path, conditions, 3)
     plain, raw = sorted(chats(model), key=lambda call: "raw_context" in call.system)
     for call in (plain, raw):
         assert str(call.messages[-1].content) == EXAMPLE.questions[0].text
-        assert "run 1: the numbers are worked out" in call.system
+        assert LEARNED in call.system
+        assert WORKING not in call.system
     assert EXAMPLE.context not in plain.system
     assert "<raw_context>" in raw.system and EXAMPLE.context in raw.system
 
 
 def test_scaled_sleep_time_concatenates_k_runs_and_reuses_them(tmp_path: Path) -> None:
-    # Two sleep runs of two calls each serve both k = 1 and k = 2.
-    model = run(tmp_path, (SLEEP, Condition(Kind.SLEEP_TIME, k=2)), 6)
+    # Two sleep runs of one call each (the reasoning pass) serve both k = 1 and k = 2.
+    model = run(tmp_path, (SLEEP, Condition(Kind.SLEEP_TIME, k=2)), 4)
     scaled = next(call for call in chats(model) if "sleep-time run 2 of 2" in call.system)
-    assert "run 1: the numbers" in scaled.system and "run 2: the numbers" in scaled.system
+    assert "sleep-time run 1 of 2" in scaled.system
+    assert scaled.system.count(LEARNED) == 2, "each run's learned context, one after the other"
     records = read_results(tmp_path / "results.jsonl")
     assert sum(r["kind"] == "sleep" for r in records) == 2
 
@@ -110,7 +199,7 @@ def test_context_only_withholds_the_question(tmp_path: Path) -> None:
 
 
 def test_multi_query_answers_several_questions_from_one_sleep_run(tmp_path: Path) -> None:
-    model = scripted(2 + 5)
+    model = scripted(1 + 5)
     spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(1),), queries=5)
     assert Runner(model, out=tmp_path, progress=False).run(spec).done == 6
     questions = [str(call.messages[-1].content) for call in chats(model)]
@@ -212,19 +301,26 @@ def test_problems_without_context_are_answered_test_time_only_and_reported_apart
     tmp_path: Path,
 ) -> None:
     examples = load_files("aime", [write_jsonl(tmp_path / "stateful_aime.jsonl", aime_rows())])
+    # The reasoning pass over each context that has one (see aime_rows).
+    workings = {
+        "n = 4 mod 7": "Sentence 1: numbers that are 4 mod 7 are 4, 11, 18, ...\n"
+        "  4 = 3 + 1, so 4 is 1 mod 3 already: n = 4\n\n"
+        "FINAL STATE\nLeast n: 4\n\nQ: What is n + 21?\nA: 4 + 21 = 25",
+        "side length 12": "Sentence 1: the side is 12.\n  Area: 12 x 12 = 144\n\n"
+        "FINAL STATE\nSide: 12\nArea: 144\n\nQ: What is the area plus 6?\nA: 144 + 6 = 150",
+    }
 
     def step(messages: Sequence[BaseMessage]) -> object:
-        if any(m.type == "tool" for m in messages):
-            return ai_tool_calls(tool_call("memory_finish"))
+        if is_reasoning_pass(str(messages[0].content)):
+            material = str(messages[-1].content)
+            return next(text for key, text in workings.items() if key in material)
         if "sleep-time agent" in str(messages[0].content):
-            return ai_tool_calls(
-                tool_call("memory_rethink", label="learned_context", new_value="worked out")
-            )
+            raise AssertionError("an edit round after a reasoning pass that concluded")
         return "So the answer is \\boxed{25}."
 
-    # 2 sleep runs of 2 calls, 3 test-time answers, 2 sleep-time answers: none for the
+    # 2 sleep runs of 1 call, 3 test-time answers, 2 sleep-time answers: none for the
     # problem without a context.
-    model = ScriptedChatModel([step] * 9)
+    model = ScriptedChatModel([step] * 7)
     spec = RunSpec(
         examples=examples, conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
     )
@@ -253,11 +349,11 @@ def test_the_default_concurrency_is_one_for_a_server_on_this_machine() -> None:
 def test_each_group_of_units_has_its_own_progress_bar(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = scripted(4)
+    model = scripted(3)
     spec = RunSpec(
         examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
     )
-    # 1 sleep run of 2 calls, then one answer per condition.
+    # 1 sleep run of 1 call (its reasoning pass), then one answer per condition.
     assert Runner(model, out=tmp_path, progress=True).run(spec).done == 3
     err = capsys.readouterr().err
     for label in ("sleep", "test_time", "sleep_time"):
@@ -293,7 +389,11 @@ def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(
 
 
 def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path) -> None:
-    model = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish")), "The answer is 1."])
+    # A reasoning pass cut off before its conclusions, then an edit round that only finishes.
+    unfinished = reasoning(problem_of(EXAMPLE), concluded=False)
+    model = ScriptedChatModel(
+        [unfinished, ai_tool_calls(tool_call("memory_finish")), "The answer is 1."]
+    )
     spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(0),))
     assert Runner(model, out=tmp_path, progress=False).run(spec).failed == 0
     summary = summarize(read_results(tmp_path / "results.jsonl"))

@@ -120,7 +120,7 @@ def test_demo_runs_offline_and_shows_sleep_time_compute(demo):
     assert "SCRIPTED" in out
     assert "[sleep-time compute] finished (edited)" in out
     assert "block 'human' v0 -> v1:" in out
-    assert "+Name: Ada. Lives in Lisbon (recently moved). Vegetarian." in out
+    assert "+Name: Ada. Lives in Lisbon (just moved). Vegetarian." in out
     assert "Since you're vegetarian" in out, "the turn after sleep should use the new memory"
 
 
@@ -136,6 +136,17 @@ def test_demo_answers_the_same_questions_both_ways_and_shows_the_tokens_of_each(
         assert int(sleep_time_out) < int(test_time_out)
     assert re.search(r"sleep-time compute, once, before any question .*: \d+ tokens", part)
     assert re.search(r"output tokens per question.*\(\d+x fewer\)", part)
+
+
+def test_demo_shows_the_reasoning_pass_whose_final_values_become_the_learned_context(demo):
+    _, out = demo
+    part = out[out.index("Sleep-time: the context is given first") :]
+    assert "it thinks first (free text, no tools)" in part
+    assert "Left at noon: 240 - 180 = 60" in part, "the worked reasoning, shown as it runs"
+    assert "[sleep-time compute] finished (edited): 1 model call," in part, "no edit round"
+    learned = part[part.index("block 'learned_context'") : part.index("user>")]
+    assert "Given to the shelter: 20" in learned and "Shelter's share of the rolls: 1/12" in learned
+    assert "240 - 180 = 60" not in learned, "the working stays out of memory"
 
 
 def test_demo_with_db_prints_commands_that_work_on_the_kept_database(demo):

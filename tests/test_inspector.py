@@ -37,7 +37,7 @@ from sleepagent.store.layout import decode_id as decode_label
 from sleepagent.store.layout import encode_id as encode_label
 from sleepagent.store.persistence import open_async_persistence, open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_URL, empty_postgres, machinery
 
 # The scenario gives up bob's page on purpose, to show a failed page.
 pytestmark = pytest.mark.sleep_failures_expected
@@ -115,7 +115,9 @@ def build_scenario(db: Path | str) -> Iterator[Scenario]:
         sleep_model=sleep,
         db=str(db),
         # Tool calls only: a plain-text reply is then the no_tool_call outcome the page shows.
-        config=SleepConfig(sleep_retries=0, sleep_edit_mode=SleepEditMode.TOOLS),
+        # The scripted edits stand for whatever a run writes (hostile text included), not
+        # for facts the users said, so the user's block is free text (see `machinery`).
+        config=machinery(SleepConfig(sleep_retries=0, sleep_edit_mode=SleepEditMode.TOOLS)),
         scheduler=None,
         clock=clock.now,
     )

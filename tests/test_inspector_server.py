@@ -31,7 +31,10 @@ pytest.importorskip("jinja2")
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 LANGGRAPH = shutil.which("langgraph", path=str(Path(sys.executable).parent))
 START_TIMEOUT_S = 90
-MEMORY = "Name: Ada <b>bold?</b>. Vegetarian."
+# Markup the user typed, grounded in what they said, so the default (facts) human block
+# keeps it: the page must show it escaped.
+SAID = "Hi, I'm Ada <u>bold?</u>. I'm vegetarian."
+MEMORY = "Name: Ada <u>bold?</u>. Vegetarian."
 
 pytestmark = pytest.mark.skipif(LANGGRAPH is None, reason="langgraph-cli[inmem] is not installed")
 
@@ -110,9 +113,7 @@ def free_port() -> int:
 def test_the_inspector_route_reads_the_servers_store(server_url: str, model_server: LoopbackOpenAI):
     client = langgraph_sdk.get_sync_client(url=server_url, api_key=None)
     thread = client.threads.create()["thread_id"]
-    client.runs.wait(
-        thread, "sleepagent", input={"messages": [{"role": "user", "content": "Hi, I'm Ada."}]}
-    )
+    client.runs.wait(thread, "sleepagent", input={"messages": [{"role": "user", "content": SAID}]})
     scope = Scope("thread", thread)
     client.runs.wait(
         sleep_thread_id(scope),
@@ -138,7 +139,7 @@ def test_the_inspector_route_reads_the_servers_store(server_url: str, model_serv
 
         page = http.get("/scope", params={"key": scope.key})
         assert page.status_code == 200
-        assert "Name: Ada &lt;b&gt;bold?&lt;/b&gt;. Vegetarian." in page.text
+        assert "Name: Ada &lt;u&gt;bold?&lt;/u&gt;. Vegetarian." in page.text
         assert 'src="/inspector/static/inspector.js"' in page.text
         assert http.get("/static/inspector.js").status_code == 200
         assert http.post("/api/overview").status_code == 405

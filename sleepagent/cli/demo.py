@@ -45,33 +45,64 @@ CONTEXT = (
     "the rest in the afternoon. Leftover rolls are given to a shelter."
 )
 # Each question with the worked answer a model writes at test time, and the
-# learned_context line the sleep-time answer reads instead.
+# quantity of the learned context that the sleep-time answer reads instead.
 CONTEXT_QUESTIONS = (
     (
         "How many rolls go to the shelter each day?",
         "Before noon 3/4 of 240 = 180 rolls are sold, so 240 - 180 = 60 are left. In the "
         "afternoon 2/3 of 60 = 40 are sold, so 60 - 40 = 20 are left. 20 rolls go to the shelter.",
-        "shelter",
+        "Given to the shelter",
     ),
     (
         "How many rolls are sold in the afternoon?",
         "Before noon 3/4 of 240 = 180 are sold, leaving 240 - 180 = 60. In the afternoon "
         "2/3 of those 60 are sold: 60 x 2/3 = 40. So 40 rolls are sold in the afternoon.",
-        "sold in the afternoon",
+        "Sold in the afternoon",
     ),
     (
         "How many rolls are sold in a day?",
         "Before noon 3/4 of 240 = 180. That leaves 60, and 2/3 of 60 = 40 are sold in the "
         "afternoon. In total 180 + 40 = 220 rolls are sold each day.",
-        "total sold",
+        "Total sold",
     ),
     (
         "What share of the rolls goes to the shelter?",
         "180 are sold before noon and 40 in the afternoon, 220 in all, so 240 - 220 = 20 are "
         "left. 20 out of 240 is 20/240 = 1/12 of the rolls.",
-        "share given away",
+        "Shelter's share of the rolls",
     ),
 )
+# What the sleep model writes when it thinks the context through, ahead of any
+# question: free text, no tools. The library reads its closing sections back
+# (sleepagent.sleep.thinking): the FINAL STATE values become learned_context,
+# and the working above them stays out of memory.
+CONTEXT_WORKING = """\
+Sentence 1: "A bakery bakes 240 rolls every morning."
+  Baked: 240
+Sentence 2: "It sells 3/4 of them before noon and 2/3 of the rest in the afternoon."
+  Sold before noon: 3/4 x 240 = 180
+  Left at noon: 240 - 180 = 60
+  Sold in the afternoon: 2/3 x 60 = 40
+  Left at closing: 60 - 40 = 20
+Sentence 3: "Leftover rolls are given to a shelter."
+  Given to the shelter: the 20 left at closing, 20/240 = 1/12 of the rolls"""
+CONTEXT_CONCLUSIONS = """\
+FINAL STATE
+Rolls baked each morning: 240
+Sold before noon: 180
+Sold in the afternoon: 40
+Total sold: 220
+Given to the shelter: 20
+Shelter's share of the rolls: 1/12
+
+Q: How many rolls go to the shelter each day?
+A: 240 - 180 - 40 = 20
+Q: How many rolls are sold in the afternoon?
+A: 2/3 x (240 - 180) = 40
+Q: How many rolls are sold in a day?
+A: 180 + 40 = 220
+Q: What share of the rolls goes to the shelter?
+A: 20/240 = 1/12"""
 
 
 def _memory_value(prompt: Sequence[BaseMessage], label: str) -> str:
@@ -93,9 +124,11 @@ def _answer_from_memory(prompt: Sequence[BaseMessage]) -> str:
 
 
 def _answer_from_learned_context(name: str) -> Callable[[Sequence[BaseMessage]], str]:
+    """The answer the learned-context line of quantity ``name`` gives: its value."""
+
     def answer(prompt: Sequence[BaseMessage]) -> str:
         learned = _memory_value(prompt, "learned_context")
-        found = re.search(rf"{name}: ([\d/]+)", learned)
+        found = re.search(rf"^(?:- )?{re.escape(name)}: (\S+)$", learned, re.M)
         return f"{found.group(1)}." if found else "I would need to work that out."
 
     return answer
@@ -115,7 +148,13 @@ def _chat_model() -> ScriptedChatModel:
     )
 
 
-def _sleep_model() -> ScriptedChatModel:
+def _sleep_model(show_thinking: Callable[[str], None]) -> ScriptedChatModel:
+    """The sleep-time model; ``show_thinking`` gets its reasoning when it is asked for it."""
+
+    def think(prompt: Sequence[BaseMessage]) -> str:
+        show_thinking(CONTEXT_WORKING)
+        return f"{CONTEXT_WORKING}\n\n{CONTEXT_CONCLUSIONS}"
+
     return ScriptedChatModel(
         [
             # Sleep run 1, after the first two turns.
@@ -124,8 +163,8 @@ def _sleep_model() -> ScriptedChatModel:
                     "memory_rethink",
                     label="human",
                     new_value=(
-                        "Name: Ada. Lives in Lisbon (recently moved). Vegetarian.\n"
-                        "Training for a half marathon on 15 March; runs 4x/week, 32 km/week."
+                        "Name: Ada. Lives in Lisbon (just moved). Vegetarian.\n"
+                        "Training for a half marathon on 15 March; trains 4x/week, 32 km/week."
                     ),
                 ),
                 tool_call(
@@ -142,23 +181,10 @@ def _sleep_model() -> ScriptedChatModel:
                 ),
             ),
             ai_tool_calls(tool_call("memory_finish")),
-            # Sleep run 2, on context given before any question.
-            ai_tool_calls(
-                tool_call(
-                    "memory_rethink",
-                    label="learned_context",
-                    new_value=(
-                        "Bakery: 240 rolls a day.\n"
-                        "sold before noon: 180 (3/4 of 240)\n"
-                        "left at noon: 60\n"
-                        "sold in the afternoon: 40 (2/3 of 60)\n"
-                        "shelter: 20 (60 - 40)\n"
-                        "total sold: 220 (180 + 40)\n"
-                        "share given away: 1/12 (20 of 240)"
-                    ),
-                ),
-                tool_call("memory_finish"),
-            ),
+            # Sleep run 2, on context given before any question: one reasoning call,
+            # free text with no tools. Its conclusions are the learned context, so the
+            # page needs no edit round.
+            think,
         ]
     )
 
@@ -225,9 +251,10 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
             say(f"  {clock()} [sleep-time compute] started ({event.reason})")
         elif event.kind is EventKind.FINISHED and event.usage is not None:
             outcome = event.outcome.value if event.outcome is not None else "done"
+            calls = event.usage.calls
             say(
-                f"  {clock()} [sleep-time compute] finished ({outcome}): "
-                f"{event.usage.calls} model calls, {event.usage.total_tokens} tokens"
+                f"  {clock()} [sleep-time compute] finished ({outcome}): {calls} model "
+                f"call{'' if calls == 1 else 's'}, {event.usage.total_tokens} tokens"
             )
             show_diffs(event.diffs)
 
@@ -237,7 +264,15 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
     say("library; time is virtual, so nothing waits.")
     say(f"Database: {db}" + ("" if kept else " (temporary)"))
     say()
-    chat_model, sleep_model = _chat_model(), _sleep_model()
+
+    def show_thinking(working: str) -> None:
+        say("    it thinks first (free text, no tools), one sentence of the context at a time:")
+        for line in working.splitlines():
+            say(f"      {line}")
+        say("    ...then a FINAL STATE section and likely questions with their answers. The")
+        say("    library writes the final values into learned_context; no edit round is needed.")
+
+    chat_model, sleep_model = _chat_model(), _sleep_model(show_thinking)
     config = SleepConfig(idle_seconds=IDLE_SECONDS)
     with SleepTimeAgent(
         chat_model, sleep_model=sleep_model, db=db, config=config, scheduler=scheduler
