@@ -181,3 +181,8 @@ def test_an_insert_whose_lines_were_cleaned_stays_an_insert():
     edit = InsertEdit("human", "Allergic to peanuts\nMood: happy")
     reviewed = review_edit(block, edit, page(MARCO))
     assert reviewed.edit == InsertEdit("human", "Allergic to peanuts", -1)
+
+
+def test_a_plural_or_third_person_s_still_grounds_a_word():
+    assert ungrounded_words("Runs 5 km on Sundays", "I run 5 km every Sunday.") == []
+    assert ungrounded_words("Has two dogs", "I have two dog") == []

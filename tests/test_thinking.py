@@ -100,3 +100,12 @@ def test_smaller_k_is_the_first_samples_of_a_larger_k():
     assert [a.result for a in agree(samples[:1])] == ["5"]
     assert [(a.result, a.certain) for a in agree(samples[:3])] == [("7", True)]
     assert [(a.result, a.votes) for a in agree(samples)] == [("5", 3)]
+
+
+def test_two_results_of_one_sample_are_never_merged_however_alike():
+    text = "FINAL STATE\nGiven to the shelter: 20\nShare given to the shelter: 1/12\n"
+    assert learned_lines(agree([read_notes(text)])) == [
+        "Final values:",
+        "- Given to the shelter: 20",
+        "- Share given to the shelter: 1/12",
+    ]

@@ -383,8 +383,13 @@ def _claims(line: str, *, keep_generic: bool = False) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    """A word's first four letters after a plural or third-person ``s`` ("runs" is "run")."""
     word = word.lower().replace(_APOSTROPHE, "'").removesuffix("'s")
-    return word if word[:1].isdigit() else word[:4]
+    if word[:1].isdigit():
+        return word
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:4]
 
 
 def _quote(text: str, limit: int = 80) -> str:

@@ -181,7 +181,7 @@ def agree(samples: Sequence[Notes], *, similar: float = 0.6) -> list[Agreed]:
     groups: list[_Group] = []
     for index, notes in enumerate(samples):
         for worked in notes.results:
-            group = _closest(groups, worked, similar)
+            group = _closest(groups, worked, similar, index)
             if group is None:
                 group = _Group(words=_subject_words(worked.subject), question=worked.question)
                 groups.append(group)
@@ -260,11 +260,18 @@ class _Group:
         )
 
 
-def _closest(groups: Sequence[_Group], worked: Worked, similar: float) -> _Group | None:
+def _closest(
+    groups: Sequence[_Group], worked: Worked, similar: float, sample: int
+) -> _Group | None:
+    """The group ``worked`` belongs to: same kind, similar words, not yet voted on by ``sample``.
+
+    Two results of one sample are never merged: they are two quantities
+    ("Given to the shelter", "Share given to the shelter"), however alike.
+    """
     words = _subject_words(worked.subject)
     best, score = None, 0.0
     for group in groups:
-        if group.question != worked.question:
+        if group.question != worked.question or sample in group.by_sample:
             continue
         overlap = len(words & group.words) / max(1, len(words | group.words))
         if overlap > score:
