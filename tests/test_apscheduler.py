@@ -13,9 +13,10 @@ import pytest
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, SleepEvent
 from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, insert
+from tests.conftest import machinery
 
 WAIT_S = 10
-SHORT = SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05)
+SHORT = machinery(SleepConfig(idle_seconds=0.05, retry_backoff_seconds=0.05))
 
 
 def test_the_idle_timer_runs_sleep_time_compute_by_itself(db):
@@ -37,7 +38,7 @@ def test_quiet_conversations_of_different_scopes_sleep_concurrently(db):
         together.wait()  # passes only if all runs are in their model call at once
         return insert("human", "met", line=-1)
 
-    config = SleepConfig(idle_seconds=0.05, max_concurrent_sleeps=conversations)
+    config = machinery(SleepConfig(idle_seconds=0.05, max_concurrent_sleeps=conversations))
     events = EventRecorder()
     sleep = ScriptedChatModel([meet_the_others] * conversations)
     chat = ScriptedChatModel(["hi"] * conversations)
@@ -59,11 +60,12 @@ def test_a_due_run_of_a_busy_scope_waits_for_the_run_in_flight_with_real_timers(
         entered.set()
         assert release.wait(WAIT_S), "the test never released the first run"
         log.append("t1 out")
-        return insert("human", "run", line=-1)
+        return insert("human", "run of t1", line=-1)
 
     def second(prompt):
         log.append("t2 in")
-        return insert("human", "run", line=-1)
+        # A line of its own: the same line again would be dropped as a repeat.
+        return insert("human", "run of t2", line=-1)
 
     events = EventRecorder()
     sleep = ScriptedChatModel([first, second])
@@ -101,7 +103,7 @@ def test_a_turn_is_answered_while_the_timer_run_of_its_own_thread_is_in_its_mode
 
     chat = ScriptedChatModel(["before", "during"])
     sleep = ScriptedChatModel([slow, finish()])
-    config = SleepConfig(idle_seconds=0.05)
+    config = machinery(SleepConfig(idle_seconds=0.05))
     with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=config) as agent:
         agent.chat("before", thread_id="t1")
         assert in_call.wait(WAIT_S), "the idle run did not start"
@@ -183,7 +185,7 @@ def test_a_process_killed_before_the_idle_deadline_gets_its_sleep_run_exactly_on
 
     events = EventRecorder()
     sleep = ScriptedChatModel([insert("human", "Porto; cycles", line=-1)])
-    config = SleepConfig(idle_seconds=0.05)
+    config = machinery(SleepConfig(idle_seconds=0.05))
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db, config=config) as agent:
         agent.subscribe(events)
         assert events.wait(EventKind.FINISHED, timeout=WAIT_S)

@@ -14,7 +14,7 @@ from sleepagent.memory.staging import StagedMemory
 from sleepagent.store.locking import arun_lock, backend_for
 from sleepagent.store.persistence import open_async_persistence
 from sleepagent.testing import ScriptedChatModel, insert
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_URL, empty_postgres, machinery
 
 AT = "2026-01-01T00:00:00+00:00"
 SCOPE = Scope("user", "ada")
@@ -127,13 +127,18 @@ async def test_a_batch_cancelled_at_its_begin_leaves_the_sqlite_connection_usabl
 
 
 def sleep_script(count: int) -> ScriptedChatModel:
-    return ScriptedChatModel([insert("human", "slept")] * count)
+    # A line of its own per call: the same line again would be dropped as a repeat.
+    return ScriptedChatModel([insert("human", f"slept {n}") for n in range(count)])
 
 
 async def test_a_sleep_run_cancelled_while_waiting_for_its_scope_leaves_it_free(database):
     async with (
         AsyncSleepTimeAgent(
-            ScriptedChatModel(["ok"]), sleep_model=sleep_script(1), db=database, scheduler=None
+            ScriptedChatModel(["ok"]),
+            sleep_model=sleep_script(1),
+            db=database,
+            scheduler=None,
+            config=machinery(),
         ) as agent,
         open_async_persistence(database) as (_, other),
     ):
@@ -158,6 +163,7 @@ async def test_a_sleep_run_or_turn_cancelled_at_any_point_leaves_the_next_ones_w
         sleep_model=sleep_script(runs + 1),
         db=database,
         scheduler=None,
+        config=machinery(),
     ) as agent:
         for delay in range(0, runs, 2):
             turn = asyncio.create_task(agent.chat(f"turn {delay}", thread_id="t1", user_id="ada"))

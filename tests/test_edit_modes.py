@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sleepagent import MemoryBlock, SleepConfig, SleepEditMode, SleepOutcome
+from sleepagent import MemoryBlock, SleepConfig, SleepEditMode, SleepOutcome, SleepThinking
 from sleepagent.prompts import (
     SLEEP_CONTEXT_ONLY_NOTE,
     SLEEP_SYSTEM_PROMPT,
@@ -125,8 +125,14 @@ def _echo_user(messages) -> str:
 def test_a_context_page_says_the_users_block_stays_and_a_chat_page_says_what_goes_there(
     make_agent,
 ):
+    # The notes are for the user's block of the defaults (role FACTS), without a
+    # reasoning pass so that each page is one edit round.
+    config = SleepConfig(sleep_edit_mode=SleepEditMode.TEXT, sleep_thinking=SleepThinking.NEVER)
     agent, _, sleeper = make_agent(
-        chat=["ok"], sleep=["<learned_context>Total: 5</learned_context>", ADA], config=TEXT
+        chat=["ok"],
+        sleep=["<learned_context>Total: 5</learned_context>", ADA],
+        config=config,
+        library_defaults=True,
     )
     agent.add_context("Two plus three apples.", thread_id="w1")
     agent.chat("Hi, I'm Ada", thread_id="t1")
@@ -138,7 +144,9 @@ def test_a_context_page_says_the_users_block_stays_and_a_chat_page_says_what_goe
     assert user_facts in chat_page and context_only not in chat_page
 
 
-def test_on_a_context_page_the_users_block_is_read_only_for_that_page_alone(make_agent):
+def test_a_context_page_shows_the_users_block_read_only_and_refuses_it_for_that_page_alone(
+    make_agent,
+):
     to_human = ai_tool_calls(tool_call("memory_rethink", label="human", new_value="Bakery: 3$"))
     to_learned = ai_tool_calls(
         tool_call("memory_rethink", label="learned_context", new_value="Monday: $170"),
@@ -153,8 +161,12 @@ def test_on_a_context_page_the_users_block_is_read_only_for_that_page_alone(make
     memory = agent.memory(thread_id="w1")
     assert (memory["human"].value, memory["learned_context"].value) == ("", "Monday: $170")
     assert not memory["human"].read_only
+    shown = "\n".join(str(message.content) for message in sleeper.calls[0].messages)
+    assert '<block label="human" chars="0/5000" read_only="true">' in shown
     refusal = str(sleeper.calls[1].messages[-1].content)
-    assert "read-only" in refusal and result.outcome is SleepOutcome.EDITED
+    assert "context material" in refusal and "'human' stays as it is" in refusal
+    assert "Write what the context implies to 'learned_context'" in refusal
+    assert result.outcome is SleepOutcome.EDITED
     agent.chat("Hi, I'm Ada", thread_id="w1")
     agent.sleep(thread_id="w1")
     assert agent.memory(thread_id="w1")["human"].value == "Name: Ada"
@@ -230,27 +242,29 @@ def test_auto_after_a_fallback_starts_later_runs_in_text(make_agent):
     assert sleeper.calls[2].system == SLEEP_TEXT_SYSTEM_PROMPT
 
 
-def test_auto_asks_in_text_when_every_edit_of_the_first_tool_round_is_refused(make_agent):
+def test_auto_sends_an_all_refused_round_back_as_tool_errors_and_stays_on_tools(make_agent):
     blocks = [
         MemoryBlock(label="persona", value="Calm.", read_only=True),
         MemoryBlock(label="human"),
     ]
-    to_persona = ai_tool_calls(
-        tool_call("memory_rethink", label="persona", new_value="Ada"), tool_call("memory_finish")
+    to_persona = ai_tool_calls(tool_call("memory_rethink", label="persona", new_value="Ada"))
+    to_human = ai_tool_calls(
+        tool_call("memory_insert", label="human", text="Name: Ada"), tool_call("memory_finish")
     )
     later = ai_tool_calls(
         tool_call("memory_insert", label="human", text="City: Porto"), tool_call("memory_finish")
     )
     agent, _, sleeper = make_agent(
-        chat=["ok", "ok"],
-        sleep=[to_persona, "<human>Name: Ada</human>", later],
-        config=SleepConfig(blocks=blocks),
+        chat=["ok", "ok"], sleep=[to_persona, to_human, later], config=SleepConfig(blocks=blocks)
     )
     agent.chat("Hi, I'm Ada", thread_id="t1")
     result = agent.sleep(thread_id="t1")
     assert result.outcome is SleepOutcome.EDITED and human(agent) == "Name: Ada"
+    assert not result.text_fallback
     first, second = sleeper.calls[:2]
-    assert first.tools and not second.tools and second.system == SLEEP_TEXT_SYSTEM_PROMPT
+    assert first.tools and second.tools and second.system == SLEEP_SYSTEM_PROMPT
+    [refusal] = [message for message in second.messages if message.type == "tool"]
+    assert "read-only" in str(refusal.content) and "Writable blocks: human" in str(refusal.content)
     agent.chat("I live in Porto", thread_id="t1")
     agent.sleep(thread_id="t1")
     assert sleeper.calls[2].tools  # a refused round is no sign the model cannot call tools

@@ -9,6 +9,7 @@ from sleepagent import AsyncSleepTimeAgent, Scope, SleepTimeAgent
 from sleepagent.scheduling import EventKind
 from sleepagent.store.locking import arun_lock, run_lock
 from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, rethink
+from tests.conftest import machinery
 
 WAIT_S = 10
 SCOPE = Scope("user", "ada")
@@ -35,7 +36,7 @@ def test_a_turn_is_answered_while_a_sleep_run_is_inside_its_model_call(db):
     blocked = BlockedSleepModel()
     chat = ScriptedChatModel(["first", "second"])
     sleep = ScriptedChatModel([blocked, finish()])
-    with SleepTimeAgent(chat, sleep_model=sleep, db=db) as agent:
+    with SleepTimeAgent(chat, sleep_model=sleep, db=db, config=machinery()) as agent:
         agent.chat("one", thread_id="t1")
         results = []
         worker = threading.Thread(target=lambda: results.append(agent.sleep(thread_id="t1")))
@@ -59,7 +60,7 @@ async def test_an_async_turn_is_answered_while_a_sleep_run_is_inside_its_model_c
     blocked = BlockedSleepModel()
     chat = ScriptedChatModel(["first", "second"])
     sleep = ScriptedChatModel([blocked, finish()])
-    async with AsyncSleepTimeAgent(chat, sleep_model=sleep, db=db) as agent:
+    async with AsyncSleepTimeAgent(chat, sleep_model=sleep, db=db, config=machinery()) as agent:
         await agent.chat("one", thread_id="t1")
         running = asyncio.create_task(agent.sleep(thread_id="t1"))
         assert await asyncio.to_thread(blocked.entered.wait, WAIT_S)
@@ -104,7 +105,9 @@ def test_a_second_run_of_a_scope_waits_for_the_first_to_end(db):
     events = EventRecorder()
     chat = ScriptedChatModel(["a", "b"])
     sleep = ScriptedChatModel([steps, steps])
-    with SleepTimeAgent(chat, sleep_model=sleep, db=db, scheduler=None) as agent:
+    with SleepTimeAgent(
+        chat, sleep_model=sleep, db=db, scheduler=None, config=machinery()
+    ) as agent:
         agent.subscribe(events)
         agent.chat("first-thread", thread_id="t1", user_id="ada")
         agent.chat("second-thread", thread_id="t2", user_id="ada")
@@ -134,7 +137,9 @@ async def test_an_async_second_run_of_a_scope_waits_for_the_first_to_end(db):
     events = EventRecorder()
     chat = ScriptedChatModel(["a", "b"])
     sleep = ScriptedChatModel([steps, steps])
-    async with AsyncSleepTimeAgent(chat, sleep_model=sleep, db=db, scheduler=None) as agent:
+    async with AsyncSleepTimeAgent(
+        chat, sleep_model=sleep, db=db, scheduler=None, config=machinery()
+    ) as agent:
         agent.subscribe(events)
         await agent.chat("first-thread", thread_id="t1", user_id="ada")
         await agent.chat("second-thread", thread_id="t2", user_id="ada")

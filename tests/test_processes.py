@@ -434,7 +434,9 @@ from sleepagent import SleepTimeAgent
 from sleepagent.scheduling import EventKind
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
-db, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+db, count, root, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sys.path.insert(0, root)
+from tests.conftest import machinery
 
 def insert(i):
     def run(messages):
@@ -448,7 +450,7 @@ def insert(i):
 
 sleep = ScriptedChatModel([insert(i) for i in range(count)])
 with SleepTimeAgent(ScriptedChatModel(["ok"] * count), sleep_model=sleep, db=db,
-                    scheduler=None) as agent:
+                    scheduler=None, config=machinery()) as agent:
     sys.stdin.readline()
     for i in range(count):
         agent.chat(f"turn {i}", thread_id=f"t-{name}", user_id="shared")
@@ -460,7 +462,8 @@ with SleepTimeAgent(ScriptedChatModel(["ok"] * count), sleep_model=sleep, db=db,
 
 def test_processes_opening_a_second_agent_mid_run_keep_every_reported_edit(database):
     """A second agent opened while a run holds the file must not drop that run's locks."""
-    outputs = start_together(SECOND_AGENT_SLEEPER, database, str(EACH // 3))
+    root = str(Path(__file__).resolve().parents[1])  # for the children's machinery config
+    outputs = start_together(SECOND_AGENT_SLEEPER, database, str(EACH // 3), root)
 
     reported = [line.split(" ", 1) for out in outputs for line in out.splitlines()]
     with open_persistence(database) as (_, store):

@@ -11,6 +11,7 @@ from langgraph.store.memory import InMemoryStore
 from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
 from sleepagent.testing import EventRecorder, ScriptedChatModel, finish, insert
+from tests.conftest import machinery
 
 
 @pytest.fixture
@@ -319,7 +320,7 @@ def test_a_new_agent_recovers_pending_work_and_runs_it_once(db):
     clock.clock.set(first_clock.now() + 5)
     sleep = ScriptedChatModel([insert("human", "recovered", line=-1)])
     events = EventRecorder()
-    config = SleepConfig(idle_seconds=30)
+    config = machinery(SleepConfig(idle_seconds=30))
     with SleepTimeAgent(
         ScriptedChatModel(), sleep_model=sleep, scheduler=clock, config=config, **shared
     ) as agent:
@@ -377,7 +378,7 @@ async def test_the_async_agent_runs_on_virtual_time_too(db):
     clock = ManualScheduler()
     sleep = ScriptedChatModel([insert("human", "async", line=-1)])
     events = EventRecorder()
-    config = SleepConfig(idle_seconds=30)
+    config = machinery(SleepConfig(idle_seconds=30))
     async with AsyncSleepTimeAgent(
         ScriptedChatModel(["a", "b"]), sleep_model=sleep, db=db, scheduler=clock, config=config
     ) as agent:

@@ -4,6 +4,8 @@ The scripted models are small rule-based stand-ins for real ones: the chat
 model answers from the memory rendered into its system prompt (nothing else),
 and the sleep model keeps ``key: value`` facts in the ``human`` block, taken
 from what the user said. So each assertion on a reply shows what the bot knew.
+The agents run on the machinery config of tests/conftest.py: the keys
+("home", "diet") are the note taker's own labels, not words the user said.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sleepagent.testing import (
     tool_call,
     transcript_in_prompt,
 )
+from tests.conftest import machinery
 
 FACTS = {
     "units": re.compile(r"\bprefer (metric|imperial)\b"),
@@ -80,7 +83,7 @@ def agent():
         ScriptedChatModel([bot] * 20),
         sleep_model=ScriptedChatModel([note_taker] * 20),
         db=None,
-        config=SleepConfig(idle_seconds=30),
+        config=machinery(SleepConfig(idle_seconds=30)),
         scheduler=ManualScheduler(),
     ) as agent:
         yield agent
@@ -164,7 +167,7 @@ async def test_asimulate_runs_the_same_scenario_on_an_async_agent():
         ScriptedChatModel([bot] * 2),
         sleep_model=ScriptedChatModel([note_taker]),
         db=None,
-        config=SleepConfig(idle_seconds=30),
+        config=machinery(SleepConfig(idle_seconds=30)),
         scheduler=ManualScheduler(),
     ) as agent:
         run = await asimulate(
