@@ -398,4 +398,4 @@ def test_sleep_steps_bound_the_model_calls_of_a_sleep_run(
         ]  # fmt: skip
         assert main(argv) == 0
         server.assert_exhausted()
-    assert "up to 1 model calls per sleep-time run" in (out / "summary.md").read_text()
+    assert "up to 1 model calls per sleep-time run in its edit" in (out / "summary.md").read_text()

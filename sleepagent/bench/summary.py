@@ -35,9 +35,11 @@ __all__ = [
 ]
 
 PAPER_DIFFERENCES = (
-    "The sleep-time agent is sleepagent's (its own prompt, editing a `learned_context` "
-    "block with its memory tools), not the paper's Letta agent and prompts; the "
-    "test-time prompts are our five verbosity prompts, not the paper's files.",
+    "The sleep-time agent is sleepagent's, not the paper's Letta agent and prompts: by "
+    "default a free-text reasoning pass over the context, whose final values code writes "
+    "into a `learned_context` block (an edit round with memory tools runs only when the "
+    "pass concluded nothing); the test-time prompts are our five verbosity prompts, not "
+    "the paper's files.",
     "A sleep-time answer sees the learned context c' in memory and the bare question; "
     "`sleep_time_raw` adds the raw context c (the released harness sends c, c' and q).",
     "k parallel runs are concatenated under a header per run (the paper's code has no "
@@ -622,7 +624,8 @@ def _run_lines(summary: Summary) -> list[str]:
             f"- Requests: concurrency {last.concurrency}, timeout {last.timeout:g} s, "
             f"{last.max_retries} retries per request in the client (no other retry layer)"
             + _caps(last.max_tokens, last.sleep_max_tokens)
-            + f"; up to {last.sleep_steps} model calls per sleep-time run.",
+            + f"; up to {last.sleep_steps} model calls per sleep-time run in its edit "
+            "rounds, besides the reasoning pass.",
             f"- Wall time: {info.wall_s / 60:.1f} min over {len(info.sessions)} session(s); "
             f"first started {info.sessions[0].started}.",
             f"- Command (last session): `{last.command}`",
