@@ -147,13 +147,14 @@ class ModelCallError(SleepAgentError, RuntimeError):
 
     Attributes:
         phase: ``"chat"`` (the primary agent) or ``"sleep"`` (the sleep-time agent).
-        cause: The client's error (rate limit, server error, timeout, connection).
+        cause: The client's error (rate limit, server error, timeout, connection),
+            or a ``ValueError`` saying why a reply that arrived cannot be used.
 
     """
 
-    def __init__(self, *, phase: str, cause: BaseException) -> None:
+    def __init__(self, *, phase: str, cause: BaseException, advice: str | None = None) -> None:
         timed_out = isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
-        advice = (
+        advice = advice or (
             "The server did not answer in time: a local model on a CPU can need minutes "
             "for a long prompt. Raise the timeout: ModelOptions(timeout=SECONDS), or "
             "--timeout SECONDS for sleepagent chat and sleepagent bench"

@@ -28,6 +28,7 @@ from langgraph.types import Command
 
 from sleepagent._twins import Flow, call
 from sleepagent.config import SleepConfig
+from sleepagent.errors import ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blockstore import CommitOutcome, TurnRead
@@ -40,10 +41,16 @@ from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.usage import Usage
 
-__all__ = ["PrimaryAgent", "trim_history", "window_removals"]
+__all__ = ["PrimaryAgent", "trim_history", "unusable", "window_removals"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
 _CHAT_TOOL_ARGS = memory_tool_args(finish=False)
+_UNUSABLE_RETRIES = 1
+"""How often a reply with nothing to show is asked for again before the turn fails."""
+_UNUSABLE_ADVICE = (
+    "The model was asked twice and nothing was logged. Send the message again; if this "
+    "repeats, the model does not follow this prompt: try another model"
+)
 
 NodeResult = dict[str, Any] | Command[str]
 """What the ``agent`` node returns: a state update, or one with where to go next."""
@@ -126,7 +133,8 @@ class PrimaryAgent:
         Tool calls in a request that offered no tools are dropped (logged), never
         run: a model may name a tool it was not given. When tools were offered,
         calls written as JSON in the text are recovered (see
-        :mod:`sleepagent.sleep.toolrecovery`). Text no backend can store
+        :mod:`sleepagent.sleep.toolrecovery`). A refusal (OpenAI's ``refusal``
+        field, empty content) is the reply's text. Text no backend can store
         is replaced, so logging the reply cannot fail after the model was paid.
         """
         reply = _with_id(message)
@@ -142,6 +150,10 @@ class PrimaryAgent:
                 ", ".join(names) or "a tool",
             )
             reply = reply.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
+        refusal = reply.additional_kwargs.get("refusal")
+        if isinstance(refusal, str) and refusal.strip() and not reply.text.strip():
+            # The model's answer, in a field of its own: the user should read it.
+            reply = reply.model_copy(update={"content": refusal})
         text = reply.content
         if isinstance(text, str) and storable(text) != text:
             reply = reply.model_copy(update={"content": storable(text)})
@@ -158,8 +170,10 @@ class PrimaryAgent:
         entries = entries_from_messages([*unlogged, reply], first_seq=1, at="")
         return [(entry.role, entry.text, entry.message_id) for entry in entries]
 
-    def _turn_usage(self, state: SleepAgentState, reply: AIMessage) -> Usage:
-        return Usage.of_messages([*_this_turn_ai(state["messages"]), reply])
+    def _turn_usage(
+        self, state: SleepAgentState, reply: AIMessage, discarded: Sequence[AIMessage]
+    ) -> Usage:
+        return Usage.of_messages([*_this_turn_ai(state["messages"]), *discarded, reply])
 
     def _start_of_turn(self, state: SleepAgentState) -> dict[str, Any]:
         # A turn starts when the newest message is the user's: reset per-turn data
@@ -175,14 +189,19 @@ class PrimaryAgent:
         return self._model_for(state), prompt, self._call_config(turn)
 
     def _answered(
-        self, state: SleepAgentState, turn: RunTarget, read: TurnRead, message: BaseMessage
+        self,
+        state: SleepAgentState,
+        turn: RunTarget,
+        read: TurnRead,
+        reply: AIMessage,
+        discarded: Sequence[AIMessage],
     ) -> tuple[NodeResult, dict[str, Any] | None]:
         """The node's result, and the log append to make (None: a tool step).
 
         Once the turn is answered, messages older than ``state_messages`` leave the
-        state (see :func:`window_removals`); the log keeps them.
+        state (see :func:`window_removals`); the log keeps them. ``discarded``
+        replies were asked for again; only their usage is kept.
         """
-        reply = self._reply(state, message)
         update = {**self._start_of_turn(state), "messages": [reply]}
         if self._wants_tools(reply):
             return Command(update=update, goto="agent_tools"), None
@@ -193,7 +212,7 @@ class PrimaryAgent:
             "at": iso(self._clock()),
             "head": read.head,
             "logged_until": read.logged_until,
-            "chat_usage": read.chat_usage + self._turn_usage(state, reply),
+            "chat_usage": read.chat_usage + self._turn_usage(state, reply, discarded),
         }
         removed = window_removals([*state["messages"], reply], self._config.state_messages)
         update = {**update, "messages": [*removed, reply]}
@@ -215,9 +234,22 @@ class PrimaryAgent:
             with_contexts=self._config.show_raw_context,
         )
         model, prompt, call_config = self._request(state, turn, read)
-        with model_errors("chat"):
-            message = yield from call(model.invoke, prompt, call_config)
-        update, log = self._answered(state, turn, read, message)
+        # A reply with nothing to show is asked for once more (a sampled model often
+        # answers the second time), then the turn fails: bounded by _UNUSABLE_RETRIES.
+        discarded: list[AIMessage] = []
+        while True:
+            with model_errors("chat"):
+                message = yield from call(model.invoke, prompt, call_config)
+            reply = self._reply(state, message)
+            problem = unusable(message, reply)
+            if problem is None:
+                break
+            if len(discarded) == _UNUSABLE_RETRIES:
+                raise ModelCallError(
+                    phase="chat", cause=ValueError(problem), advice=_UNUSABLE_ADVICE
+                )
+            discarded.append(reply)
+        update, log = self._answered(state, turn, read, reply, discarded)
         if log is not None:
             yield from call(turn.blocks.append, **log)
         return update
@@ -287,6 +319,31 @@ def window_removals(messages: Sequence[AnyMessage], keep: int | None) -> list[Re
     return [
         RemoveMessage(id=message.id) for message in messages[: len(messages) - kept] if message.id
     ]
+
+
+def unusable(message: BaseMessage, reply: AIMessage) -> str | None:
+    """Why ``reply`` can neither answer the user nor go on to a tool step (None: it can).
+
+    Args:
+        message: The model's message as it arrived.
+        reply: The same message as the turn keeps it (see ``PrimaryAgent._reply``):
+            calls it may not run are gone, a refusal is its text.
+
+    Returns:
+        What was wrong, for the error, or ``None`` when the reply has text or a tool call.
+
+    """
+    if reply.tool_calls or reply.invalid_tool_calls or reply.text.strip():
+        return None
+    arrived = message if isinstance(message, AIMessage) else reply
+    names = [call["name"] for call in arrived.tool_calls]
+    names += [call.get("name") or "(no name)" for call in arrived.invalid_tool_calls]
+    if names:
+        return (
+            "the chat model replied with no text, only tool calls that cannot run "
+            f"(not offered, or arguments that are not a JSON object): {', '.join(names)}"
+        )
+    return "the chat model replied with no text and no tool call"
 
 
 def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 __all__ = [
     "Completion",
@@ -90,6 +90,15 @@ def raw_call(name: str, arguments: str) -> WireToolCall:
     return WireToolCall(name, arguments)
 
 
+class _Usage(TypedDict, total=False):
+    """The usage fields of :class:`Completion`, as keywords."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+
+
 @dataclass(frozen=True)
 class Completion:
     """One scripted model reply, with the usage the server reports for it.
@@ -101,6 +110,7 @@ class Completion:
         completion_tokens: Reported completion tokens.
         cached_tokens: Reported ``prompt_tokens_details.cached_tokens``.
         reasoning_tokens: Reported ``completion_tokens_details.reasoning_tokens``.
+        refusal: The message's ``refusal`` field (OpenAI's way to decline), if any.
 
     """
 
@@ -110,11 +120,17 @@ class Completion:
     completion_tokens: int = 5
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    refusal: str | None = None
 
     @classmethod
-    def calling(cls, *calls: WireToolCall, **usage: int) -> Completion:
+    def calling(cls, *calls: WireToolCall, **usage: Unpack[_Usage]) -> Completion:
         """A reply that makes ``calls`` and says nothing (``content: null``)."""
         return cls(content=None, tool_calls=calls, **usage)
+
+    @classmethod
+    def refusing(cls, refusal: str, **usage: Unpack[_Usage]) -> Completion:
+        """A reply that declines: ``content: null`` and ``refusal`` set to this text."""
+        return cls(content=None, refusal=refusal, **usage)
 
     @property
     def finish_reason(self) -> str:
@@ -443,6 +459,8 @@ def _preview(request: RecordedRequest) -> str:
 
 def _message(reply: Completion) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.refusal is not None:
+        message["refusal"] = reply.refusal
     if reply.tool_calls:
         message["tool_calls"] = [
             {
@@ -498,6 +516,8 @@ def _chunks(reply: Completion, model: str, *, with_usage: bool) -> Iterator[dict
     yield chunk({"role": "assistant", "content": "" if reply.content is not None else None})
     for word in re.findall(r"\s*\S+\s*", reply.content or ""):
         yield chunk({"content": word})
+    if reply.refusal is not None:
+        yield chunk({"refusal": reply.refusal})
     for index, call in enumerate(reply.tool_calls):
         head = {"index": index, "id": call.id, "type": "function"}
         yield chunk({"tool_calls": [{**head, "function": {"name": call.name, "arguments": ""}}]})
