@@ -411,20 +411,21 @@ _MALFORMED_REPLY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-_MAX_TOKENS_KEYWORD = {"ChatOllama": "num_predict", "ChatGoogleGenerativeAI": "max_output_tokens"}
-
-
 def sample_options(
     model: BaseChatModel, *, max_tokens: int | None, temperature: float | None
 ) -> dict[str, Any]:
     """Call options that bound one model call, spelled as ``model``'s class expects them.
 
     For ``model.bind(...)``: the sleep-time reasoning pass caps each sample's tokens
-    (its effort) and samples at a temperature of its own.
+    (its effort) and samples at a temperature of its own. The token cap's name comes
+    from the provider table (``num_predict`` for Ollama, ...), found by the package
+    the model's class lives in; any other model gets ``max_tokens``.
     """
+    package = type(model).__module__.partition(".")[0].replace("_", "-")
+    provider = next((p for p in _PROVIDERS.values() if p.package == package), None)
     options: dict[str, Any] = {}
     if max_tokens is not None:
-        options[_MAX_TOKENS_KEYWORD.get(type(model).__name__, "max_tokens")] = max_tokens
+        options[(provider and provider.max_tokens) or "max_tokens"] = max_tokens
     if temperature is not None:
         options["temperature"] = temperature
     return options

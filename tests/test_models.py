@@ -310,3 +310,19 @@ def test_a_timed_out_call_names_the_option_and_the_command_line_flag():
 def test_another_failed_call_names_both_flags():
     message = str(ModelCallError(phase="chat", cause=ConnectionError("refused")))
     assert "--timeout and --max-retries" in message
+
+
+def test_a_reasoning_sample_is_capped_by_the_name_its_provider_uses():
+    from langchain_ollama import ChatOllama
+    from langchain_openai import ChatOpenAI
+
+    from sleepagent.models import sample_options
+
+    openai_model = ChatOpenAI(api_key="sk-test")
+    assert sample_options(openai_model, max_tokens=5, temperature=0.0) == {
+        "max_tokens": 5,
+        "temperature": 0.0,
+    }
+    assert sample_options(ChatOllama(model="m"), max_tokens=5, temperature=None) == {
+        "num_predict": 5
+    }

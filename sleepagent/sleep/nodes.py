@@ -393,7 +393,7 @@ class SleepTimeRunner:
             texts.append(message_text(reply))
         lines = learned_lines(agree([read_notes(text) for text in texts]))
         staged = _stage_learned(transitions.staged_of(run), lines, transitions.evidence_of(run))
-        return transitions.after_thinking(run, usage, staged, concluded=bool(lines))
+        return transitions.after_thinking(run, usage, staged)
 
     # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 

@@ -187,18 +187,16 @@ def evidence_of(run: RunState) -> PageEvidence:
     return PageEvidence.from_dict(_page(run)["evidence"])
 
 
-def after_thinking(
-    run: RunState, usage: Usage, staged: StagedMemory | None, *, concluded: bool
-) -> RunState:
+def after_thinking(run: RunState, usage: Usage, staged: StagedMemory | None) -> RunState:
     """Take the reasoning pass's tokens, and the learned context it staged, if any.
 
     The samples' tokens count in the run's usage but not as steps: the step
-    budget bounds edit rounds. A context page whose pass ``concluded`` is
+    budget bounds edit rounds. A context page whose pass staged results is
     finished: it has nothing else to write (only learned blocks change there).
     """
     page = _page(run)
     wrote = staged is not None
-    finished = page["finished"] or (concluded and wrote and evidence_of(run).context_only)
+    finished = page["finished"] or (wrote and evidence_of(run).context_only)
     return {
         **run,
         "usage": (Usage.from_dict(run["usage"]) + usage).to_dict(),

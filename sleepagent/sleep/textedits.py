@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from sleepagent import prompts
 from sleepagent.errors import MemoryEditError
-from sleepagent.memory.blocks import MemoryBlock, RethinkEdit, apply_edit
+from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
 from sleepagent.memory.render import escape
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.sleep.consolidation import PageEvidence, review_edit
@@ -267,9 +267,8 @@ def stage_text_reply(
             if evidence is not None:
                 reviewed = review_edit(staged.block(edit.label), edit, evidence).edit
                 # A checked rewrite is still a rewrite, of the cleaned value.
-                staged_edit = RethinkEdit(
-                    edit.label, apply_edit(staged.block(edit.label), reviewed).value
-                )
+                assert isinstance(reviewed, RethinkEdit)
+                staged_edit = reviewed
             staged, _ = staged.stage(staged_edit)
         except MemoryEditError as error:
             kind = ProblemKind.READ_ONLY if "read-only" in str(error) else ProblemKind.REFUSED
