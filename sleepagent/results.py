@@ -15,6 +15,7 @@ __all__ = [
     "ChatResult",
     "Conflict",
     "FailedPage",
+    "Forgotten",
     "RunRecord",
     "SleepOutcome",
     "SleepResult",
@@ -259,6 +260,26 @@ class FailedPage:
     def from_dict(cls, data: Mapping[str, Any]) -> FailedPage:
         """Inverse of :meth:`to_dict`."""
         return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What a ``forget`` call removed.
+
+    Attributes:
+        scope: Key of the memory scope (``user:ada``, ``thread:t1``).
+        threads: The conversations whose transcript log, records (watermark,
+            pending work, usage) and checkpoints were removed, sorted.
+        whole_scope: True when the scope's memory went too: blocks, their
+            history, raw contexts, runs and failed pages.
+        items: Records removed from the store (checkpoints not counted).
+
+    """
+
+    scope: str
+    threads: tuple[str, ...]
+    whole_scope: bool
+    items: int
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from sleepagent.agent.inflight import RunsInFlight
-from sleepagent.config import SleepConfig
+from sleepagent.config import ScopePolicy, SleepConfig
 from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError
 from sleepagent.graph.build import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
 from sleepagent.graph.context import SleepContext, iso
@@ -126,6 +126,7 @@ class AgentBase:
             chat_model, sleep_model=sleeper, config=self.config, clock=clock
         )
         self._graph: Graph | None = None
+        self._saver: BaseCheckpointSaver[Any] | None = None
         self._blocks: BlockStore | None = None
         # Turns of one thread are answered in order; one sleep run per scope in this
         # agent (other agents and processes: the store's run lock).
@@ -171,6 +172,7 @@ class AgentBase:
 
     def _attach(self, checkpointer: BaseCheckpointSaver[Any], store: BaseStore) -> None:
         self._graph = self._builder.compile(checkpointer=checkpointer, store=store)
+        self._saver = checkpointer
         self._blocks = BlockStore(store, self.config.blocks)
 
     @property
@@ -179,6 +181,13 @@ class AgentBase:
         if self._graph is None:
             self._not_open()
         return self._graph
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        """The checkpointer the graph keeps conversations with (available once open)."""
+        if self._saver is None:
+            self._not_open()
+        return self._saver
 
     @property
     def blocks(self) -> BlockStore:
@@ -199,6 +208,31 @@ class AgentBase:
 
         """
         return resolve_scope(self.config.scope, thread_id=thread_id, user_id=user_id)
+
+    def _erasure_target(
+        self, user_id: str | None, thread_id: str | None
+    ) -> tuple[Scope, str | None]:
+        """Whose data a forget or an export is about: ``(scope, thread or None for all)``.
+
+        Raises:
+            ConfigurationError: With neither id, or ``user_id`` alone on an
+                agent whose memory is never a user's (``ScopePolicy.THREAD``).
+
+        """
+        if thread_id is not None:
+            return self.scope(thread_id=thread_id, user_id=user_id), thread_id
+        if user_id is None:
+            raise ConfigurationError(
+                "say whose data: user_id=... (a user's memory and every thread kept for it) "
+                "or thread_id=... (one conversation)"
+            )
+        if self.config.scope is ScopePolicy.THREAD:
+            raise ConfigurationError(
+                "this agent keeps memory per thread (ScopePolicy.THREAD), never per user: "
+                "pass thread_id=... for each of the user's conversations"
+            )
+        # Any thread id resolves the user's scope: the user id alone decides it.
+        return self.scope(thread_id=user_id, user_id=user_id), None
 
     # --- events ----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from sleepagent.agent.flows import AgentFlows
 from sleepagent.errors import WrongModeError
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
-from sleepagent.results import BlockDiff, ChatResult, FailedPage, SleepResult
+from sleepagent.results import BlockDiff, ChatResult, FailedPage, Forgotten, SleepResult
 from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundIdleScheduler
 from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.policy import Reason
@@ -289,6 +289,55 @@ class SleepTimeAgent(AgentFlows):
         """Token usage totals of a thread, per phase."""
         return self._run(self._usage_flow(thread_id, user_id))
 
+    # --- a user's data -----------------------------------------------------------
+
+    def forget(self, *, user_id: str | None = None, thread_id: str | None = None) -> Forgotten:
+        """Remove everything stored for a user or a conversation, on this agent's database.
+
+        ``forget(user_id=...)`` removes the user's memory scope: its blocks and
+        their history, raw contexts, sleep runs and failed pages, and every
+        thread kept for it, with each thread's transcript log, watermark,
+        pending work, usage, checkpoints and idle timer. ``forget(thread_id=...)``
+        removes that conversation only (pass ``user_id`` too when it belongs
+        to a user); the blocks of a user's scope go only with ``user_id``. Under
+        ``ScopePolicy.THREAD`` a thread is its own scope, so its blocks go with it.
+
+        A sleep run of the scope in flight, in any process on the database, is
+        waited for, and none starts until the data is gone, so none can write
+        it back. Nothing of any other scope is read or changed. A conversation
+        that starts while this runs, or a turn served meanwhile by another
+        process, is new data and is kept. Calling it again is harmless, and
+        finishes a forget that a killed process left half done.
+
+        Returns:
+            What was removed.
+
+        Raises:
+            ConfigurationError: With neither id, or ``user_id`` alone under
+                ``ScopePolicy.THREAD``.
+            ScopeMismatchError: When the thread belongs to another memory scope.
+
+        """
+        return self._run(self._forget_flow(user_id, thread_id))
+
+    def export(self, *, user_id: str | None = None, thread_id: str | None = None) -> dict[str, Any]:
+        """Everything :meth:`forget` would remove, as one JSON-ready document.
+
+        The document has ``format`` (``sleepagent-export/1``), ``exported_at``,
+        ``scope`` and ``whole_scope``; ``memory`` (with a whole scope: blocks
+        by label, each block's history in version order, runs); and
+        ``threads``, by id: each thread's stored records, transcript log,
+        raw contexts, failed pages and checkpointed messages (LangChain's
+        ``messages_to_dict`` form). ``json.dumps`` takes it as it is.
+
+        Raises:
+            ConfigurationError: With neither id, or ``user_id`` alone under
+                ``ScopePolicy.THREAD``.
+            ScopeMismatchError: When the thread belongs to another memory scope.
+
+        """
+        return self._run(self._export_flow(user_id, thread_id))
+
 
 class AsyncSleepTimeAgent(AgentFlows):
     """The asyncio twin of :class:`SleepTimeAgent`; open it with ``async with``.
@@ -430,3 +479,15 @@ class AsyncSleepTimeAgent(AgentFlows):
     @async_twin(SleepTimeAgent.usage)
     async def usage(self, *, thread_id: str, user_id: str | None = None) -> dict[Phase, Usage]:
         return await self._arun(self._usage_flow(thread_id, user_id))
+
+    @async_twin(SleepTimeAgent.forget)
+    async def forget(
+        self, *, user_id: str | None = None, thread_id: str | None = None
+    ) -> Forgotten:
+        return await self._arun(self._forget_flow(user_id, thread_id))
+
+    @async_twin(SleepTimeAgent.export)
+    async def export(
+        self, *, user_id: str | None = None, thread_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self._arun(self._export_flow(user_id, thread_id))

@@ -16,19 +16,21 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, messages_to_dict
 from langchain_core.runnables import RunnableConfig
 
 from sleepagent._twins import Flow, StreamClosed, call, emit, holding, iterate, shielded, within
 from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
 from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, StorageError
+from sleepagent.graph.companion import sleep_thread_id
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
+from sleepagent.memory.erasure import Holdings, export_document
 from sleepagent.memory.storable import require_storable
-from sleepagent.results import BlockDiff, ChatResult, FailedPage, SleepResult
+from sleepagent.results import BlockDiff, ChatResult, FailedPage, Forgotten, SleepResult
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scheduling.policy import Reason
 from sleepagent.scope import Scope
@@ -343,6 +345,59 @@ class AgentFlows(AgentBase):
     def _usage_flow(self, thread_id: str, user_id: str | None) -> Flow[dict[Phase, Usage]]:
         yield from self._owner(thread_id, user_id)
         return (yield from call(self.blocks.usage, thread_id))
+
+    # --- forget and export -------------------------------------------------------------
+
+    def _forget_flow(self, user_id: str | None, thread_id: str | None) -> Flow[Forgotten]:
+        """Remove everything stored for a thread or a scope (DESIGN invariant 15).
+
+        It holds the scope's run lock, waiting for a run in flight to end, so no
+        sleep run of the scope (in any process on the database) can write back
+        what is being removed; then this agent's turn lock of each thread, so
+        none of its turns is halfway; then the commit lock, while the store's
+        records go. Checkpoints go before the store's records: the threads are
+        found by their log heads, so a forget cut short is finished by asking again.
+        """
+        scope, thread = self._erasure_target(user_id, thread_id)
+        if thread is not None:
+            yield from call(self.blocks.check_owner, scope, thread)
+
+        def locked(held: bool) -> Flow[Forgotten]:
+            found = yield from call(self.blocks.holdings, scope, thread)
+            return (yield from self._holding_threads(found.threads, self._erase_flow(found)))
+
+        return (yield from within(locked, run_lock, self.blocks.store, scope, wait=True))
+
+    def _holding_threads(self, threads: Sequence[str], body: Flow[T]) -> Flow[T]:
+        """Run ``body`` holding the turn lock of each thread, taken in sorted order."""
+        if not threads:
+            return (yield from body)
+        first, *rest = sorted(threads)
+        lock = self._thread_locks.get(first)
+        return (yield from holding(lock, self._holding_threads(rest, body)))
+
+    def _erase_flow(self, found: Holdings) -> Flow[Forgotten]:
+        checkpointed = list(found.threads)
+        if found.whole_scope:
+            checkpointed.append(sleep_thread_id(found.scope))  # the runs' working state
+        for thread in checkpointed:
+            yield from call(self.checkpointer.delete_thread, thread)
+        removed = yield from call(self.blocks.erase, found)
+        if self._coordinator is not None:
+            self._coordinator.forget(found.threads)
+        return Forgotten(found.scope.key, found.threads, found.whole_scope, removed)
+
+    def _export_flow(self, user_id: str | None, thread_id: str | None) -> Flow[dict[str, Any]]:
+        scope, thread = self._erasure_target(user_id, thread_id)
+        if thread is not None:
+            yield from call(self.blocks.check_owner, scope, thread)
+        found = yield from call(self.blocks.holdings, scope, thread)
+        messages = {}
+        for each in found.threads:
+            config = self._config(each, "sleepagent:export", None)
+            snapshot = yield from call(self.graph.get_state, config)
+            messages[each] = messages_to_dict(snapshot.values.get("messages") or [])
+        return export_document(found, messages, exported_at=self._now())
 
 
 def _driver_error(error: BaseException) -> BaseException | None:

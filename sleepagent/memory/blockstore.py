@@ -33,6 +33,7 @@ from sleepagent.errors import (
     WrongModeError,
 )
 from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
+from sleepagent.memory.erasure import Holdings, erase_plan, holdings_plan
 from sleepagent.memory.records import (
     CommitOptions,
     CommitOutcome,
@@ -460,15 +461,7 @@ class BlockStore:
         return sorted(pages, key=lambda page: (page.thread_id, page.first_seq))
 
     def _search_all(self, namespace: tuple[str, ...]) -> Plan[list[Item]]:
-        found: list[Item] = []
-        offset = 0
-        while True:
-            (result,) = yield [SearchOp(namespace, limit=layout.SEARCH_PAGE, offset=offset)]
-            items = layout.items(result)
-            found.extend(items)
-            if len(items) < layout.SEARCH_PAGE:
-                return found
-            offset += layout.SEARCH_PAGE
+        return (yield from layout.search_all(namespace))
 
     def _put_run_plan(self, scope: Scope, record: RunRecord) -> Plan[None]:
         yield [PutOp(layout.runs_ns(scope), record.run_id, record.to_dict(), index=False)]
@@ -788,6 +781,23 @@ class BlockStore:
         """Keep a sleep run's record (its own writer: the run)."""
         self._run(self._put_run_plan(scope, record))
 
+    def holdings(self, scope: Scope, thread_id: str | None = None) -> Holdings:
+        """Everything stored for ``thread_id`` in ``scope``, or for the whole scope.
+
+        See :mod:`sleepagent.memory.erasure` for what belongs to a thread and to a scope.
+        """
+        return self._run(holdings_plan(scope, thread_id))
+
+    def erase(self, found: Holdings) -> int:
+        """Delete what :meth:`holdings` found, holding the scope's commit lock.
+
+        Returns:
+            How many records were deleted (what arrived for the same threads
+            since ``found`` was read goes too).
+
+        """
+        return self._run_locked(erase_plan(found), found.scope)
+
     def runs(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
         """The scope's most recent sleep runs, newest first."""
         return self._run(self._runs_plan(scope, limit))
@@ -961,6 +971,14 @@ class BlockStore:
     @async_twin(put_run)
     async def aput_run(self, scope: Scope, record: RunRecord) -> None:
         await self._arun(self._put_run_plan(scope, record))
+
+    @async_twin(holdings)
+    async def aholdings(self, scope: Scope, thread_id: str | None = None) -> Holdings:
+        return await self._arun(holdings_plan(scope, thread_id))
+
+    @async_twin(erase)
+    async def aerase(self, found: Holdings) -> int:
+        return await self._arun_locked(erase_plan(found), found.scope)
 
     @async_twin(runs)
     async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:

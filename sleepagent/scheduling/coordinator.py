@@ -204,6 +204,21 @@ class SleepCoordinator:
                 claim.started_at, activity.last_turn_at, remaining
             )
 
+    def forget(self, thread_ids: Iterable[str]) -> None:
+        """Drop every alarm, count and deferred job of these threads: their data is gone.
+
+        A run of their scope already claimed ends on its own (it finds nothing to read).
+        """
+        thread_ids = set(thread_ids)
+        with self._lock:
+            for thread_id in thread_ids:
+                self._activity.pop(thread_id, None)
+            for deferred in self._deferred.values():
+                for thread_id in thread_ids & deferred.keys():
+                    del deferred[thread_id]
+        for thread_id in thread_ids:
+            self._scheduler.cancel(thread_id)
+
     def covered_manually(self, thread_id: str, *, pending_left: int) -> None:
         """A ``sleep()`` call covered the thread; drop its alarm if nothing is left."""
         if pending_left:

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from langgraph.store.base import Item, ListNamespacesOp, MatchCondition, Result
+from langgraph.store.base import Item, ListNamespacesOp, MatchCondition, Op, Result, SearchOp
 
 from sleepagent.errors import ConfigurationError
 from sleepagent.memory.blocks import MemoryBlock
@@ -51,6 +51,7 @@ __all__ = [
     "encode_id",
     "history_span",
     "list_scopes_op",
+    "search_all",
     "scope_namespace",
     "scope_of",
     "threads_prefix",
@@ -149,8 +150,13 @@ def blocks_ns(scope: Scope) -> tuple[str, ...]:
     return (*scope_namespace(scope), "blocks")
 
 
+def history_prefix(scope: Scope) -> tuple[str, ...]:
+    """Namespace under which each block's history has its own namespace."""
+    return (*scope_namespace(scope), "history")
+
+
 def history_ns(scope: Scope, label: str) -> tuple[str, ...]:
-    return (*scope_namespace(scope), "history", label)
+    return (*history_prefix(scope), label)
 
 
 def contexts_ns(scope: Scope) -> tuple[str, ...]:
@@ -223,6 +229,23 @@ def history_span(current: int, *, limit: int | None, before: int | None) -> tupl
 
 
 # --- reading stored items ----------------------------------------------------------
+
+
+def search_all(namespace: tuple[str, ...]) -> Generator[list[Op], list[Result], list[Item]]:
+    """A plan that reads every item under ``namespace``, one page per batch.
+
+    Drive it like a :class:`~sleepagent.memory.blockstore.BlockStore` plan: it
+    yields a batch of one search and receives its results.
+    """
+    found: list[Item] = []
+    offset = 0
+    while True:
+        (result,) = yield [SearchOp(namespace, limit=SEARCH_PAGE, offset=offset)]
+        page = items(result)
+        found.extend(page)
+        if len(page) < SEARCH_PAGE:
+            return found
+        offset += SEARCH_PAGE
 
 
 def items(result: Result) -> list[Item]:
