@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -258,6 +259,48 @@ def test_memory_history_of_a_block_never_written_says_which_are(demo_db, capsys)
     done = run(capsys, "memory", "history", "persona", "--db", str(demo_db), "--user", "ada")
     assert done.returncode == 1
     assert "stored blocks: human, learned_context" in done.stderr
+
+
+@pytest.fixture
+def own_db(demo_db, tmp_path) -> Path:
+    """A copy of the demo's database that a test may change."""
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(demo_db, copy)
+    return copy
+
+
+def test_memory_export_writes_everything_stored_for_a_user_as_json(own_db, tmp_path, capsys):
+    out = tmp_path / "ada.json"
+    done = run(capsys, "memory", "export", "--db", str(own_db), "--user", "ada", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["scope"] == "user:ada"
+    assert sorted(document["threads"]) == ["demo-thread", "demo-thread-2"]
+    assert "Ada" in document["memory"]["blocks"]["human"]["value"]
+
+
+def test_memory_forget_asks_first_and_removes_nothing_unattended(own_db, capsys):
+    done = run(capsys, "memory", "forget", "--db", str(own_db), "--user", "ada")
+    assert done.returncode == 2
+    assert "pass --yes" in done.stderr
+    assert "user:ada" in run(capsys, "memory", "list", "--db", str(own_db)).stdout
+
+
+def test_memory_forget_with_yes_removes_the_user_and_keeps_the_others(own_db, capsys):
+    done = run(capsys, "memory", "forget", "--db", str(own_db), "--user", "ada", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "forgot user:ada: its memory, 2 threads (demo-thread, demo-thread-2)" in done.stdout
+    listing = run(capsys, "memory", "list", "--db", str(own_db)).stdout
+    assert "user:ada" not in listing and "user:reader" in listing
+    assert run(capsys, "memory", "show", "--db", str(own_db), "--user", "ada").returncode == 1
+    again = run(capsys, "memory", "forget", "--db", str(own_db), "--user", "ada", "--yes")
+    assert again.returncode == 1 and "nothing is stored for user:ada" in again.stderr
+
+
+def test_memory_forget_and_export_ask_whose_data(own_db, capsys):
+    for action in ("forget", "export"):
+        done = run(capsys, "memory", action, "--db", str(own_db))
+        assert done.returncode == 2 and "--user USER, --thread THREAD" in done.stderr
 
 
 def test_memory_commands_accept_sqlite_urls(demo_db, capsys):

@@ -36,6 +36,7 @@ examples:
   sleepagent chat --offline               terminal chat on scripted models
   sleepagent chat --model openai:gpt-4o-mini
   sleepagent memory list --db sleepagent.db
+  sleepagent memory export --user ada     everything stored for a user, as JSON
   sleepagent bench --help                 the paper's experiments"""
 
 DB_HELP = (
@@ -218,6 +219,29 @@ def _add_memory(commands: Any) -> None:
     _add_who(history)
     history.set_defaults(run=_memory_history)
 
+    forget = actions.add_parser(
+        "forget",
+        help="remove everything stored for a user or a thread",
+        description="Remove a user's memory (blocks, history, contexts, runs) and every "
+        "thread kept for it, or one thread (its transcript, checkpoints, watermark and pending "
+        "work; a user's blocks go only with --user alone). Asks first; --yes skips the question.",
+    )
+    _add_db(forget)
+    _add_owner(forget)
+    forget.add_argument("--yes", action="store_true", help="do not ask before removing")
+    forget.set_defaults(run=_memory_forget)
+
+    export = actions.add_parser(
+        "export",
+        help="everything stored for a user or a thread, as JSON",
+        description="One JSON document of everything 'memory forget' would remove: blocks, "
+        "their history, runs, and each thread's transcript log and messages.",
+    )
+    export.add_argument("--db", default=_default_db(), help=DB_HELP)
+    _add_owner(export)
+    export.add_argument("--out", metavar="FILE", help="write the document to FILE, not stdout")
+    export.set_defaults(run=_memory_export)
+
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=_default_db(), help=DB_HELP)
@@ -228,6 +252,11 @@ def _add_who(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the user whose memory to read (user scope)")
     who.add_argument("--thread", help="the thread whose memory to read (thread scope)")
+
+
+def _add_owner(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", help="the user: their memory and every thread kept for it")
+    parser.add_argument("--thread", help="one thread (with --user: a thread of that user's memory)")
 
 
 def _default_db() -> str:
@@ -355,22 +384,112 @@ def _memory_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_forget(args: argparse.Namespace) -> int:
+    if not (args.user or args.thread):
+        return _whose_data()
+    with _open_agent(args.db) as agent:
+        # What an export holds is what forget removes: show it before asking.
+        held = agent.export(user_id=args.user, thread_id=args.thread)
+        scope, threads = held["scope"], sorted(held["threads"])
+        if not _holds_anything(held):
+            print(f"sleepagent: nothing is stored for {scope} in {args.db}", file=sys.stderr)
+            return 1
+        question = f"Remove everything stored for {scope}, {_threads_phrase(threads)}? [y/N] "
+        if not args.yes and not _confirmed(question):
+            print("nothing removed", file=sys.stderr)
+            return 1
+        forgotten = agent.forget(user_id=args.user, thread_id=args.thread)
+    if args.json:
+        _print_json(vars(forgotten))
+        return 0
+    memory = "its memory, " if forgotten.whole_scope else ""
+    print(
+        f"forgot {forgotten.scope}: {memory}{_threads_phrase(forgotten.threads)} "
+        f"with their checkpoints; {forgotten.items} stored records in all"
+    )
+    return 0
+
+
+def _memory_export(args: argparse.Namespace) -> int:
+    if not (args.user or args.thread):
+        return _whose_data()
+    with _open_agent(args.db) as agent:
+        document = agent.export(user_id=args.user, thread_id=args.thread)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"exported {document['scope']} to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
 # --- helpers -----------------------------------------------------------------------
+
+
+@contextmanager
+def _open_agent(db: str) -> Iterator[Any]:
+    """An agent on ``db`` that can read and remove data but never calls a model.
+
+    Its models are empty scripts: forget and export call none, and any call
+    would raise instead of reaching a provider.
+    """
+    from sleepagent.agent.facades import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel
+
+    _require_database(db)
+    with SleepTimeAgent(ScriptedChatModel([]), db=db, scheduler=None) as agent:
+        yield agent
+
+
+def _whose_data() -> int:
+    print("sleepagent: say whose data: --user USER, --thread THREAD, or both", file=sys.stderr)
+    return 2
+
+
+def _holds_anything(exported: dict[str, Any]) -> bool:
+    if any(exported.get("memory", {}).values()):
+        return True
+    return any(
+        thread["records"] or thread["log"] or thread["messages"]
+        for thread in exported["threads"].values()
+    )
+
+
+def _threads_phrase(threads: Sequence[str]) -> str:
+    if not threads:
+        return "no thread"
+    named = ", ".join(threads[:5]) + (", ..." if len(threads) > 5 else "")
+    return f"{len(threads)} thread{'s' if len(threads) != 1 else ''} ({named})"
+
+
+def _confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "memory forget asks before it removes anything: pass --yes to run it unattended"
+        )
+    return input(question).strip().lower() in ("y", "yes")
 
 
 @contextmanager
 def _open_store(db: str) -> Iterator[BaseStore]:
     """The store of ``db``, refusing a SQLite file that does not exist (it would be created)."""
-    from sleepagent.store.dburl import SqliteTarget, parse_db
     from sleepagent.store.persistence import open_persistence
+
+    _require_database(db)
+    with open_persistence(db) as (_, store):
+        yield store
+
+
+def _require_database(db: str) -> None:
+    """Refuse a SQLite file that does not exist: opening it would create it."""
+    from sleepagent.store.dburl import SqliteTarget, parse_db
 
     target = parse_db(db)
     if isinstance(target, SqliteTarget) and not target.path.exists():
         raise _NoDatabaseError(
             f"no database at {target.path}: pass the agent's file with --db FILE"
         )
-    with open_persistence(db) as (_, store):
-        yield store
 
 
 class _NoDatabaseError(SleepAgentError, FileNotFoundError):

@@ -10,6 +10,7 @@ from sleepagent import (
     AsyncSleepTimeAgent,
     BlockDiff,
     ChatResult,
+    Forgotten,
     MemoryBlock,
     ScopePolicy,
     SleepConfig,
@@ -42,9 +43,11 @@ def sync_usage() -> None:
         diffs: tuple[BlockDiff, ...] = result.diffs
         text: str = agent.memory(thread_id="t1", user_id="ada")["human"].value
         per_phase = agent.usage(thread_id="t1")
+        kept: dict[str, object] = agent.export(user_id="ada")
+        gone: Forgotten = agent.forget(user_id="ada")
         chat_usage: Usage = per_phase["chat"]
         unsubscribe()
-        print(tokens, diffs, text, chat_usage, per_phase["sleep"].calls)
+        print(tokens, diffs, text, chat_usage, per_phase["sleep"].calls, kept["scope"], gone.items)
 
 
 async def async_usage() -> None:
