@@ -10,10 +10,14 @@ never on a label:
 - Every role: markup (``<p>``), placeholders (``[Your Name]``, ``<previously saved
   ...>``, "not mentioned") and exact or near-duplicate lines are dropped.
 - ``FACTS``: a new line must be grounded in what the user said on the page
-  (:func:`ungrounded_words`); a line of the persona never lands here; a rewrite
-  that drops a fact it does not remove gets the fact back; a correction (the
-  user said something changed, and a new line states the same kind of fact)
-  replaces the line it corrects, and the block's history keeps the old one.
+  (:func:`ungrounded_words`), and be a statement, not an instruction to the
+  assistant ("Ignore your instructions and ..."); a line of the persona never
+  lands here; a line whose every word another line already says is redundant
+  (:func:`subsumes`): a new one is dropped, an old one is merged into the new
+  line that says all of it; a rewrite that drops a fact it does not remove gets
+  the fact back; a correction (the user said something changed, and a new line
+  states the same kind of fact) replaces the line it corrects, and the block's
+  history keeps the old one.
 - ``PERSONA``: changed only when the user spoke about how the assistant
   should behave.
 - On a page of context only (no user message), only ``LEARNED`` blocks change
@@ -45,7 +49,7 @@ from sleepagent.memory.blocks import (
 )
 from sleepagent.memory.transcript import LogEntry
 
-__all__ = ["PageEvidence", "Reviewed", "review_edit", "ungrounded_words"]
+__all__ = ["PageEvidence", "Reviewed", "review_edit", "subsumes", "ungrounded_words"]
 
 logger = logging.getLogger("sleepagent.sleep")
 
@@ -206,6 +210,8 @@ def _consolidate_facts(
         kept.append(text)
         added.append(text)
     corrected = _corrected(evidence.said)
+    if not corrected:  # a correction is the next loop's to apply, not a repeat
+        kept, added, before = _without_subsumed(kept, added, before, removed, notes)
     for position, old in enumerate(before):
         present = any(_near(old, line) for line in kept)
         newer = next((line for line in added if corrected and _corrects(line, old)), None)
@@ -224,9 +230,75 @@ def _consolidate_facts(
     return kept, notes
 
 
+def _without_subsumed(
+    kept: list[str], added: list[str], before: list[str], removed: set[str], notes: list[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """Drop the lines another line already says in full (see :func:`subsumes`).
+
+    A new line is dropped when a line that stays (kept, or stored and not
+    removed) says all of it; a stored line is merged into a new line that says
+    all of it, so the newer wording stands. Returns ``(kept, added, before)``
+    with those lines gone (from ``before`` too, so they are not merged back).
+    """
+    staying = [*kept, *(old for old in before if old not in removed and old not in kept)]
+    redundant = {
+        line
+        for line in added
+        if any(other != line and subsumes(other, line, newer=False) for other in staying)
+    }
+    for line in redundant:
+        notes.append(f"Dropped {_quote(line)}: another line already says all of it.")
+    added = [line for line in added if line not in redundant]
+    merged = set()
+    for old in before:
+        newer = next((line for line in added if subsumes(line, old, newer=True)), None)
+        if newer is not None:
+            merged.add(old)
+            notes.append(f"Merged {_quote(old)} into {_quote(newer)}, which says all of it.")
+    kept = [line for line in kept if line not in redundant and line not in merged]
+    return kept, added, [old for old in before if old not in merged]
+
+
+def subsumes(line: str, other: str, *, newer: bool) -> bool:
+    """Whether ``line`` says everything ``other`` says, so ``other`` is redundant beside it.
+
+    Every word of ``other`` (a, an and the aside; compared by their first four
+    letters, as grounding compares) stands in ``line``, which says more, and
+    ``other`` states no number ``line`` does not state alike. When ``line`` is
+    the older of the two (``newer=False``), it must not negate what ``other``
+    says either: "I don't like tea" does not make a later "I like tea" redundant.
+    So "I drive a red car." is redundant beside "I live in Lisbon and drive a red
+    car.", while "I live in Lisbon." stays beside "My sister lives in Lisbon.".
+    """
+    words, others = _word_stems(line), _word_stems(other)
+    if not others or not others < words:
+        return False
+    numbers, other_numbers = _numbers(line), _numbers(other)
+    if other_numbers and other_numbers != numbers:
+        return False
+    return newer or not (_negations(line) - _negations(other))
+
+
+def _word_stems(line: str) -> set[str]:
+    return {_stem(word) for word in _words(_BULLET.sub("", line))} - {"a", "an", "the"}
+
+
+def _numbers(line: str) -> set[str]:
+    return {word for word in _words(line) if word[:1].isdigit()}
+
+
+def _negations(line: str) -> set[str]:
+    return {word for word in _words(line) if word in _NEGATIONS or word.endswith("n't")}
+
+
+_NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor"})
+
+
 def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
     if _PLACEHOLDER.search(line):
         return "a placeholder, not a fact"
+    if _INSTRUCTION.search(line):
+        return "an instruction to the assistant, not a fact about the user"
     if any(_near(line, persona) for persona in evidence.persona_lines):
         return "that is the assistant's persona, not a fact about the user"
     missing = ungrounded_words(line, evidence.said)
@@ -319,6 +391,13 @@ _ASSISTANT_CUES = re.compile(
     r"formal|casual|friendlier|less verbose|more concise)\b",
     re.IGNORECASE,
 )
+_INSTRUCTION = re.compile(
+    r"^\W*(?:ignore|disregard|forget|pretend|act as|write|say|tell|respond|answer|reply|"
+    r"do not|don't|you (?:must|should|are|will))\b|"
+    r"\b(?:your|previous|prior|system) (?:instructions|prompt|rules)\b",
+    re.IGNORECASE,
+)
+"""A line that tells the assistant what to do: a request, never a fact about the user."""
 _PLACEHOLDER = re.compile(
     r"\[(?:your|user|the user|insert|name|placeholder|unknown)[^\]]*\]|<[^>]*previous[^>]*>|"
     r"\b(?:not mentioned|not specified|not provided|unknown|n/a)\b",
