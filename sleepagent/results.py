@@ -188,6 +188,11 @@ class SleepResult:
         text_fallback: The sleep model answered a tool prompt with no tool call
             (``SleepEditMode.AUTO``), so this run and the agent's next
             ``text_fallback_runs`` runs write memory in the text format.
+        reasoning: The text of each reasoning-pass sample, in the order they
+            were made (``sleep_samples`` per page that had a pass): what the
+            model worked out before the learned context was written.
+            :func:`sleepagent.sleep.thinking.agreed_lines` of any of them gives
+            the lines they would have written.
 
     """
 
@@ -206,6 +211,7 @@ class SleepResult:
     failed_pages: tuple[FailedPage, ...] = ()
     covered: bool = True
     text_fallback: bool = False
+    reasoning: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> bool:

@@ -34,6 +34,7 @@ from sleepagent.bench.summary import (
     render_markdown,
     summarize,
 )
+from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, resolve_model
 from sleepagent.testing import (
@@ -192,6 +193,52 @@ def test_scaled_sleep_time_concatenates_k_runs_and_reuses_them(tmp_path: Path) -
     assert sum(r["kind"] == "sleep" for r in records) == 2
 
 
+def test_agreed_samples_of_one_sleep_run_are_scored_as_each_smaller_k(tmp_path: Path) -> None:
+    right = reasoning(problem_of(EXAMPLE))
+    wrong = right.replace(LEARNED, "Her brother Leo: 32 marbles")
+    samples = iter([wrong, right, right])
+
+    def step(messages: Sequence[BaseMessage]) -> object:
+        if is_reasoning_pass(str(messages[0].content)):
+            return next(samples)
+        return f"The answer is {EXAMPLE.questions[0].answer}."
+
+    model = ScriptedChatModel([step] * 6)
+    conditions = (
+        SLEEP,
+        Condition(Kind.SLEEP_TIME, samples=1),
+        Condition(Kind.SLEEP_TIME, samples=3),
+    )
+    spec = RunSpec(examples=[EXAMPLE], conditions=conditions, budgets=(Budget(0),))
+    runner = Runner(model, out=tmp_path, progress=False, sleep_config=SleepConfig(sleep_samples=3))
+    assert runner.run(spec).failed == 0
+    model.assert_exhausted()
+
+    records = read_results(tmp_path / "results.jsonl")
+    (sleep,) = [r for r in records if r["kind"] == "sleep"]
+    assert sleep["reasoning"] == [wrong, right, right] and sleep["samples"] == 3
+    systems = {r["condition"]: r for r in records if r["kind"] == "answer"}
+    assert set(systems) == {"sleep_time", "sleep_time_s1", "sleep_time_s3"}
+    one, three = (
+        next(c for c in chats(model) if marker in c.system)
+        for marker in ("Leo: 32 marbles", f"- {LEARNED}")
+    )
+    assert LEARNED not in one.system, "one sample alone keeps its own wrong value"
+    assert "Leo: 32" not in three.system, "three samples outvote it"
+    share = len(wrong) / (len(wrong) + 2 * len(right))
+    completion = sleep["sleep_usage"]["output_tokens"]
+    summary = summarize(records)
+    charged = {row.condition: row for row in summary.rows if not row.source}
+    assert charged["sleep_time_s1"].sleep_completion == pytest.approx(completion * share, abs=1)
+    assert charged["sleep_time_s3"].sleep_completion == completion
+
+
+def test_agreed_samples_need_a_run_that_makes_as_many(tmp_path: Path) -> None:
+    spec = RunSpec(examples=[EXAMPLE], conditions=(Condition(Kind.SLEEP_TIME, samples=3),))
+    with pytest.raises(ConfigurationError, match="sleep_samples"):
+        Runner(scripted(0), out=tmp_path, progress=False).run(spec)
+
+
 def test_context_only_withholds_the_question(tmp_path: Path) -> None:
     (call,) = chats(run(tmp_path, (Condition(Kind.CONTEXT_ONLY),), 1))
     user = str(call.messages[-1].content)
@@ -270,10 +317,10 @@ def test_efforts_need_a_model_that_has_reasoning_effort(tmp_path: Path) -> None:
 def test_condition_names_round_trip_and_bad_ones_are_refused() -> None:
     names = (
         "test_time,sleep_time,sleep_time_raw,sleep_time_k5,sleep_time_k2_raw,context_only,"
-        "sleep_time_k10@high"
+        "sleep_time_k10@high,sleep_time_s3,sleep_time_s5_raw@low"
     )
     assert ",".join(c.name for c in parse_conditions(names)) == names
-    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx", "test_time@high"):
+    for bad in ("sleepy", "sleep_time_k0", "sleep_time_kx", "test_time@high", "sleep_time_k2_s3"):
         with pytest.raises(ConfigurationError):
             parse_conditions(bad)
 

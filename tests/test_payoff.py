@@ -12,6 +12,7 @@ import pytest
 
 from sleepagent import SleepConfig, SleepOutcome, SleepThinking
 from sleepagent.scheduling.events import EventKind
+from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.testing import EventRecorder, ai_tool_calls, finish, rethink, tool_call
 
 BAKERY = (
@@ -75,6 +76,19 @@ def test_k_samples_are_combined_by_agreement(make_agent):
     assert len(sleep.calls) == 3
     temperatures = [call.options.get("temperature") for call in sleep.calls]
     assert temperatures == [0.0, 0.7, 0.7], "the first sample is greedy"
+
+
+def test_a_run_reports_each_samples_reasoning_and_any_subset_can_be_rescored(make_agent):
+    wrong = WORKED.replace("Cookie sales: 25 * 2 = 50", "Cookie sales: 25 * 2 = 40")
+    config = SleepConfig(sleep_samples=3)
+    agent, _, _ = make_agent(sleep=[wrong, WORKED, WORKED], config=config, library_defaults=True)
+
+    result = agent.add_context(BAKERY, thread_id="doc")
+
+    assert result.reasoning == (wrong, WORKED, WORKED)
+    learned = agent.memory(thread_id="doc")["learned_context"].value
+    assert learned == "\n".join(agreed_lines(result.reasoning))
+    assert "- Cookie sales: 25 * 2 = 40" in agreed_lines(result.reasoning[:1])
 
 
 def test_a_reasoning_pass_with_nothing_readable_leaves_the_page_to_the_edit_round(make_agent):

@@ -400,6 +400,7 @@ class AgentBase:
             failed_pages=tuple(FailedPage.from_dict(page) for page in data["failed_pages"]),
             covered=data["covered"],
             text_fallback=data.get("text_fallback", False),
+            reasoning=tuple(data.get("reasoning", ())),
         )
 
     def _now(self) -> str:

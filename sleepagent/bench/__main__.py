@@ -171,10 +171,11 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
     )
     parser.add_argument(
         "--sleep-samples",
-        type=int,
-        default=1,
+        default="1",
         help="independent reasoning samples per context, combined by agreement (default 1); "
-        "not --k, which concatenates k whole sleep runs as the paper did",
+        "a comma list (1,3,5) makes the largest and adds sleep_time_s<N> for each N, scored "
+        "from the first N samples of the same run; not --k, which concatenates k whole "
+        "sleep runs as the paper did",
     )
     parser.add_argument(
         "--sleep-max-tokens",
@@ -224,8 +225,12 @@ def _examples(args: argparse.Namespace) -> list[Example]:
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
     examples = _examples(args)
     concurrency = args.concurrency or default_concurrency(args.base_url)
+    sample_counts = _ints(args.sleep_samples)
     conditions = with_sleep_scaling(
-        parse_conditions(args.conditions), ks=_ints(args.k), efforts=_names(args.sleep_efforts)
+        parse_conditions(args.conditions),
+        ks=_ints(args.k),
+        efforts=_names(args.sleep_efforts),
+        samples=sample_counts if len(sample_counts) > 1 else (),
     )
     spec = RunSpec(
         examples=examples,
@@ -263,7 +268,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             sleep_edit_mode=SleepEditMode(args.sleep_edit_mode),
             sleep_thinking=SleepThinking(args.sleep_thinking),
             sleep_think_tokens=args.think_tokens,
-            sleep_samples=args.sleep_samples,
+            sleep_samples=max(sample_counts, default=1),
         ),
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")

@@ -29,10 +29,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import Enum
@@ -51,6 +52,7 @@ from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
 from sleepagent.models import ModelLike, ModelOptions, resolve_model
+from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.usage import Usage
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ __all__ = [
     "logprob_key",
     "parse_conditions",
     "read_results",
+    "samples_key",
     "sleep_key",
 ]
 
@@ -99,6 +102,11 @@ class Condition:
         raw: Also show the raw context at test time (``SleepConfig.show_raw_context``).
         sleep_effort: ``reasoning_effort`` of the sleep-time model (sleep-time only), the
             paper's other way of scaling sleep-time compute; ``None`` sends none.
+        samples: Learned context from the agreement of the first ``samples`` reasoning
+            samples of the context's sleep run (``sleep_time_s<samples>``), worked out
+            again from the run's recorded samples with no model call, so one run at
+            ``SleepConfig.sleep_samples = 5`` also scores 1 and 3; 0 takes the learned
+            context the run wrote.
 
     """
 
@@ -106,19 +114,23 @@ class Condition:
     k: int = 1
     raw: bool = False
     sleep_effort: str | None = None
+    samples: int = 0
 
     @property
     def name(self) -> str:
         """The name used in keys, tables and on the command line (``sleep_time_k5@high``)."""
         if self.kind is not Kind.SLEEP_TIME:
             return str(self.kind.value)
-        base = "sleep_time" + (f"_k{self.k}" if self.k > 1 else "") + ("_raw" if self.raw else "")
+        base = "sleep_time" + (f"_k{self.k}" if self.k > 1 else "")
+        base += (f"_s{self.samples}" if self.samples else "") + ("_raw" if self.raw else "")
         return base + (f"@{self.sleep_effort}" if self.sleep_effort else "")
 
     @property
     def multi_query(self) -> bool:
         """Whether this condition answers every question of a context (not only the first)."""
-        return self.kind is Kind.TEST_TIME or (self.kind is Kind.SLEEP_TIME and self == SLEEP)
+        if self.kind is Kind.TEST_TIME:
+            return True
+        return self.kind is Kind.SLEEP_TIME and dataclasses.replace(self, samples=0) == SLEEP
 
 
 SLEEP = Condition(Kind.SLEEP_TIME)
@@ -150,31 +162,51 @@ def parse_conditions(text: str) -> tuple[Condition, ...]:
         if name in ("test_time", "context_only"):
             found.append(Condition(Kind(name)))
             continue
-        rest = name.removeprefix("sleep_time")
-        if rest == name:
+        parts = _SLEEP_NAME.fullmatch(name)
+        if parts is None:
             raise ConfigurationError(
                 f"unknown condition {name!r}: use test_time, context_only, sleep_time, "
-                "sleep_time_raw, or sleep_time_k<K>[_raw]"
+                "sleep_time_raw, sleep_time_k<K>[_raw] or sleep_time_s<K>[_raw]"
             )
-        raw = rest.endswith("_raw")
-        rest = rest.removesuffix("_raw")
-        k = int(rest.removeprefix("_k")) if rest.startswith("_k") and rest[2:].isdigit() else None
-        if (rest and k is None) or (k is not None and k < 1):
+        k, samples = (int(part) if part else None for part in parts.group("k", "s"))
+        if k == 0 or samples == 0:
             raise ConfigurationError(f"unknown condition {name!r}: k must be a positive integer")
-        found.append(Condition(Kind.SLEEP_TIME, k=k or 1, raw=raw, sleep_effort=effort or None))
+        if k is not None and samples is not None:
+            raise ConfigurationError(
+                f"{name!r}: k concatenated runs and k agreed samples are two different "
+                "ways to scale sleep-time compute; name one"
+            )
+        found.append(
+            Condition(
+                Kind.SLEEP_TIME,
+                k=k or 1,
+                raw=bool(parts.group("raw")),
+                sleep_effort=effort or None,
+                samples=samples or 0,
+            )
+        )
     return tuple(dict.fromkeys(found))
 
 
+_SLEEP_NAME = re.compile(r"sleep_time(?:_k(?P<k>\d+))?(?:_s(?P<s>\d+))?(?P<raw>_raw)?")
+
+
 def with_sleep_scaling(
-    conditions: Sequence[Condition], *, ks: Sequence[int] = (), efforts: Sequence[str] = ()
+    conditions: Sequence[Condition],
+    *,
+    ks: Sequence[int] = (),
+    efforts: Sequence[str] = (),
+    samples: Sequence[int] = (),
 ) -> tuple[Condition, ...]:
     """``conditions`` plus the sleep-side scaling axes.
 
-    Every ``k`` in ``ks`` adds ``sleep_time_k<k>``; with ``efforts``, each sleep-time
-    condition is run once per sleep-time reasoning effort instead of with none.
+    Every ``k`` in ``ks`` adds ``sleep_time_k<k>``, every count in ``samples`` adds
+    ``sleep_time_s<count>``; with ``efforts``, each sleep-time condition is run once
+    per sleep-time reasoning effort instead of with none.
     """
     found = list(conditions)
     found += [Condition(Kind.SLEEP_TIME, k=k) for k in ks]
+    found += [Condition(Kind.SLEEP_TIME, samples=count) for count in samples]
     if efforts:
         found = [
             dataclasses.replace(c, sleep_effort=effort) if c.kind is Kind.SLEEP_TIME else c
@@ -291,6 +323,11 @@ class RunOutcome:
 def sleep_key(example_id: str, rep: int, effort: str | None = None) -> str:
     """Key of the sleep unit ``rep`` of a context, at a sleep-time effort."""
     return f"sleep|{example_id}|" + (f"{effort}|" if effort else "") + f"r{rep}"
+
+
+def samples_key(sleep: str, samples: int) -> str:
+    """Key of the learned context the first ``samples`` reasoning samples of a sleep unit give."""
+    return f"{sleep}#s{samples}"
 
 
 def answer_key(example_id: str, condition: str, budget: str, question: int) -> str:
@@ -420,6 +457,7 @@ class Runner:
         self.errors_path = self.out / "errors.jsonl"
         self._progress = progress
         self._write_lock = threading.Lock()
+        self._sample_counts: list[int] = []
 
     # --- models ----------------------------------------------------------------
 
@@ -491,6 +529,8 @@ class Runner:
             "sleep_effort": effort,
             "context": example.context,
             "learned_context": learned,
+            "samples": self._sleep_config.sleep_samples,
+            "reasoning": list(result.reasoning),
             "sleep_usage": _usage(result.usage),
             "outcome": result.outcome.value,
             "wall_s": round(time.perf_counter() - started, 4),
@@ -555,6 +595,7 @@ class Runner:
             "condition": condition.name,
             "condition_kind": condition.kind.value,
             "k": condition.k if condition.kind is Kind.SLEEP_TIME else 0,
+            "samples": condition.samples,
             "raw": condition.raw,
             "sleep_effort": condition.sleep_effort,
             "budget": budget.name,
@@ -574,6 +615,7 @@ class Runner:
             "sleep_keys": [
                 sleep_key(example.id, r, condition.sleep_effort) for r in range(len(learned))
             ],
+            "samples_of": self._sleep_config.sleep_samples if condition.samples else 0,
             "wall_s": round(wall, 4),
         }
 
@@ -619,6 +661,8 @@ class Runner:
                     sleep_key(example.id, rep, condition.sleep_effort)
                     for rep in range(condition.k if condition.kind is Kind.SLEEP_TIME else 0)
                 )
+                if condition.samples:
+                    needs = tuple(samples_key(key, condition.samples) for key in needs)
                 for budget in spec.budgets:
                     for index in range(count):
                         key = answer_key(example.id, condition.name, budget.name, index)
@@ -644,10 +688,21 @@ class Runner:
 
         """
         started = time.perf_counter()
+        counts = sorted({c.samples for c in spec.conditions if c.samples})
+        if counts and counts[-1] > self._sleep_config.sleep_samples:
+            raise ConfigurationError(
+                f"sleep_time_s{counts[-1]} agrees {counts[-1]} reasoning samples, but each "
+                f"sleep run makes {self._sleep_config.sleep_samples}: set "
+                f"SleepConfig.sleep_samples (--sleep-samples) to {counts[-1]} or more"
+            )
+        self._sample_counts = counts
         self.out.mkdir(parents=True, exist_ok=True)
         records = read_results(self.results_path)
         finished = {record["key"] for record in records}
-        learned = {r["key"]: r["learned_context"] for r in records if r.get("kind") == "sleep"}
+        learned: dict[str, str] = {}
+        for record in records:
+            if record.get("kind") == "sleep":
+                learned.update(self._learned_of(record))
         units = list(self._units(spec, learned))
         todo = [unit for unit in units if unit.key not in finished]
         groups: dict[str, list[_Unit]] = {}
@@ -700,9 +755,25 @@ class Runner:
             return False
         record = future.result()
         if record["kind"] == "sleep":
-            learned[record["key"]] = record["learned_context"]
+            learned.update(self._learned_of(record))
         self._append(self.results_path, record)
         return True
+
+    def _learned_of(self, record: Mapping[str, Any]) -> dict[str, str]:
+        """The learned contexts a sleep record gives: its own, and one per sample count.
+
+        A count above the samples the run made gives none (its answers are then
+        skipped, as for a failed sleep unit). When the samples agree on nothing
+        readable, the count's learned context is empty: the library would have
+        gone on to an edit round, which is not replayed here.
+        """
+        found = {record["key"]: record["learned_context"]}
+        made = record.get("samples", 1)
+        for count in self._sample_counts:
+            if count <= made:
+                lines = agreed_lines(record.get("reasoning", [])[:count])
+                found[samples_key(record["key"], count)] = "\n".join(lines)
+        return found
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         # One writer at a time, one whole line per record, flushed before the next

@@ -45,6 +45,9 @@ PAPER_DIFFERENCES = (
     "k parallel runs are concatenated under a header per run (the paper's code has no "
     "k-way concatenation), and nested: `sleep_time_k5` uses the first 5 of the runs "
     "`sleep_time_k10` makes, `sleep_time` the first; each row pays for all of its k.",
+    "`sleep_time_s<n>` is the agreement of the first n reasoning samples of one sleep run "
+    "(the run makes the largest n), worked out again from the recorded samples; it is "
+    "charged those samples' share of the run's tokens, by their length.",
     "Prompt (prefill) tokens are reported next to completion tokens; the paper counts "
     "completion tokens only, and so do the cost columns.",
     "Problems without a context (one-sentence AIME problems) are answered test-time only "
@@ -243,7 +246,21 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def _sleep_tokens(record: Record, sleeps: Mapping[str, Record], field: str) -> int:
-    return sum(int(sleeps[key]["sleep_usage"][field]) for key in record.get("sleep_keys", ()))
+    """The sleep tokens an answer's learned context cost.
+
+    A ``sleep_time_s<n>`` answer used the first n of the run's reasoning samples:
+    it is charged their share of the run's tokens, by their length in characters
+    (the run counts tokens for all its samples together).
+    """
+    total = 0
+    for key in record.get("sleep_keys", ()):
+        sleep = sleeps[key]
+        tokens = int(sleep["sleep_usage"][field])
+        count, samples = record.get("samples", 0), sleep.get("reasoning") or []
+        if count and len(samples) > count:
+            tokens = round(tokens * sum(map(len, samples[:count])) / sum(map(len, samples)))
+        total += tokens
+    return total
 
 
 def _sleep_wall(record: Record, sleeps: Mapping[str, Record]) -> float:

@@ -47,7 +47,7 @@ from sleepagent.sleep import run as transitions
 from sleepagent.sleep.consolidation import PageEvidence, review_edit
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
-from sleepagent.sleep.thinking import agree, learned_lines, read_notes
+from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.usage import Usage
@@ -391,9 +391,9 @@ class SleepTimeRunner:
                 continue
             usage += Usage.of_message(reply)
             texts.append(message_text(reply))
-        lines = learned_lines(agree([read_notes(text) for text in texts]))
+        lines = agreed_lines(texts)
         staged = _stage_learned(transitions.staged_of(run), lines, transitions.evidence_of(run))
-        return transitions.after_thinking(run, usage, staged)
+        return transitions.after_thinking(run, usage, staged, texts)
 
     # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 

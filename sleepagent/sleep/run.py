@@ -102,6 +102,7 @@ class RunState(TypedDict):
     done: bool
     edit_format: str
     fell_back: bool
+    reasoning: list[str]
 
 
 def new_run(
@@ -138,6 +139,7 @@ def new_run(
         done=False,
         edit_format=edit_format,
         fell_back=False,
+        reasoning=[],
     )
 
 
@@ -187,8 +189,10 @@ def evidence_of(run: RunState) -> PageEvidence:
     return PageEvidence.from_dict(_page(run)["evidence"])
 
 
-def after_thinking(run: RunState, usage: Usage, staged: StagedMemory | None) -> RunState:
-    """Take the reasoning pass's tokens, and the learned context it staged, if any.
+def after_thinking(
+    run: RunState, usage: Usage, staged: StagedMemory | None, samples: Sequence[str] = ()
+) -> RunState:
+    """Take the reasoning pass's tokens, its samples' text, and what it staged, if any.
 
     The samples' tokens count in the run's usage but not as steps: the step
     budget bounds edit rounds. A context page whose pass staged results is
@@ -201,6 +205,7 @@ def after_thinking(run: RunState, usage: Usage, staged: StagedMemory | None) -> 
         **run,
         "usage": (Usage.from_dict(run["usage"]) + usage).to_dict(),
         "uncommitted_usage": (Usage.from_dict(run["uncommitted_usage"]) + usage).to_dict(),
+        "reasoning": [*run.get("reasoning", []), *samples],
         "page": {
             **page,
             "thought": True,
@@ -445,6 +450,7 @@ def result_of(run: RunState) -> dict[str, Any]:
         "failed_pages": run["failed_pages"],
         "covered": not run["left_pending"],
         "text_fallback": run.get("fell_back", False),
+        "reasoning": run.get("reasoning", []),
     }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "Notes",
     "Worked",
     "agree",
+    "agreed_lines",
     "learned_lines",
     "read_notes",
 ]
@@ -218,6 +219,16 @@ def learned_lines(agreed: Sequence[Agreed]) -> list[str]:
             line += f" (uncertain: the other workings gave {' or '.join(result.others)})"
         lines.append(f"- {line}" if quantities else line)
     return lines
+
+
+def agreed_lines(samples: Sequence[str]) -> list[str]:
+    """The learned-context lines a set of reasoning samples (their reply texts) gives.
+
+    What a sleep run writes from its ``sleep_samples`` samples, written as one
+    pure function so that any subset of a run's samples (``SleepResult.reasoning``)
+    can be scored as a smaller ``k``, with no further model call.
+    """
+    return learned_lines(agree([read_notes(text) for text in samples]))
 
 
 def final_value(result: str) -> str:
