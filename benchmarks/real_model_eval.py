@@ -18,6 +18,8 @@ Per sleep-time edit mode, and separately for the held-out scenarios, it reports
 - invented facts: lines of ``human`` that claim what the user never said in the
   scenario (see :func:`invented_lines`); each one is printed in the log;
 - duplicate lines: lines equal or nearly equal to an earlier line of the same block;
+- redundant lines: lines of ``human`` whose every word stands in another, longer line
+  of it (counted here on its own, not with the library's check);
 - facts lost between sessions: found after one quiet period, missing at the end;
 - true facts refused: lines the grounding check refused (logged on
   ``sleepagent.sleep`` as ``refused line <repr>: <reason>``) that hold an expected fact;
@@ -466,6 +468,21 @@ def duplicate_lines(memory: Mapping[str, str]) -> list[tuple[str, str]]:
     return duplicates
 
 
+def redundant_lines(memory: Mapping[str, str]) -> list[str]:
+    """Lines of the user's block whose every word stands in another line of it that says more.
+
+    "I drive a red car." beside "I live in Lisbon and drive a red car." is one;
+    lines compared as lower-case word sets, punctuation aside. Duplicates are
+    counted by :func:`duplicate_lines`, not here.
+    """
+    found = [(line, set(_normalised(line).split())) for line in lines(memory.get(USER_LABEL, ""))]
+    return [
+        line
+        for line, words in found
+        if words and any(words < other for other_line, other in found if other_line != line)
+    ]
+
+
 def _normalised(line: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", line.lower()).split())
 
@@ -662,6 +679,7 @@ def score(scenario: Scenario, played: Played) -> dict[str, Any]:
         "corrections_applied": corrections_applied(scenario, played.memory),
         "invented": invented_lines(scenario, played.memory),
         "duplicates": duplicate_lines(played.memory),
+        "redundant": redundant_lines(played.memory),
         "lost": lost_facts(scenario, played.snapshots, played.memory),
         "refused": played.refused,
         "refused_true": refused_true_facts(scenario, played.refused),
@@ -688,6 +706,7 @@ class Tally:
     corrections_expected: int = 0
     invented: int = 0
     duplicates: int = 0
+    redundant: int = 0
     lost: int = 0
     refused_true: int = 0
     context_learned: int = 0
@@ -711,6 +730,7 @@ class Tally:
         self.corrections_expected += len(scored["corrections_applied"])
         self.invented += len(scored["invented"])
         self.duplicates += len(scored["duplicates"])
+        self.redundant += len(scored["redundant"])
         self.lost += len(scored["lost"])
         self.refused_true += len(scored["refused_true"])
         if scored["context"] is not None:
@@ -733,6 +753,8 @@ def log_findings(scored: dict[str, Any], log: Callable[[str], None]) -> None:
         log(f"  invented in {USER_LABEL}: {line!r}")
     for label, line in scored["duplicates"]:
         log(f"  duplicate in {label}: {line!r}")
+    for line in scored["redundant"]:
+        log(f"  redundant in {USER_LABEL}: {line!r}")
     for fact in scored["lost"]:
         log(f"  lost between sessions: {fact!r}")
     for line in scored["refused_true"]:
@@ -773,6 +795,7 @@ _COLUMNS = (
     "corrections",
     "invented facts",
     "duplicate lines",
+    "redundant lines",
     "facts lost between sessions",
     "true facts refused",
     "context: computed in learned_context",
@@ -801,6 +824,7 @@ def _row(t: Tally) -> str:
         f"{t.corrections}/{t.corrections_expected}",
         str(t.invented),
         str(t.duplicates),
+        str(t.redundant),
         str(t.lost),
         str(t.refused_true),
         f"{t.context_learned}/{t.context_expected}",

@@ -132,6 +132,16 @@ def test_a_repeated_or_nearly_repeated_line_counts_once_per_repeat_within_its_bl
     ]
 
 
+def test_a_line_another_line_says_in_full_is_counted_redundant():
+    said = [
+        "I live in Lisbon and drive a red car.",
+        "I drive a red car.",
+        "My sister lives in Lisbon.",
+    ]
+    memory = {"human": "\n".join(said)}
+    assert ev.redundant_lines(memory) == ["I drive a red car."]
+
+
 def test_different_facts_of_the_same_shape_are_not_duplicates():
     memory = {"human": "Likes tea\nLikes hiking\nName: Ada\nName: Priya"}
     assert ev.duplicate_lines(memory) == []
@@ -237,7 +247,7 @@ def test_a_tally_adds_each_check_and_the_table_shows_it():
     assert (tally.corrections, tally.corrections_expected) == (1, 1)
     assert (tally.invented, tally.duplicates, tally.lost) == (1, 1, 1)
     row = ev.table([tally]).splitlines()[-1]
-    assert row.startswith("| text | held out (1) | 1/4 | 1/1 | 1 | 1 | 1 | 0 | 0/0 |")
+    assert row.startswith("| text | held out (1) | 1/4 | 1/1 | 1 | 1 | 0 | 1 | 0 | 0/0 |")
     json.dumps(ev.as_json(tally), default=str)
 
 
