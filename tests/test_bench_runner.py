@@ -254,6 +254,8 @@ def test_multi_query_answers_several_questions_from_one_sleep_run(tmp_path: Path
     summary = summarize(read_results(tmp_path / "results.jsonl"))
     costs = {row.queries: row.sleep_cost for row in summary.multi_query}
     assert sorted(costs) == [1, 2, 5] and costs[1] > costs[2] > costs[5]
+    table = render_markdown(summary)
+    assert f"| v1 | 5 | 1 | 20.0% | - | {costs[5]:.1f} | - | {costs[1] / costs[5]:.2f}x |" in table
 
 
 def test_rate_limits_are_retried_by_the_client_alone_and_a_failed_unit_by_the_next_run(
