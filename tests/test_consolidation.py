@@ -117,6 +117,13 @@ def test_a_correction_replaces_the_fact_it_corrects_even_when_the_model_keeps_bo
     assert any("replaces 'Lives in Lisbon'" in note for note in reviewed.notes)
 
 
+def test_a_correction_in_the_first_person_replaces_only_the_fact_of_its_kind():
+    block = facts("I live in Lisbon.\nI like tea.\nMy name is Ada.")
+    edit = InsertEdit("human", "I live in Porto.")
+    value = stored(block, edit, page("I moved to Porto last month."))
+    assert value.splitlines() == ["I like tea.", "My name is Ada.", "I live in Porto."]
+
+
 def test_an_added_fact_of_the_same_kind_is_not_taken_for_a_correction():
     block = facts("Allergic to peanuts")
     edit = InsertEdit("human", "Allergic to shellfish")

@@ -329,13 +329,35 @@ def _corrected(said: str) -> bool:
 
 
 def _corrects(new: str, old: str) -> bool:
-    """Whether ``new`` states the same kind of fact as ``old`` with another value."""
+    """Whether ``new`` states the same kind of fact as ``old`` with another value.
+
+    The kind is the first word that says what the fact is about ("live" in "I
+    live in Porto", "name" in "My name is Ada"), after the words that only say
+    whose fact it is: every first-person line starts with "I", and "I like tea"
+    is no correction of "I live in Lisbon".
+    """
     new_words, old_words = _claims(new, keep_generic=True), _claims(old, keep_generic=True)
     if not new_words or not old_words or _near(new, old):
         return False
-    return _stem(new_words[0]) == _stem(old_words[0]) and {_stem(w) for w in new_words} != {
-        _stem(w) for w in old_words
-    }
+    new_kind, old_kind = _kind(new_words), _kind(old_words)
+    return (
+        new_kind is not None
+        and new_kind == old_kind
+        and {_stem(w) for w in new_words} != {_stem(w) for w in old_words}
+    )
+
+
+def _kind(words: Sequence[str]) -> str | None:
+    """The stem of the first word that is not a subject, a form of "be" or a time word."""
+    return next((_stem(word) for word in words if word not in _SUBJECT_WORDS), None)
+
+
+_SUBJECT_WORDS = frozenset(
+    """
+    i i'm im i've ive i'd my me mine we we're our us am is are was were be been being
+    now currently still also actually just really
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
 
 
 def _explicitly_removed(block: MemoryBlock, edit: Edit) -> set[str]:
