@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from sleepagent import SleepConfig, SleepTimeAgent
-from sleepagent.config import SleepEditMode
+from sleepagent.config import SleepEditMode, UserFacts
 from sleepagent.models import ModelOptions, sleep_reply_cap
 from sleepagent.scheduling.events import EventKind, SleepEvent
 from sleepagent.testing import ManualScheduler
@@ -66,6 +66,8 @@ QUIET_S = 120.0
 """Virtual quiet time between sessions: past the idle delay, so a sleep run fires."""
 
 USER_LABEL = "human"
+LIBRARY_DEFAULTS = SleepConfig()
+"""The library's own settings, where the eval does not choose."""
 """The block that holds facts about the user."""
 PERSONA_LABEL = "persona"
 LEARNED_LABEL = "learned_context"
@@ -606,13 +608,16 @@ def play(
     model: str,
     options: tuple[ModelOptions, ModelOptions],
     log: Callable[[str], None],
+    user_facts: UserFacts = LIBRARY_DEFAULTS.user_facts,
 ) -> Played:
     """Play ``scenario`` with a fresh agent; memory is read after each quiet period."""
     started = time.perf_counter()
     played = Played()
     clock = ManualScheduler()
     # No retries: a failed run is counted once, not paid for four times.
-    config = SleepConfig(sleep_edit_mode=mode, idle_seconds=30.0, sleep_retries=0)
+    config = SleepConfig(
+        sleep_edit_mode=mode, user_facts=user_facts, idle_seconds=30.0, sleep_retries=0
+    )
     threads: list[str] = []
     chat_options, sleep_options = options
 
@@ -768,15 +773,17 @@ def run_mode(
     log: Callable[[str], None],
     scenarios: Sequence[Scenario] = SCENARIOS,
     sleep_options: ModelOptions | None = None,
+    user_facts: UserFacts = LIBRARY_DEFAULTS.user_facts,
 ) -> list[Tally]:
     """Play ``scenarios``, each with a fresh agent, in ``mode``: tuning tally, then held-out."""
+    name = mode.value + ("" if user_facts is UserFacts.EDIT else f"+{user_facts.value}")
     tallies = {
-        False: Tally(mode=mode.value, held_out=False),
-        True: Tally(mode=mode.value, held_out=True),
+        False: Tally(mode=name, held_out=False),
+        True: Tally(mode=name, held_out=True),
     }
     for scenario in scenarios:
         log(f"[{mode.value}] {scenario.name}{' (held out)' if scenario.held_out else ''}")
-        played = play(scenario, mode, model, (options, sleep_options or options), log)
+        played = play(scenario, mode, model, (options, sleep_options or options), log, user_facts)
         scored = score(scenario, played)
         tallies[scenario.held_out].add(scored, played)
         log_findings(scored, log)
@@ -883,6 +890,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help="tokens per sleep-time reply (default: the library's, 2048 on a local server)",
     )
+    parser.add_argument(
+        "--user-facts",
+        choices=[choice.value for choice in UserFacts],
+        default=LIBRARY_DEFAULTS.user_facts.value,
+        help="how user facts are recorded: the edit round, or a plain-text fact pass "
+        "(default: the library's)",
+    )
     parser.add_argument("--out", type=Path, help="write the figures and memory as JSON here")
     parser.add_argument("--quiet", action="store_true", help="print only the table")
     args = parser.parse_args(argv)
@@ -906,7 +920,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tallies: list[Tally] = []
     for name in args.modes.split(","):
         mode = SleepEditMode(name.strip())
-        tallies += run_mode(mode, args.model, options, log, scenarios, sleep_options)
+        tallies += run_mode(
+            mode, args.model, options, log, scenarios, sleep_options, UserFacts(args.user_facts)
+        )
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(

@@ -7,7 +7,7 @@ answer starts from a better, pre-computed context.
 
 from sleepagent._version import __version__
 from sleepagent.agent.facades import AsyncSleepTimeAgent, SleepTimeAgent
-from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode, SleepThinking
+from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode, SleepThinking, UserFacts
 from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
@@ -74,6 +74,7 @@ __all__ = [
     "TurnRead",
     "UnknownBlockError",
     "Usage",
+    "UserFacts",
     "WrongModeError",
     "__version__",
     "build_graph",

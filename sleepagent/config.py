@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sleepagent.errors import ConfigurationError
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, MemoryBlock, validate_declarations
 
-__all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode", "SleepThinking"]
+__all__ = ["ScopePolicy", "SleepConfig", "SleepEditMode", "SleepThinking", "UserFacts"]
 
 
 class ScopePolicy(enum.Enum):
@@ -56,6 +56,22 @@ class SleepThinking(enum.Enum):
     """Chat pages too: the pass runs before the edit round that records user facts."""
     NEVER = "never"
     """No reasoning pass: the edit round alone writes memory."""
+
+
+class UserFacts(enum.Enum):
+    """How the sleep-time agent records what the user says about themselves (``FACTS`` blocks).
+
+    See :mod:`sleepagent.sleep.facts`.
+    """
+
+    EDIT = "edit"
+    """The edit round: the model edits the block itself, with the memory tools or as
+    tagged text, and every edit passes the consolidation checks."""
+    EXTRACT = "extract"
+    """A fact pass first: the model lists the new or changed facts in plain text, one
+    per line, and code adds each line through the same checks (a correction replaces
+    the fact it corrects). The edit round runs only when the pass gave nothing usable,
+    or the user spoke about how the assistant should behave (the persona)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +136,9 @@ class SleepConfig:
     """Sampling temperature of every reasoning sample after the first (identical samples
     cannot disagree); ``None`` keeps the model's own. The first sample is greedy
     (temperature 0): alone, it measured best, and on a tie its value wins."""
+
+    user_facts: UserFacts = UserFacts.EDIT
+    """How facts the user states about themselves are recorded (see :class:`UserFacts`)."""
 
     text_fallback_runs: int = 20
     """AUTO: runs of the agent that keep the text format after the sleep model answered

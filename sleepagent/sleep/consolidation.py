@@ -49,7 +49,14 @@ from sleepagent.memory.blocks import (
 )
 from sleepagent.memory.transcript import LogEntry
 
-__all__ = ["PageEvidence", "Reviewed", "review_edit", "subsumes", "ungrounded_words"]
+__all__ = [
+    "PageEvidence",
+    "Reviewed",
+    "about_the_assistant",
+    "review_edit",
+    "subsumes",
+    "ungrounded_words",
+]
 
 logger = logging.getLogger("sleepagent.sleep")
 
@@ -146,7 +153,7 @@ def review_edit(block: MemoryBlock, edit: Edit, evidence: PageEvidence) -> Revie
             f"context implies to {where}.",
             label=block.label,
         )
-    if block.role is BlockRole.PERSONA and not _about_the_assistant(evidence.said):
+    if block.role is BlockRole.PERSONA and not about_the_assistant(evidence.said):
         raise MemoryEditError(
             f"Edit refused: block '{block.label}' is the assistant's persona, and the user "
             "did not ask the assistant to change how it behaves. Facts about the user belong "
@@ -403,7 +410,8 @@ def _as_edit(block: MemoryBlock, edit: Edit, value: str) -> Edit:
     return RethinkEdit(edit.label, value)
 
 
-def _about_the_assistant(said: str) -> bool:
+def about_the_assistant(said: str) -> bool:
+    """Whether the user spoke about how the assistant should behave (its persona)."""
     return bool(_ASSISTANT_CUES.search(said))
 
 

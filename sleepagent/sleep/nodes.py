@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from sleepagent import prompts
 from sleepagent._twins import Flow, call
-from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking
+from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking, UserFacts
 from sleepagent.errors import BlockLimitError, MemoryEditError, ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
@@ -44,7 +44,8 @@ from sleepagent.models import is_malformed_reply, model_errors, sample_options
 from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
 from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.sleep import run as transitions
-from sleepagent.sleep.consolidation import PageEvidence, review_edit
+from sleepagent.sleep.consolidation import PageEvidence, about_the_assistant, review_edit
+from sleepagent.sleep.facts import read_fact_lines, stage_facts
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
 from sleepagent.sleep.thinking import agreed_lines
@@ -55,6 +56,9 @@ from sleepagent.usage import Usage
 __all__ = ["SleepTimeRunner", "merge_diffs"]
 
 logger = logging.getLogger("sleepagent.sleep")
+
+FACTS_TOKENS = 400
+"""Reply cap of the fact pass: a list of short lines (about 10 tokens each)."""
 
 
 class SleepTimeRunner:
@@ -98,6 +102,9 @@ class SleepTimeRunner:
             )
             for index in range(config.sleep_samples)
         ]
+        self._facts_model = model.bind(
+            **sample_options(model, max_tokens=FACTS_TOKENS, temperature=0.0)
+        )
         self._offered = memory_tool_args(finish=True)
 
     # --- decisions (pure) ------------------------------------------------------
@@ -395,6 +402,54 @@ class SleepTimeRunner:
         staged = _stage_learned(transitions.staged_of(run), lines, transitions.evidence_of(run))
         return transitions.after_thinking(run, usage, staged, texts)
 
+    # --- the fact pass ---------------------------------------------------------------
+
+    def _facts_label(self, run: RunState) -> str | None:
+        """The block a fact pass writes this page's user facts to, or None for no pass.
+
+        A pass runs under ``UserFacts.EXTRACT`` on a page where the user spoke, into
+        the first writable ``FACTS`` block; not when the user spoke about how the
+        assistant should behave (the edit round may change the persona then).
+        """
+        evidence = transitions.evidence_of(run)
+        if self._config.user_facts is not UserFacts.EXTRACT or not evidence.said.strip():
+            return None
+        if about_the_assistant(evidence.said):
+            return None
+        blocks = transitions.staged_of(run).blocks()
+        return next(
+            (b.label for b in blocks if b.role is BlockRole.FACTS and not b.read_only), None
+        )
+
+    def _extract_facts(self, where: RunTarget, run: RunState, label: str) -> Flow[RunState]:
+        """One fact pass: the model lists facts in plain text, code adds them line by line.
+
+        A reply that cannot be read, or whose every line is refused, leaves the page
+        to the edit round (which shows the model why an edit was refused).
+        """
+        evidence = transitions.evidence_of(run)
+        staged = transitions.staged_of(run)
+        prompt = prompts.SLEEP_FACTS_PROMPT.format(
+            said=evidence.said, notes=staged.block(label).value or "(none yet)"
+        )
+        messages = [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
+        model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
+        try:
+            with model_errors("sleep"):
+                reply = yield from call(model.invoke, messages)
+        except ModelCallError as failed:
+            if not is_malformed_reply(failed.cause):
+                raise
+            return run
+        usage = Usage.of_message(reply)
+        found = read_fact_lines(message_text(reply))
+        if found.nothing_new:
+            return transitions.after_facts(run, usage, staged, accepted=0)
+        result = stage_facts(staged, label, found.lines, evidence)
+        if not result.accepted:
+            return transitions.after_facts(run, usage, None, accepted=0)
+        return transitions.after_facts(run, usage, result.staged, accepted=result.accepted)
+
     # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 
     def step(self, state: SleepAgentState) -> Flow[Command[str]]:
@@ -416,11 +471,16 @@ class SleepTimeRunner:
             run, messages = self._open_page(run, blocks, entries, watermark, head)
             if self._thinks(entries, transitions.evidence_of(run)):
                 run = yield from self._think(where, run, entries)
-                if transitions.commit_ready(run, self._config.max_sleep_steps):
-                    # A context page the pass concluded on: nothing is left to edit.
-                    return Command(
-                        update={"sleep": run, "sleep_messages": messages}, goto="sleep_commit"
-                    )
+            facts = self._facts_label(run)
+            if facts is not None and not transitions.commit_ready(
+                run, self._config.max_sleep_steps
+            ):
+                run = yield from self._extract_facts(where, run, facts)
+            if transitions.commit_ready(run, self._config.max_sleep_steps):
+                # A page a pass concluded on: nothing is left for an edit round.
+                return Command(
+                    update={"sleep": run, "sleep_messages": messages}, goto="sleep_commit"
+                )
         reply: BaseMessage | Exception
         try:
             with model_errors("sleep"):

@@ -28,6 +28,7 @@ __all__ = [
     "after_commit",
     "after_reply",
     "after_repair_request",
+    "after_facts",
     "after_thinking",
     "after_text_reply",
     "after_tools",
@@ -213,6 +214,33 @@ def after_thinking(
             "accepted": page["accepted"] + int(wrote),
             "tool_calls": page["tool_calls"] + int(wrote),
             "finished": finished,
+        },
+    }
+
+
+def after_facts(
+    run: RunState, usage: Usage, staged: StagedMemory | None, *, accepted: int
+) -> RunState:
+    """Take the fact pass's tokens, and the user's facts it staged (see ``sleep/facts.py``).
+
+    A pass that staged ``accepted`` facts, or said there were none (``staged``
+    is then the page's copy unchanged), concludes the page; ``None`` leaves the
+    page to the edit round. Its tokens count in the run's usage but not as
+    steps, like the reasoning pass's.
+    """
+    page = _page(run)
+    concluded = staged is not None
+    wrote = concluded and accepted > 0
+    return {
+        **run,
+        "usage": (Usage.from_dict(run["usage"]) + usage).to_dict(),
+        "uncommitted_usage": (Usage.from_dict(run["uncommitted_usage"]) + usage).to_dict(),
+        "page": {
+            **page,
+            "staged": staged.to_dict() if staged is not None else page["staged"],
+            "accepted": page["accepted"] + int(wrote),
+            "tool_calls": page["tool_calls"] + int(concluded),
+            "finished": page["finished"] or concluded,
         },
     }
 

@@ -1,0 +1,111 @@
+"""The fact pass: what the user said about themselves, listed in free text, recorded by code.
+
+A small model that edits a block with tools or tagged text often stores the
+user's sentence as it was said, repeats lines, or never writes a changed fact
+at all ("I moved to Porto" left "I live in Lisbon" in place). Asked for a plain
+list instead, the same model writes one short line per fact. Here that list is
+read back (:func:`read_fact_lines`), and each line is added to the user's block
+through the consolidation checks (:func:`stage_facts`): grounding in what the
+user said, repeats, lines another line already says, and corrections, which
+replace the fact they correct. The model writes facts; code decides what is
+stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sleepagent.errors import BlockLimitError, MemoryEditError
+from sleepagent.memory.blocks import InsertEdit
+from sleepagent.memory.staging import StagedMemory
+from sleepagent.sleep.consolidation import PageEvidence, review_edit
+
+__all__ = ["FactLines", "FactsStaged", "read_fact_lines", "stage_facts"]
+
+logger = logging.getLogger("sleepagent.sleep")
+
+NOTHING_NEW = "NOTHING NEW"
+"""What the pass writes when the user said nothing new about themselves."""
+
+
+@dataclass(frozen=True)
+class FactLines:
+    """A fact pass read back.
+
+    Attributes:
+        lines: One fact per line, without list markers, in the order written.
+        nothing_new: The pass said the user told nothing new.
+
+    """
+
+    lines: tuple[str, ...]
+    nothing_new: bool
+
+    @property
+    def readable(self) -> bool:
+        """Whether the pass gave an answer at all: facts, or that there are none."""
+        return bool(self.lines) or self.nothing_new
+
+
+@dataclass(frozen=True)
+class FactsStaged:
+    """What :func:`stage_facts` did.
+
+    Attributes:
+        staged: The working copy with every accepted line added.
+        accepted: Lines added.
+        refused: Lines the checks refused, with the reason, for the log.
+
+    """
+
+    staged: StagedMemory
+    accepted: int
+    refused: tuple[tuple[str, str], ...]
+
+
+_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(?P<fact>.+?)\s*$")
+_EMPHASIS = re.compile(r"\*\*|__")
+
+
+def read_fact_lines(text: str) -> FactLines:
+    """The facts a pass listed: its list items that state something (not questions).
+
+    Only list items count (``- ...``, ``* ...``, ``1. ...``): a small model often
+    writes a sentence of preamble first ("Here are the facts:"), which is not one.
+    """
+    lines = []
+    for raw in text.splitlines():
+        found = _ITEM.match(raw)
+        if found is None:
+            continue
+        fact = _EMPHASIS.sub("", found.group("fact")).strip()
+        if fact and not fact.endswith("?") and NOTHING_NEW not in fact.upper():
+            lines.append(fact)
+    nothing_new = not lines and NOTHING_NEW in text.upper()
+    return FactLines(tuple(dict.fromkeys(lines)), nothing_new)
+
+
+def stage_facts(
+    staged: StagedMemory, label: str, lines: Sequence[str], evidence: PageEvidence
+) -> FactsStaged:
+    """Add each line to block ``label``, one checked insert at a time.
+
+    One line at a time, so that a refused line (a guess, a repeat) costs only
+    itself, and a correction replaces the fact it corrects. A line the block has
+    no room for is left out, with the reason logged.
+    """
+    accepted = 0
+    refused = []
+    for line in lines:
+        try:
+            reviewed = review_edit(staged.block(label), InsertEdit(label, line), evidence)
+            staged = staged.stage(reviewed.edit)[0]
+        except (MemoryEditError, BlockLimitError) as error:
+            refused.append((line, str(error)))
+            logger.info("fact pass: line %r not added: %s", line, error)
+            continue
+        accepted += 1
+    return FactsStaged(staged, accepted, tuple(refused))

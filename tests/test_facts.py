@@ -1,0 +1,137 @@
+"""The fact pass (UserFacts.EXTRACT): facts listed in plain text, recorded line by line by code."""
+
+from __future__ import annotations
+
+import pytest
+
+from sleepagent import SleepConfig, SleepOutcome, UserFacts
+from sleepagent.sleep.facts import read_fact_lines
+from sleepagent.testing import finish, insert
+
+EXTRACT = SleepConfig(user_facts=UserFacts.EXTRACT)
+MARCO = "I'm Marco. I'm allergic to peanuts and I cook for my two kids."
+MARCO_FACTS = (
+    "Here are the facts:\n- I'm Marco.\n- I'm allergic to peanuts.\n- I cook for my two kids."
+)
+
+
+def extracting(make_agent, chat, sleep):
+    """An agent with the library's default blocks and the fact pass on."""
+    return make_agent(chat, sleep, config=EXTRACT, library_defaults=True)
+
+
+# --- reading a pass -------------------------------------------------------------------
+
+
+def test_a_pass_is_read_as_its_list_items_without_preamble_or_questions():
+    text = (
+        "Here are the new facts:\n- I live in **Porto**.\n2. I have two cats.\n- Where do I work?"
+    )
+    found = read_fact_lines(text)
+    assert found.lines == ("I live in Porto.", "I have two cats.")
+    assert not found.nothing_new
+
+
+def test_nothing_new_is_an_answer_and_prose_is_not():
+    assert read_fact_lines("NOTHING NEW").nothing_new
+    assert read_fact_lines("Nothing new.").readable
+    unreadable = read_fact_lines("The user seems to be in a good mood today.")
+    assert not unreadable.readable
+
+
+# --- through the agent ------------------------------------------------------------------
+
+
+def test_the_users_facts_are_recorded_from_one_plain_text_pass(make_agent):
+    agent, _, sleep = make_agent(
+        ["Nice to meet you!"], [MARCO_FACTS], config=EXTRACT, library_defaults=True
+    )
+    agent.chat(MARCO, thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.EDITED
+    assert agent.memory(thread_id="t1")["human"].value.splitlines() == [
+        "I'm Marco.",
+        "I'm allergic to peanuts.",
+        "I cook for my two kids.",
+    ]
+    (call,) = sleep.calls
+    assert call.tools == () and MARCO in str(call.messages[-1].content)
+    assert "Nice to meet you" not in str(call.messages[-1].content), "only the user's words"
+
+
+def test_a_changed_fact_replaces_the_one_it_corrects_and_the_others_stay(make_agent):
+    script = ["- I live in Lisbon.\n- I like green tea.", "- I live in Porto."]
+    agent, _, _ = make_agent(
+        ["Hi!", "Congratulations!"], script, config=EXTRACT, library_defaults=True
+    )
+    agent.chat("I live in Lisbon and I like green tea.", thread_id="t1")
+    agent.sleep(thread_id="t1")
+    agent.chat("I moved to Porto last month.", thread_id="t1")
+
+    agent.sleep(thread_id="t1")
+
+    human = agent.memory(thread_id="t1")["human"]
+    assert human.value.splitlines() == ["I like green tea.", "I live in Porto."]
+    history = agent.history("human", thread_id="t1")
+    assert "I live in Lisbon." in history[0].value, "the block's history keeps the old fact"
+
+
+def test_nothing_new_ends_the_page_unchanged_in_one_call(make_agent):
+    agent, _, sleep = extracting(make_agent, ["Sure."], ["NOTHING NEW"])
+    agent.chat("What time is it in Tokyo?", thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.UNCHANGED and result.covered
+    assert len(sleep.calls) == 1
+
+
+def test_a_guessed_fact_is_refused_and_the_said_ones_are_kept(make_agent, caplog):
+    script = ["- I'm Marco.\n- I live in New York.\n- I'm allergic to peanuts."]
+    agent, _, _ = extracting(make_agent, ["Hi Marco"], script)
+    agent.chat(MARCO, thread_id="t1")
+
+    with caplog.at_level("INFO", logger="sleepagent.sleep"):
+        agent.sleep(thread_id="t1")
+
+    assert agent.memory(thread_id="t1")["human"].value.splitlines() == [
+        "I'm Marco.",
+        "I'm allergic to peanuts.",
+    ]
+    assert "'I live in New York.' not added: Edit refused" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["The user seems to be in a good mood.", "- I live in New York.\n- I'm happy today."],
+    ids=["unreadable", "every-line-refused"],
+)
+def test_a_pass_with_nothing_usable_leaves_the_page_to_the_edit_round(make_agent, reply):
+    agent, _, sleep = make_agent(
+        ["Hi!"], [reply, insert("human", "Name: Marco")], config=EXTRACT, library_defaults=True
+    )
+    agent.chat(MARCO, thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.EDITED
+    assert agent.memory(thread_id="t1")["human"].value == "Name: Marco"
+    assert [bool(call.tools) for call in sleep.calls] == [False, True]
+
+
+def test_a_request_about_the_assistant_goes_to_the_edit_round_with_no_pass(make_agent):
+    agent, _, sleep = extracting(make_agent, ["Okay!"], [finish()])
+    agent.chat("Please be more concise in your replies.", thread_id="t1")
+
+    agent.sleep(thread_id="t1")
+
+    assert len(sleep.calls) == 1 and sleep.calls[0].tools, "the edit round, which may edit persona"
+
+
+def test_without_extract_the_edit_round_records_facts_as_before(make_agent):
+    agent, _, sleep = make_agent(["Hi!"], [insert("human", "Name: Marco")])
+    agent.chat(MARCO, thread_id="t1")
+    agent.sleep(thread_id="t1")
+    assert len(sleep.calls) == 1 and sleep.calls[0].tools
