@@ -13,6 +13,7 @@ from sleepagent.errors import (
     ConfigurationError,
     MemoryConflictError,
     MemoryEditError,
+    MessageRecordError,
     ModelCallError,
     ReadOnlyBlockError,
     ScopeMismatchError,
@@ -24,12 +25,14 @@ from sleepagent.graph.build import SleepAgentState, build_graph, sleep_request, 
 from sleepagent.graph.context import SleepContext
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, BlockRole, MemoryBlock
 from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition, TurnRead
+from sleepagent.memory.imported import ImportedMessage
 from sleepagent.models import ModelOptions
 from sleepagent.results import (
     BlockDiff,
     ChatResult,
     Conflict,
     FailedPage,
+    ImportResult,
     RunRecord,
     SleepOutcome,
     SleepResult,
@@ -49,9 +52,12 @@ __all__ = [
     "Conflict",
     "FailedPage",
     "HistoryEntry",
+    "ImportResult",
+    "ImportedMessage",
     "MemoryBlock",
     "MemoryConflictError",
     "MemoryEditError",
+    "MessageRecordError",
     "ModelCallError",
     "ModelOptions",
     "ReadOnlyBlockError",
