@@ -25,6 +25,7 @@ COMMANDS = (
     [],
     ["demo"],
     ["chat"],
+    ["import"],
     ["memory"],
     ["memory", "list"],
     ["memory", "show"],
