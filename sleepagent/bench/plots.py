@@ -192,10 +192,12 @@ def _f1_by_category(summary: ConversationSummary) -> Figure:
     axes.set_xticklabels(labels)
     axes.set_ylabel("LoCoMo F1 (%)")
     axes.set_title("LoCoMo F1 by question category")
-    axes.set_ylim(0, 105)
+    # Room above the bars for a one-row legend, so no bar is hidden behind it.
+    axes.set_ylim(0, 118)
+    axes.set_yticks(range(0, 101, 20))
     axes.grid(axis="y", alpha=0.3)
     if rows:
-        axes.legend(fontsize="small")
+        axes.legend(fontsize="small", ncol=len(rows), loc="upper center")
     figure.tight_layout()
     return figure
 
