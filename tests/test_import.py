@@ -24,8 +24,8 @@ from sleepagent.sleep.consolidation import PageEvidence, ungrounded_words
 from sleepagent.testing import EventRecorder, ManualScheduler, finish, rethink
 
 HISTORY = [
-    {"speaker": "Caroline", "text": "I went to a support group yesterday.", "timestamp": "8 May"},
-    {"speaker": "Melanie", "text": "That sounds powerful!"},
+    {"speaker": "Ines", "text": "I adopted a cat last weekend.", "timestamp": "3 March"},
+    {"speaker": "Tomas", "text": "That is great news!"},
     {"role": "assistant", "text": "Noted."},
 ]
 
@@ -68,31 +68,31 @@ def test_imported_messages_are_logged_and_left_pending_without_a_model_call(make
 
 
 def test_a_later_chat_turn_sees_the_imported_history_and_logs_only_itself(make_agent):
-    agent, chat, _ = make_agent(chat=["She went to a support group."])
+    agent, chat, _ = make_agent(chat=["She adopted a cat."])
     agent.import_messages(HISTORY, thread_id="t1", user_id="u1")
-    agent.chat("What did Caroline do?", thread_id="t1", user_id="u1")
+    agent.chat("What did Ines do?", thread_id="t1", user_id="u1")
     sent = [str(message.content) for message in chat.calls[0].messages[1:]]
     assert sent == [
-        "Caroline: I went to a support group yesterday.",
-        "Melanie: That sounds powerful!",
+        "Ines: I adopted a cat last weekend.",
+        "Tomas: That is great news!",
         "Noted.",
-        "What did Caroline do?",
+        "What did Ines do?",
     ]
     assert agent.positions()["t1"].head == 5, "the imported messages were logged once"
 
 
 def test_import_with_sleep_runs_sleep_time_compute_over_them_at_once(make_agent):
-    agent, _, sleep = make_agent(sleep=[rethink("human", "Caroline: support group, 7 May.")])
+    agent, _, sleep = make_agent(sleep=[rethink("human", "Ines: adopted a cat.")])
     result = agent.import_messages(
-        HISTORY, thread_id="t1", user_id="u1", session_date="1:56 pm on 8 May, 2023", sleep=True
+        HISTORY, thread_id="t1", user_id="u1", session_date="10:15 am on 3 March, 2024", sleep=True
     )
     assert result.sleep is not None
     assert (result.sleep.reason, result.sleep.outcome) == ("import", SleepOutcome.EDITED)
     assert result.sleep.messages_processed == 3
     assert agent.positions()["t1"].pending == 0
     prompt = sleep_prompt(sleep)
-    assert '<message n="1" role="user" speaker="Caroline" said_at="8 May">' in prompt
-    assert 'speaker="Melanie" said_at="1:56 pm on 8 May, 2023">' in prompt
+    assert '<message n="1" role="user" speaker="Ines" said_at="3 March">' in prompt
+    assert 'speaker="Tomas" said_at="10:15 am on 3 March, 2024">' in prompt
     assert "Record each fact under the name of the person it is about" in prompt
 
 
@@ -181,13 +181,13 @@ def test_records_may_be_dataclasses_mappings_or_langchain_messages() -> None:
             HumanMessage("I moved", name="Bo"),
             AIMessage("Congratulations"),
         ],
-        session_date="8 May 2023",
+        session_date="3 March 2024",
     )
     assert [(m.role, m.speaker, m.text, m.timestamp) for m in found] == [
         ("user", "Ann", "Hi", "2023-05-08T13:56:00+00:00"),
         ("assistant", None, "Hello", "2023-05-08T13:56:00+00:00"),
-        ("user", "Bo", "I moved", "8 May 2023"),
-        ("assistant", None, "Congratulations", "8 May 2023"),
+        ("user", "Bo", "I moved", "3 March 2024"),
+        ("assistant", None, "Congratulations", "3 March 2024"),
     ]
 
 
@@ -217,16 +217,16 @@ def test_no_messages_at_all_is_a_configuration_error() -> None:
 
 def test_speaker_and_time_are_shown_escaped_and_a_chat_turn_renders_as_before() -> None:
     entries = [
-        LogEntry(1, "user", "Hi", speaker='Ann "A" <x>', said_at="8 May"),
+        LogEntry(1, "user", "Hi", speaker='Ann "A" <x>', said_at="3 March"),
         LogEntry(2, "assistant", "Hello"),
     ]
     page = render_transcript_page(entries, total=2)
-    shown = 'speaker="Ann &quot;A&quot; &lt;x&gt;" said_at="8 May">Hi</message>'
+    shown = 'speaker="Ann &quot;A&quot; &lt;x&gt;" said_at="3 March">Hi</message>'
     assert f'<message n="1" role="user" {shown}' in page
     assert '<message n="2" role="assistant">Hello</message>' in page
 
 
 def test_who_said_it_and_when_count_as_what_was_said_for_grounding() -> None:
-    entries = [LogEntry(1, "user", "I moved yesterday.", speaker="Caroline", said_at="8 May 2023")]
+    entries = [LogEntry(1, "user", "I moved yesterday.", speaker="Ines", said_at="3 March 2024")]
     evidence = PageEvidence.of(entries, [])
-    assert ungrounded_words("Caroline moved on 8 May 2023", evidence.said) == []
+    assert ungrounded_words("Ines moved on 3 March 2024", evidence.said) == []

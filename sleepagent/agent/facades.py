@@ -192,7 +192,7 @@ class SleepTimeAgent(AgentFlows):
         instead would add a store read of the whole window to every turn, so the
         newest messages go in with one ``update_state`` (at most
         ``SleepConfig.state_messages``, as after a turn). A named speaker is written
-        before the text there (``"Caroline: ..."``).
+        before the text there (``"Ines: ..."``).
 
         Every message is checked before anything is written: the log gets all of
         them in one batch, or none, and a failed log write takes them back out of
@@ -206,7 +206,7 @@ class SleepTimeAgent(AgentFlows):
             thread_id: The conversation.
             user_id: The user, when memory follows them across threads.
             session_date: When the messages were said, for those without a timestamp
-                (a ``datetime``, or text such as ``"8 May 2023"``).
+                (a ``datetime``, or text such as ``"3 March 2024"``).
             sleep: Run sleep-time compute over them now, instead of when the idle
                 timer says.
             config: A LangChain ``RunnableConfig``, merged into the sleep run's own.

@@ -7,7 +7,7 @@ bundled. Its shape, as read here (every other field is ignored):
 
 - a JSON list of samples, each with ``sample_id``, ``conversation`` and ``qa``;
 - ``conversation``: ``speaker_a`` and ``speaker_b`` (names), ``session_N`` (a list of
-  turns) and ``session_N_date_time`` (``"1:56 pm on 8 May, 2023"``) for N = 1, 2, ...;
+  turns) and ``session_N_date_time`` (``"10:15 am on 3 March, 2024"``) for N = 1, 2, ...;
   a date without its session is ignored;
 - a turn: ``speaker``, ``dia_id`` (``"D3:11"``), ``text``; a turn that shares an image
   also has ``img_url``, ``blip_caption`` (the image described by a captioning model)
@@ -116,7 +116,7 @@ class Question:
     """A question about one conversation.
 
     Attributes:
-        id: Unique key: the sample id and the question's position (``conv-26/q7``).
+        id: Unique key: the sample id and the question's position (``mini-1/q7``).
         conversation: The sample id.
         index: Position in the sample's ``qa`` list, from 0.
         text: The question.
@@ -142,7 +142,7 @@ class Conversation:
     """One LoCoMo sample: two people, their sessions and the questions about them.
 
     Attributes:
-        id: ``sample_id`` (``conv-26``).
+        id: ``sample_id`` (``mini-1``).
         speaker_a: The first speaker's name.
         speaker_b: The second speaker's name.
         sessions: In order of their number.

@@ -191,7 +191,7 @@ def _add_import(commands: Any) -> None:
     importing.add_argument(
         "--session-date",
         metavar="WHEN",
-        help="when the messages were said, for lines without a timestamp (e.g. '8 May 2023')",
+        help="when the messages were said, for lines without a timestamp (e.g. '3 March 2024')",
     )
     importing.add_argument("--db", default=_default_db(), help=DB_HELP)
     importing.add_argument(

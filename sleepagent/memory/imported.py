@@ -52,9 +52,9 @@ class ImportedMessage:
             bot's own earlier replies).
         speaker: Who said it, when the history names its speakers (a group chat,
             two people talking); the sleep-time agent sees the name, and the chat
-            model sees the text after it (``"Caroline: ..."``).
+            model sees the text after it (``"Ines: ..."``).
         timestamp: When it was said: a ``datetime``, or text as the source writes
-            it (``"1:56 pm on 8 May, 2023"``); the import's ``session_date`` when
+            it (``"10:15 am on 3 March, 2024"``); the import's ``session_date`` when
             not given. The sleep-time agent sees it beside the message.
 
     """
