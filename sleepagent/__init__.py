@@ -13,6 +13,7 @@ from sleepagent.errors import (
     ConfigurationError,
     MemoryConflictError,
     MemoryEditError,
+    MessageRecordError,
     ModelCallError,
     ReadOnlyBlockError,
     ScopeMismatchError,
@@ -24,6 +25,7 @@ from sleepagent.graph.build import SleepAgentState, build_graph, sleep_request, 
 from sleepagent.graph.context import SleepContext
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, BlockRole, MemoryBlock
 from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition, TurnRead
+from sleepagent.memory.imported import ImportedMessage
 from sleepagent.models import ModelOptions
 from sleepagent.results import (
     BlockDiff,
@@ -31,6 +33,7 @@ from sleepagent.results import (
     Conflict,
     FailedPage,
     Forgotten,
+    ImportResult,
     RunRecord,
     SleepOutcome,
     SleepResult,
@@ -51,9 +54,12 @@ __all__ = [
     "FailedPage",
     "Forgotten",
     "HistoryEntry",
+    "ImportResult",
+    "ImportedMessage",
     "MemoryBlock",
     "MemoryConflictError",
     "MemoryEditError",
+    "MessageRecordError",
     "ModelCallError",
     "ModelOptions",
     "ReadOnlyBlockError",

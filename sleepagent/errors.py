@@ -12,6 +12,7 @@ __all__ = [
     "ConfigurationError",
     "MemoryConflictError",
     "MemoryEditError",
+    "MessageRecordError",
     "ModelCallError",
     "ReadOnlyBlockError",
     "ScopeBusyError",
@@ -67,6 +68,24 @@ class ScopeMismatchError(ConfigurationError):
         self.thread_id = thread_id
         self.bound_to = bound_to
         self.requested = requested
+
+
+class MessageRecordError(ConfigurationError):
+    """A message given to ``import_messages`` cannot be imported; nothing was written.
+
+    Every message is checked before the first write, so one bad record leaves the
+    thread, its log and its pending work as they were.
+
+    Attributes:
+        index: The record's position in what was passed, from 0.
+        reason: What is wrong with it, and how to fix it.
+
+    """
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"message {index}: {reason}; nothing was imported")
+        self.index = index
+        self.reason = reason
 
 
 class WrongModeError(SleepAgentError, TypeError):

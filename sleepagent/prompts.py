@@ -8,6 +8,7 @@ __all__ = [
     "CHAT_SYSTEM_PROMPT",
     "SLEEP_CONTEXT_NOTE",
     "SLEEP_CONTEXT_ONLY_NOTE",
+    "SLEEP_DATED_SPEAKERS_NOTE",
     "SLEEP_MALFORMED_REPLY",
     "SLEEP_USER_FACTS_NOTE",
     "SLEEP_PAGE_PROMPT",
@@ -144,6 +145,13 @@ What the user says about themselves goes in the {label} block, and a correction 
 the older fact; do not write it into the assistant's persona. Write only what was said: \
 no guesses, no empty fields, no "not mentioned"."""
 
+
+SLEEP_DATED_SPEAKERS_NOTE = """\
+Messages with a speaker were said by that person, and said_at tells when they were said. \
+Record each fact under the name of the person it is about. When a fact depends on when \
+it happened ("yesterday", "next month"), record it with the date the message was said, \
+so the time can be worked out later."""
+"""Added to a page of imported history whose messages name their speaker or time."""
 
 # --- think, then write (sleepagent.sleep.thinking) -----------------------------------------
 # The reasoning pass has no tools and no block format to keep: a small model reasons

@@ -16,6 +16,7 @@ __all__ = [
     "Conflict",
     "FailedPage",
     "Forgotten",
+    "ImportResult",
     "RunRecord",
     "SleepOutcome",
     "SleepResult",
@@ -222,6 +223,29 @@ class SleepResult:
     def changed(self) -> tuple[str, ...]:
         """Labels of the blocks that changed."""
         return tuple(dict.fromkeys(diff.label for diff in self.diffs))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_messages`` wrote.
+
+    Attributes:
+        thread_id: The conversation the messages were logged to.
+        scope: Key of the memory scope the thread belongs to.
+        messages: Messages logged.
+        first_seq: Log position of the first of them.
+        last_seq: Log position of the last of them (the thread's new head).
+        sleep: The sleep run made over them at once (``sleep=True``), else ``None``:
+            the idle timer covers them like a chat turn.
+
+    """
+
+    thread_id: str
+    scope: str
+    messages: int
+    first_seq: int
+    last_seq: int
+    sleep: SleepResult | None = None
 
 
 @dataclass(frozen=True)

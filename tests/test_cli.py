@@ -26,6 +26,7 @@ COMMANDS = (
     [],
     ["demo"],
     ["chat"],
+    ["import"],
     ["memory"],
     ["memory", "list"],
     ["memory", "show"],

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, NoReturn
 
-from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -22,19 +22,33 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
 from sleepagent.agent.inflight import RunsInFlight
+from sleepagent.chat.primary import trim_history
 from sleepagent.config import ScopePolicy, SleepConfig
-from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError
+from sleepagent.errors import (
+    ConfigurationError,
+    MessageRecordError,
+    ScopeBusyError,
+    SleepAgentError,
+)
 from sleepagent.graph.build import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
 from sleepagent.graph.context import SleepContext, iso
 from sleepagent.memory.blockstore import BlockStore, CommitOutcome, ThreadPosition
+from sleepagent.memory.imported import (
+    MessageLike,
+    Timestamp,
+    graph_message,
+    log_text,
+    read_messages,
+)
 from sleepagent.memory.storable import require_storable
-from sleepagent.memory.transcript import message_text
+from sleepagent.memory.transcript import LogEntry, LogText, message_text
 from sleepagent.models import ModelLike, ModelOptions, resolve_models
 from sleepagent.results import (
     BlockDiff,
     ChatResult,
     Conflict,
     FailedPage,
+    ImportResult,
     SleepOutcome,
     SleepResult,
 )
@@ -313,6 +327,68 @@ class AgentBase:
         human = HumanMessage(message, id=str(uuid.uuid4()))
         config = self._config(thread_id, "sleepagent:chat-turn", caller)
         return {"messages": [human]}, config, SleepContext(thread_id, user_id), human
+
+    def _check_message(self, text: str, *, what: str) -> None:
+        """Refuse message text the agent does not take: one check, for chat and imports alike."""
+        require_storable(text, what=what)
+
+    def _import_call(
+        self,
+        records: Iterable[MessageLike],
+        thread_id: str,
+        user_id: str | None,
+        session_date: Timestamp | None,
+        caller: RunnableConfig | None,
+    ) -> tuple[list[HumanMessage | AIMessage], list[LogText], RunnableConfig]:
+        """Every record checked, as graph messages and log entries sharing their ids.
+
+        Raises before anything is written: a bad id, a bad record (naming it), or
+        text a chat message could not have.
+        """
+        self.scope(thread_id=thread_id, user_id=user_id)
+        messages = read_messages(records, session_date=session_date)
+        for index, message in enumerate(messages):
+            try:
+                self._check_message(message.text, what="its text")
+            except ConfigurationError as error:
+                raise MessageRecordError(index, str(error)) from error
+        ids = [str(uuid.uuid4()) for _ in messages]
+        graph = [graph_message(m, i) for m, i in zip(messages, ids, strict=True)]
+        texts = [log_text(m, i) for m, i in zip(messages, ids, strict=True)]
+        return graph, texts, self._config(thread_id, "sleepagent:import", caller)
+
+    def _import_update(
+        self, values: dict[str, Any], imported: Sequence[HumanMessage | AIMessage]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The checkpoint update that adds ``imported``, and the one that takes it back.
+
+        The thread's state keeps its window (``state_messages``, cut as a chat turn
+        cuts it): older messages leave it and imported ones beyond the window never
+        enter it. The log holds them all.
+        """
+        existing: list[AnyMessage] = list(values.get("messages") or [])
+        window = trim_history([*existing, *imported], self.config.state_messages)
+        kept = {message.id for message in window}
+        removed = [RemoveMessage(id=m.id) for m in existing if m.id and m.id not in kept]
+        added = [message for message in imported if message.id in kept]
+        undo = {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *existing]}
+        return {"messages": [*removed, *added]}, undo
+
+    def _import_result(
+        self,
+        entries: Sequence[LogEntry],
+        thread_id: str,
+        user_id: str | None,
+        ran: SleepResult | None,
+    ) -> ImportResult:
+        return ImportResult(
+            thread_id=thread_id,
+            scope=self.scope(thread_id=thread_id, user_id=user_id).key,
+            messages=len(entries),
+            first_seq=entries[0].seq,
+            last_seq=entries[-1].seq,
+            sleep=ran,
+        )
 
     def _context_entry(self, text: str, thread_id: str, user_id: str | None) -> list[TextRole]:
         if not isinstance(text, str) or not text.strip():

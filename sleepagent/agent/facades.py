@@ -10,7 +10,7 @@ mode's I/O: how it opens and closes its persistence.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
 from typing import Any, NoReturn, Self, TypeVar
@@ -24,7 +24,15 @@ from sleepagent.agent.flows import AgentFlows
 from sleepagent.errors import WrongModeError
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
-from sleepagent.results import BlockDiff, ChatResult, FailedPage, Forgotten, SleepResult
+from sleepagent.memory.imported import MessageLike, Timestamp
+from sleepagent.results import (
+    BlockDiff,
+    ChatResult,
+    FailedPage,
+    Forgotten,
+    ImportResult,
+    SleepResult,
+)
 from sleepagent.scheduling.apscheduler import AsyncIOIdleScheduler, BackgroundIdleScheduler
 from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.policy import Reason
@@ -166,6 +174,62 @@ class SleepTimeAgent(AgentFlows):
 
         """
         return stream(self._boundary(self._chat_stream_flow(message, thread_id, user_id, config)))
+
+    def import_messages(
+        self,
+        messages: Iterable[MessageLike],
+        *,
+        thread_id: str,
+        user_id: str | None = None,
+        session_date: Timestamp | None = None,
+        sleep: bool = False,
+        config: RunnableConfig | None = None,
+    ) -> ImportResult:
+        """Log a conversation's earlier messages into a thread, without calling the chat model.
+
+        For a bot that already has history: the messages are logged as if they had
+        been said on the thread, and sleep-time compute covers them like chat turns.
+        The idle timer is set as after a turn, or, with ``sleep=True``, the sleep
+        run is made now and its result returned in :attr:`ImportResult.sleep`.
+
+        They are written to both places a turn writes. The thread's log (in the
+        store) is what the sleep-time agent reads, and it keeps every message, with
+        its speaker and time. The thread's checkpoint is what the chat model is
+        sent on the next :meth:`chat`: rendering the chat prompt from the log
+        instead would add a store read of the whole window to every turn, so the
+        newest messages go in with one ``update_state`` (at most
+        ``SleepConfig.state_messages``, as after a turn). A named speaker is written
+        before the text there (``"Ines: ..."``).
+
+        Every message is checked before anything is written: the log gets all of
+        them in one batch, or none, and a failed log write takes them back out of
+        the checkpoint.
+
+        Args:
+            messages: Oldest first: :class:`~sleepagent.ImportedMessage` items,
+                mappings with ``text`` (or ``content``) and optional ``role``
+                (``user`` or ``assistant``), ``speaker`` and ``timestamp``, or
+                LangChain ``HumanMessage`` / ``AIMessage`` objects.
+            thread_id: The conversation.
+            user_id: The user, when memory follows them across threads.
+            session_date: When the messages were said, for those without a timestamp
+                (a ``datetime``, or text such as ``"3 March 2024"``).
+            sleep: Run sleep-time compute over them now, instead of when the idle
+                timer says.
+            config: A LangChain ``RunnableConfig``, merged into the sleep run's own.
+
+        Raises:
+            MessageRecordError: For a message that cannot be imported (its index is
+                ``.index``); nothing is written.
+            ConfigurationError: For no messages, or unusable ids or session date.
+            ScopeMismatchError: When the thread belongs to another memory scope.
+            ModelCallError: With ``sleep=True``, when a sleep-time model call failed;
+                the messages stay imported and pending.
+
+        """
+        return self._run(
+            self._import_flow(messages, thread_id, user_id, session_date, sleep, config)
+        )
 
     # --- sleep -----------------------------------------------------------------
 
@@ -409,6 +473,21 @@ class AsyncSleepTimeAgent(AgentFlows):
         config: RunnableConfig | None = None,
     ) -> AsyncIterator[str]:
         return astream(self._boundary(self._chat_stream_flow(message, thread_id, user_id, config)))
+
+    @async_twin(SleepTimeAgent.import_messages)
+    async def import_messages(
+        self,
+        messages: Iterable[MessageLike],
+        *,
+        thread_id: str,
+        user_id: str | None = None,
+        session_date: Timestamp | None = None,
+        sleep: bool = False,
+        config: RunnableConfig | None = None,
+    ) -> ImportResult:
+        return await self._arun(
+            self._import_flow(messages, thread_id, user_id, session_date, sleep, config)
+        )
 
     @async_twin(SleepTimeAgent.sleep)
     async def sleep(

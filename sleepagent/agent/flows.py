@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 from langchain_core.messages import HumanMessage, messages_to_dict
@@ -29,8 +29,17 @@ from sleepagent.graph.companion import sleep_thread_id
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import HistoryEntry
 from sleepagent.memory.erasure import Holdings, export_document
+from sleepagent.memory.imported import MessageLike, Timestamp
 from sleepagent.memory.storable import require_storable
-from sleepagent.results import BlockDiff, ChatResult, FailedPage, Forgotten, SleepResult
+from sleepagent.memory.transcript import LogEntry
+from sleepagent.results import (
+    BlockDiff,
+    ChatResult,
+    FailedPage,
+    Forgotten,
+    ImportResult,
+    SleepResult,
+)
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scheduling.policy import Reason
 from sleepagent.scope import Scope
@@ -162,6 +171,52 @@ class AgentFlows(AgentBase):
         undo = self._undo(snapshot.values, human)
         if undo is not None:
             yield from call(self.graph.update_state, run_config, undo)
+
+    # --- import ----------------------------------------------------------------------
+
+    def _import_flow(
+        self,
+        records: Iterable[MessageLike],
+        thread_id: str,
+        user_id: str | None,
+        session_date: Timestamp | None,
+        sleep: bool,
+        config: RunnableConfig | None,
+    ) -> Flow[ImportResult]:
+        graph = self.graph
+        imported, texts, run_config = self._import_call(
+            records, thread_id, user_id, session_date, config
+        )
+        scope = self.scope(thread_id=thread_id, user_id=user_id)
+
+        def write() -> Flow[list[LogEntry]]:
+            # Refused before the first write, like a chat turn (invariant 8).
+            yield from call(self.blocks.check_owner, scope, thread_id)
+            snapshot = yield from call(graph.get_state, run_config)
+            update, undo = self._import_update(snapshot.values, imported)
+            yield from call(graph.update_state, run_config, update, as_node="agent")
+            try:
+                entries: list[LogEntry] = yield from call(
+                    self.blocks.append, scope, thread_id, texts, at=self._now()
+                )
+            except BaseException:
+                # The log is one batch: written whole or not at all. Take the
+                # messages back out of the checkpoint too, as a failed turn is.
+                yield from shielded(self._restore_flow(run_config, undo))
+                raise
+            return entries
+
+        entries = yield from holding(self._thread_locks.get(thread_id), write())
+        ran = None
+        if sleep:
+            job = self._job(thread_id, user_id, Reason.IMPORT)
+            ran = yield from self._sleep_by_hand(job, config)
+        else:
+            self._turn_done(thread_id, user_id)
+        return self._import_result(entries, thread_id, user_id, ran)
+
+    def _restore_flow(self, run_config: RunnableConfig, undo: dict[str, Any]) -> Flow[None]:
+        yield from call(self.graph.update_state, run_config, undo, as_node="agent")
 
     # --- sleep -----------------------------------------------------------------------
 

@@ -1,21 +1,31 @@
-"""``python -m sleepagent.bench``: run the paper's experiments and write the report.
+"""``python -m sleepagent.bench``: run the paper's experiments, or LoCoMo, and write the report.
 
-Example::
+Examples::
 
     python -m sleepagent.bench --dataset generated --n 20 --model openai:gpt-4o-mini --out runs/x
+    python -m sleepagent.bench --dataset locomo --data locomo10.json --out runs/locomo
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sleepagent.bench import prompts
+from sleepagent.bench.conversation_runner import (
+    ConversationRunner,
+    ConversationSpec,
+    System,
+    parse_systems,
+)
+from sleepagent.bench.conversations import draw_questions, load_locomo
 from sleepagent.bench.datasets import DATASETS, DatasetError, Example, load_examples, load_files
 from sleepagent.bench.generator import Level
 from sleepagent.bench.grading import GradingRule
@@ -36,7 +46,10 @@ from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, sleep_reply_cap
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LOCOMO_GRADING", "build_parser", "main"]
+
+LOCOMO_GRADING = "locomo-f1"
+"""What ``run.json`` records as the grading of a LoCoMo run: LoCoMo's token F1."""
 
 
 def _ints(text: str) -> list[int]:
@@ -63,7 +76,8 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         type=Path,
         nargs="+",
         default=[],
-        help="local JSONL file(s) for gsm-symbolic (P1 and/or P2) or aime (2024 and/or 2025)",
+        help="local file(s): JSONL for gsm-symbolic (P1 and/or P2) or aime (2024 and/or "
+        "2025); locomo10.json for locomo",
     )
     parser.add_argument(
         "--n", type=int, default=20, help="examples to draw, across templates (default 20)"
@@ -186,6 +200,41 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
     parser.add_argument(
         "--t", type=float, help="test-time / sleep-time token price (default 10, or run.json's)"
     )
+    locomo = parser.add_argument_group("LoCoMo (--dataset locomo)")
+    locomo.add_argument(
+        "--per-category",
+        type=int,
+        default=15,
+        help="questions drawn per category, seeded by --seed (default 15; 0 = every question)",
+    )
+    locomo.add_argument(
+        "--conversations",
+        type=int,
+        help="only the first N conversations of the file (default: all)",
+    )
+    locomo.add_argument(
+        "--systems",
+        default=",".join(system.value for system in System),
+        help="comma list of no_memory, recent_turns, full_context, sleep_memory (default: all)",
+    )
+    locomo.add_argument(
+        "--recent-turns",
+        type=int,
+        help="turns in the recency window (default: as many as fit in the characters of "
+        "each conversation's final memory blocks)",
+    )
+    locomo.add_argument(
+        "--context-window",
+        type=int,
+        default=128_000,
+        help="the chat model's window in tokens: full_context answers only conversations "
+        "that fit (default 128000)",
+    )
+    locomo.add_argument(
+        "--judge-model",
+        help="model spec of an LLM judge that grades each answer CORRECT or WRONG "
+        "(default: none; its prompt is written to prompts.json)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite the report from the folder"
@@ -222,7 +271,104 @@ def _examples(args: argparse.Namespace) -> list[Example]:
     return examples
 
 
-def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
+def _conversation_spec(args: argparse.Namespace) -> ConversationSpec:
+    """LoCoMo's conversations and drawn questions: the folder's sample, else a new one."""
+    if len(args.data) != 1:
+        raise DatasetError("the locomo dataset needs --data PATH to locomo10.json (one file)")
+    conversations = load_locomo(args.data[0])
+    if args.conversations is not None:
+        if args.conversations < 1:
+            raise ConfigurationError(f"--conversations must be >= 1, got {args.conversations}")
+        conversations = conversations[: args.conversations]
+    available = [q for c in conversations for q in c.questions]
+    drawn = draw_questions(conversations, args.per_category, seed=args.seed)
+    request = SampleRecord(
+        dataset="locomo",
+        files=(Path(args.data[0]).name,),
+        n=args.per_category,
+        seed=args.seed,
+        level=None,
+        keys=tuple(q.id for q in drawn),
+        conversations=args.conversations,
+    )
+    questions, resumed = resume_sample(args.out, request, available)
+    verb = "resumed the recorded sample of" if resumed else "drew"
+    print(
+        f"{verb} {len(questions)} questions from {len(conversations)} conversations",
+        file=sys.stderr,
+    )
+    return ConversationSpec(
+        conversations=conversations,
+        questions=questions,
+        systems=parse_systems(args.systems),
+        recent_turns=args.recent_turns,
+        context_window=args.context_window,
+        concurrency=args.concurrency or default_concurrency(args.base_url),
+    )
+
+
+def _write_prompts(folder: Path, judged: bool) -> None:
+    """``prompts.json``: the prompts a LoCoMo run sends, so its numbers can be read against them."""
+    found = {
+        "answer_instructions": prompts.LOCOMO_ANSWER_INSTRUCTIONS,
+        "temporal_hint": prompts.LOCOMO_TEMPORAL_HINT,
+        "context_message": prompts.LOCOMO_CONTEXT_MESSAGE,
+        "session_header": prompts.LOCOMO_SESSION_HEADER,
+    }
+    if judged:
+        found["judge"] = prompts.LOCOMO_JUDGE_PROMPT
+        found["judge_gold_for_adversarial"] = prompts.LOCOMO_ABSTAIN_GOLD
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prompts.json").write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+
+
+def _run_conversations(
+    args: argparse.Namespace, record: Callable[[RunOutcome, int], None]
+) -> RunOutcome:
+    spec = _conversation_spec(args)
+    options, sleep_options = _model_options(args)
+    runner = ConversationRunner(
+        args.model,
+        out=args.out,
+        sleep_model=args.sleep_model,
+        model_options=options,
+        sleep_model_options=sleep_options,
+        judge_model=args.judge_model,
+        progress=not args.no_progress,
+        sleep_config=_sleep_config(args),
+    )
+    _write_prompts(args.out, judged=args.judge_model is not None)
+    return runner.run(spec, on_unit=lambda outcome: record(outcome, spec.concurrency))
+
+
+def _model_options(args: argparse.Namespace) -> tuple[ModelOptions, ModelOptions]:
+    options = ModelOptions(
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_retries=args.retries,
+        max_tokens=args.max_tokens,
+    )
+    # The library's own cap for a local server, made explicit so run.json records it.
+    sleep_options = sleep_reply_cap(
+        args.sleep_model or args.model,
+        dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
+    )
+    return options, sleep_options
+
+
+def _sleep_config(args: argparse.Namespace) -> SleepConfig:
+    return SleepConfig(
+        max_sleep_steps=args.sleep_steps,
+        sleep_edit_mode=SleepEditMode(args.sleep_edit_mode),
+        sleep_thinking=SleepThinking(args.sleep_thinking),
+        sleep_think_tokens=args.think_tokens,
+        sleep_samples=max(_ints(args.sleep_samples), default=1),
+    )
+
+
+def _run_examples(
+    args: argparse.Namespace, record: Callable[[RunOutcome, int], None]
+) -> RunOutcome:
     examples = _examples(args)
     concurrency = args.concurrency or default_concurrency(args.base_url)
     sample_counts = _ints(args.sleep_samples)
@@ -240,17 +386,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
         concurrency=concurrency,
         logprob_model=args.logprob_model,
     )
-    options = ModelOptions(
-        base_url=args.base_url,
-        timeout=args.timeout,
-        max_retries=args.retries,
-        max_tokens=args.max_tokens,
-    )
-    # The library's own cap for a local server, made explicit so run.json records it.
-    sleep_options = sleep_reply_cap(
-        args.sleep_model or args.model,
-        dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
-    )
+    options, sleep_options = _model_options(args)
     runner = Runner(
         args.model,
         out=args.out,
@@ -263,24 +399,25 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             max_retries=args.retries,
         ),
         progress=not args.no_progress,
-        sleep_config=SleepConfig(
-            max_sleep_steps=args.sleep_steps,
-            sleep_edit_mode=SleepEditMode(args.sleep_edit_mode),
-            sleep_thinking=SleepThinking(args.sleep_thinking),
-            sleep_think_tokens=args.think_tokens,
-            sleep_samples=max(sample_counts, default=1),
-        ),
+        sleep_config=_sleep_config(args),
     )
+    return runner.run(spec, on_unit=lambda outcome: record(outcome, concurrency))
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
+    locomo = args.dataset == "locomo"
+    _, sleep_options = _model_options(args)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     # Options given now override the recorded ones, so --report-only later agrees.
     recorded = read_run_info(args.out)
+    grading = LOCOMO_GRADING if locomo else GradingRule.BOTH.value
     info = RunInfo(
-        grading=args.grading or (recorded.grading if recorded else GradingRule.BOTH.value),
+        grading=args.grading or (recorded.grading if recorded else grading),
         t=args.t if args.t is not None else recorded.t if recorded else 10.0,
         sessions=recorded.sessions if recorded else (),
     )
 
-    def record(outcome: RunOutcome) -> None:
+    def record(outcome: RunOutcome, concurrency: int) -> None:
         # Rewritten after every unit: a killed session still counts its time and units.
         session = Session(
             started=started,
@@ -294,14 +431,18 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> RunOutcome:
             max_tokens=args.max_tokens,
             sleep_max_tokens=sleep_options.max_tokens,
             sleep_steps=args.sleep_steps,
+            judge_model=args.judge_model if locomo else None,
+            context_window=args.context_window if locomo else None,
             wall_s=round(outcome.wall_s, 1),
             done=outcome.done,
             failed=outcome.failed,
         )
         info.with_session(session).write(args.out)
 
-    outcome = runner.run(spec, on_unit=record)
-    record(outcome)
+    run = _run_conversations if locomo else _run_examples
+    outcome = run(args, record)
+    concurrency = args.concurrency or default_concurrency(args.base_url)
+    record(outcome, concurrency)
     print(
         f"{outcome.done} units done, {outcome.skipped} already done, {outcome.failed} failed "
         f"in {outcome.wall_s:.0f} s",

@@ -271,8 +271,9 @@ def load_aime(path: Path | str) -> list[Example]:
     return _read_jsonl(path, _aime_example, _aime_source(path))
 
 
-DATASETS: Sequence[str] = ("generated", "gsm-symbolic", "aime")
-"""Names accepted by :func:`load_examples`."""
+DATASETS: Sequence[str] = ("generated", "gsm-symbolic", "aime", "locomo")
+"""Names the benchmark takes; ``locomo`` is conversations, read by
+:func:`sleepagent.bench.conversations.load_locomo`, not by :func:`load_examples`."""
 
 
 def load_files(dataset: str, paths: Sequence[Path | str]) -> list[Example]:
@@ -283,7 +284,7 @@ def load_files(dataset: str, paths: Sequence[Path | str]) -> list[Example]:
             found in two files (the same file given twice).
 
     """
-    if dataset not in DATASETS or dataset == "generated":
+    if dataset not in ("gsm-symbolic", "aime"):
         raise DatasetError(f"unknown file dataset {dataset!r}; use gsm-symbolic or aime")
     if not paths:
         raise DatasetError(f"the {dataset} dataset needs --data PATH to a local file")
@@ -326,8 +327,8 @@ def load_examples(
     """
     if dataset == "generated":
         return from_problems(generate(n, seed=seed, level=level))
-    if dataset not in DATASETS:
-        raise DatasetError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
+    if dataset not in ("gsm-symbolic", "aime"):
+        raise DatasetError(f"unknown dataset {dataset!r}; use generated, gsm-symbolic or aime")
     paths: Sequence[Path | str] = (
         () if path is None else [path] if isinstance(path, str | Path) else path
     )

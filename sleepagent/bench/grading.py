@@ -9,13 +9,27 @@ the last number-like run of the reply are compared as *strings* once ``$`` and `
 removed and ``.`` is stripped from both ends (so ``45.0`` is not ``45``); for AIME, the
 integer in the last ``\boxed{}``, else the last 1-3 digit number, against the gold as an
 integer (so ``025`` is ``25``).
+
+For LoCoMo's questions, whose answers are phrases, :func:`locomo_score` is the
+dataset's own metric, a token F1, rewritten here from the LoCoMo repository's
+``task_eval/evaluation.py`` (snap-research/LoCoMo): lower case, commas, punctuation
+and the words "a", "an", "the" and "and" removed, each word Porter-stemmed (with
+NLTK's stemmer, as there), then F1 over the multiset of words. Multi-hop answers
+(category 1) are split at commas and each gold part takes its best predicted part;
+open-domain golds (category 3) keep the part before the first ``;``; an adversarial
+question (category 5) scores 1 when the reply says "no information available" or
+"not mentioned", else 0.
 """
 
 from __future__ import annotations
 
 import re
+import string
+from collections import Counter
+from collections.abc import Callable
 from enum import Enum
 from fractions import Fraction
+from functools import cache
 
 __all__ = [
     "AnswerFormat",
@@ -24,11 +38,15 @@ __all__ = [
     "format_number",
     "gsm8k_gold",
     "is_correct",
+    "locomo_abstained",
+    "locomo_score",
+    "normalize_answer",
     "paper_aime_prediction",
     "paper_correct",
     "paper_gsm_gold",
     "paper_gsm_prediction",
     "parse_number",
+    "token_f1",
 ]
 
 
@@ -243,3 +261,77 @@ def paper_correct(reply: str, gold: str, answer_format: AnswerFormat) -> tuple[s
     expected = paper_gsm_gold(gold if "#### " in gold else f"#### {gold}")
     guess = paper_gsm_prediction(reply)
     return guess, guess == expected
+
+
+# --- LoCoMo: token F1 over phrases ------------------------------------------------------
+
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the|and)\b")
+_ABSTAINED = ("no information available", "not mentioned")
+
+
+def normalize_answer(text: str) -> str:
+    """LoCoMo's normal form: commas and punctuation gone, lower case, no a/an/the/and."""
+    text = text.replace(",", "").lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+@cache
+def _stemmer() -> Callable[[str], str]:
+    try:
+        # NLTK ships no types; it is optional (the 'bench' extra).
+        from nltk.stem import PorterStemmer  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError as error:
+        raise ImportError(
+            "LoCoMo's F1 stems words with NLTK's Porter stemmer, as the dataset's own "
+            "evaluation does: pip install 'sleepagent[bench]' (or nltk)"
+        ) from error
+    stem: Callable[[str], str] = PorterStemmer().stem
+    return stem
+
+
+def _words(text: str) -> list[str]:
+    stem = _stemmer()
+    return [stem(word) for word in normalize_answer(text).split()]
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """F1 of the stemmed words of ``prediction`` against those of ``gold`` (0 when none shared)."""
+    predicted, expected = _words(prediction), _words(gold)
+    shared = sum((Counter(predicted) & Counter(expected)).values())
+    if shared == 0:
+        return 0.0
+    precision, recall = shared / len(predicted), shared / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def locomo_abstained(reply: str) -> bool:
+    """Whether the reply declines to answer, as LoCoMo's metric reads category 5 replies."""
+    lowered = reply.lower()
+    return any(phrase in lowered for phrase in _ABSTAINED)
+
+
+def locomo_score(reply: str, gold: str | None, category: int) -> float:
+    """LoCoMo's score of a reply to a question of ``category`` (1-5), from 0 to 1.
+
+    Args:
+        reply: The model's answer.
+        gold: The gold answer (ignored for category 5, which has none).
+        category: LoCoMo's category number: 1 multi-hop, 2 temporal, 3 open-domain,
+            4 single-hop, 5 adversarial.
+
+    Raises:
+        ValueError: For another category, or no gold where one is needed.
+
+    """
+    if category == 5:
+        return 1.0 if locomo_abstained(reply) else 0.0
+    if category not in (1, 2, 3, 4) or gold is None:
+        raise ValueError(f"category {category} with gold {gold!r}: not a LoCoMo question")
+    if category == 3:
+        gold = gold.split(";")[0].strip()
+    if category == 1:
+        parts = [part.strip() for part in reply.split(",")]
+        golds = [part.strip() for part in gold.split(",")]
+        return sum(max(token_f1(p, g) for p in parts) for g in golds) / len(golds)
+    return token_f1(reply, gold)

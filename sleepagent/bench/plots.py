@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sleepagent.bench.conversation_summary import ConversationSummary
+from sleepagent.bench.conversations import CATEGORY_ORDER, Category
 from sleepagent.bench.grading import GradingRule
 from sleepagent.bench.summary import PredictabilityRow, Summary
 
@@ -18,10 +20,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["PLOT_FILES", "write_plots"]
+__all__ = ["CONVERSATION_PLOT_FILES", "PLOT_FILES", "write_conversation_plots", "write_plots"]
 
 PLOT_FILES = ("pareto.png", "cost.png", "predictability.png")
 """The files :func:`write_plots` writes."""
+
+CONVERSATION_PLOT_FILES = ("f1_by_category.png", "tokens_per_query.png")
+"""The files :func:`write_conversation_plots` writes (LoCoMo)."""
 
 
 def _figure() -> Figure:
@@ -154,6 +159,89 @@ def write_plots(summary: Summary, folder: Path) -> list[Path]:
     """
     written = []
     for name, draw in zip(PLOT_FILES, (_pareto, _cost, _predictability), strict=True):
+        path = Path(folder) / name
+        draw(summary).savefig(path)
+        written.append(path)
+    return written
+
+
+# --- LoCoMo ----------------------------------------------------------------------------
+
+
+def _f1_by_category(summary: ConversationSummary) -> Figure:
+    figure = _figure()
+    axes = figure.add_subplot()
+    rows = summary.rows
+    width = 0.8 / max(1, len(rows))
+    for index, row in enumerate(rows):
+        values = [
+            row.declined if category is Category.ADVERSARIAL else row.f1[category.value]
+            for category in CATEGORY_ORDER
+        ]
+        axes.bar(
+            [i + (index - (len(rows) - 1) / 2) * width for i in range(len(CATEGORY_ORDER))],
+            [100 * (value or 0.0) for value in values],
+            width,
+            label=row.system,
+        )
+    axes.set_xticks(range(len(CATEGORY_ORDER)))
+    labels = [
+        c.label if c is not Category.ADVERSARIAL else "adversarial\n(declined)"
+        for c in CATEGORY_ORDER
+    ]
+    axes.set_xticklabels(labels)
+    axes.set_ylabel("LoCoMo F1 (%)")
+    axes.set_title("LoCoMo F1 by question category")
+    # Room above the bars for a one-row legend, so no bar is hidden behind it.
+    axes.set_ylim(0, 118)
+    axes.set_yticks(range(0, 101, 20))
+    axes.grid(axis="y", alpha=0.3)
+    if rows:
+        axes.legend(fontsize="small", ncol=len(rows), loc="upper center")
+    figure.tight_layout()
+    return figure
+
+
+def _tokens_per_query(summary: ConversationSummary) -> Figure:
+    figure = _figure()
+    axes = figure.add_subplot()
+    rows = summary.rows
+    xs = list(range(len(rows)))
+    prompt = [row.prompt_tokens for row in rows]
+    axes.bar(xs, prompt, 0.6, label="prompt")
+    axes.bar(xs, [row.completion_tokens for row in rows], 0.6, bottom=prompt, label="completion")
+    for x, row in zip(xs, rows, strict=True):
+        overall = "-" if row.overall is None else f"{100 * row.overall:.1f}"
+        axes.annotate(
+            f"F1 {overall}",
+            (x, row.tokens_per_query),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize="small",
+        )
+    axes.set_xticks(xs)
+    axes.set_xticklabels([row.system for row in rows])
+    axes.set_ylabel("tokens per query (answer)")
+    axes.set_title("Answer tokens per query, with overall F1 (categories 1-4)")
+    axes.grid(axis="y", alpha=0.3)
+    if rows:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def write_conversation_plots(summary: ConversationSummary, folder: Path) -> list[Path]:
+    """Write :data:`CONVERSATION_PLOT_FILES` into ``folder``.
+
+    Returns:
+        The paths written.
+
+    """
+    written = []
+    for name, draw in zip(
+        CONVERSATION_PLOT_FILES, (_f1_by_category, _tokens_per_query), strict=True
+    ):
         path = Path(folder) / name
         draw(summary).savefig(path)
         written.append(path)

@@ -34,6 +34,8 @@ class Session:
         max_tokens: Cap on test-time completion tokens per request, or ``None``.
         sleep_max_tokens: Cap on sleep-time completion tokens per request, or ``None``.
         sleep_steps: Model calls a sleep-time run may make.
+        judge_model: The LLM judge's model spec (LoCoMo ``--judge-model``), or ``None``.
+        context_window: The chat model's window in tokens (LoCoMo ``--context-window``).
         wall_s: Seconds the session took.
         done: Units it finished.
         failed: Units it left failed.
@@ -54,6 +56,8 @@ class Session:
     max_tokens: int | None = None
     sleep_max_tokens: int | None = None
     sleep_steps: int = 10
+    judge_model: str | None = None
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,31 +27,31 @@ bar and ETA, at most ``RunSpec.concurrency`` at a time.
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import re
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from sleepagent.agent.facades import SleepTimeAgent
 from sleepagent.bench import prompts
 from sleepagent.bench.datasets import Example
 from sleepagent.bench.grading import extract_answer, format_number, is_correct, paper_correct
 from sleepagent.bench.logprob import make_client, score_question
+from sleepagent.bench.units import (
+    Record,
+    RunOutcome,
+    Unit,
+    UnitRunner,
+    default_concurrency,
+    read_results,
+)
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, DEFAULT_LIMIT, MemoryBlock
-from sleepagent.models import ModelLike, ModelOptions, resolve_model
+from sleepagent.models import ModelLike, ModelOptions
 from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.usage import Usage
 
@@ -69,12 +69,10 @@ __all__ = [
     "default_concurrency",
     "logprob_key",
     "parse_conditions",
+    "learned_of",
     "read_results",
-    "samples_key",
     "sleep_key",
 ]
-
-logger = logging.getLogger(__name__)
 
 LEARNED = "learned_context"
 """The block the sleep-time agent writes ``c'`` to."""
@@ -216,17 +214,6 @@ def with_sleep_scaling(
     return tuple(dict.fromkeys(found))
 
 
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
-
-
-def default_concurrency(base_url: str | None) -> int:
-    """Units in flight by default: 1 for a server on this machine (often one slot), else 4."""
-    if base_url is None:
-        return 4
-    host = (urlsplit(base_url).hostname or "").lower()
-    return 1 if host in _LOOPBACK_HOSTS or host.startswith("127.") else 4
-
-
 @dataclass(frozen=True)
 class Budget:
     """One test-time budget: a verbosity prompt, and a reasoning effort where the model has it.
@@ -302,32 +289,9 @@ class RunSpec:
         return found
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """What a run did.
-
-    Attributes:
-        done: Units finished by this run.
-        skipped: Units already in ``results.jsonl``.
-        failed: Units that failed (see ``errors.jsonl``); a re-run retries them.
-        wall_s: Seconds the run took.
-
-    """
-
-    done: int
-    skipped: int
-    failed: int
-    wall_s: float = 0.0
-
-
 def sleep_key(example_id: str, rep: int, effort: str | None = None) -> str:
     """Key of the sleep unit ``rep`` of a context, at a sleep-time effort."""
     return f"sleep|{example_id}|" + (f"{effort}|" if effort else "") + f"r{rep}"
-
-
-def samples_key(sleep: str, samples: int) -> str:
-    """Key of the learned context the first ``samples`` reasoning samples of a sleep unit give."""
-    return f"{sleep}#s{samples}"
 
 
 def answer_key(example_id: str, condition: str, budget: str, question: int) -> str:
@@ -340,80 +304,12 @@ def logprob_key(example_id: str, question: int) -> str:
     return f"logprob|{example_id}|q{question}"
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``results.jsonl``; a line cut short by a crash is ignored."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("ignoring an unfinished line in %s", path)
-    return records
-
-
-class _Progress(Protocol):
-    def update(self, n: int = 1) -> object: ...
-    def close(self) -> None: ...
-
-
-class _StderrProgress:
-    """A one-line progress report with an ETA, when tqdm is not installed."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.count, self.label = total, 0, label
-        self.started = time.monotonic()
-
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        elapsed = time.monotonic() - self.started
-        left = elapsed / self.count * (self.total - self.count) if self.count else 0.0
-        sys.stderr.write(
-            f"\r{self.label}: {self.count}/{self.total}, {elapsed:.0f} s, ETA {left:.0f} s"
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-
-
-class _Silent:
-    def update(self, n: int = 1) -> None:
-        """Ignore progress."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
-def _progress(total: int, label: str, enabled: bool) -> _Progress:
-    if not enabled:
-        return _Silent()
-    try:
-        # tqdm ships no types; it is optional (the 'bench' extra).
-        from tqdm import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    except ImportError:
-        return _StderrProgress(total, label)
-    bar: _Progress = tqdm(total=total, file=sys.stderr, unit="unit", desc=label)
-    return bar
-
-
 def _usage(usage: Usage) -> dict[str, int]:
     return usage.to_dict()
 
 
-@dataclass(frozen=True)
-class _Unit:
-    key: str
-    work: Callable[[], dict[str, Any]]
-    group: str
-    needs: tuple[str, ...] = field(default=())
-
-
-class Runner:
-    """Runs a :class:`RunSpec` into a run folder, resumably.
+class Runner(UnitRunner):
+    """Runs a :class:`RunSpec` into a run folder, resumably (the loop: :class:`UnitRunner`).
 
     Args:
         model: The test-time model, or a spec such as ``"openai:gpt-4o-mini"``.
@@ -442,36 +338,19 @@ class Runner:
         progress: bool = True,
         sleep_config: SleepConfig | None = None,
     ) -> None:
-        self._model = model
-        self._sleep_config = sleep_config or SleepConfig()
-        self._options = model_options
-        self._sleep_spec = model if sleep_model is None else sleep_model
-        self._sleep_options = sleep_model_options or model_options
-        self._chat_models: dict[str | None, BaseChatModel] = {}
-        self._sleepers: dict[str | None, BaseChatModel] = {}
+        super().__init__(
+            model,
+            out=out,
+            sleep_model=sleep_model,
+            model_options=model_options,
+            sleep_model_options=sleep_model_options,
+            progress=progress,
+            sleep_config=sleep_config,
+        )
         self._logprob_options = logprob_options or model_options or ModelOptions()
         self._scorer: openai.OpenAI | None = None
-        self._models_lock = threading.Lock()
-        self.out = Path(out)
-        self.results_path = self.out / "results.jsonl"
-        self.errors_path = self.out / "errors.jsonl"
-        self._progress = progress
-        self._write_lock = threading.Lock()
-        self._sample_counts: list[int] = []
 
     # --- models ----------------------------------------------------------------
-
-    def _chat_model(self, effort: str | None) -> BaseChatModel:
-        with self._models_lock:
-            if effort not in self._chat_models:
-                self._chat_models[effort] = _with_effort(self._model, self._options, effort)
-            return self._chat_models[effort]
-
-    def _sleep_model(self, effort: str | None) -> BaseChatModel:
-        with self._models_lock:
-            if effort not in self._sleepers:
-                self._sleepers[effort] = _with_effort(self._sleep_spec, self._sleep_options, effort)
-            return self._sleepers[effort]
 
     def _logprob_client(self) -> openai.OpenAI:
         with self._models_lock:
@@ -619,7 +498,7 @@ class Runner:
             "wall_s": round(wall, 4),
         }
 
-    def _units(self, spec: RunSpec, learned: dict[str, str]) -> Iterator[_Unit]:
+    def _units(self, spec: RunSpec, finished: Mapping[str, Record]) -> Iterator[Unit]:
         """Every unit of the spec, sleep units first; answers name the sleep units they need.
 
         An example without a context has nothing to sleep on: it gets test-time-only
@@ -630,7 +509,7 @@ class Runner:
             group = "sleep" + (f"@{effort}" if effort else "")
             for example in with_context:
                 for rep in range(runs):
-                    yield _Unit(
+                    yield Unit(
                         sleep_key(example.id, rep, effort),
                         _bind_sleep(self._sleep, example, rep, effort),
                         group,
@@ -647,7 +526,7 @@ class Runner:
                     default=0,
                 )
                 for index in range(count):
-                    yield _Unit(
+                    yield Unit(
                         logprob_key(example.id, index),
                         _bind_logprob(self._logprob, example, index, model),
                         "logprob",
@@ -661,15 +540,13 @@ class Runner:
                     sleep_key(example.id, rep, condition.sleep_effort)
                     for rep in range(condition.k if condition.kind is Kind.SLEEP_TIME else 0)
                 )
-                if condition.samples:
-                    needs = tuple(samples_key(key, condition.samples) for key in needs)
                 for budget in spec.budgets:
                     for index in range(count):
                         key = answer_key(example.id, condition.name, budget.name, index)
                         work = _bind_answer(
-                            self._answer, example, condition, budget, index, needs, learned
+                            self._answer, example, condition, budget, index, needs, finished
                         )
-                        yield _Unit(key, work, condition.name, needs)
+                        yield Unit(key, work, condition.name, needs)
 
     # --- running ---------------------------------------------------------------
 
@@ -687,7 +564,6 @@ class Runner:
             Counts of units done, skipped and failed, and the wall time.
 
         """
-        started = time.perf_counter()
         counts = sorted({c.samples for c in spec.conditions if c.samples})
         if counts and counts[-1] > self._sleep_config.sleep_samples:
             raise ConfigurationError(
@@ -695,92 +571,10 @@ class Runner:
                 f"sleep run makes {self._sleep_config.sleep_samples}: set "
                 f"SleepConfig.sleep_samples (--sleep-samples) to {counts[-1]} or more"
             )
-        self._sample_counts = counts
-        self.out.mkdir(parents=True, exist_ok=True)
-        records = read_results(self.results_path)
-        finished = {record["key"] for record in records}
-        learned: dict[str, str] = {}
-        for record in records:
-            if record.get("kind") == "sleep":
-                learned.update(self._learned_of(record))
-        units = list(self._units(spec, learned))
-        todo = [unit for unit in units if unit.key not in finished]
-        groups: dict[str, list[_Unit]] = {}
-        for unit in todo:
-            groups.setdefault(unit.group, []).append(unit)
-        done = failed = 0
-        with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
-            for label, group in groups.items():
-                # A group starts once the sleep units it needs have finished (or failed).
-                ready = [u for u in group if not (set(u.needs) - learned.keys())]
-                blocked = len(group) - len(ready)
-                if blocked:
-                    logger.warning(
-                        "%s: %d units skipped: a sleep unit they need failed", label, blocked
-                    )
-                    failed += blocked
-                bar = _progress(len(ready), label, self._progress and bool(ready))
-                try:
-                    futures = {pool.submit(u.work): u for u in ready}
-                    for future in as_completed(futures):
-                        ok = self._finish(futures[future], future, learned)
-                        done, failed = done + ok, failed + (not ok)
-                        bar.update()
-                        if on_unit is not None:
-                            on_unit(
-                                RunOutcome(
-                                    done=done,
-                                    skipped=len(units) - len(todo),
-                                    failed=failed,
-                                    wall_s=time.perf_counter() - started,
-                                )
-                            )
-                finally:
-                    bar.close()
-        return RunOutcome(
-            done=done,
-            skipped=len(units) - len(todo),
-            failed=failed,
-            wall_s=time.perf_counter() - started,
+        finished = self._finished()
+        return self._execute(
+            self._units(spec, finished), finished, concurrency=spec.concurrency, on_unit=on_unit
         )
-
-    def _finish(self, unit: _Unit, future: Future[dict[str, Any]], learned: dict[str, str]) -> bool:
-        error = future.exception()
-        if error is not None:
-            logger.error("unit %s failed: %s", unit.key, error)
-            self._append(
-                self.errors_path,
-                {"key": unit.key, "error": f"{type(error).__name__}: {error}", "at": time.time()},
-            )
-            return False
-        record = future.result()
-        if record["kind"] == "sleep":
-            learned.update(self._learned_of(record))
-        self._append(self.results_path, record)
-        return True
-
-    def _learned_of(self, record: Mapping[str, Any]) -> dict[str, str]:
-        """The learned contexts a sleep record gives: its own, and one per sample count.
-
-        A count above the samples the run made gives none (its answers are then
-        skipped, as for a failed sleep unit). When the samples agree on nothing
-        readable, the count's learned context is empty: the library would have
-        gone on to an edit round, which is not replayed here.
-        """
-        found = {record["key"]: record["learned_context"]}
-        made = record.get("samples", 1)
-        for count in self._sample_counts:
-            if count <= made:
-                lines = agreed_lines(record.get("reasoning", [])[:count])
-                found[samples_key(record["key"], count)] = "\n".join(lines)
-        return found
-
-    def _append(self, path: Path, record: dict[str, Any]) -> None:
-        # One writer at a time, one whole line per record, flushed before the next
-        # unit counts as done: a crash loses at most the unit in flight.
-        with self._write_lock, path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            file.flush()
 
 
 def _concatenate(learned: Sequence[str]) -> str:
@@ -789,23 +583,6 @@ def _concatenate(learned: Sequence[str]) -> str:
     return "\n\n".join(
         f"{prompts.LEARNED_CONTEXT_RUN_HEADER.format(index=i, k=len(learned))}\n{text}"
         for i, text in enumerate(learned, start=1)
-    )
-
-
-def _with_effort(
-    model: ModelLike, options: ModelOptions | None, effort: str | None
-) -> BaseChatModel:
-    if effort is None:
-        return resolve_model(model, options)
-    if isinstance(model, str):
-        return resolve_model(
-            model, dataclasses.replace(options or ModelOptions(), reasoning_effort=effort)
-        )
-    if "reasoning_effort" in type(model).model_fields:
-        return model.model_copy(update={"reasoning_effort": effort})
-    raise ConfigurationError(
-        f"{type(model).__name__} has no reasoning_effort; "
-        "use verbosity budgets and no sleep efforts for this model"
     )
 
 
@@ -831,8 +608,37 @@ def _bind_answer(
     budget: Budget,
     index: int,
     needs: Iterable[str],
-    learned: dict[str, str],
+    finished: Mapping[str, Record],
 ) -> Callable[[], dict[str, Any]]:
     # The learned contexts are looked up when the unit runs, after its sleep units.
     keys = tuple(needs)
-    return lambda: work(example, condition, budget, index, [learned[key] for key in keys])
+    return lambda: work(
+        example,
+        condition,
+        budget,
+        index,
+        [learned_of(finished[key], condition.samples) for key in keys],
+    )
+
+
+def learned_of(sleep: Mapping[str, Any], samples: int = 0) -> str:
+    """The learned context a sleep record gives: the one it wrote, or its first ``samples``'.
+
+    With ``samples``, the agreement of the run's first ``samples`` reasoning samples is
+    worked out again (:func:`~sleepagent.sleep.thinking.agreed_lines`), with no model
+    call. When they agree on nothing readable it is empty: the library would have gone
+    on to an edit round, which is not replayed here.
+
+    Raises:
+        ConfigurationError: When the run made fewer samples than asked for.
+
+    """
+    if not samples:
+        return str(sleep["learned_context"])
+    made = sleep.get("samples", 1)
+    if samples > made:
+        raise ConfigurationError(
+            f"{sleep['key']} made {made} reasoning samples; sleep_time_s{samples} needs "
+            f"{samples}: run its sleep units again with --sleep-samples {samples}"
+        )
+    return "\n".join(agreed_lines(sleep.get("reasoning", [])[:samples]))

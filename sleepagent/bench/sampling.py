@@ -16,17 +16,29 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sleepagent.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from sleepagent.bench.datasets import Example
 
-__all__ = ["SAMPLE_FILE", "SampleRecord", "describe", "draw", "resume_sample"]
+__all__ = ["SAMPLE_FILE", "Keyed", "SampleRecord", "describe", "draw", "resume_sample"]
 
 SAMPLE_FILE = "sample.json"
 """The file in the run folder that records the sample."""
+
+
+class Keyed(Protocol):
+    """What a sample is drawn from: anything with a unique key (an example, a question)."""
+
+    @property
+    def id(self) -> str:
+        """The key recorded in ``sample.json``."""
+        ...
+
+
+K = TypeVar("K", bound=Keyed)
 
 
 def draw(examples: Sequence[Example], n: int, *, seed: int = 0) -> list[Example]:
@@ -61,12 +73,14 @@ class SampleRecord:
     """What ``sample.json`` holds.
 
     Attributes:
-        dataset: ``generated``, ``gsm-symbolic`` or ``aime``.
+        dataset: ``generated``, ``gsm-symbolic``, ``aime`` or ``locomo``.
         files: Names of the data files (not their paths: a moved file still resumes).
-        n: The ``--n`` asked for.
+        n: The ``--n`` asked for (LoCoMo: ``--per-category``).
         seed: The ``--seed``.
         level: The generator's level (generated data only).
-        keys: The example keys drawn, in order.
+        keys: The example (LoCoMo: question) keys drawn, in order.
+        conversations: LoCoMo's ``--conversations``: how many of the file's
+            conversations the draw is from (``None``: all).
 
     """
 
@@ -76,15 +90,24 @@ class SampleRecord:
     seed: int
     level: str | None
     keys: tuple[str, ...]
+    conversations: int | None = None
 
     def same_request(self, other: SampleRecord) -> bool:
         """Whether ``other`` asks for the same sample (ignoring the keys drawn)."""
-        return (self.dataset, self.files, self.n, self.seed, self.level) == (
+        return (
+            self.dataset,
+            self.files,
+            self.n,
+            self.seed,
+            self.level,
+            self.conversations,
+        ) == (
             other.dataset,
             other.files,
             other.n,
             other.seed,
             other.level,
+            other.conversations,
         )
 
 
@@ -97,18 +120,20 @@ def _read(path: Path) -> SampleRecord:
         seed=int(data["seed"]),
         level=data.get("level"),
         keys=tuple(data["keys"]),
+        conversations=data.get("conversations"),
     )
 
 
 def resume_sample(
-    folder: Path, request: SampleRecord, available: Sequence[Example]
-) -> tuple[list[Example], bool]:
+    folder: Path, request: SampleRecord, available: Sequence[K]
+) -> tuple[list[K], bool]:
     """The run's examples: those recorded in ``folder``, else ``available`` recorded now.
 
     Args:
         folder: The run folder.
         request: The sample asked for, with ``keys`` the ones drawn now.
-        available: Every example the data has (the recorded keys are looked up there).
+        available: Every example (or question) the data has; the recorded keys are
+            looked up there.
 
     Returns:
         The examples, and whether they were resumed from an earlier record.
@@ -146,7 +171,7 @@ def resume_sample(
     return _select(recorded.keys, available, path), True
 
 
-def _select(keys: Sequence[str], available: Sequence[Example], path: Path) -> list[Example]:
+def _select(keys: Sequence[str], available: Sequence[K], path: Path) -> list[K]:
     by_key = {example.id: example for example in available}
     missing = [key for key in keys if key not in by_key]
     if missing:
@@ -160,6 +185,8 @@ def _select(keys: Sequence[str], available: Sequence[Example], path: Path) -> li
 def _request_text(record: SampleRecord) -> str:
     files = ",".join(record.files) or "-"
     level = f", level {record.level}" if record.level else ""
+    if record.conversations is not None:
+        level += f", {record.conversations} conversations"
     return f"{record.dataset} from {files}, n={record.n}, seed={record.seed}{level}"
 
 

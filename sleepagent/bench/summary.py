@@ -29,6 +29,7 @@ __all__ = [
     "Summary",
     "anticipated_questions",
     "break_even",
+    "info_lines",
     "jaccard",
     "render_markdown",
     "summarize",
@@ -626,7 +627,12 @@ def _run_lines(summary: Summary) -> list[str]:
                 else ""
             )
         )
-    info = summary.info
+    return lines + info_lines(summary.info, summary.failures)
+
+
+def info_lines(info: RunInfo | None, failures: Failures | None) -> list[str]:
+    """The run's model, requests, wall time, command and failures, as summary lines."""
+    lines: list[str] = []
     if info is not None and info.sessions:
         last = info.sessions[-1]
         models = {(s.model, s.sleep_model, s.server) for s in info.sessions}
@@ -647,7 +653,6 @@ def _run_lines(summary: Summary) -> list[str]:
             f"first started {info.sessions[0].started}.",
             f"- Command (last session): `{last.command}`",
         ]
-    failures = summary.failures
     if failures is not None:
         text = (
             f"- Failures: {failures.open} units still failed, {failures.attempts} failed "

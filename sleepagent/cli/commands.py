@@ -1,4 +1,4 @@
-"""The ``sleepagent`` command: demo, chat, memory and bench."""
+"""The ``sleepagent`` command: demo, chat, import, memory and bench."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ examples:
   sleepagent demo                         offline walk-through, no key needed
   sleepagent chat --offline               terminal chat on scripted models
   sleepagent chat --model openai:gpt-4o-mini
+  sleepagent import history.jsonl --thread t1 --user ada
   sleepagent memory list --db sleepagent.db
   sleepagent memory export --user ada     everything stored for a user, as JSON
   sleepagent bench --help                 the paper's experiments"""
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_demo(commands)
     _add_chat(commands)
+    _add_import(commands)
     _add_memory(commands)
     inspect_cli.add_parser(commands).set_defaults(run=inspect_cli.run)
     commands.add_parser(
@@ -170,6 +172,45 @@ def _add_chat(commands: Any) -> None:
         help="file of your past input lines, for the up arrow (default: %(default)s)",
     )
     chat.set_defaults(run=_chat)
+
+
+def _add_import(commands: Any) -> None:
+    importing = commands.add_parser(
+        "import",
+        help="log earlier history (JSONL) into a thread, without calling the chat model",
+        description="Log a conversation's earlier messages into an agent's database, as if "
+        "they had been said on the thread. FILE has one JSON object a line, oldest first: "
+        '{"role": "user" | "assistant", "text": ...}, or {"speaker": NAME, "text": ...}, '
+        'with an optional "timestamp", and optional "thread" and "user" that override '
+        "--thread and --user for that line. Every line is checked before anything is "
+        "written. Without --sleep no model is called: the messages wait as pending work "
+        "for the next agent that opens the database.",
+    )
+    importing.add_argument("file", type=Path, metavar="FILE", help="the JSONL file")
+    importing.add_argument("--thread", help="the thread of lines that name none")
+    importing.add_argument("--user", help="the user of lines that name none (user memory)")
+    importing.add_argument(
+        "--session-date",
+        metavar="WHEN",
+        help="when the messages were said, for lines without a timestamp (e.g. '3 March 2024')",
+    )
+    importing.add_argument("--db", default=_default_db(), help=DB_HELP)
+    importing.add_argument(
+        "--sleep",
+        action="store_true",
+        help="run sleep-time compute over each thread now, with --model",
+    )
+    importing.add_argument(
+        "--model",
+        default=os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
+        help="with --sleep: model spec (default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
+    )
+    importing.add_argument("--sleep-model", metavar="MODEL", help="with --sleep: sleep-time model")
+    importing.add_argument(
+        "--base-url", metavar="URL", help="with --sleep: OpenAI-compatible server"
+    )
+    importing.add_argument("--json", action="store_true", help="print JSON instead of text")
+    importing.set_defaults(run=_import)
 
 
 def _add_memory(commands: Any) -> None:
@@ -299,6 +340,24 @@ def _chat(args: argparse.Namespace) -> int:
         history_file=args.history,
     )
     return run_chat(settings, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from sleepagent.cli.importing import import_file, print_results
+    from sleepagent.models import ModelOptions
+
+    results = import_file(
+        args.file,
+        db=args.db,
+        thread=args.thread,
+        user=args.user,
+        session_date=args.session_date,
+        model=args.model if args.sleep else None,
+        sleep_model=args.sleep_model if args.sleep else None,
+        options=ModelOptions(base_url=args.base_url) if args.sleep else None,
+    )
+    print_results(results, sys.stdout, as_json=args.json)
+    return 0
 
 
 def _memory_list(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ from sleepagent.memory.records import (
     TurnRead,
 )
 from sleepagent.memory.staging import StagedMemory, plan_commit
-from sleepagent.memory.transcript import LogEntry, take_page
+from sleepagent.memory.transcript import LogEntry, LogText, take_page
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.scope import Scope
 from sleepagent.store import layout
@@ -162,7 +162,7 @@ class BlockStore:
         self,
         scope: Scope,
         thread_id: str,
-        texts: Sequence[tuple[str, str, str | None]],
+        texts: Sequence[tuple[str, str, str | None] | LogText],
         *,
         head: int | None,
         logged_until: str | None,
@@ -176,8 +176,16 @@ class BlockStore:
             head = layout.value(found).get("seq", 0)
             logged_until = layout.value(found).get("message_id")
         entries = [
-            LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
-            for i, (role, text, mid) in enumerate(texts)
+            LogEntry(
+                seq=head + 1 + i,
+                role=given.role,  # type: ignore[arg-type]
+                text=given.text,
+                message_id=given.message_id,
+                at=at,
+                speaker=given.speaker,
+                said_at=given.said_at,
+            )
+            for i, given in enumerate(LogText(*item) for item in texts)
         ]
         if not entries and chat_usage is None:
             return []
@@ -604,7 +612,7 @@ class BlockStore:
         self,
         scope: Scope,
         thread_id: str,
-        texts: Sequence[tuple[str, str, str | None]],
+        texts: Sequence[tuple[str, str, str | None] | LogText],
         *,
         at: str,
         head: int | None = None,
@@ -612,7 +620,9 @@ class BlockStore:
         chat_usage: Usage | None = None,
         context_text: str | None = None,
     ) -> list[LogEntry]:
-        """Append ``(role, text, message_id)`` entries to a thread's log in one batch.
+        """Append ``(role, text, message_id)`` entries (or :class:`LogText`) to a thread's log.
+
+        One batch: the entries, the new head, and what comes with them.
 
         Args:
             scope: The memory scope the thread is used with.
@@ -625,7 +635,8 @@ class BlockStore:
             chat_usage: New total chat usage of the thread, written in the same batch.
             context_text: Also keep this text as raw context of the scope.
 
-        Only the thread's own writer (its chat turns, serialised) may call this.
+        Only the thread's own writers (its chat turns and imports, serialised by the
+        agent's lock for the thread) may call this.
 
         """
         plan = self._append_plan(
@@ -859,7 +870,7 @@ class BlockStore:
         self,
         scope: Scope,
         thread_id: str,
-        texts: Sequence[tuple[str, str, str | None]],
+        texts: Sequence[tuple[str, str, str | None] | LogText],
         *,
         at: str,
         head: int | None = None,

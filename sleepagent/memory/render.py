@@ -75,6 +75,20 @@ def render_transcript_page(entries: Sequence[LogEntry], *, total: int) -> str:
     first, last = entries[0].seq, entries[-1].seq
     lines = [f'<transcript messages="{first}-{last}" of="{total}">']
     for entry in entries:
-        lines.append(f'<message n="{entry.seq}" role="{entry.role}">{escape(entry.text)}</message>')
+        lines.append(f"<message {_message_attributes(entry)}>{escape(entry.text)}</message>")
     lines.append("</transcript>")
     return "\n".join(lines)
+
+
+def _message_attributes(entry: LogEntry) -> str:
+    """A message's attributes: its place and role, and who said it when, for imported history.
+
+    Speaker and time are given only where an import recorded them, so a chat
+    turn's page renders as it always has; both are escaped like the text.
+    """
+    found = f'n="{entry.seq}" role="{entry.role}"'
+    if entry.speaker is not None:
+        found += f' speaker="{escape(entry.speaker)}"'
+    if entry.said_at is not None:
+        found += f' said_at="{escape(entry.said_at)}"'
+    return found

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-__all__ = ["LogEntry", "Role", "entries_from_messages", "message_text", "take_page"]
+__all__ = [
+    "LogEntry",
+    "LogText",
+    "Role",
+    "entries_from_messages",
+    "message_text",
+    "take_page",
+]
 
 Role = Literal["user", "assistant", "context"]
 
@@ -31,6 +38,9 @@ class LogEntry:
         text: The message text.
         message_id: Id of the LangChain message it came from, if any.
         at: When it was logged (ISO 8601).
+        speaker: Who said it, for imported history with named speakers.
+        said_at: When it was said, as the import gave it (imported history only;
+            a chat turn is said when it is logged).
 
     """
 
@@ -39,16 +49,24 @@ class LogEntry:
     text: str
     message_id: str | None = None
     at: str | None = None
+    speaker: str | None = None
+    said_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as kept in the store."""
-        return {
+        data: dict[str, Any] = {
             "seq": self.seq,
             "role": self.role,
             "text": self.text,
             "message_id": self.message_id,
             "at": self.at,
         }
+        # Only imported entries carry these: a chat turn's record stays as small as before.
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
+        if self.said_at is not None:
+            data["said_at"] = self.said_at
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LogEntry:
@@ -59,7 +77,23 @@ class LogEntry:
             text=data["text"],
             message_id=data.get("message_id"),
             at=data.get("at"),
+            speaker=data.get("speaker"),
+            said_at=data.get("said_at"),
         )
+
+
+class LogText(NamedTuple):
+    """What a writer hands :meth:`~sleepagent.memory.blockstore.BlockStore.append` per entry.
+
+    A plain ``(role, text, message_id)`` triple is accepted too; the two last
+    fields are for imported history.
+    """
+
+    role: str
+    text: str
+    message_id: str | None = None
+    speaker: str | None = None
+    said_at: str | None = None
 
 
 def message_text(message: BaseMessage) -> str:

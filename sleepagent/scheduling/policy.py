@@ -31,6 +31,8 @@ class Reason(enum.Enum):
     """A starting process found work a previous one left pending."""
     CONTEXT = "context"
     """``add_context()`` gave context before any question."""
+    IMPORT = "import"
+    """``import_messages(..., sleep=True)`` brought in earlier history and asked for a run."""
 
 
 @dataclass(frozen=True)

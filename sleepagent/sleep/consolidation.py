@@ -66,7 +66,8 @@ class PageEvidence:
     """What one transcript page shows, for the checks.
 
     Attributes:
-        said: What the user said on the page (their messages, joined).
+        said: What the user said on the page (their messages, joined; an imported
+            message with its speaker and time, so a name or date from them is grounded).
         context_only: The page holds context material and no user message.
         persona_lines: The lines of every ``PERSONA`` block, as the run read them.
         learned_labels: Labels of the blocks a context page may change.
@@ -82,7 +83,7 @@ class PageEvidence:
     def of(cls, entries: Sequence[LogEntry], blocks: Iterable[MemoryBlock]) -> PageEvidence:
         """The evidence of a page of ``entries``, read against the run's ``blocks``."""
         blocks = list(blocks)
-        users = [entry.text for entry in entries if entry.role == "user"]
+        users = [_said(entry) for entry in entries if entry.role == "user"]
         learned = [block.label for block in blocks if block.role is BlockRole.LEARNED]
         if not learned:
             learned = [
@@ -121,6 +122,12 @@ class PageEvidence:
             persona_lines=tuple(data["persona_lines"]),
             learned_labels=tuple(data["learned_labels"]),
         )
+
+
+def _said(entry: LogEntry) -> str:
+    """A user message as evidence: its text, after who said it and when, where recorded."""
+    said = " ".join(part for part in (entry.speaker, entry.said_at) if part)
+    return f"{said}: {entry.text}" if said else entry.text
 
 
 @dataclass(frozen=True)

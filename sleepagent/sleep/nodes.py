@@ -542,6 +542,8 @@ def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequenc
     elif facts is not None and "context" in roles:
         # A 1.5B model copied a context document into the user's block.
         notes.append(prompts.SLEEP_CONTEXT_ONLY_NOTE.format(label=facts))
+    if any(entry.speaker or entry.said_at for entry in entries):
+        notes.append(prompts.SLEEP_DATED_SPEAKERS_NOTE)
     return "\n\n".join([transcript, *notes])
 
 

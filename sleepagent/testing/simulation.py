@@ -65,7 +65,7 @@ _BLOCK = re.compile(
     r'<block label="([^"]+)"[^>]*>\n<description>.*?</description>\n<value>\n(.*?)\n</value>',
     re.DOTALL,
 )
-_MESSAGE = re.compile(r'<message n="\d+" role="(\w+)">(.*?)</message>', re.DOTALL)
+_MESSAGE = re.compile(r'<message n="\d+" role="(\w+)"[^>]*>(.*?)</message>', re.DOTALL)
 
 
 @dataclass(frozen=True)
