@@ -27,6 +27,7 @@ from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentErro
 from sleepagent.graph.build import RECURSION_LIMIT, build_graph, sleep_request, sleep_thread_id
 from sleepagent.graph.context import SleepContext, iso
 from sleepagent.memory.blockstore import BlockStore, CommitOutcome, ThreadPosition
+from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.storable import require_storable
 from sleepagent.memory.transcript import message_text
 from sleepagent.models import ModelLike, ModelOptions, resolve_models
@@ -274,6 +275,8 @@ class AgentBase:
     ) -> tuple[dict[str, Any], RunnableConfig, SleepContext, HumanMessage]:
         if not isinstance(message, str) or not message.strip():
             raise ConfigurationError("message must be non-empty text")
+        limit = self.config.max_message_chars
+        require_within_limit(message, limit, what="the message", setting="max_message_chars")
         require_storable(message, what="the message")
         self.scope(thread_id=thread_id, user_id=user_id)
         human = HumanMessage(message, id=str(uuid.uuid4()))
@@ -283,6 +286,8 @@ class AgentBase:
     def _context_entry(self, text: str, thread_id: str, user_id: str | None) -> list[TextRole]:
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError("context text must be non-empty")
+        limit = self.config.max_context_chars
+        require_within_limit(text, limit, what="the context text", setting="max_context_chars")
         require_storable(text, what="the context text")
         self.scope(thread_id=thread_id, user_id=user_id)
         return [("context", text, None)]

@@ -33,9 +33,10 @@ from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blockstore import CommitOutcome, TurnRead
 from sleepagent.memory.render import render_system_prompt
+from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.storable import storable
-from sleepagent.memory.transcript import entries_from_messages
+from sleepagent.memory.transcript import entries_from_messages, message_text
 from sleepagent.models import model_errors
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
@@ -159,6 +160,22 @@ class PrimaryAgent:
             reply = reply.model_copy(update={"content": storable(text)})
         return reply
 
+    def _admit(self, state: SleepAgentState, read: TurnRead) -> None:
+        """Refuse the turn's new user messages when one is over ``max_message_chars``.
+
+        ``chat()`` checks its message before the graph runs; this covers a graph
+        input with user messages sent to the compiled graph directly, before the
+        model is paid and before the log is written.
+        """
+        for message in _unlogged(state["messages"], read):
+            if isinstance(message, HumanMessage):
+                require_within_limit(
+                    message_text(message),
+                    self._config.max_message_chars,
+                    what="a user message of the graph input",
+                    setting="max_message_chars",
+                )
+
     @staticmethod
     def _wants_tools(reply: AIMessage) -> bool:
         return bool(reply.tool_calls or reply.invalid_tool_calls)
@@ -233,6 +250,7 @@ class PrimaryAgent:
             turn.identity.thread_id,
             with_contexts=self._config.show_raw_context,
         )
+        self._admit(state, read)
         model, prompt, call_config = self._request(state, turn, read)
         # A reply with nothing to show is asked for once more (a sampled model often
         # answers the second time), then the turn fails: bounded by _UNUSABLE_RETRIES.
