@@ -35,7 +35,7 @@ from sleepagent.memory.blockstore import CommitOutcome, TurnRead
 from sleepagent.memory.render import render_system_prompt
 from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.staging import StagedMemory
-from sleepagent.memory.storable import storable
+from sleepagent.memory.storable import require_storable, storable
 from sleepagent.memory.transcript import entries_from_messages, message_text
 from sleepagent.models import model_errors
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
@@ -161,20 +161,21 @@ class PrimaryAgent:
         return reply
 
     def _admit(self, state: SleepAgentState, read: TurnRead) -> None:
-        """Refuse the turn's new user messages when one is over ``max_message_chars``.
+        """Refuse the turn's new user messages when one is too long or cannot be stored.
 
         ``chat()`` checks its message before the graph runs; this covers a graph
         input with user messages sent to the compiled graph directly, before the
-        model is paid and before the log is written.
+        model is paid and before the log is written (without it, text with a NUL
+        was logged on SQLite and failed the log write on PostgreSQL with a driver
+        error, after the model call).
         """
+        what = "a user message of the graph input"
         for message in _unlogged(state["messages"], read):
             if isinstance(message, HumanMessage):
-                require_within_limit(
-                    message_text(message),
-                    self._config.max_message_chars,
-                    what="a user message of the graph input",
-                    setting="max_message_chars",
-                )
+                text = message_text(message)
+                limit = self._config.max_message_chars
+                require_within_limit(text, limit, what=what, setting="max_message_chars")
+                require_storable(text, what=what)
 
     @staticmethod
     def _wants_tools(reply: AIMessage) -> bool:
