@@ -168,6 +168,22 @@ def test_keep_requests_remembers_only_the_newest_and_received_counts_every_one()
         assert server.received == 3
 
 
+def test_a_client_that_resets_its_connection_prints_nothing_but_other_errors_still_do(
+    server, capsys
+):
+    http_server = server._server
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        http_server.handle_error(None, ("127.0.0.1", 1))
+    assert capsys.readouterr().err == ""
+    try:
+        raise KeyError("a bug in a handler")
+    except KeyError:
+        http_server.handle_error(None, ("127.0.0.1", 1))
+    assert "a bug in a handler" in capsys.readouterr().err
+
+
 def test_closing_the_server_ends_a_slow_reply_at_once():
     arrived = threading.Event()
 

@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -375,8 +376,7 @@ class LoopbackOpenAI:
         """Bind a free loopback port and serve in a background thread."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -569,6 +569,21 @@ def _chunks(reply: Completion, model: str, *, with_usage: bool) -> Iterator[dict
     yield chunk({}, reply.finish_reason)
     if with_usage:
         yield {**base, "choices": [], "usage": reply.usage()}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) is normal here; anything else is not.
+
+        The standard server prints a traceback for every connection a client reset,
+        which a test that kills its clients would fill its output with.
+        """
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("loopback: client %s dropped its connection", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler_for(owner: LoopbackOpenAI) -> type[BaseHTTPRequestHandler]:
