@@ -73,7 +73,7 @@ class Finding:
         if not ok:
             self.violations += 1
             if len(self.examples) < 5:
-                self.examples.append(example)
+                self.examples.append(" ".join(example.split())[:240])
 
     def merge(self, other: Finding) -> None:
         self.checked += other.checked

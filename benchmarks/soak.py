@@ -29,6 +29,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +60,8 @@ DRAIN_S = 30.0
 ACK_S = 10.0
 """How long a forget waits for the workers to leave the user's threads."""
 TICK_S = 0.2
+START_S = 120.0
+"""How long the workers may take to open their agents before the chaos starts anyway."""
 CRASH_PAUSE_S = 2.0
 """A worker that died this soon after it started is started again only after this pause."""
 
@@ -148,7 +151,10 @@ class Soak:
             try:
                 for slot in self.slots:
                     self.start(slot)
-                self.chaos(started + self.options.minutes * 60)
+                self.wait_until_up()
+                chaos_started = time.monotonic()
+                self.chaos(chaos_started + self.options.minutes * 60)
+                chaos_s = time.monotonic() - chaos_started
                 self.stop_all()
             finally:
                 for slot in self.slots:
@@ -157,7 +163,6 @@ class Soak:
                         slot.process.wait()
                 for agent in self.control.values():
                     agent.close()
-            chaos_s = time.monotonic() - started
             self.drain()
             requests = server.received
         findings = self.check()
@@ -181,6 +186,13 @@ class Soak:
 
     def ready(self, slot: Slot) -> bool:
         return self.plan.ready(slot.index, slot.gen).exists()
+
+    def wait_until_up(self) -> None:
+        """Wait (up to ``START_S``) until every worker has opened its agents."""
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline and not all(self.ready(s) for s in self.slots):
+            time.sleep(TICK_S)
+            self.watch()
 
     def chaos(self, deadline: float) -> None:
         """Until ``deadline``: watch the workers, kill one now and then, forget users."""
@@ -580,6 +592,10 @@ def main() -> None:
     print(render(report))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
+    if report["violated"] or args.dir:
+        print(f"run folder (ledgers, worker logs, database): {report['run_dir']}")
+    else:
+        shutil.rmtree(report["run_dir"], ignore_errors=True)  # a temporary folder, all held
     sys.exit(1 if report["violated"] else 0)
 
 
