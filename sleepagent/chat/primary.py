@@ -230,6 +230,7 @@ class PrimaryAgent:
             "at": iso(self._clock()),
             "head": read.head,
             "logged_until": read.logged_until,
+            "logged_ids": read.logged_ids,
             "chat_usage": read.chat_usage + self._turn_usage(state, reply, discarded),
         }
         removed = window_removals([*state["messages"], reply], self._config.state_messages)
@@ -379,17 +380,21 @@ def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:
 def _unlogged(messages: Sequence[AnyMessage], read: TurnRead) -> Sequence[AnyMessage]:
     """The messages the thread's log does not hold yet, oldest first.
 
-    The log head names the newest message it holds; what follows it in the
-    state is new. When the state no longer holds that message (a turn the log
-    kept but the thread dropped, as when a reply stream fails after logging),
-    the new messages are this turn's: from the run of user messages that opens it.
+    The log head names the newest message it holds, and every message its last
+    turn logged; what follows the newest of them the state holds is new. A process
+    killed after a turn's log write and before its checkpoint leaves the state with
+    that turn's user message and without its reply: the next turn starts after the
+    user message, instead of logging it a second time. When the state holds none of
+    them (a turn the log kept but the thread dropped, as when a reply stream fails
+    after logging), the new messages are this turn's: from the run of user messages
+    that opens it.
     """
     if read.head == 0:
         return messages
-    if read.logged_until is not None:
-        for index in range(len(messages) - 1, -1, -1):
-            if messages[index].id == read.logged_until:
-                return messages[index + 1 :]
+    logged = {read.logged_until, *read.logged_ids} - {None}
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].id in logged:
+            return messages[index + 1 :]
     start = len(messages)
     while start > 0 and not isinstance(messages[start - 1], HumanMessage):
         start -= 1

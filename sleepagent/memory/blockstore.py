@@ -155,6 +155,7 @@ class BlockStore:
             logged_until=head.get("message_id"),
             chat_usage=Usage.from_dict(layout.value(results[1]).get("usage")),
             contexts=contexts,
+            logged_ids=tuple(head.get("turn_ids") or ()),
         )
 
     def _append_plan(
@@ -168,12 +169,14 @@ class BlockStore:
         at: str,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> Plan[list[LogEntry]]:
         if head is None:
             (found,) = yield [GetOp(layout.thread_ns(thread_id), "head")]
             _check_thread_scope(layout.value(found), scope, thread_id)
             head = layout.value(found).get("seq", 0)
             logged_until = layout.value(found).get("message_id")
+            logged_ids = layout.value(found).get("turn_ids") or ()
         entries = [
             LogEntry(seq=head + 1 + i, role=role, text=text, message_id=mid, at=at)  # type: ignore[arg-type]
             for i, (role, text, mid) in enumerate(texts)
@@ -185,7 +188,7 @@ class BlockStore:
             for e in entries
         ]
         if entries:
-            head_value = layout.head_value(entries, thread_id, scope, at, logged_until)
+            head_value = layout.head_value(entries, thread_id, scope, at, logged_until, logged_ids)
             ops.append(PutOp(layout.thread_ns(thread_id), "head", head_value, index=False))
         if chat_usage is not None:
             ops.append(
@@ -618,6 +621,7 @@ class BlockStore:
         logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> list[LogEntry]:
         """Append ``(role, text, message_id)`` entries to a thread's log in one batch.
 
@@ -631,6 +635,8 @@ class BlockStore:
                 (see :class:`TurnRead`), kept when the new entries carry none.
             chat_usage: New total chat usage of the thread, written in the same batch.
             context_text: Also keep this text as raw context of the scope.
+            logged_ids: With ``head``: the ids the log's last turn logged (see
+                :class:`TurnRead`), kept when the new entries carry none.
 
         Only the thread's own writer (its chat turns, serialised) may call this.
 
@@ -644,6 +650,7 @@ class BlockStore:
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,
+            logged_ids=logged_ids,
         )
         return self._run(plan)
 
@@ -856,6 +863,7 @@ class BlockStore:
         logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> list[LogEntry]:
         plan = self._append_plan(
             scope,
@@ -866,6 +874,7 @@ class BlockStore:
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,
+            logged_ids=logged_ids,
         )
         return await self._arun(plan)
 
