@@ -26,7 +26,8 @@ from sleepagent.store.persistence import open_persistence
 
 INVARIANTS: dict[str, str] = {
     "edits_in_history": "every edit a worker was told committed is in block history at its version",
-    "turns_logged_once": "every answered turn is in its thread's log exactly once, verbatim",
+    "turns_logged_once": "every answered turn is in its thread's log exactly once, verbatim, "
+    "and no message is logged twice",
     "failed_inputs_not_logged": "a failed or refused turn left nothing in any log",
     "cancelled_at_most_once": "a cancelled turn or context is logged at most once",
     "covered_exactly_once": "every logged message is in exactly one committed page, or in a "
@@ -226,6 +227,12 @@ def check_database(
             findings["cancelled_at_most_once"].check(
                 len(found) <= 1, f"{db} {kind} {token}: logged {len(found)} times"
             )
+
+    # No message in two log entries, answered by the ledger or not (a killed turn).
+    for token, found in logged.items():
+        findings["turns_logged_once"].check(
+            len(found) == 1, f"{db} {token}: logged {len(found)} times, in {found[0][0]}"
+        )
 
     # Every logged message covered by exactly one committed page (one journal line).
     lines = {scope: _lines(versions.values()) for scope, versions in stored.journal.items()}

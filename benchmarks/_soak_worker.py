@@ -440,7 +440,7 @@ def plant(name: str | None, plan: Plan) -> None:
             while True:
                 with open(path, "rb") as file:
                     file.read(100)
-                time.sleep(0.01)
+                time.sleep(0.05)
 
         threading.Thread(target=peek, daemon=True).start()
     elif name == "no-run-lock":

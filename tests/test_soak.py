@@ -136,7 +136,7 @@ def test_the_end_check_passes_clean_data_and_checks_every_part_of_it(clean):
     assert violated(findings) == {}
     checked = {name: findings[name].checked for name in findings}
     assert checked["edits_in_history"] == 3
-    assert checked["turns_logged_once"] == 3
+    assert checked["turns_logged_once"] == 6  # 3 answered turns, 3 logged messages
     assert checked["covered_exactly_once"] == 3
     assert checked["runs_never_overlap"] == 3
     assert checked["sqlite_integrity"] == 1
@@ -201,6 +201,13 @@ def test_an_answered_turn_missing_from_the_log_is_flagged(clean):
         }
     )
     assert violated(clean.findings()) == {"turns_logged_once": 1}
+
+
+def test_a_message_logged_twice_is_flagged_even_without_a_ledger_record(clean):
+    clean.turn(ADA, f"tok-{ADA}-w0g0-1")
+    clean.records.pop()  # the writer was killed before its record
+    clean.page(ADA, f"j8 tok-{ADA}-w0g0-8", run_id="r8")
+    assert violated(clean.findings()) == {"turns_logged_once": 2}  # the token, and its record
 
 
 def test_a_failed_turn_found_in_the_log_is_flagged(clean):
