@@ -420,8 +420,10 @@ async def _drain(stream: Any) -> str:
     return "".join([piece async for piece in stream])
 
 
-def _head(position: Any) -> Any:
-    return None if position is None else (position.head, position.watermark)
+def _head(position: Any) -> int | None:
+    """The thread's log head: what a refused input must leave as it was (a sleep run
+    may move the watermark meanwhile)."""
+    return None if position is None else position.head
 
 
 # --- planted bugs ----------------------------------------------------------------------
