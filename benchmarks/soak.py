@@ -285,12 +285,11 @@ class Soak:
                     scheduler=None,
                 )
                 self.control[db] = agent
-            forget = getattr(agent, "forget", None)
-            if forget is None:
+            if not hasattr(agent, "forget"):
                 self.tally.forget_notes.append("SleepTimeAgent has no forget(): users retired only")
                 return
             try:
-                forget(user_id=user)
+                agent.forget(user_id=user)
             except Exception as error:
                 done = False
                 self.tally.forget_notes.append(f"forget({user}) on {db}: {error!r}"[:300])
