@@ -117,6 +117,27 @@ class SleepConfig:
     only this window. Must be at least ``history_messages``.
     """
 
+    max_message_chars: int | None = 32_000
+    """Longest user message a turn accepts, in characters; ``None`` accepts any length.
+
+    A longer message is refused with :class:`~sleepagent.MessageTooLongError` before any
+    model call or write, in ``chat``, ``chat_stream`` and a graph input's new user
+    messages. 32,000 characters (about 8,000 tokens) is far more than anyone types, and
+    keeps one turn from filling the model's window or the database: a message is
+    stored in the thread's log and its checkpoints, and a 1 MB one made an 8.4 MB
+    database in one turn. ``None`` is for callers that bound their input themselves.
+    """
+
+    max_context_chars: int | None = 200_000
+    """Longest text ``add_context`` accepts, in characters; ``None`` accepts any length.
+
+    A limit of its own, because context is a document given ahead of questions and
+    is rightly longer than a chat message. It is still bounded: a context entry is
+    shown whole on its sleep-time page (and, with ``show_raw_context``, in every chat
+    prompt), so 200,000 characters (about 50,000 tokens) keeps it within one prompt of
+    a 128K-token model. Split a longer document into several ``add_context`` calls.
+    """
+
     sleep_edit_mode: SleepEditMode = SleepEditMode.AUTO
     """How the sleep-time agent edits memory (see :class:`SleepEditMode`)."""
 
@@ -225,6 +246,9 @@ class SleepConfig:
                     f"state_messages ({self.state_messages}) must be at least history_messages "
                     f"({self.history_messages}): the model is sent messages from the state"
                 )
+        for name in ("max_message_chars", "max_context_chars"):
+            if getattr(self, name) is not None:
+                _require_positive(name, getattr(self, name))
         for name in ("min_new_messages", "max_concurrent_sleeps"):
             _require_positive(name, getattr(self, name))
         if self.max_wait_turns is not None:

@@ -13,6 +13,7 @@ __all__ = [
     "MemoryConflictError",
     "MemoryEditError",
     "MessageRecordError",
+    "MessageTooLongError",
     "ModelCallError",
     "ReadOnlyBlockError",
     "ScopeBusyError",
@@ -86,6 +87,30 @@ class MessageRecordError(ConfigurationError):
         super().__init__(f"message {index}: {reason}; nothing was imported")
         self.index = index
         self.reason = reason
+
+
+class MessageTooLongError(ConfigurationError):
+    """A message or context text is longer than the configured limit; nothing was stored.
+
+    A :class:`ConfigurationError` (so also a ``ValueError``), like the other refusals
+    of bad input, so code that catches those catches this too.
+
+    Attributes:
+        length: Characters in the refused text.
+        limit: The limit it exceeded.
+        setting: The :class:`~sleepagent.SleepConfig` field that sets the limit.
+
+    """
+
+    def __init__(self, *, what: str, length: int, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what} is {length:,} characters long, over the limit of {limit:,} "
+            f"(SleepConfig.{setting}); nothing was stored and no model was called. Shorten "
+            f"or split it, or raise SleepConfig.{setting} (None accepts any length)"
+        )
+        self.length = length
+        self.limit = limit
+        self.setting = setting
 
 
 class WrongModeError(SleepAgentError, TypeError):

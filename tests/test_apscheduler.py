@@ -140,6 +140,44 @@ async def test_the_asyncio_scheduler_runs_sleep_time_compute_by_itself(db):
         assert (await agent.memory(thread_id="t1"))["human"].value == "async idle"
 
 
+async def test_closing_the_async_agent_lets_a_timer_run_in_its_model_call_finish(db):
+    """Closing gives a run in flight time to end (CLOSE_WAIT_S), as the sync agent does.
+
+    APScheduler's asyncio executor cancels every job task when it shuts down; a run
+    cancelled there lost its model call, and APScheduler logged the cancellation as
+    the job's crash. The model is released only once the timer is closed.
+    """
+    in_call, release = threading.Event(), threading.Event()
+
+    def slow(prompt):
+        in_call.set()
+        assert release.wait(WAIT_S), "the test never released the run"
+        return insert("human", "kept", line=-1)
+
+    events = EventRecorder()
+    sleep = ScriptedChatModel([slow])
+    agent = AsyncSleepTimeAgent(ScriptedChatModel(["hi"]), sleep_model=sleep, db=db, config=SHORT)
+    await agent.__aenter__()
+    agent.subscribe(events)
+    scheduler = agent.scheduler
+    assert scheduler is not None
+    close_timer = scheduler.close
+
+    def close_then_release() -> None:
+        close_timer()
+        release.set()
+
+    scheduler.close = close_then_release  # type: ignore[method-assign]
+    await agent.chat("hello", thread_id="t1")
+    assert await asyncio.to_thread(in_call.wait, WAIT_S), "the idle run did not start"
+    await agent.aclose()
+    assert [event.kind for event in events.of(EventKind.FINISHED)] == [EventKind.FINISHED]
+    async with AsyncSleepTimeAgent(ScriptedChatModel(), db=db, scheduler=None) as reopened:
+        if db is not None:
+            assert (await reopened.memory(thread_id="t1"))["human"].value == "kept"
+            assert (await reopened.blocks.aposition("t1")).pending == 0
+
+
 @pytest.mark.sleep_failures_expected
 def test_a_failed_scheduled_run_is_retried(db):
     def model_down(prompt):

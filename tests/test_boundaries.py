@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from langchain_core.messages import HumanMessage
 
 from sleepagent import (
     ConfigurationError,
@@ -228,6 +229,23 @@ def test_unstorable_text_is_refused_before_any_model_call(make_agent, bad):
     with pytest.raises(ConfigurationError, match="cannot be stored"):
         agent.write_memory("human", f"v{bad}", thread_id="t1")
     assert chat.calls == []
+    assert "t1" not in agent.positions()
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\x00b"], ids=["lone-surrogate", "nul"])
+def test_unstorable_text_in_a_graph_input_is_refused_before_the_model_on_every_backend(
+    make_agent, bad
+):
+    agent, chat, _ = make_agent(chat=["never"])
+    config = {"configurable": {"thread_id": "t1"}}
+    payload = {"messages": [HumanMessage(f"hello {bad}")]}
+    context = SleepContext(thread_id="t1", user_id="ada")
+    with pytest.raises(ConfigurationError, match="cannot be stored"):
+        if agent.loop is None:
+            agent.graph.invoke(payload, config, context=context)
+        else:
+            agent.loop.run_until_complete(agent.graph.ainvoke(payload, config, context=context))
+    assert chat.calls == [], "the model was not paid for a turn that cannot be logged"
     assert "t1" not in agent.positions()
 
 

@@ -133,6 +133,36 @@ def test_a_turn_the_thread_dropped_after_logging_is_not_logged_again_with_the_ne
     ]
 
 
+def test_a_turn_killed_after_its_log_write_is_not_logged_again_by_the_next_turns():
+    # A process killed after the agent node logged its turn and before LangGraph wrote
+    # the node's checkpoint leaves the thread holding the turn's input only (LangGraph
+    # checkpoints a run's input before its first node) and the log the whole turn.
+    graph = compiled(ScriptedChatModel(["one", "two", "three", "four"]), ScriptedChatModel())
+    config = {"configurable": {"thread_id": "t1"}}
+
+    def killed_before_its_checkpoint(text: str) -> None:
+        graph.invoke({"messages": [("user", text)]}, config)
+        unanswered = graph.get_state(config).values["messages"][:-1]
+        graph.update_state(
+            config, {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *unanswered]}
+        )
+
+    graph.invoke({"messages": [("user", "a")]}, config)
+    killed_before_its_checkpoint("b")
+    killed_before_its_checkpoint("c")  # killed again, on the very next turn
+    graph.invoke({"messages": [("user", "d")]}, config)
+    assert logged(graph, "t1") == [
+        ("user", "a"),
+        ("assistant", "one"),
+        ("user", "b"),
+        ("assistant", "two"),
+        ("user", "c"),
+        ("assistant", "three"),
+        ("user", "d"),
+        ("assistant", "four"),
+    ]
+
+
 def test_after_context_is_logged_the_next_turn_logs_its_whole_input_and_nothing_older():
     graph = compiled(ScriptedChatModel(["one", "two"]), ScriptedChatModel())
     config = {"configurable": {"thread_id": "t1"}}

@@ -12,6 +12,7 @@ from sleepagent import (
     ConfigurationError,
     ImportedMessage,
     MessageRecordError,
+    MessageTooLongError,
     ScopeMismatchError,
     SleepConfig,
     SleepOutcome,
@@ -119,6 +120,17 @@ def test_a_bad_record_is_named_by_its_index_and_nothing_is_written(make_agent):
     assert raised.value.index == 3
     assert "message 3: role 'system'" in str(raised.value)
     assert "nothing was imported" in str(raised.value)
+    assert "t1" not in agent.positions()
+    assert checkpoints(agent) == 0
+
+
+def test_a_message_over_the_size_limit_is_refused_as_a_chat_message_would_be(make_agent):
+    agent, _, _ = make_agent(config=SleepConfig(max_message_chars=20))
+    records = [{"text": "fine"}, {"text": "x" * 21}]
+    with pytest.raises(MessageRecordError) as raised:
+        agent.import_messages(records, thread_id="t1")
+    assert raised.value.index == 1
+    assert isinstance(raised.value.__cause__, MessageTooLongError)
     assert "t1" not in agent.positions()
     assert checkpoints(agent) == 0
 

@@ -17,6 +17,7 @@ from sleepagent.testing import (
     Completion,
     LoopbackOpenAI,
     PromptLogprobs,
+    malformed,
     rate_limited,
     server_error,
     slow,
@@ -123,6 +124,64 @@ def test_a_truncated_body_ends_before_its_content_length(server):
     with pytest.raises(http.client.IncompleteRead):
         response.read()
     connection.close()
+
+
+def test_a_truncated_stream_breaks_off_inside_its_chunked_body(server):
+    server.extend([truncated("one two three four five six seven eight")])
+    pieces: list[str] = []
+    stream = client(server).chat.completions.create(**ASK, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            pieces.append(chunk.choices[0].delta.content or "")
+    received = "".join(pieces)
+    assert received and "one two three four five six seven eight".startswith(received)
+    assert received != "one two three four five six seven eight", "the stream was cut"
+
+
+def test_a_malformed_body_can_be_text_that_is_not_json(server):
+    server.extend([malformed('{"choices": [{"mess')])
+    status, headers, body = post(server, ASK)
+    assert (status, body) == (200, '{"choices": [{"mess')
+    assert headers["content-type"] == "application/json"
+
+
+def test_past_its_script_the_server_answers_every_request_from_otherwise():
+    answered = iter(range(100))
+    with LoopbackOpenAI(["scripted"], otherwise=lambda request: f"n{next(answered)}") as server:
+        replies = [client(server).chat.completions.create(**ASK) for _ in range(3)]
+        assert [r.choices[0].message.content for r in replies] == ["scripted", "n0", "n1"]
+        assert server.unexpected == []
+        server.assert_exhausted()
+
+
+def test_otherwise_can_answer_with_a_fault():
+    with LoopbackOpenAI(otherwise=lambda request: server_error()) as server:
+        assert post(server, ASK)[0] == 500
+        assert post(server, ASK)[0] == 500
+
+
+def test_keep_requests_remembers_only_the_newest_and_received_counts_every_one():
+    with LoopbackOpenAI(otherwise=lambda request: "ok", keep_requests=2) as server:
+        for text in ["a", "b", "c"]:
+            post(server, {**ASK, "messages": [{"role": "user", "content": text}]})
+        assert [request.messages[-1]["content"] for request in server.requests] == ["b", "c"]
+        assert server.received == 3
+
+
+def test_a_client_that_resets_its_connection_prints_nothing_but_other_errors_still_do(
+    server, capsys
+):
+    http_server = server._server
+    try:
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        http_server.handle_error(None, ("127.0.0.1", 1))
+    assert capsys.readouterr().err == ""
+    try:
+        raise KeyError("a bug in a handler")
+    except KeyError:
+        http_server.handle_error(None, ("127.0.0.1", 1))
+    assert "a bug in a handler" in capsys.readouterr().err
 
 
 def test_closing_the_server_ends_a_slow_reply_at_once():

@@ -40,6 +40,7 @@ from sleepagent.memory.imported import (
     log_text,
     read_messages,
 )
+from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.storable import require_storable
 from sleepagent.memory.transcript import LogEntry, LogText, message_text
 from sleepagent.models import ModelLike, ModelOptions, resolve_models
@@ -322,14 +323,22 @@ class AgentBase:
     ) -> tuple[dict[str, Any], RunnableConfig, SleepContext, HumanMessage]:
         if not isinstance(message, str) or not message.strip():
             raise ConfigurationError("message must be non-empty text")
-        require_storable(message, what="the message")
+        self._check_message(message, what="the message")
         self.scope(thread_id=thread_id, user_id=user_id)
         human = HumanMessage(message, id=str(uuid.uuid4()))
         config = self._config(thread_id, "sleepagent:chat-turn", caller)
         return {"messages": [human]}, config, SleepContext(thread_id, user_id), human
 
     def _check_message(self, text: str, *, what: str) -> None:
-        """Refuse message text the agent does not take: one check, for chat and imports alike."""
+        """Refuse message text the agent does not take: one check, for chat and imports alike.
+
+        Raises:
+            MessageTooLongError: Over ``max_message_chars``.
+            ConfigurationError: For text no backend can store.
+
+        """
+        limit = self.config.max_message_chars
+        require_within_limit(text, limit, what=what, setting="max_message_chars")
         require_storable(text, what=what)
 
     def _import_call(
@@ -393,6 +402,8 @@ class AgentBase:
     def _context_entry(self, text: str, thread_id: str, user_id: str | None) -> list[TextRole]:
         if not isinstance(text, str) or not text.strip():
             raise ConfigurationError("context text must be non-empty")
+        limit = self.config.max_context_chars
+        require_within_limit(text, limit, what="the context text", setting="max_context_chars")
         require_storable(text, what="the context text")
         self.scope(thread_id=thread_id, user_id=user_id)
         return [("context", text, None)]

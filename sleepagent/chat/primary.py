@@ -33,9 +33,10 @@ from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blockstore import CommitOutcome, TurnRead
 from sleepagent.memory.render import render_system_prompt
+from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.staging import StagedMemory
-from sleepagent.memory.storable import storable
-from sleepagent.memory.transcript import entries_from_messages
+from sleepagent.memory.storable import require_storable, storable
+from sleepagent.memory.transcript import entries_from_messages, message_text
 from sleepagent.models import model_errors
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
@@ -159,6 +160,23 @@ class PrimaryAgent:
             reply = reply.model_copy(update={"content": storable(text)})
         return reply
 
+    def _admit(self, state: SleepAgentState, read: TurnRead) -> None:
+        """Refuse the turn's new user messages when one is too long or cannot be stored.
+
+        ``chat()`` checks its message before the graph runs; this covers a graph
+        input with user messages sent to the compiled graph directly, before the
+        model is paid and before the log is written (without it, text with a NUL
+        was logged on SQLite and failed the log write on PostgreSQL with a driver
+        error, after the model call).
+        """
+        what = "a user message of the graph input"
+        for message in _unlogged(state["messages"], read):
+            if isinstance(message, HumanMessage):
+                text = message_text(message)
+                limit = self._config.max_message_chars
+                require_within_limit(text, limit, what=what, setting="max_message_chars")
+                require_storable(text, what=what)
+
     @staticmethod
     def _wants_tools(reply: AIMessage) -> bool:
         return bool(reply.tool_calls or reply.invalid_tool_calls)
@@ -212,6 +230,7 @@ class PrimaryAgent:
             "at": iso(self._clock()),
             "head": read.head,
             "logged_until": read.logged_until,
+            "logged_ids": read.logged_ids,
             "chat_usage": read.chat_usage + self._turn_usage(state, reply, discarded),
         }
         removed = window_removals([*state["messages"], reply], self._config.state_messages)
@@ -233,6 +252,7 @@ class PrimaryAgent:
             turn.identity.thread_id,
             with_contexts=self._config.show_raw_context,
         )
+        self._admit(state, read)
         model, prompt, call_config = self._request(state, turn, read)
         # A reply with nothing to show is asked for once more (a sampled model often
         # answers the second time), then the turn fails: bounded by _UNUSABLE_RETRIES.
@@ -360,17 +380,21 @@ def _this_turn_ai(messages: Sequence[AnyMessage]) -> list[AIMessage]:
 def _unlogged(messages: Sequence[AnyMessage], read: TurnRead) -> Sequence[AnyMessage]:
     """The messages the thread's log does not hold yet, oldest first.
 
-    The log head names the newest message it holds; what follows it in the
-    state is new. When the state no longer holds that message (a turn the log
-    kept but the thread dropped, as when a reply stream fails after logging),
-    the new messages are this turn's: from the run of user messages that opens it.
+    The log head names the newest message it holds, and every message its last
+    turn logged; what follows the newest of them the state holds is new. A process
+    killed after a turn's log write and before its checkpoint leaves the state with
+    that turn's user message and without its reply: the next turn starts after the
+    user message, instead of logging it a second time. When the state holds none of
+    them (a turn the log kept but the thread dropped, as when a reply stream fails
+    after logging), the new messages are this turn's: from the run of user messages
+    that opens it.
     """
     if read.head == 0:
         return messages
-    if read.logged_until is not None:
-        for index in range(len(messages) - 1, -1, -1):
-            if messages[index].id == read.logged_until:
-                return messages[index + 1 :]
+    logged = {read.logged_until, *read.logged_ids} - {None}
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].id in logged:
+            return messages[index + 1 :]
     start = len(messages)
     while start > 0 and not isinstance(messages[start - 1], HumanMessage):
         start -= 1

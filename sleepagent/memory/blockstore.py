@@ -156,6 +156,7 @@ class BlockStore:
             logged_until=head.get("message_id"),
             chat_usage=Usage.from_dict(layout.value(results[1]).get("usage")),
             contexts=contexts,
+            logged_ids=tuple(head.get("turn_ids") or ()),
         )
 
     def _append_plan(
@@ -169,12 +170,14 @@ class BlockStore:
         at: str,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> Plan[list[LogEntry]]:
         if head is None:
             (found,) = yield [GetOp(layout.thread_ns(thread_id), "head")]
             _check_thread_scope(layout.value(found), scope, thread_id)
             head = layout.value(found).get("seq", 0)
             logged_until = layout.value(found).get("message_id")
+            logged_ids = layout.value(found).get("turn_ids") or ()
         entries = [
             LogEntry(
                 seq=head + 1 + i,
@@ -194,7 +197,7 @@ class BlockStore:
             for e in entries
         ]
         if entries:
-            head_value = layout.head_value(entries, thread_id, scope, at, logged_until)
+            head_value = layout.head_value(entries, thread_id, scope, at, logged_until, logged_ids)
             ops.append(PutOp(layout.thread_ns(thread_id), "head", head_value, index=False))
         if chat_usage is not None:
             ops.append(
@@ -619,6 +622,7 @@ class BlockStore:
         logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> list[LogEntry]:
         """Append ``(role, text, message_id)`` entries (or :class:`LogText`) to a thread's log.
 
@@ -634,6 +638,8 @@ class BlockStore:
                 (see :class:`TurnRead`), kept when the new entries carry none.
             chat_usage: New total chat usage of the thread, written in the same batch.
             context_text: Also keep this text as raw context of the scope.
+            logged_ids: With ``head``: the ids the log's last turn logged (see
+                :class:`TurnRead`), kept when the new entries carry none.
 
         Only the thread's own writers (its chat turns and imports, serialised by the
         agent's lock for the thread) may call this.
@@ -648,6 +654,7 @@ class BlockStore:
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,
+            logged_ids=logged_ids,
         )
         return self._run(plan)
 
@@ -877,6 +884,7 @@ class BlockStore:
         logged_until: str | None = None,
         chat_usage: Usage | None = None,
         context_text: str | None = None,
+        logged_ids: Sequence[str] = (),
     ) -> list[LogEntry]:
         plan = self._append_plan(
             scope,
@@ -887,6 +895,7 @@ class BlockStore:
             at=at,
             chat_usage=chat_usage,
             context_text=context_text,
+            logged_ids=logged_ids,
         )
         return await self._arun(plan)
 

@@ -60,6 +60,8 @@ class TurnRead:
         logged_until: Id of the newest graph message the log holds, if any.
         chat_usage: The thread's chat usage so far.
         contexts: Raw context texts of the scope (only when asked for).
+        logged_ids: Ids of every message the log's last turn logged (its user
+            messages and its reply), oldest first.
 
     """
 
@@ -68,6 +70,7 @@ class TurnRead:
     logged_until: str | None
     chat_usage: Usage
     contexts: list[str]
+    logged_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

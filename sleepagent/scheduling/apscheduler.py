@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,8 @@ from apscheduler.triggers.date import DateTrigger
 from sleepagent.scheduling.base import JobRunner, SleepJob
 
 __all__ = ["AsyncIOIdleScheduler", "BackgroundIdleScheduler"]
+
+logger = logging.getLogger(__name__)
 
 _JOB_DEFAULTS: dict[str, Any] = {
     # A job late because the pool was busy must still run, however late.
@@ -106,8 +109,17 @@ class AsyncIOIdleScheduler(_APSchedulerAlarms):
     """APScheduler's ``AsyncIOScheduler`` on the running loop. For ``AsyncSleepTimeAgent``.
 
     Jobs run as tasks on the loop, at most ``max_concurrent`` at once (APScheduler's
-    asyncio executor has no limit of its own, so a semaphore keeps it).
+    asyncio executor has no limit of its own, so a semaphore keeps it). The tasks are
+    this adapter's, not the executor's: APScheduler's job only starts one and returns,
+    because its asyncio executor cancels every job task it still runs when it shuts
+    down. A run in flight when the agent closes then finishes, as in the thread pool
+    (the agent waits for it up to ``CLOSE_WAIT_S``), instead of losing its model call
+    and being logged by APScheduler as a crashed job.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, runner: JobRunner, *, max_concurrent: int) -> None:
         """Start APScheduler; due jobs run ``runner``, at most ``max_concurrent`` at once."""
@@ -119,7 +131,18 @@ class AsyncIOIdleScheduler(_APSchedulerAlarms):
                 if inspect.isawaitable(outcome):
                     await outcome
 
-        super().start(bounded, max_concurrent=max_concurrent)
+        async def launch(job: SleepJob) -> None:
+            task = asyncio.get_running_loop().create_task(bounded(job))
+            self._tasks.add(task)  # a task nobody references may be collected mid-run
+            task.add_done_callback(self._finished)
+
+        super().start(launch, max_concurrent=max_concurrent)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The runner reports its own failures; this is a bug, said as APScheduler would.
+            logger.error("a sleep job raised", exc_info=task.exception())
 
     def _build(self, max_concurrent: int) -> BaseScheduler:
         return AsyncIOScheduler(

@@ -194,17 +194,27 @@ def seq_key(seq: int) -> str:
 
 
 def head_value(
-    entries: Sequence[LogEntry], thread_id: str, scope: Scope, at: str, logged_until: str | None
+    entries: Sequence[LogEntry],
+    thread_id: str,
+    scope: Scope,
+    at: str,
+    logged_until: str | None,
+    logged_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The thread's ``head`` record once ``entries`` are appended.
 
-    ``message_id`` is the newest logged message's id: context entries carry
-    none, so it stays ``logged_until`` (the head's id before them).
+    ``message_id`` is the newest logged message's id, and ``turn_ids`` the ids of
+    every message this append logged (a turn's user messages and its reply): a
+    process killed after the log write and before the turn's checkpoint leaves the
+    thread holding the user message but not the reply, and the next turn finds
+    where the log stands by the user message. Context entries carry no id, so both
+    stay as they were (``logged_until``, ``logged_ids``).
     """
-    newest_id = next((e.message_id for e in reversed(entries) if e.message_id), None)
+    ids = [e.message_id for e in entries if e.message_id]
     return {
         "seq": entries[-1].seq,
-        "message_id": newest_id or logged_until,
+        "message_id": ids[-1] if ids else logged_until,
+        "turn_ids": ids or list(logged_ids),
         "thread_id": thread_id,
         "scope": scope.key,
         "at": at,

@@ -20,14 +20,25 @@ on it, so a stray model call never passes silently::
         model = resolve_model("openai:test", ModelOptions(base_url=server.base_url))
         ...
         server.assert_exhausted()
+
+For a long run (a soak test), ``otherwise=`` answers every request past the script
+from a function of the request, so the server never runs out, and
+``keep_requests=`` bounds how many requests it remembers::
+
+    rng = random.Random(7)
+    answer = lambda request: server_error() if rng.random() < 0.1 else "ok"
+    with LoopbackOpenAI(otherwise=answer, keep_requests=100) as server:
+        ...
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -42,6 +53,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "LoopbackOpenAI",
+    "LoopbackReply",
     "LoopbackStep",
     "PromptLogprobs",
     "RecordedRequest",
@@ -158,9 +170,11 @@ class FaultKind(Enum):
     SLOW = "slow"
     """The reply comes only after ``delay`` seconds (longer than the client waits)."""
     TRUNCATED = "truncated"
-    """The body is cut in half and the connection closed."""
+    """The body is cut in half and the connection closed. A streamed reply stops after
+    half of its events, inside its chunked encoding, as when a connection drops."""
     MALFORMED = "malformed"
-    """HTTP 200 with a JSON body that is not a valid completion (``body``)."""
+    """HTTP 200 with a body that is not a valid completion (``body``): JSON of the wrong
+    shape, or text that is not JSON at all."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +186,8 @@ class Fault:
         retry_after: Seconds sent in ``retry-after`` (429 and 500), or ``None`` for none.
         delay: For ``SLOW``: seconds before replying. Closing the server cuts it short.
         reply: For ``SLOW`` and ``TRUNCATED``: the reply that is late or cut.
-        body: For ``MALFORMED``: the exact JSON body sent with HTTP 200.
+        body: For ``MALFORMED``: the exact body sent with HTTP 200, as JSON (a
+            mapping) or as this very text (a string, which need not be JSON).
 
     """
 
@@ -180,7 +195,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 30.0
     reply: Completion = Completion(content="(too late)")
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | str | None = None
 
 
 def rate_limited(retry_after: float = 0.01) -> Fault:
@@ -203,8 +218,12 @@ def truncated(reply: Completion | str = "(cut short)") -> Fault:
     return Fault(FaultKind.TRUNCATED, reply=_completion(reply))
 
 
-def malformed(body: Mapping[str, Any]) -> Fault:
-    """HTTP 200 with exactly ``body``, such as ``{"choices": []}`` (a broken server)."""
+def malformed(body: Mapping[str, Any] | str) -> Fault:
+    """HTTP 200 with exactly ``body``, JSON or not.
+
+    A mapping is sent as JSON, such as ``{"choices": []}`` (a broken server); a string
+    is sent as it is, such as ``'{"choices": [{"mess'`` (not JSON at all).
+    """
     return Fault(FaultKind.MALFORMED, body=body)
 
 
@@ -303,15 +322,12 @@ class PromptLogprobs:
     echo: bool = True
 
 
-LoopbackStep = (
-    str
-    | Completion
-    | Fault
-    | PromptLogprobs
-    | Callable[[RecordedRequest], "str | Completion | Fault | PromptLogprobs"]
-)
-"""One scripted response: text, a completion, a fault, prompt log-probabilities (for
-``/v1/completions``), or a function of the request."""
+LoopbackReply = str | Completion | Fault | PromptLogprobs
+"""What answers one request: text, a completion, a fault, or prompt log-probabilities."""
+
+LoopbackStep = LoopbackReply | Callable[[RecordedRequest], LoopbackReply]
+"""One scripted response: a reply (for ``/v1/completions``, prompt log-probabilities
+or a completion), or a function of the request that returns one."""
 
 
 class LoopbackOpenAI:
@@ -320,6 +336,12 @@ class LoopbackOpenAI:
     Args:
         script: Responses in the order requests arrive.
         model: The model name reported in responses.
+        otherwise: Answers every request the script has no response left for
+            (called on a server thread, maybe on several at once): with it the
+            server never runs out, and no request to a known path is unexpected.
+        keep_requests: Remember only the newest this many requests (``None``:
+            all), so a long run does not keep every prompt; :attr:`received`
+            still counts them all.
 
     A context manager: the server starts on entry (or :meth:`start`) and stops on
     exit (or :meth:`close`, idempotent); closing also releases slow responses.
@@ -327,11 +349,22 @@ class LoopbackOpenAI:
 
     """
 
-    def __init__(self, script: Iterable[LoopbackStep] = (), *, model: str = "loopback") -> None:
+    def __init__(
+        self,
+        script: Iterable[LoopbackStep] = (),
+        *,
+        model: str = "loopback",
+        otherwise: Callable[[RecordedRequest], LoopbackReply] | None = None,
+        keep_requests: int | None = None,
+    ) -> None:
+        if keep_requests is not None and keep_requests < 0:
+            raise ValueError(f"keep_requests must be 0 or more, or None, got {keep_requests}")
         self.model = model
         self._script: list[LoopbackStep] = list(script)
+        self._otherwise = otherwise
         self._position = 0
-        self._requests: list[RecordedRequest] = []
+        self._received = 0
+        self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=keep_requests)
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -343,8 +376,7 @@ class LoopbackOpenAI:
         """Bind a free loopback port and serve in a background thread."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -397,9 +429,18 @@ class LoopbackOpenAI:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first, unexpected ones included."""
+        """Every request received so far, oldest first, unexpected ones included.
+
+        With ``keep_requests``, only that many of the newest.
+        """
         with self._lock:
             return list(self._requests)
+
+    @property
+    def received(self) -> int:
+        """How many requests arrived, including those no longer kept."""
+        with self._lock:
+            return self._received
 
     @property
     def unexpected(self) -> list[RecordedRequest]:
@@ -429,12 +470,14 @@ class LoopbackOpenAI:
             step: LoopbackStep | None = None
             if known and self._position < len(self._script):
                 step = self._script[self._position]
+                self._position += 1
+            elif known:
+                step = self._otherwise
             if step is None:
                 request = RecordedRequest(
                     request.method, request.path, request.headers, request.body, unexpected=True
                 )
-            else:
-                self._position += 1
+            self._received += 1
             self._requests.append(request)
         if step is None:
             return None
@@ -528,6 +571,21 @@ def _chunks(reply: Completion, model: str, *, with_usage: bool) -> Iterator[dict
         yield {**base, "choices": [], "usage": reply.usage()}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) is normal here; anything else is not.
+
+        The standard server prints a traceback for every connection a client reset,
+        which a test that kills its clients would fill its output with.
+        """
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("loopback: client %s dropped its connection", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 def _handler_for(owner: LoopbackOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         server_owner = owner
@@ -583,13 +641,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif step.kind is FaultKind.SERVER_ERROR:
             self._error(500, "server_error", "The server had an error", step.retry_after)
         elif step.kind is FaultKind.MALFORMED:
-            self._send_json(200, step.body or {})
+            self._send_malformed(step.body)
         elif step.kind is FaultKind.SLOW:
             # Wait on the server's closing event, so closing the server ends it at once.
             if owner._closing.wait(step.delay):
                 self.close_connection = True
                 return
             self._reply(step.reply, request)
+        elif request.stream:
+            self._truncated_stream(step.reply, request)
         else:
             self._truncated(step.reply)
 
@@ -606,7 +666,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> None:
-        data = json.dumps(payload).encode()
+        self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+    def _send_malformed(self, body: Mapping[str, Any] | str | None) -> None:
+        if isinstance(body, str):
+            self._send_bytes(200, body.encode())
+        else:
+            self._send_json(200, body or {})
+
+    def _send_bytes(
+        self, status: int, data: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -647,6 +717,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "invalid_request_error", f"loopback server: {error}")
             return
         self._send_json(200, payload)
+
+    def _truncated_stream(self, reply: Completion, request: RecordedRequest) -> None:
+        """Half of the reply's events in chunked encoding, then the connection drops.
+
+        Chunked, as real servers stream: the client sees the body end inside it
+        (an incomplete chunked read), not a stream that merely ended early.
+        """
+        model = str(request.body.get("model") or self.server_owner.model)
+        events = [
+            f"data: {json.dumps(chunk)}\n\n".encode()
+            for chunk in _chunks(reply, model, with_usage=False)
+        ]
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        for event in events[: max(1, len(events) // 2)]:
+            self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+            self.wfile.flush()
 
     def _truncated(self, reply: Completion) -> None:
         data = json.dumps(_body(reply, self.server_owner.model)).encode()
