@@ -429,9 +429,9 @@ class SleepTimeRunner:
         """
         evidence = transitions.evidence_of(run)
         staged = transitions.staged_of(run)
-        prompt = prompts.SLEEP_FACTS_PROMPT.format(
-            said=evidence.said, notes=staged.block(label).value or "(none yet)"
-        )
+        known = staged.block(label).value
+        notes = prompts.SLEEP_FACTS_NOTES.format(notes=known) if known.strip() else ""
+        prompt = prompts.SLEEP_FACTS_PROMPT.format(said=evidence.said, notes=notes)
         messages = [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
         model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
         try:
