@@ -272,3 +272,23 @@ def test_an_instruction_to_the_assistant_is_not_stored_as_a_fact(line):
 def test_facts_that_start_like_verbs_are_still_facts():
     for line in ("Writes novels in the evening.", "Forgets names easily.", "Answers to Max."):
         assert stored(facts(), InsertEdit("human", line), page(line)) == line
+
+
+# --- copies of the conversation --------------------------------------------------------
+
+
+def test_a_copied_line_of_the_conversation_is_not_a_fact():
+    said = "Hey Mel! I went to a support group yesterday and it was so powerful."
+    line = 'Caroline: "Hey Mel! I went to a support group yesterday and it was so powerful."'
+    with pytest.raises(MemoryEditError, match="copied as it was said"):
+        review_edit(facts(), InsertEdit("human", line), page(said))
+
+
+def test_a_paragraph_is_not_one_fact():
+    said = " ".join(f"I have {n} books about topic {n}." for n in range(1, 30))
+    with pytest.raises(MemoryEditError, match="one short fact per line"):
+        review_edit(facts(), InsertEdit("human", said), page(said))
+
+
+def test_a_fact_with_a_label_is_still_a_fact():
+    assert stored(facts(), InsertEdit("human", "Name: Marco"), page(MARCO)) == "Name: Marco"

@@ -311,6 +311,10 @@ _NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neit
 def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
     if _PLACEHOLDER.search(line):
         return "a placeholder, not a fact"
+    if _DIALOGUE_LINE.search(line):
+        return "a line of the conversation copied as it was said; write the fact it states"
+    if len(line) > MAX_FACT_CHARS:
+        return f"{len(line)} characters: write one short fact per line"
     if _INSTRUCTION.search(line):
         return "an instruction to the assistant, not a fact about the user"
     if any(_near(line, persona) for persona in evidence.persona_lines):
@@ -428,6 +432,10 @@ _ASSISTANT_CUES = re.compile(
     r"formal|casual|friendlier|less verbose|more concise)\b",
     re.IGNORECASE,
 )
+MAX_FACT_CHARS = 240
+"""Longest line a ``FACTS`` block takes: a fact is a sentence, not a paragraph."""
+_DIALOGUE_LINE = re.compile(r"^\W*[A-Z][\w .'-]{0,40}:\s*[\"\u201c]")
+"""A transcript line copied whole: a speaker's name, a colon, then the quoted message."""
 _INSTRUCTION = re.compile(
     r"^\W*(?:ignore|disregard|forget|pretend|act as|write|say|tell|respond|answer|reply|"
     r"do not|don't|you (?:must|should|are|will))\b|"
