@@ -276,8 +276,8 @@ def _without_subsumed(
 def subsumes(line: str, other: str, *, newer: bool) -> bool:
     """Whether ``line`` says everything ``other`` says, so ``other`` is redundant beside it.
 
-    Every word of ``other`` (a, an and the aside; compared by their first four
-    letters, as grounding compares) stands in ``line``, which says more, and
+    Every word of ``other`` (compared by their first four letters, as grounding
+    compares) stands in ``line``, which says more, and
     ``other`` states no number ``line`` does not state alike. When ``line`` is
     the older of the two (``newer=False``), it must not negate what ``other``
     says either: "I don't like tea" does not make a later "I like tea" redundant.
@@ -294,7 +294,8 @@ def subsumes(line: str, other: str, *, newer: bool) -> bool:
 
 
 def _word_stems(line: str) -> set[str]:
-    return {_stem(word) for word in _words(_BULLET.sub("", line))} - {"a", "an", "the"}
+    # Every word counts, articles too: "from A" says something "from B" does not.
+    return {_stem(word) for word in _words(_BULLET.sub("", line))}
 
 
 def _numbers(line: str) -> set[str]:
