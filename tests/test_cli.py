@@ -255,6 +255,25 @@ def test_memory_history_shows_each_version_with_its_diff_and_reason(demo_db, cap
     assert first["reason"] == "idle" and "+Name: Ada." in first["diff"]
 
 
+def test_memory_history_shows_an_unchanged_last_line_as_context_when_a_line_is_added(
+    own_db, capsys
+):
+    from sleepagent import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel
+
+    with SleepTimeAgent(ScriptedChatModel([]), db=str(own_db), scheduler=None) as agent:
+        before = agent.memory(thread_id="demo-thread", user_id="ada")["human"].value
+        last = before.splitlines()[-1]
+        agent.write_memory(
+            "human", f"{before}\nFavourite colour: teal.", thread_id="demo-thread", user_id="ada"
+        )
+    done = run(capsys, "memory", "history", "human", "--db", str(own_db), "--user", "ada")
+    assert done.returncode == 0, done.stderr
+    newest = done.stdout[done.stdout.index("v2 ") :]
+    assert f"  -{last}" not in newest, "the unchanged line is not shown as removed"
+    assert f"   {last}\n  +Favourite colour: teal." in newest
+
+
 def test_memory_history_of_a_block_never_written_says_which_are(demo_db, capsys):
     done = run(capsys, "memory", "history", "persona", "--db", str(demo_db), "--user", "ada")
     assert done.returncode == 1
