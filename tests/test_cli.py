@@ -19,7 +19,7 @@ import pytest
 import sleepagent
 from sleepagent.bench import __main__ as bench_main
 from sleepagent.cli import commands as cli
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_URL, empty_postgres, with_password
 
 TIMEOUT_S = 120
 COMMANDS = (
@@ -361,6 +361,21 @@ def test_demo_and_memory_commands_on_a_postgres_url(capsys):
     history = run(capsys, "memory", "history", "human", "--db", POSTGRES_URL, "--user", "ada")
     assert "by sleep (idle)" in history.stdout
     empty_postgres(POSTGRES_URL)
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="SLEEPAGENT_TEST_POSTGRES_URL is not set")
+def test_memory_commands_never_print_the_password_of_a_postgres_url(capsys):
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    url = with_password(POSTGRES_URL, "topsecret")
+    listed = run(capsys, "memory", "list", "--db", url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("no memory in postgresql://postgres:***@")
+    unknown = run(capsys, "memory", "show", "--db", url, "--user", "nobody")
+    assert unknown.returncode == 1
+    assert ":***@" in unknown.stderr
+    for done in (listed, unknown):
+        assert "topsecret" not in done.stdout + done.stderr
 
 
 def test_an_unreachable_postgres_url_is_one_line_naming_the_url(capsys):

@@ -19,6 +19,7 @@ import pytest
 
 from sleepagent.cli.repl import ChatSettings, run_chat
 from sleepagent.testing import Completion, LoopbackOpenAI, slow, wire_call
+from tests.conftest import POSTGRES_URL, empty_postgres, with_password
 
 EXPECT_TIMEOUT_S = 30
 LEFT, UP = "\x1b[D", "\x1b[A"
@@ -254,6 +255,19 @@ def test_an_unknown_command_points_at_help(server):
     _, out = run_lines(server, "/frobnicate", "/quit")
     assert "unknown command /frobnicate; /help lists them" in out
     assert server.requests == []
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="SLEEPAGENT_TEST_POSTGRES_URL is not set")
+def test_the_banner_hides_the_password_of_a_postgres_url():
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    url = with_password(POSTGRES_URL, "topsecret")
+    out = io.StringIO()
+    settings = ChatSettings(model="offline", offline=True, db=url)
+    code = run_chat(settings, stdin=io.StringIO("/quit\n"), stdout=out, stderr=io.StringIO())
+    assert code == 0
+    assert "memory in postgresql://postgres:***@" in out.getvalue()
+    assert "topsecret" not in out.getvalue()
 
 
 def test_end_of_input_exits_cleanly(server):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sleepagent._version import __version__
 from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
 from sleepagent.inspector import cli as inspect_cli
+from sleepagent.store.dburl import redact_url
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
@@ -313,7 +314,9 @@ def _memory_list(args: argparse.Namespace) -> int:
 
     console = make_console()
     if not summaries:
-        console.print(f"no memory in {args.db} yet: chat with an agent that uses it first")
+        console.print(
+            f"no memory in {redact_url(args.db)} yet: chat with an agent that uses it first"
+        )
         return 0
     console.print(scopes_view(summaries))
     return 0
@@ -392,7 +395,8 @@ def _memory_forget(args: argparse.Namespace) -> int:
         held = agent.export(user_id=args.user, thread_id=args.thread)
         scope, threads = held["scope"], sorted(held["threads"])
         if not _holds_anything(held):
-            print(f"sleepagent: nothing is stored for {scope} in {args.db}", file=sys.stderr)
+            shown = redact_url(args.db)
+            print(f"sleepagent: nothing is stored for {scope} in {shown}", file=sys.stderr)
             return 1
         question = f"Remove everything stored for {scope}, {_threads_phrase(threads)}? [y/N] "
         if not args.yes and not _confirmed(question):
@@ -503,6 +507,7 @@ def _scope(args: argparse.Namespace) -> Scope:
 
 
 def _unknown_scope(key: str, db: str) -> int:
+    db = redact_url(db)
     print(
         f"sleepagent: no memory scope {key} in {db}: "
         f"'sleepagent memory list --db {db}' lists the scopes it holds",

@@ -22,7 +22,7 @@ from sleepagent.errors import ConfigurationError
 from sleepagent.results import BlockDiff
 from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
 from sleepagent.store.catalog import Catalog
-from sleepagent.store.dburl import SqliteTarget, parse_db
+from sleepagent.store.dburl import SqliteTarget, parse_db, redact_url
 from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from sleepagent.usage import Usage
@@ -207,8 +207,8 @@ def run_demo(out: TextIO, *, db: str | None) -> int:
             return _run(out, db=str(Path(folder) / "sleepagent-demo.db"), kept=False)
     if _holds_memory(db):
         raise ConfigurationError(
-            f"{db} already holds conversations; the scripted demo needs a new database: "
-            "pass another --db FILE"
+            f"{redact_url(db)} already holds conversations; the scripted demo needs a new "
+            "database: pass another --db FILE"
         )
     return _run(out, db=db, kept=True)
 
@@ -262,7 +262,7 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
     say("written in sleepagent/cli/demo.py, and their token counts are estimates (4 characters a")
     say("token). The graph, storage, staged commits, idle timer and prompts are the real")
     say("library; time is virtual, so nothing waits.")
-    say(f"Database: {db}" + ("" if kept else " (temporary)"))
+    say(f"Database: {redact_url(db)}" + ("" if kept else " (temporary)"))
     say()
 
     def show_thinking(working: str) -> None:
@@ -329,6 +329,7 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
     say("  sleepagent chat --offline                  the terminal chat, on scripted models")
     say("  sleepagent chat --model openai:gpt-4o-mini  with OPENAI_API_KEY set, or --base-url URL")
     if kept:
+        db = redact_url(db)  # a hint never shows a password; the user knows it
         say(f"  sleepagent memory list --db {db}")
         say(f"  sleepagent memory show --db {db} --user {USER}")
         say(f"  sleepagent memory history human --db {db} --user {USER}")

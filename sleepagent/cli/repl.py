@@ -29,6 +29,7 @@ from sleepagent.models import ModelOptions
 from sleepagent.results import BlockDiff, SleepOutcome, SleepResult
 from sleepagent.scheduling.events import EventKind, SleepEvent
 from sleepagent.store.catalog import Catalog
+from sleepagent.store.dburl import redact_url
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -368,7 +369,9 @@ def _where(settings: ChatSettings) -> str:
 
 def _banner(settings: ChatSettings) -> RenderableType:
     where = _where(settings)
-    storage = f"memory in {settings.db}" if settings.db is not None else "memory kept in RAM"
+    storage = (
+        f"memory in {redact_url(settings.db)}" if settings.db is not None else "memory kept in RAM"
+    )
     if settings.offline:
         from sleepagent.cli.offline import BANNER
 
