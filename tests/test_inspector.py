@@ -405,6 +405,32 @@ def test_the_command_refuses_a_missing_database(tmp_path: Path):
     assert not (tmp_path / "missing.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("blocked", "says"),
+    [
+        ((), "cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/none"),
+        (("psycopg", "langgraph.checkpoint.postgres"), "pip install 'sleepagent[postgres]'"),
+    ],
+    ids=["unreachable", "no-postgres-extra"],
+)
+def test_a_database_that_cannot_be_opened_is_one_line_before_anything_is_served(
+    blocked: tuple[str, ...], says: str
+):
+    code = (
+        "import sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))  # as if the extra were not installed\n"
+        "from sleepagent.cli.commands import main\n"
+        "sys.exit(main(['inspect', '--db', 'postgresql://me:pw@127.0.0.1:1/none',"
+        " '--port', '0', '--no-browser']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == "", "nothing is announced"
+    assert done.stderr.startswith("sleepagent inspect: ")
+    assert says in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
 async def test_the_server_store_refuses_writes():
     from langgraph.store.base import PutOp
 

@@ -265,8 +265,9 @@ def _default_db() -> str:
 
 
 def _default_history() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(state) / "sleepagent" / "chat-history")
+    from sleepagent.integrations.statedir import state_dir
+
+    return str(state_dir() / "chat-history")
 
 
 def _usage_error(parser: argparse.ArgumentParser) -> int:
