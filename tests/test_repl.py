@@ -280,6 +280,35 @@ def test_the_banner_hides_the_password_of_a_postgres_url():
     assert "topsecret" not in out.getvalue()
 
 
+def offline_chat(db: Path, *lines: str, user: str | None = None) -> tuple[int, str, str]:
+    settings = ChatSettings(model="offline", offline=True, db=str(db), user_id=user)
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.StringIO("".join(f"{line}\n" for line in lines))
+    code = run_chat(settings, stdin=stdin, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("first_user", "then_user", "says"),
+    [
+        (None, "alice", "belongs to memory scope thread:cli; it was used without --user: "
+         "drop --user to go on with it, or pass --thread NEW to start alice's own conversation"),
+        ("ada", None, "belongs to memory scope user:ada; pass --user ada to go on with it, "
+         "or --thread NEW"),
+    ],
+)  # fmt: skip
+def test_a_thread_used_under_another_identity_is_refused_at_start_with_the_flags_to_fix_it(
+    tmp_path, first_user, then_user, says
+):
+    db = tmp_path / "try.db"
+    assert offline_chat(db, "I'm Ada", "/quit", user=first_user)[0] == 0
+    code, out, err = offline_chat(db, "hello again", "/quit", user=then_user)
+    assert code == 2
+    assert "you> " not in out, "refused before the first prompt"
+    (line,) = err.splitlines()
+    assert line == f"sleepagent chat: thread 'cli' {says}"
+
+
 def test_end_of_input_exits_cleanly(server):
     code, _ = run_lines(server)
     assert code == 0
