@@ -88,6 +88,14 @@ def test_every_help_is_plain_text(command, capsys):
     assert "``" not in text and "memory_command" not in text and "python -m" not in text
 
 
+def test_chat_help_says_any_provider_works(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["chat", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PROVIDER:MODEL" in text and "anthropic:" in text
+    assert "openai:MODEL" not in text
+
+
 def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
     for action in parser._actions:

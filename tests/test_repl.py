@@ -11,6 +11,7 @@ import io
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -307,6 +308,36 @@ def test_a_thread_used_under_another_identity_is_refused_at_start_with_the_flags
     assert "you> " not in out, "refused before the first prompt"
     (line,) = err.splitlines()
     assert line == f"sleepagent chat: thread 'cli' {says}"
+
+
+def test_help_shows_each_command_once_with_its_argument(server):
+    _, out = run_lines(server, "/help", "/quit")
+    assert "/history LABEL" in out
+    assert "/history /history" not in out and out.count("/history") == 1
+
+
+def test_history_of_an_unknown_block_names_the_blocks_there_are(tmp_path):
+    _, out, _ = offline_chat(tmp_path / "try.db", "/history nosuch", "/history human", "/quit")
+    assert "unknown block 'nosuch'; the blocks are persona, human, learned_context" in out
+    assert "no version of 'human' yet" in out
+
+
+@pytest.mark.parametrize("errors", ["surrogateescape", "strict"])
+def test_input_that_is_not_utf8_is_named_as_such_and_not_sent(tmp_path, errors):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLEEPAGENT_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "sleepagent", "chat", "--offline", "--db", str(tmp_path / "u.db")],
+        input="café\n/usage\n/quit\n".encode("latin-1"),
+        env={**env, "PYTHONIOENCODING": f"utf-8:{errors}"},
+        capture_output=True,
+        timeout=EXPECT_TIMEOUT_S * 2,
+        check=False,
+    )
+    out = done.stdout.decode("utf-8", errors="replace")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "error: the input is not valid UTF-8 (byte 0xE9) at character 4; nothing was sent" in out
+    assert "surrogate" not in out
+    assert "chat  0 calls" in out, "no model was called"
 
 
 def test_end_of_input_exits_cleanly(server):

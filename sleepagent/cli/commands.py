@@ -116,14 +116,18 @@ def _add_chat(commands: Any) -> None:
     chat = commands.add_parser(
         "chat",
         help="terminal chat; sleep-time compute runs when you pause",
-        description="Chat in the terminal with an OpenAI or OpenAI-compatible model. "
-        "Needs OPENAI_API_KEY, a local server given by --base-url (or OPENAI_BASE_URL), "
-        "or --offline. Commands inside: /memory, /sleep, /history LABEL, /usage, /help, /quit.",
+        description="Chat in the terminal with a model of any LangChain provider, or of an "
+        "OpenAI-compatible server. An openai: model needs OPENAI_API_KEY or a server given by "
+        "--base-url (or OPENAI_BASE_URL); another provider reads its own key (such as "
+        "ANTHROPIC_API_KEY); --offline needs neither. Commands inside: /memory, /sleep, "
+        "/history LABEL, /usage, /help, /quit.",
     )
     chat.add_argument(
         "--model",
         default=os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
-        help="model spec openai:MODEL (default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
+        help="model spec PROVIDER:MODEL, such as openai:gpt-4o-mini, "
+        "anthropic:claude-sonnet-4-5 or ollama:llama3.2 "
+        "(default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
     )
     chat.add_argument(
         "--sleep-model",

@@ -418,6 +418,11 @@ def _file_history(file: str | None) -> History | None:
 
 
 def _piped_lines(stdin: TextIO, screen: _Screen) -> Iterator[str]:
+    reconfigure = getattr(stdin, "reconfigure", None)
+    if reconfigure is not None:
+        # Bytes that are not UTF-8 then arrive as lone surrogates, which handle()
+        # names, where a strict stream (some locales) would end the chat with a traceback.
+        reconfigure(errors="surrogateescape")
     while True:
         screen.show(PROMPT, end="")
         with screen.waiting_for_input():
