@@ -162,10 +162,41 @@ def test_demo_with_db_prints_commands_that_work_on_the_kept_database(demo):
     _, out = demo
     hints = [line.strip() for line in out.splitlines() if "sleepagent memory" in line]
     assert len(hints) == 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLEEPAGENT_"))}
     for hint in hints:
-        ran = sleepagent_(*shlex.split(hint)[1:])
+        command = re.split(r"\s{2,}", hint)[0]  # then the comment
+        assert command.startswith(f"{sys.executable} -m sleepagent "), "as the demo was run"
+        ran = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=TIMEOUT_S, env=env
+        )
         assert ran.returncode == 0, (hint, ran.stderr)
         assert ran.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv0", "on_path", "typed"),
+    [
+        (".venv/bin/sleepagent", None, ".venv/bin/sleepagent"),
+        ("/home/ada/.venv/bin/sleepagent", "/home/ada/.venv/bin/sleepagent", "sleepagent"),
+        ("/home/ada/.venv/bin/sleepagent", "/usr/bin/sleepagent", "/home/ada/.venv/bin/sleepagent"),
+        ("/src/sleepagent/__main__.py", "/usr/bin/python",
+         "/home/ada/.venv/bin/python -m sleepagent"),
+        ("/src/sleepagent/__main__.py", "/home/ada/.venv/bin/python", "python -m sleepagent"),
+    ],
+)  # fmt: skip
+def test_hints_start_with_the_command_as_the_user_can_type_it_again(argv0, on_path, typed):
+    from sleepagent.cli.invocation import invoked_as
+
+    found = invoked_as(argv0, "/home/ada/.venv/bin/python", which=lambda name: on_path)
+    assert found == typed
+
+
+def test_the_demo_ends_with_no_pending_work(demo):
+    db, out = demo
+    assert "(everyone goes quiet) the idle timer covers the 18 messages no" in out
+    assert "in 9 conversations: 9 runs" in out and "no messages pending now" in out
+    listed = json.loads(sleepagent_("memory", "list", "--db", str(db), "--json").stdout)
+    assert [scope["pending"] for scope in listed["scopes"]] == [0] * len(listed["scopes"])
 
 
 def test_demo_without_db_names_no_deleted_file_and_says_how_to_keep_one():
@@ -186,24 +217,33 @@ def test_demo_refuses_a_database_that_already_holds_conversations(demo_db, capsy
 # --- memory ------------------------------------------------------------------------------
 
 
-def test_memory_list_shows_scopes_threads_pending_work_and_usage(demo_db, capsys):
-    done = run(capsys, "memory", "list", "--db", str(demo_db))
+def test_memory_list_shows_scopes_threads_pending_work_and_usage(own_db, capsys):
+    done = run(capsys, "memory", "list", "--db", str(own_db))
     assert done.returncode == 0, done.stderr
-    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
-    assert re.search(r"user:ada .* idle: edited", done.stdout), "the last run and its outcome"
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+0\s+0\s", done.stdout)
+    assert re.search(r"user:ada .* idle: unchanged", done.stdout), "the last run and its outcome"
     assert "user:reader" in done.stdout
-    assert "threads with pending work" in done.stdout
+    assert "no thread has pending work" in done.stdout
+    from sleepagent import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel
+
+    with SleepTimeAgent(ScriptedChatModel(["ok"]), db=str(own_db), scheduler=None) as agent:
+        agent.chat("one more thing", thread_id="demo-thread", user_id="ada")
+    done = run(capsys, "memory", "list", "--db", str(own_db))
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
+    pending = done.stdout[done.stdout.index("threads with pending work") :]
+    assert re.search(r"\n\s+demo-thread\s+user:ada\s+2\s", pending)
 
 
 def test_memory_list_as_json_has_the_last_run_and_usage_per_phase(demo_db, capsys):
     done = run(capsys, "memory", "list", "--db", str(demo_db), "--json")
     scopes = {scope["scope"]: scope for scope in json.loads(done.stdout)["scopes"]}
     ada = scopes["user:ada"]
-    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "edited")
+    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "unchanged")
     assert ada["failed_pages"] == []
-    assert ada["usage"]["sleep"]["calls"] == 2
+    assert ada["usage"]["sleep"]["calls"] == 3, "two for the first run, one when all went quiet"
     assert {thread["thread_id"] for thread in ada["threads"]} == {"demo-thread", "demo-thread-2"}
-    assert scopes["user:reader"]["last_run"]["reason"] == "context"
+    assert scopes["user:reader"]["last_run"]["outcome"] == "unchanged"
 
 
 def test_memory_show_prints_only_the_stored_blocks(demo_db, capsys):

@@ -284,8 +284,9 @@ def _usage_error(parser: argparse.ArgumentParser) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from sleepagent.cli.demo import run_demo
+    from sleepagent.cli.invocation import invoked_as
 
-    return run_demo(sys.stdout, db=args.db)
+    return run_demo(sys.stdout, db=args.db, command=invoked_as())
 
 
 def _chat(args: argparse.Namespace) -> int:
