@@ -291,11 +291,24 @@ def test_the_app_is_read_only(client: TestClient, scenario: Scenario):
         assert scenario.db.read_bytes() == before
 
 
-def test_an_unknown_scope_key_is_not_found(client: TestClient):
-    assert client.get("/scope", params={"key": "nonsense"}).status_code == 404
+def test_a_malformed_scope_key_is_not_found(client: TestClient):
+    page = client.get("/scope", params={"key": "nonsense"})
+    assert page.status_code == 404
+    assert "is not a memory scope: use user:&lt;id&gt; or thread:&lt;id&gt;" in page.text
     assert client.get("/api/scope", params={"key": "nonsense"}).status_code == 404
-    empty = client.get("/api/scope", params={"key": "user:nobody"}).json()
-    assert empty["blocks"] == [] and empty["timeline"] == []
+
+
+def test_a_scope_the_database_knows_nothing_of_is_a_clear_404(client: TestClient):
+    page = client.get("/scope", params={"key": "user:nobody"})
+    assert page.status_code == 404
+    assert "<h2>Not found</h2>" in page.text
+    assert "No memory scope user:nobody in " in page.text
+    assert "All scopes" in page.text
+    data = client.get("/api/scope", params={"key": "user:nobody"})
+    assert data.status_code == 404 and "No memory scope user:nobody" in data.json()["error"]
+    live = client.get("/live", params={"view": "scope", "key": "user:nobody"})
+    assert live.status_code == 404
+    assert client.get("/scope", params={"key": "user:ada"}).status_code == 200
 
 
 def test_live_sends_a_new_body_only_after_the_data_changed(client: TestClient, scenario: Scenario):
