@@ -55,9 +55,20 @@ class AgentLoop:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # As asyncio.run ends a loop: what is left is cancelled and awaited first, so
+        # no task is destroyed while pending (a store's batch task, say).
+        asyncio.run_coroutine_threadsafe(self._finish(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+    async def _finish(self) -> None:
+        left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        await self._loop.shutdown_asyncgens()
+        await self._loop.shutdown_default_executor()
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the loop and wait for its result (Ctrl-C is not special here)."""
