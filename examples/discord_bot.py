@@ -25,12 +25,14 @@ Environment variables:
     DISCORD_TOKEN          The bot token. Required.
     SLEEPAGENT_MODEL       Primary model spec (default ``openai:gpt-4o-mini``).
     SLEEPAGENT_SLEEP_MODEL Sleep-time model spec (default: the primary model).
-    SLEEPAGENT_DB          Database for conversations and memory (default ``discord-bot.db``).
+    SLEEPAGENT_DB          Database for conversations and memory (default: ``discord-bot.db`` in
+                           ``$XDG_STATE_HOME/sleepagent``, else ``~/.local/state/sleepagent``).
     SLEEPAGENT_IDLE_SECONDS  Quiet seconds before sleep-time compute runs (default 30).
     OPENAI_API_KEY         For ``openai:`` models.
 
 Run it with ``pip install 'sleepagent[integrations]'`` then ``python examples/discord_bot.py``.
-Without DISCORD_TOKEN it says so in one line and exits, creating nothing.
+Without DISCORD_TOKEN, or without the model's key, it says so in one line and exits,
+creating nothing.
 """
 
 from __future__ import annotations
@@ -48,14 +50,18 @@ try:
 except ImportError as missing:
     sys.exit(f"discord_bot.py: {missing.name} is missing: pip install 'sleepagent[integrations]'")
 
-from sleepagent import AsyncSleepTimeAgent, SleepConfig
+from langchain_core.language_models import BaseChatModel
+
+from sleepagent import AsyncSleepTimeAgent, ConfigurationError, SleepConfig
 from sleepagent.integrations import (
     ConversationQueue,
+    bot_db,
     discord_key,
     merge_texts,
     runs_by,
     strip_mentions,
 )
+from sleepagent.models import resolve_models
 
 logger = logging.getLogger("sleepagent.examples.discord")
 
@@ -103,7 +109,7 @@ def split_reply(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 class MissingToken(Exception):
-    """DISCORD_TOKEN is not set; the message says where to get it, in one line."""
+    """DISCORD_TOKEN or the model's key is missing; the message says which, in one line."""
 
 
 def token_from_env(env: Mapping[str, str]) -> str:
@@ -115,6 +121,17 @@ def token_from_env(env: Mapping[str, str]) -> str:
             f"Bot); the setup steps are at the top of {__file__}"
         )
     return token
+
+
+def models_from_env(env: Mapping[str, str]) -> tuple[BaseChatModel, BaseChatModel]:
+    """The chat and sleep-time models, built now: a missing key is told before anything runs."""
+    try:
+        return resolve_models(
+            env.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
+            env.get("SLEEPAGENT_SLEEP_MODEL") or None,
+        )
+    except ConfigurationError as error:
+        raise MissingToken(str(error)) from error
 
 
 def create_handler(
@@ -182,14 +199,12 @@ def create_client(
     return client, queue
 
 
-async def run(token: str) -> None:
+async def run(token: str, models: tuple[BaseChatModel, BaseChatModel]) -> None:
     """Connect to the gateway and answer until interrupted."""
     config = SleepConfig(idle_seconds=float(os.environ.get("SLEEPAGENT_IDLE_SECONDS", "30")))
+    chat_model, sleep_model = models
     async with AsyncSleepTimeAgent(
-        os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
-        sleep_model=os.environ.get("SLEEPAGENT_SLEEP_MODEL") or None,
-        config=config,
-        db=os.environ.get("SLEEPAGENT_DB", "discord-bot.db"),
+        chat_model, sleep_model=sleep_model, config=config, db=bot_db("discord-bot")
     ) as agent:
         client, queue = create_client(agent)
         try:
@@ -201,15 +216,16 @@ async def run(token: str) -> None:
 
 
 def main() -> int:
-    """Check the token, then run (Ctrl-C stops it); without one, a one-line message and exit 2."""
+    """Check the token and the model, then run (Ctrl-C stops it); else one line and exit 2."""
     try:
         token = token_from_env(os.environ)
+        models = models_from_env(os.environ)
     except MissingToken as error:
         print(f"discord_bot.py: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(token))
+        asyncio.run(run(token, models))
     return 0
 
 

@@ -31,14 +31,15 @@ Environment variables:
     SLACK_SIGNING_SECRET   The app's signing secret: run over HTTP (without SLACK_APP_TOKEN).
     SLEEPAGENT_MODEL       Primary model spec (default ``openai:gpt-4o-mini``).
     SLEEPAGENT_SLEEP_MODEL Sleep-time model spec (default: the primary model).
-    SLEEPAGENT_DB          Database for conversations and memory (default ``slack-bot.db``).
+    SLEEPAGENT_DB          Database for conversations and memory (default: ``slack-bot.db`` in
+                           ``$XDG_STATE_HOME/sleepagent``, else ``~/.local/state/sleepagent``).
     SLEEPAGENT_IDLE_SECONDS  Quiet seconds before sleep-time compute runs (default 30).
     PORT                   HTTP port for Slack's Events API (default 3000; path /slack/events).
     OPENAI_API_KEY         For ``openai:`` models.
 
 Run it with ``pip install 'sleepagent[integrations]'`` then ``python examples/slack_bot.py``.
-Credentials are checked before anything is created; without them it says which are
-missing and exits.
+Credentials, the model's included, are checked before anything is created; without
+them it says which are missing, in one line, and exits.
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ try:
 except ImportError as missing:
     sys.exit(f"slack_bot.py: {missing.name} is missing: pip install 'sleepagent[integrations]'")
 
-from sleepagent import AsyncSleepTimeAgent, SleepConfig
+from langchain_core.language_models import BaseChatModel
+
+from sleepagent import AsyncSleepTimeAgent, ConfigurationError, SleepConfig
 from sleepagent.integrations import (
     ChatKey,
     ConversationQueue,
+    bot_db,
     is_slack_bot_event,
     merge_texts,
     runs_by,
@@ -71,6 +75,7 @@ from sleepagent.integrations import (
     slack_reply_thread,
     strip_mentions,
 )
+from sleepagent.models import resolve_models
 
 logger = logging.getLogger("sleepagent.examples.slack")
 
@@ -114,6 +119,17 @@ def settings_from_env(env: Mapping[str, str]) -> SlackSettings:
     if app_token is not None and not app_token.startswith("xapp-"):
         raise MissingCredentials("SLACK_APP_TOKEN must be an app-level token (xapp-...)")
     return SlackSettings(bot_token=bot_token, app_token=app_token, signing_secret=secret)
+
+
+def models_from_env(env: Mapping[str, str]) -> tuple[BaseChatModel, BaseChatModel]:
+    """The chat and sleep-time models, built now: a missing key is told before anything runs."""
+    try:
+        return resolve_models(
+            env.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
+            env.get("SLEEPAGENT_SLEEP_MODEL") or None,
+        )
+    except ConfigurationError as error:
+        raise MissingCredentials(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -220,15 +236,12 @@ async def serve(app: AsyncApp, settings: SlackSettings) -> None:
         await runner.cleanup()
 
 
-async def run(settings: SlackSettings) -> None:
+async def run(settings: SlackSettings, models: tuple[BaseChatModel, BaseChatModel]) -> None:
     """Answer Slack until interrupted."""
-    model = os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini")
     config = SleepConfig(idle_seconds=float(os.environ.get("SLEEPAGENT_IDLE_SECONDS", "30")))
+    chat_model, sleep_model = models
     async with AsyncSleepTimeAgent(
-        model,
-        sleep_model=os.environ.get("SLEEPAGENT_SLEEP_MODEL") or None,
-        config=config,
-        db=os.environ.get("SLEEPAGENT_DB", "slack-bot.db"),
+        chat_model, sleep_model=sleep_model, config=config, db=bot_db("slack-bot")
     ) as agent:
         app, queue = create_app(
             agent,
@@ -246,12 +259,13 @@ def main() -> int:
     """Check the credentials, then run; a missing one is a one-line message and exit 2."""
     try:
         settings = settings_from_env(os.environ)
+        models = models_from_env(os.environ)
     except MissingCredentials as error:
         print(f"slack_bot.py: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, models))
     return 0
 
 

@@ -60,11 +60,9 @@ class ScopeMismatchError(ConfigurationError):
 
     def __init__(self, *, thread_id: str, bound_to: str, requested: str) -> None:
         super().__init__(
-            f"thread {thread_id!r} holds the conversation of memory scope {bound_to}; "
-            f"{requested} cannot use it, or its sleep runs would read another scope's "
-            "messages into its memory. Give each user their own thread id (for a shared "
-            "channel: sleepagent.integrations.shared_thread_id(place, user)), or use "
-            "ScopePolicy.THREAD for memory shared by everyone in the thread."
+            f"thread {thread_id!r} belongs to memory scope {bound_to}, not {requested}. "
+            f"{_likely_fix(bound_to)}. {_other_fix(requested)}. A thread serves one memory "
+            "scope, or its sleep runs would read one scope's messages into another's memory."
         )
         self.thread_id = thread_id
         self.bound_to = bound_to
@@ -111,6 +109,27 @@ class MessageTooLongError(ConfigurationError):
         self.length = length
         self.limit = limit
         self.setting = setting
+
+
+def _likely_fix(bound_to: str) -> str:
+    """The call that most likely was meant: the thread's own user id, or none."""
+    kind, _, owner = bound_to.partition(":")
+    if kind == "user":
+        return f"If this is {owner}'s conversation, pass user_id={owner!r}, as when it began"
+    return (
+        "If this is the same conversation, pass no user_id, as when it began (or "
+        "SleepConfig(scope=ScopePolicy.THREAD) for one memory shared by everyone in a thread)"
+    )
+
+
+def _other_fix(requested: str) -> str:
+    kind, _, who = requested.partition(":")
+    if kind == "user":
+        return (
+            f"Otherwise give {who}'s conversations thread ids of their own (in a shared "
+            "channel: sleepagent.integrations.shared_thread_id(place, user))"
+        )
+    return "Otherwise use another thread id for this conversation"
 
 
 class WrongModeError(SleepAgentError, TypeError):

@@ -82,15 +82,21 @@ class BlockDiff:
     reapplied: bool = False
 
     def unified(self, context_lines: int = 3) -> str:
-        """The change as a unified diff."""
+        """The change as a unified diff, one line per line of text, each ending in a newline.
+
+        Lines are compared without their line ends: a value's last line has none,
+        and a line added after it must not show that unchanged line as removed
+        and added again.
+        """
         lines = difflib.unified_diff(
-            self.before.splitlines(keepends=True),
-            self.after.splitlines(keepends=True),
+            self.before.splitlines(),
+            self.after.splitlines(),
             fromfile=f"{self.label}@v{self.version_before}",
             tofile=f"{self.label}@v{self.version_after}",
             n=context_lines,
+            lineterm="",
         )
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        return "".join(f"{line}\n" for line in lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""

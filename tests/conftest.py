@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -74,6 +75,13 @@ def empty_postgres(url: str) -> None:
         ]
         if present:
             conn.execute(f"TRUNCATE {', '.join(present)}")
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in it (the test server trusts loopback: any password does)."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{password}@{host}"))
 
 
 class Driver:

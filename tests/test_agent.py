@@ -623,6 +623,18 @@ def test_a_thread_refuses_a_second_users_memory_scope(make_agent):
         agent.add_context("Oslo facts", thread_id="room", user_id="bob")
 
 
+def test_a_call_that_forgot_the_user_id_is_told_first_to_pass_the_threads_user(make_agent):
+    agent, _, _ = make_agent(chat=["hi Ada"])
+    agent.chat("I'm vegetarian", thread_id="t1", user_id="ada")
+    with pytest.raises(ScopeMismatchError) as refused:
+        agent.usage(thread_id="t1")
+    message = str(refused.value)
+    assert message.startswith("thread 't1' belongs to memory scope user:ada, not thread:t1.")
+    fix = message.index("pass user_id='ada'")
+    assert fix < message.index("another thread id"), "the likely fix comes first"
+    assert "ScopePolicy.THREAD" not in message, "no advice that cannot work on this thread"
+
+
 def test_each_facade_refuses_the_other_modes_context_manager():
     with (
         pytest.raises(WrongModeError, match="AsyncSleepTimeAgent"),

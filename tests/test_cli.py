@@ -19,7 +19,7 @@ import pytest
 import sleepagent
 from sleepagent.bench import __main__ as bench_main
 from sleepagent.cli import commands as cli
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_URL, empty_postgres, with_password
 
 TIMEOUT_S = 120
 COMMANDS = (
@@ -89,6 +89,14 @@ def test_every_help_is_plain_text(command, capsys):
     assert "``" not in text and "memory_command" not in text and "python -m" not in text
 
 
+def test_chat_help_says_any_provider_works(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["chat", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PROVIDER:MODEL" in text and "anthropic:" in text
+    assert "openai:MODEL" not in text
+
+
 def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
     for action in parser._actions:
@@ -155,10 +163,41 @@ def test_demo_with_db_prints_commands_that_work_on_the_kept_database(demo):
     _, out = demo
     hints = [line.strip() for line in out.splitlines() if "sleepagent memory" in line]
     assert len(hints) == 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLEEPAGENT_"))}
     for hint in hints:
-        ran = sleepagent_(*shlex.split(hint)[1:])
+        command = re.split(r"\s{2,}", hint)[0]  # then the comment
+        assert command.startswith(f"{sys.executable} -m sleepagent "), "as the demo was run"
+        ran = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=TIMEOUT_S, env=env
+        )
         assert ran.returncode == 0, (hint, ran.stderr)
         assert ran.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv0", "on_path", "typed"),
+    [
+        (".venv/bin/sleepagent", None, ".venv/bin/sleepagent"),
+        ("/home/ada/.venv/bin/sleepagent", "/home/ada/.venv/bin/sleepagent", "sleepagent"),
+        ("/home/ada/.venv/bin/sleepagent", "/usr/bin/sleepagent", "/home/ada/.venv/bin/sleepagent"),
+        ("/src/sleepagent/__main__.py", "/usr/bin/python",
+         "/home/ada/.venv/bin/python -m sleepagent"),
+        ("/src/sleepagent/__main__.py", "/home/ada/.venv/bin/python", "python -m sleepagent"),
+    ],
+)  # fmt: skip
+def test_hints_start_with_the_command_as_the_user_can_type_it_again(argv0, on_path, typed):
+    from sleepagent.cli.invocation import invoked_as
+
+    found = invoked_as(argv0, "/home/ada/.venv/bin/python", which=lambda name: on_path)
+    assert found == typed
+
+
+def test_the_demo_ends_with_no_pending_work(demo):
+    db, out = demo
+    assert "(everyone goes quiet) the idle timer covers the 18 messages no" in out
+    assert "in 9 conversations: 9 runs" in out and "no messages pending now" in out
+    listed = json.loads(sleepagent_("memory", "list", "--db", str(db), "--json").stdout)
+    assert [scope["pending"] for scope in listed["scopes"]] == [0] * len(listed["scopes"])
 
 
 def test_demo_without_db_names_no_deleted_file_and_says_how_to_keep_one():
@@ -179,24 +218,33 @@ def test_demo_refuses_a_database_that_already_holds_conversations(demo_db, capsy
 # --- memory ------------------------------------------------------------------------------
 
 
-def test_memory_list_shows_scopes_threads_pending_work_and_usage(demo_db, capsys):
-    done = run(capsys, "memory", "list", "--db", str(demo_db))
+def test_memory_list_shows_scopes_threads_pending_work_and_usage(own_db, capsys):
+    done = run(capsys, "memory", "list", "--db", str(own_db))
     assert done.returncode == 0, done.stderr
-    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
-    assert re.search(r"user:ada .* idle: edited", done.stdout), "the last run and its outcome"
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+0\s+0\s", done.stdout)
+    assert re.search(r"user:ada .* idle: unchanged", done.stdout), "the last run and its outcome"
     assert "user:reader" in done.stdout
-    assert "threads with pending work" in done.stdout
+    assert "no thread has pending work" in done.stdout
+    from sleepagent import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel
+
+    with SleepTimeAgent(ScriptedChatModel(["ok"]), db=str(own_db), scheduler=None) as agent:
+        agent.chat("one more thing", thread_id="demo-thread", user_id="ada")
+    done = run(capsys, "memory", "list", "--db", str(own_db))
+    assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
+    pending = done.stdout[done.stdout.index("threads with pending work") :]
+    assert re.search(r"\n\s+demo-thread\s+user:ada\s+2\s", pending)
 
 
 def test_memory_list_as_json_has_the_last_run_and_usage_per_phase(demo_db, capsys):
     done = run(capsys, "memory", "list", "--db", str(demo_db), "--json")
     scopes = {scope["scope"]: scope for scope in json.loads(done.stdout)["scopes"]}
     ada = scopes["user:ada"]
-    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "edited")
+    assert (ada["last_run"]["reason"], ada["last_run"]["outcome"]) == ("idle", "unchanged")
     assert ada["failed_pages"] == []
-    assert ada["usage"]["sleep"]["calls"] == 2
+    assert ada["usage"]["sleep"]["calls"] == 3, "two for the first run, one when all went quiet"
     assert {thread["thread_id"] for thread in ada["threads"]} == {"demo-thread", "demo-thread-2"}
-    assert scopes["user:reader"]["last_run"]["reason"] == "context"
+    assert scopes["user:reader"]["last_run"]["outcome"] == "unchanged"
 
 
 def test_memory_show_prints_only_the_stored_blocks(demo_db, capsys):
@@ -254,6 +302,25 @@ def test_memory_history_shows_each_version_with_its_diff_and_reason(demo_db, cap
     )
     (first,) = json.loads(as_json.stdout)["versions"]
     assert first["reason"] == "idle" and "+Name: Ada." in first["diff"]
+
+
+def test_memory_history_shows_an_unchanged_last_line_as_context_when_a_line_is_added(
+    own_db, capsys
+):
+    from sleepagent import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel
+
+    with SleepTimeAgent(ScriptedChatModel([]), db=str(own_db), scheduler=None) as agent:
+        before = agent.memory(thread_id="demo-thread", user_id="ada")["human"].value
+        last = before.splitlines()[-1]
+        agent.write_memory(
+            "human", f"{before}\nFavourite colour: teal.", thread_id="demo-thread", user_id="ada"
+        )
+    done = run(capsys, "memory", "history", "human", "--db", str(own_db), "--user", "ada")
+    assert done.returncode == 0, done.stderr
+    newest = done.stdout[done.stdout.index("v2 ") :]
+    assert f"  -{last}" not in newest, "the unchanged line is not shown as removed"
+    assert f"   {last}\n  +Favourite colour: teal." in newest
 
 
 def test_memory_history_of_a_block_never_written_says_which_are(demo_db, capsys):
@@ -343,6 +410,21 @@ def test_demo_and_memory_commands_on_a_postgres_url(capsys):
     history = run(capsys, "memory", "history", "human", "--db", POSTGRES_URL, "--user", "ada")
     assert "by sleep (idle)" in history.stdout
     empty_postgres(POSTGRES_URL)
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="SLEEPAGENT_TEST_POSTGRES_URL is not set")
+def test_memory_commands_never_print_the_password_of_a_postgres_url(capsys):
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    url = with_password(POSTGRES_URL, "topsecret")
+    listed = run(capsys, "memory", "list", "--db", url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("no memory in postgresql://postgres:***@")
+    unknown = run(capsys, "memory", "show", "--db", url, "--user", "nobody")
+    assert unknown.returncode == 1
+    assert ":***@" in unknown.stderr
+    for done in (listed, unknown):
+        assert "topsecret" not in done.stdout + done.stderr
 
 
 def test_an_unreachable_postgres_url_is_one_line_naming_the_url(capsys):

@@ -32,6 +32,12 @@ BOT_ID, GUILD, CHANNEL = 900, 10, 20
 WAIT_S = 5.0
 
 
+def bare_env(**extra: str) -> dict[str, str]:
+    """An environment with no settings of a user's, only what finds Python and this package."""
+    kept = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+    return {**kept, **extra}
+
+
 def load_example() -> Any:
     spec = importlib.util.spec_from_file_location("discord_bot_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
@@ -226,7 +232,7 @@ async def test_a_reply_over_the_limit_goes_out_as_a_reply_then_follow_ups(make):
 def test_without_a_token_it_exits_with_one_line_and_creates_no_file(tmp_path):
     done = subprocess.run(
         [sys.executable, str(EXAMPLE)],
-        env={"PATH": os.environ.get("PATH", "")},
+        env=bare_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -238,6 +244,22 @@ def test_without_a_token_it_exits_with_one_line_and_creates_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == [], "no database or other file was created"
 
 
+def test_with_a_token_but_no_model_key_it_exits_with_one_line_and_creates_no_file(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        env=bare_env(HOME=str(tmp_path), XDG_STATE_HOME="state", DISCORD_TOKEN="token"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("discord_bot.py: cannot build 'openai:gpt-4o-mini'")
+    assert "OPENAI_API_KEY" in line
+    assert list(tmp_path.iterdir()) == [], "no database or other file was created"
+
+
 def test_the_invite_link_asks_for_the_bot_scope_and_the_permissions_it_uses():
     url = discord_bot.invite_url(1234)
     assert "client_id=1234" in url and "scope=bot" in url
@@ -245,3 +267,26 @@ def test_the_invite_link_asks_for_the_bot_scope_and_the_permissions_it_uses():
     assert f"permissions={permissions.value}" in url
     assert permissions.send_messages and permissions.read_message_history
     assert not permissions.administrator
+
+
+async def test_the_default_database_is_in_the_users_state_folder_not_the_working_one(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("SLEEPAGENT_DB", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    opened: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def agent(*args: Any, **kwargs: Any) -> None:
+        opened.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(discord_bot, "AsyncSleepTimeAgent", agent)
+    model = ScriptedChatModel([])
+    with pytest.raises(Stop):
+        await discord_bot.run("token", (model, model))
+    assert opened["db"] == str(tmp_path / "state" / "sleepagent" / "discord-bot.db")
+    assert (tmp_path / "state" / "sleepagent").is_dir()

@@ -291,11 +291,24 @@ def test_the_app_is_read_only(client: TestClient, scenario: Scenario):
         assert scenario.db.read_bytes() == before
 
 
-def test_an_unknown_scope_key_is_not_found(client: TestClient):
-    assert client.get("/scope", params={"key": "nonsense"}).status_code == 404
+def test_a_malformed_scope_key_is_not_found(client: TestClient):
+    page = client.get("/scope", params={"key": "nonsense"})
+    assert page.status_code == 404
+    assert "is not a memory scope: use user:&lt;id&gt; or thread:&lt;id&gt;" in page.text
     assert client.get("/api/scope", params={"key": "nonsense"}).status_code == 404
-    empty = client.get("/api/scope", params={"key": "user:nobody"}).json()
-    assert empty["blocks"] == [] and empty["timeline"] == []
+
+
+def test_a_scope_the_database_knows_nothing_of_is_a_clear_404(client: TestClient):
+    page = client.get("/scope", params={"key": "user:nobody"})
+    assert page.status_code == 404
+    assert "<h2>Not found</h2>" in page.text
+    assert "No memory scope user:nobody in " in page.text
+    assert "All scopes" in page.text
+    data = client.get("/api/scope", params={"key": "user:nobody"})
+    assert data.status_code == 404 and "No memory scope user:nobody" in data.json()["error"]
+    live = client.get("/live", params={"view": "scope", "key": "user:nobody"})
+    assert live.status_code == 404
+    assert client.get("/scope", params={"key": "user:ada"}).status_code == 200
 
 
 def test_live_sends_a_new_body_only_after_the_data_changed(client: TestClient, scenario: Scenario):
@@ -403,6 +416,32 @@ def test_the_command_refuses_a_missing_database(tmp_path: Path):
     assert process.wait(timeout=20) == 1
     assert "no database at" in "".join(lines)
     assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("blocked", "says"),
+    [
+        ((), "cannot connect to PostgreSQL at postgresql://me:***@127.0.0.1:1/none"),
+        (("psycopg", "langgraph.checkpoint.postgres"), "pip install 'sleepagent[postgres]'"),
+    ],
+    ids=["unreachable", "no-postgres-extra"],
+)
+def test_a_database_that_cannot_be_opened_is_one_line_before_anything_is_served(
+    blocked: tuple[str, ...], says: str
+):
+    code = (
+        "import sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))  # as if the extra were not installed\n"
+        "from sleepagent.cli.commands import main\n"
+        "sys.exit(main(['inspect', '--db', 'postgresql://me:pw@127.0.0.1:1/none',"
+        " '--port', '0', '--no-browser']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == "", "nothing is announced"
+    assert done.stderr.startswith("sleepagent inspect: ")
+    assert says in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
 
 
 async def test_the_server_store_refuses_writes():

@@ -152,3 +152,40 @@ def test_scope_list_timeline_diff_hostile_text_and_live_update(
     target = os.environ.get("SLEEPAGENT_INSPECTOR_SCREENSHOT")
     if target:
         shutil.copy(shot, target)
+
+
+# A text node whose range has more than one rectangle runs over more than one line.
+_BROKEN_CELLS = """(selector) => {
+  const broken = [];
+  for (const cell of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const lines = [...range.getClientRects()].filter((rect) => rect.width > 0).length;
+      if (lines > 1) broken.push(`${node.textContent.trim()} (${lines} lines)`);
+    }
+  }
+  return broken;
+}"""
+
+
+def test_numbers_times_headers_and_tags_stay_on_one_line_at_1280_and_800_pixels(inspector_url: str):
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        tab.goto(inspector_url)
+        links = tab.locator("a.scope-link")
+        playwright_api.expect(links.first).to_be_visible()
+        pages = ["", *(link.get_attribute("href") or "" for link in links.all())]
+        assert len(pages) == 6, pages  # the scope list and five scopes
+        for width in (1280, 800):
+            tab.set_viewport_size({"width": width, "height": 900})
+            for path in pages:
+                tab.goto(inspector_url + path.lstrip("/"))
+                playwright_api.expect(tab.locator("table").first).to_be_visible()
+                broken = tab.evaluate(_BROKEN_CELLS, "th, td.num, td.when, td .tag, td .outcome")
+                assert broken == [], f"{width} px, /{path.lstrip('/')}: {broken}"
+                assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        browser.close()

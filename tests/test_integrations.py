@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+from pathlib import Path
 from typing import Annotated, TypedDict
 
 import pytest
@@ -16,6 +17,7 @@ from sleepagent import AsyncSleepTimeAgent, ConfigurationError, SleepTimeAgent, 
 from sleepagent.integrations import (
     ChatKey,
     ConversationQueue,
+    bot_db,
     chat_node,
     discord_key,
     is_slack_bot_event,
@@ -24,6 +26,7 @@ from sleepagent.integrations import (
     shared_thread_id,
     slack_key,
     slack_reply_thread,
+    state_dir,
     strip_mentions,
 )
 from sleepagent.testing import ScriptedChatModel, memory_in_prompt
@@ -294,3 +297,11 @@ def test_chat_node_with_an_async_agent_refuses_a_sync_run():
         their_graph(agent).invoke(
             {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": "t1"}}
         )
+
+
+def test_a_bots_database_is_sleepagent_db_when_set_else_in_the_state_folder(tmp_path):
+    assert bot_db("bot", {"SLEEPAGENT_DB": "postgresql://db/x"}) == "postgresql://db/x"
+    state = tmp_path / "state"
+    assert bot_db("bot", {"XDG_STATE_HOME": str(state)}) == str(state / "sleepagent" / "bot.db")
+    assert (state / "sleepagent").is_dir(), "its folder is created"
+    assert state_dir({"XDG_STATE_HOME": ""}) == Path.home() / ".local" / "state" / "sleepagent"

@@ -11,14 +11,26 @@ import io
 import os
 import re
 import socket
+import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
 
+from sleepagent.cli.progress import Progress, progress_line
 from sleepagent.cli.repl import ChatSettings, run_chat
-from sleepagent.testing import Completion, LoopbackOpenAI, slow, wire_call
+from sleepagent.testing import (
+    Completion,
+    Fault,
+    LoopbackOpenAI,
+    RecordedRequest,
+    slow,
+    wire_call,
+)
+from tests.conftest import POSTGRES_URL, empty_postgres, with_password
 
 EXPECT_TIMEOUT_S = 30
 LEFT, UP = "\x1b[D", "\x1b[A"
@@ -256,31 +268,159 @@ def test_an_unknown_command_points_at_help(server):
     assert server.requests == []
 
 
+@pytest.mark.skipif(POSTGRES_URL is None, reason="SLEEPAGENT_TEST_POSTGRES_URL is not set")
+def test_the_banner_hides_the_password_of_a_postgres_url():
+    assert POSTGRES_URL is not None
+    empty_postgres(POSTGRES_URL)
+    url = with_password(POSTGRES_URL, "topsecret")
+    out = io.StringIO()
+    settings = ChatSettings(model="offline", offline=True, db=url)
+    code = run_chat(settings, stdin=io.StringIO("/quit\n"), stdout=out, stderr=io.StringIO())
+    assert code == 0
+    assert "memory in postgresql://postgres:***@" in out.getvalue()
+    assert "topsecret" not in out.getvalue()
+
+
+def offline_chat(db: Path, *lines: str, user: str | None = None) -> tuple[int, str, str]:
+    settings = ChatSettings(model="offline", offline=True, db=str(db), user_id=user)
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.StringIO("".join(f"{line}\n" for line in lines))
+    code = run_chat(settings, stdin=stdin, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("first_user", "then_user", "says"),
+    [
+        (None, "alice", "belongs to memory scope thread:cli; it was used without --user: "
+         "drop --user to go on with it, or pass --thread NEW to start alice's own conversation"),
+        ("ada", None, "belongs to memory scope user:ada; pass --user ada to go on with it, "
+         "or --thread NEW"),
+    ],
+)  # fmt: skip
+def test_a_thread_used_under_another_identity_is_refused_at_start_with_the_flags_to_fix_it(
+    tmp_path, first_user, then_user, says
+):
+    db = tmp_path / "try.db"
+    assert offline_chat(db, "I'm Ada", "/quit", user=first_user)[0] == 0
+    code, out, err = offline_chat(db, "hello again", "/quit", user=then_user)
+    assert code == 2
+    assert "you> " not in out, "refused before the first prompt"
+    (line,) = err.splitlines()
+    assert line == f"sleepagent chat: thread 'cli' {says}"
+
+
+def test_help_shows_each_command_once_with_its_argument(server):
+    _, out = run_lines(server, "/help", "/quit")
+    assert "/history LABEL" in out
+    assert "/history /history" not in out and out.count("/history") == 1
+
+
+def test_history_of_an_unknown_block_names_the_blocks_there_are(tmp_path):
+    _, out, _ = offline_chat(tmp_path / "try.db", "/history nosuch", "/history human", "/quit")
+    assert "unknown block 'nosuch'; the blocks are persona, human, learned_context" in out
+    assert "no version of 'human' yet" in out
+
+
+@pytest.mark.parametrize("errors", ["surrogateescape", "strict"])
+def test_input_that_is_not_utf8_is_named_as_such_and_not_sent(tmp_path, errors):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLEEPAGENT_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "sleepagent", "chat", "--offline", "--db", str(tmp_path / "u.db")],
+        input="café\n/usage\n/quit\n".encode("latin-1"),
+        env={**env, "PYTHONIOENCODING": f"utf-8:{errors}"},
+        capture_output=True,
+        timeout=EXPECT_TIMEOUT_S * 2,
+        check=False,
+    )
+    out = done.stdout.decode("utf-8", errors="replace")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "error: the input is not valid UTF-8 (byte 0xE9) at character 4; nothing was sent" in out
+    assert "surrogate" not in out
+    assert "chat  0 calls" in out, "no model was called"
+
+
 def test_end_of_input_exits_cleanly(server):
     code, _ = run_lines(server)
     assert code == 0
 
 
-def test_ctrl_c_clears_the_line_at_the_prompt_and_waits_for_a_reply_in_progress(server, tmp_path):
-    server.extend([slow("the slow reply", delay=1.5), "hello again"])
+def hanging(arrived: threading.Event) -> Callable[[RecordedRequest], Fault]:
+    """A step that accepts the request, says so through ``arrived``, and never answers.
+
+    (Until the server closes at the end of the test.)
+    """
+
+    def step(request: RecordedRequest) -> Fault:
+        arrived.set()
+        return slow("(never sent)", delay=3600)
+
+    return step
+
+
+def test_ctrl_c_clears_the_line_at_the_prompt_and_cancels_a_reply_in_progress(server, tmp_path):
+    arrived = threading.Event()
+    server.extend([hanging(arrived), "hello again"])
+    # The default timeout for a server on this machine is 600 s, tried 3 times.
     child = loop_chat(server, tmp_path, "--idle", "3600")
     expect(child, "you> ")
     child.send("typed by mistake")
     child.send("\x03")  # Ctrl-C at the prompt: the line is dropped, the chat goes on
     expect(child, "you> ")
     child.send("hello\r")
-    expect(child, "thinking")
-    child.send("\x03")  # Ctrl-C while the model thinks: the turn is not cut in half
-    expect(child, "bot> the slow reply")
-    expect(child, "Ctrl-C during a reply waits for it to end")
+    assert arrived.wait(EXPECT_TIMEOUT_S), "the request reached the server"
+    child.expect(shown("thinking… ") + "[1-9]" + shown("s"))  # the seconds count
+    child.send("\x03")  # Ctrl-C while the model thinks: the call is cancelled at once
+    child.expect(shown("(cancelled: nothing of this turn was kept"), timeout=10)
     expect(child, "you> ")
     child.send("and now?\r")
     expect(child, "bot> hello again")
     assert quit_(child) == 0
-    sent = [request.messages[-1]["content"] for request in server.requests]
-    assert sent == ["hello", "and now?"]
-    assert [m["content"] for m in server.requests[1].messages[1:]] == [
-        "hello",
-        "the slow reply",
-        "and now?",
-    ], "the first turn was kept whole"
+    assert [m["content"] for m in server.requests[1].messages[1:]] == ["and now?"], (
+        "nothing of the cancelled turn was kept"
+    )
+
+
+def test_sleep_shows_its_progress_and_ctrl_c_cancels_it_leaving_the_messages_pending(
+    server, tmp_path
+):
+    arrived = threading.Event()
+    first_edit = Completion.calling(
+        wire_call("memory_rethink", label="human", new_value="Name: Ada."),
+        prompt_tokens=100,
+        completion_tokens=20,
+    )
+    server.extend(["Hello Ada!", first_edit, hanging(arrived), LEARN])
+    child = loop_chat(server, tmp_path, "--idle", "3600")
+    expect(child, "you> ")
+    child.send("Hi, I'm Ada.\r")
+    expect(child, "bot> Hello Ada!")
+    expect(child, "you> ")
+    child.send("/sleep\r")
+    assert arrived.wait(EXPECT_TIMEOUT_S), "the run's second model call reached the server"
+    child.expect(
+        shown("sleep-time compute… ")
+        + r"\d+"
+        + shown("s · 2 messages to read · model call 2 · 120 tokens so far")
+    )
+    child.send("\x03")
+    child.expect(shown("(sleep-time compute cancelled: the messages it had not"), timeout=10)
+    expect(child, "you> ")
+    child.send("/sleep\r")
+    expect(child, "[sleep-time compute finished (edited): 2 messages read")
+    assert quit_(child) == 0
+
+
+def test_the_spinner_says_the_seconds_the_model_calls_and_the_tokens_so_far():
+    progress = Progress("sleep-time compute", started=100.0)
+    assert progress_line(progress, now=100.4) == "sleep-time compute… 0s"
+    progress.to_read, progress.calls, progress.tokens = 12, 3, 2345
+    assert progress_line(progress, now=137.9) == (
+        "sleep-time compute… 37s · 12 messages to read · model call 3 · 2,345 tokens so far"
+    )
+    progress.waiting_for = "user:ada"
+    progress.text_format = True
+    assert progress_line(progress, now=140) == (
+        "sleep-time compute… 40s · 12 messages to read · waiting for another run of user:ada"
+        " · 2,345 tokens so far · writing memory as tagged text"
+    )

@@ -49,6 +49,12 @@ TEAM, BOT = "T0001", "UBOT"
 WAIT_S = 5.0
 
 
+def bare_env(**extra: str) -> dict[str, str]:
+    """An environment with no settings of a user's, only what finds Python and this package."""
+    kept = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+    return {**kept, **extra}
+
+
 def load_example() -> Any:
     spec = importlib.util.spec_from_file_location("slack_bot_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
@@ -371,7 +377,7 @@ def test_importing_the_example_needs_no_settings_and_builds_nothing(monkeypatch)
 def test_without_credentials_it_exits_with_one_line_and_creates_no_file(tmp_path):
     done = subprocess.run(
         [sys.executable, str(EXAMPLE)],
-        env={"PATH": os.environ.get("PATH", "")},
+        env=bare_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -382,6 +388,24 @@ def test_without_credentials_it_exits_with_one_line_and_creates_no_file(tmp_path
     (line,) = done.stderr.splitlines()
     assert "SLACK_BOT_TOKEN" in line and "SLACK_APP_TOKEN" in line
     assert "SLACK_SIGNING_SECRET" in line
+    assert list(tmp_path.iterdir()) == [], "no database or other file was created"
+
+
+def test_with_slack_tokens_but_no_model_key_it_exits_with_one_line_and_creates_no_file(tmp_path):
+    env = bare_env(HOME=str(tmp_path), XDG_STATE_HOME="state")
+    env |= {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("slack_bot.py: cannot build 'openai:gpt-4o-mini'")
+    assert "OPENAI_API_KEY" in line
     assert list(tmp_path.iterdir()) == [], "no database or other file was created"
 
 
@@ -443,3 +467,27 @@ async def test_socket_mode_takes_events_over_the_websocket_and_acknowledges_them
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
+
+
+async def test_the_default_database_is_in_the_users_state_folder_not_the_working_one(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("SLEEPAGENT_DB", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    opened: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def agent(*args: Any, **kwargs: Any) -> None:
+        opened.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(slack_bot, "AsyncSleepTimeAgent", agent)
+    model = ScriptedChatModel([])
+    settings = slack_bot.SlackSettings(bot_token="xoxb-1", app_token="xapp-1")
+    with pytest.raises(Stop):
+        await slack_bot.run(settings, (model, model))
+    assert opened["db"] == str(tmp_path / "state" / "sleepagent" / "slack-bot.db")
+    assert (tmp_path / "state" / "sleepagent").is_dir()

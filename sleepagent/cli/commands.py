@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sleepagent._version import __version__
 from sleepagent.errors import ConfigurationError, SleepAgentError, StorageError
 from sleepagent.inspector import cli as inspect_cli
+from sleepagent.store.dburl import redact_url
 
 if TYPE_CHECKING:
     from langgraph.store.base import BaseStore
@@ -117,14 +118,18 @@ def _add_chat(commands: Any) -> None:
     chat = commands.add_parser(
         "chat",
         help="terminal chat; sleep-time compute runs when you pause",
-        description="Chat in the terminal with an OpenAI or OpenAI-compatible model. "
-        "Needs OPENAI_API_KEY, a local server given by --base-url (or OPENAI_BASE_URL), "
-        "or --offline. Commands inside: /memory, /sleep, /history LABEL, /usage, /help, /quit.",
+        description="Chat in the terminal with a model of any LangChain provider, or of an "
+        "OpenAI-compatible server. An openai: model needs OPENAI_API_KEY or a server given by "
+        "--base-url (or OPENAI_BASE_URL); another provider reads its own key (such as "
+        "ANTHROPIC_API_KEY); --offline needs neither. Commands inside: /memory, /sleep, "
+        "/history LABEL, /usage, /help, /quit.",
     )
     chat.add_argument(
         "--model",
         default=os.environ.get("SLEEPAGENT_MODEL", "openai:gpt-4o-mini"),
-        help="model spec openai:MODEL (default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
+        help="model spec PROVIDER:MODEL, such as openai:gpt-4o-mini, "
+        "anthropic:claude-sonnet-4-5 or ollama:llama3.2 "
+        "(default: $SLEEPAGENT_MODEL or openai:gpt-4o-mini)",
     )
     chat.add_argument(
         "--sleep-model",
@@ -305,8 +310,9 @@ def _default_db() -> str:
 
 
 def _default_history() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(state) / "sleepagent" / "chat-history")
+    from sleepagent.integrations.statedir import state_dir
+
+    return str(state_dir() / "chat-history")
 
 
 def _usage_error(parser: argparse.ArgumentParser) -> int:
@@ -319,8 +325,9 @@ def _usage_error(parser: argparse.ArgumentParser) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from sleepagent.cli.demo import run_demo
+    from sleepagent.cli.invocation import invoked_as
 
-    return run_demo(sys.stdout, db=args.db)
+    return run_demo(sys.stdout, db=args.db, command=invoked_as())
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -372,7 +379,9 @@ def _memory_list(args: argparse.Namespace) -> int:
 
     console = make_console()
     if not summaries:
-        console.print(f"no memory in {args.db} yet: chat with an agent that uses it first")
+        console.print(
+            f"no memory in {redact_url(args.db)} yet: chat with an agent that uses it first"
+        )
         return 0
     console.print(scopes_view(summaries))
     return 0
@@ -451,7 +460,8 @@ def _memory_forget(args: argparse.Namespace) -> int:
         held = agent.export(user_id=args.user, thread_id=args.thread)
         scope, threads = held["scope"], sorted(held["threads"])
         if not _holds_anything(held):
-            print(f"sleepagent: nothing is stored for {scope} in {args.db}", file=sys.stderr)
+            shown = redact_url(args.db)
+            print(f"sleepagent: nothing is stored for {scope} in {shown}", file=sys.stderr)
             return 1
         question = f"Remove everything stored for {scope}, {_threads_phrase(threads)}? [y/N] "
         if not args.yes and not _confirmed(question):
@@ -562,6 +572,7 @@ def _scope(args: argparse.Namespace) -> Scope:
 
 
 def _unknown_scope(key: str, db: str) -> int:
+    db = redact_url(db)
     print(
         f"sleepagent: no memory scope {key} in {db}: "
         f"'sleepagent memory list --db {db}' lists the scopes it holds",

@@ -22,7 +22,7 @@ from sleepagent.errors import ConfigurationError
 from sleepagent.results import BlockDiff
 from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
 from sleepagent.store.catalog import Catalog
-from sleepagent.store.dburl import SqliteTarget, parse_db
+from sleepagent.store.dburl import SqliteTarget, parse_db, redact_url
 from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from sleepagent.usage import Usage
@@ -189,13 +189,15 @@ def _sleep_model(show_thinking: Callable[[str], None]) -> ScriptedChatModel:
     )
 
 
-def run_demo(out: TextIO, *, db: str | None) -> int:
+def run_demo(out: TextIO, *, db: str | None, command: str = "sleepagent") -> int:
     """Run the scripted demo, printing to ``out``. Returns the exit status.
 
     Args:
         out: Where to print.
         db: A database to keep (SQLite file or URL) for ``sleepagent memory`` to
             read afterwards; ``None`` uses a temporary SQLite file, deleted at the end.
+        command: How the user runs ``sleepagent``, for the closing hints
+            (see :func:`sleepagent.cli.invocation.invoked_as`).
 
     Raises:
         ConfigurationError: When ``db`` already holds conversations.
@@ -204,13 +206,14 @@ def run_demo(out: TextIO, *, db: str | None) -> int:
     """
     if db is None:
         with tempfile.TemporaryDirectory() as folder:
-            return _run(out, db=str(Path(folder) / "sleepagent-demo.db"), kept=False)
+            temporary = str(Path(folder) / "sleepagent-demo.db")
+            return _run(out, db=temporary, kept=False, command=command)
     if _holds_memory(db):
         raise ConfigurationError(
-            f"{db} already holds conversations; the scripted demo needs a new database: "
-            "pass another --db FILE"
+            f"{redact_url(db)} already holds conversations; the scripted demo needs a new "
+            "database: pass another --db FILE"
         )
-    return _run(out, db=db, kept=True)
+    return _run(out, db=db, kept=True, command=command)
 
 
 def _holds_memory(db: str) -> bool:
@@ -221,7 +224,7 @@ def _holds_memory(db: str) -> bool:
         return bool(Catalog(store).threads())
 
 
-def _run(out: TextIO, *, db: str, kept: bool) -> int:
+def _run(out: TextIO, *, db: str, kept: bool, command: str) -> int:
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
@@ -240,8 +243,14 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
         return f"[t+{scheduler.now() - start:4.0f}s]"
 
     timer_lines = [True]  # part 2 sets no alarm that matters: keep its output short
+    # The closing quiet runs one sleep run per conversation: counted, not told one by one.
+    quiet_runs: list[SleepEvent] | None = None
 
     def show_event(event: SleepEvent) -> None:
+        if quiet_runs is not None:
+            if event.kind is EventKind.FINISHED:
+                quiet_runs.append(event)
+            return
         if event.kind is EventKind.SCHEDULED and event.due_at is not None:
             if not timer_lines[0]:
                 return
@@ -262,7 +271,7 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
     say("written in sleepagent/cli/demo.py, and their token counts are estimates (4 characters a")
     say("token). The graph, storage, staged commits, idle timer and prompts are the real")
     say("library; time is virtual, so nothing waits.")
-    say(f"Database: {db}" + ("" if kept else " (temporary)"))
+    say(f"Database: {redact_url(db)}" + ("" if kept else " (temporary)"))
     say()
 
     def show_thinking(working: str) -> None:
@@ -322,19 +331,44 @@ def _run(out: TextIO, *, db: str, kept: bool) -> int:
             say(f"  bot>  {answer.reply}")
         say()
         _say_tokens(say, baseline, from_memory, learned.usage)
+        # Every turn above set its thread's idle alarm. In the quiet that follows they
+        # cover what no run has read yet, so the kept database has no pending work.
+        left = agent.blocks.pending_threads()
+        sleep_model.extend([ai_tool_calls(tool_call("memory_finish"))] * len(left))
+        quiet_runs = []
+        scheduler.advance(2 * IDLE_SECONDS)
+        tokens = sum(event.usage.total_tokens for event in quiet_runs if event.usage)
+        still = sum(position.pending for position in agent.blocks.pending_threads())
+        say()
+        unread = sum(position.pending for position in left)
+        say(f"{clock()} (everyone goes quiet) the idle timer covers the {unread} messages no")
+        say(
+            f"  sleep run has read yet, in {len(left)} conversations: {len(quiet_runs)} runs, "
+            f"{tokens} tokens; {still or 'no'} messages pending now"
+        )
     chat_model.assert_exhausted()
     sleep_model.assert_exhausted()
     say()
     say("Next:")
-    say("  sleepagent chat --offline                  the terminal chat, on scripted models")
-    say("  sleepagent chat --model openai:gpt-4o-mini  with OPENAI_API_KEY set, or --base-url URL")
+    db = redact_url(db)  # a hint never shows a password; the user knows it
+    hints = [
+        ("chat --offline", "the terminal chat, on scripted models"),
+        ("chat --model openai:gpt-4o-mini", "with OPENAI_API_KEY set, or --base-url URL"),
+    ]
     if kept:
-        say(f"  sleepagent memory list --db {db}")
-        say(f"  sleepagent memory show --db {db} --user {USER}")
-        say(f"  sleepagent memory history human --db {db} --user {USER}")
+        hints += [
+            (f"memory list --db {db}", "scopes, threads and runs"),
+            (f"memory show --db {db} --user {USER}", f"what {USER}'s memory holds"),
+            (f"memory history human --db {db} --user {USER}", "every version, with diffs"),
+        ]
     else:
-        say("  sleepagent demo --db demo.db                keep the database, then:")
-        say("  sleepagent memory list --db demo.db         what sleep-time compute wrote")
+        hints += [
+            ("demo --db demo.db", "keep the database, then:"),
+            ("memory list --db demo.db", "what sleep-time compute wrote"),
+        ]
+    width = max(len(f"{command} {hint}") for hint, _ in hints)
+    for hint, what in hints:
+        say(f"  {f'{command} {hint}':<{width}}  {what}")
     return 0
 
 

@@ -2,15 +2,19 @@
 
 On a terminal the input line is prompt_toolkit's (arrow keys, Ctrl-R, a history
 file, completion of ``/`` commands), and output is rich's (colour, rendered
-diffs, a spinner while the model thinks). Sleep-time runs started by the idle
-timer are announced above the prompt, which is redrawn as it was. Piped input
-is read line by line with the same commands, for scripts.
+diffs, a spinner that counts the seconds and says what the model is doing).
+Sleep-time runs started by the idle timer are announced above the prompt, which
+is redrawn as it was. Piped input is read line by line with the same commands,
+for scripts.
+
+The agent is an ``AsyncSleepTimeAgent`` on an event loop of its own
+(:mod:`sleepagent.cli.background`), so Ctrl-C during a reply or ``/sleep``
+cancels the model call at once; the library then undoes the cancelled turn.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,17 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from langchain_core.runnables import RunnableConfig
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from sleepagent.agent.facades import SleepTimeAgent
+from sleepagent.agent.facades import AsyncSleepTimeAgent
+from sleepagent.cli.background import AgentLoop, Cancelled
+from sleepagent.cli.progress import ModelCalls, Progress
 from sleepagent.cli.terminal import blocks_view, diff_view, history_view, make_console, usage_view
 from sleepagent.config import SleepConfig
-from sleepagent.errors import ConfigurationError, ModelCallError, SleepAgentError, StorageError
+from sleepagent.errors import (
+    ConfigurationError,
+    ModelCallError,
+    ScopeMismatchError,
+    SleepAgentError,
+    StorageError,
+)
 from sleepagent.models import ModelOptions
 from sleepagent.results import BlockDiff, SleepOutcome, SleepResult
 from sleepagent.scheduling.events import EventKind, SleepEvent
 from sleepagent.store.catalog import Catalog
+from sleepagent.store.dburl import redact_url
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -38,11 +52,12 @@ __all__ = ["COMMANDS", "ChatSettings", "run_chat"]
 COMMANDS = {
     "/memory": "show the memory blocks",
     "/sleep": "run sleep-time compute now",
-    "/history": "/history LABEL: every version of a block, with diffs",
+    "/history": "every version of a block, with diffs",
     "/usage": "tokens per phase (chat = test time, sleep = sleep time)",
     "/help": "this list",
     "/quit": "leave (Ctrl-D works too)",
 }
+_ARGUMENTS = {"/history": "LABEL"}
 
 PROMPT = "you> "
 
@@ -90,16 +105,24 @@ def run_chat(settings: ChatSettings, *, stdin: TextIO, stdout: TextIO, stderr: T
 
     Returns:
         The exit status: 0 after ``/quit`` or end of input, 1 when the database
-        cannot be opened, 2 when the model cannot be configured.
+        cannot be opened, 2 when the model cannot be configured or the thread
+        belongs to another memory scope than ``--user`` names.
 
     """
+    with AgentLoop() as loop:
+        return _run_chat(settings, loop, stdin=stdin, stdout=stdout, stderr=stderr)
+
+
+def _run_chat(
+    settings: ChatSettings, loop: AgentLoop, *, stdin: TextIO, stdout: TextIO, stderr: TextIO
+) -> int:
     interactive = _is_terminal(stdin) and _is_terminal(stdout)
     # On a terminal the console follows sys.stdout, which prompt_toolkit swaps
     # for a proxy while the prompt is shown, so output lands above the prompt.
     screen = _Screen(make_console(None if interactive else stdout))
     errors = make_console(stderr)
     try:
-        agent = _open_agent(settings)
+        agent = loop.run(_open_agent(settings))
     except ConfigurationError as error:
         errors.print(f"sleepagent chat: {error}", style="red")
         errors.print(
@@ -113,15 +136,44 @@ def run_chat(settings: ChatSettings, *, stdin: TextIO, stdout: TextIO, stderr: T
             "  try: --db FILE (a SQLite file in an existing folder) or --db postgresql://..."
         )
         return 1
-    with agent:
+    try:
+        if (refused := _owner_refusal(agent, settings, loop)) is not None:
+            errors.print(f"sleepagent chat: {refused}", style="red")
+            return 2
         agent.subscribe(lambda event: _announce(screen, event))
-        chat = _Chat(agent, settings, screen)
+        chat = _Chat(agent, settings, screen, loop)
         screen.show(_banner(settings))
         lines = _terminal_lines(settings, screen) if interactive else _piped_lines(stdin, screen)
         for line in lines:
             if not chat.handle(line):
                 break
+    finally:
+        loop.run(agent.aclose())
     return 0
+
+
+def _owner_refusal(
+    agent: AsyncSleepTimeAgent, settings: ChatSettings, loop: AgentLoop
+) -> str | None:
+    """Why this thread cannot be used with this identity, as the flags that fix it; or None.
+
+    Checked before the first prompt: a thread belongs to the memory scope it was
+    first used with, and every message to it under another scope would be refused.
+    """
+    thread, user = settings.thread_id, settings.user_id
+    try:
+        loop.run(agent.blocks.acheck_owner(agent.scope(thread_id=thread, user_id=user), thread))
+    except ScopeMismatchError as error:
+        kind, _, owner = error.bound_to.partition(":")
+        new = f"--thread NEW to start {user}'s own conversation" if user else "--thread NEW"
+        if kind == "user":
+            fix = f"pass --user {owner} to go on with it, or {new}"
+        else:
+            fix = f"it was used without --user: drop --user to go on with it, or pass {new}"
+        return f"thread {thread!r} belongs to memory scope {error.bound_to}; {fix}"
+    except ConfigurationError as error:
+        return str(error)
+    return None
 
 
 class _Screen:
@@ -163,12 +215,12 @@ class _Screen:
                 self._waiting = False
 
     @contextmanager
-    def thinking(self) -> Iterator[Callable[[], None]]:
-        """A spinner until the returned function is called (terminal only)."""
+    def thinking(self, progress: Progress) -> Iterator[Callable[[], None]]:
+        """A spinner saying ``progress`` until the returned function is called (terminal only)."""
         if not self.console.is_terminal:
             yield lambda: None
             return
-        status = self.console.status("thinking…", spinner="dots")
+        status = self.console.status(progress, spinner="dots")
         status.start()
         try:
             yield status.stop
@@ -179,10 +231,13 @@ class _Screen:
 class _Chat:
     """The commands and the turns of one chat session."""
 
-    def __init__(self, agent: SleepTimeAgent, settings: ChatSettings, screen: _Screen) -> None:
+    def __init__(
+        self, agent: AsyncSleepTimeAgent, settings: ChatSettings, screen: _Screen, loop: AgentLoop
+    ) -> None:
         self.agent = agent
         self.thread_id, self.user_id = settings.thread_id, settings.user_id
         self.screen = screen
+        self.loop = loop
 
     def handle(self, line: str) -> bool:
         """Act on one input line; False means leave."""
@@ -192,16 +247,19 @@ class _Chat:
         command, _, argument = text.partition(" ")
         if command in ("/quit", "/exit"):
             return False
+        if (undecodable := _not_utf8(text)) is not None:
+            self.screen.show(Text(undecodable, style="red"))
+            return True
+        thread, user = self.thread_id, self.user_id
         try:
             if command == "/help":
                 self.screen.show(_help_view())
             elif command == "/memory":
-                memory = self.agent.memory(thread_id=self.thread_id, user_id=self.user_id)
+                memory = self.loop.run(self.agent.memory(thread_id=thread, user_id=user))
                 self.screen.show(blocks_view(memory.values()))
             elif command == "/usage":
-                self.screen.show(
-                    usage_view(self.agent.usage(thread_id=self.thread_id, user_id=self.user_id))
-                )
+                usage = self.loop.run(self.agent.usage(thread_id=thread, user_id=user))
+                self.screen.show(usage_view(usage))
             elif command == "/sleep":
                 self._sleep()
             elif command == "/history":
@@ -218,44 +276,102 @@ class _Chat:
         return True
 
     def _turn(self, text: str) -> None:
-        pieces = self.agent.chat_stream(text, thread_id=self.thread_id, user_id=self.user_id)
-        with _ctrl_c_deferred() as pressed:
-            try:
-                with self.screen.thinking() as stop_spinner:
-                    first = next(pieces, "")
-                    stop_spinner()
-                self.screen.show(Text("bot> ", style="bold green"), first, end="")
-                for piece in pieces:
-                    self.screen.show(piece, end="")
+        progress = Progress("thinking")
+        pieces = self.loop.stream(
+            self.agent.chat_stream(
+                text, thread_id=self.thread_id, user_id=self.user_id, config=_counted(progress)
+            )
+        )
+        replying = False
+        try:
+            with self.screen.thinking(progress) as stop_spinner:
+                first = next(pieces, "")
+                stop_spinner()
+            self.screen.show(Text("bot> ", style="bold green"), first, end="")
+            replying = True
+            for piece in pieces:
+                self.screen.show(piece, end="")
+            self.screen.show("")
+        except ModelCallError:
+            self.screen.show("")
+            raise
+        except Cancelled:
+            if replying:
                 self.screen.show("")
-            except ModelCallError:
-                self.screen.show("")
-                raise
-        if pressed():
             self.screen.show(
                 Text(
-                    "(Ctrl-C during a reply waits for it to end, so the conversation stays "
-                    "whole; --timeout SECONDS bounds the wait; Ctrl-D or /quit leaves)",
+                    "(cancelled: nothing of this turn was kept; send it again, or Ctrl-D to leave)",
                     style="yellow",
                 )
             )
 
     def _sleep(self) -> None:
-        with self.screen.thinking() as stop_spinner:
-            result = self.agent.sleep(thread_id=self.thread_id, user_id=self.user_id)
-            stop_spinner()
+        progress = Progress("sleep-time compute")
+        unsubscribe = self.agent.subscribe(progress.on_event(self.thread_id))
+        try:
+            with self.screen.thinking(progress) as stop_spinner:
+                result = self.loop.interruptible(self._sleep_run(progress))
+                stop_spinner()
+        except Cancelled:
+            self.screen.show(
+                Text(
+                    "(sleep-time compute cancelled: the messages it had not committed stay "
+                    "pending, for /sleep or the idle timer)",
+                    style="yellow",
+                )
+            )
+            return
+        finally:
+            unsubscribe()
         if result.outcome is SleepOutcome.NOTHING_NEW:
             self.screen.show("(nothing new since the last sleep-time run)")
             return
         self.screen.show(_result_view(result))
 
+    async def _sleep_run(self, progress: Progress) -> SleepResult:
+        position = await self.agent.blocks.aposition(self.thread_id)
+        progress.to_read = position.pending if position is not None else 0
+        return await self.agent.sleep(
+            thread_id=self.thread_id, user_id=self.user_id, config=_counted(progress)
+        )
+
     def _history(self, label: str) -> None:
         if not label:
             self.screen.show("usage: /history LABEL (the labels: /memory)")
             return
-        scope = self.agent.scope(thread_id=self.thread_id, user_id=self.user_id)
-        steps = Catalog(self.agent.blocks.store).history(scope, label)
-        self.screen.show(history_view(steps) if steps else f"no version of {label!r} yet")
+        self.screen.show(self.loop.run(self._history_view(label)))
+
+    async def _history_view(self, label: str) -> RenderableType:
+        thread, user = self.thread_id, self.user_id
+        memory = await self.agent.memory(thread_id=thread, user_id=user)
+        if label not in memory:
+            return Text(f"unknown block {label!r}; the blocks are {', '.join(memory)}", style="red")
+        scope = self.agent.scope(thread_id=thread, user_id=user)
+        steps = await Catalog(self.agent.blocks.store).ahistory(scope, label)
+        return history_view(steps) if steps else f"no version of {label!r} yet"
+
+
+def _counted(progress: Progress) -> RunnableConfig:
+    """A run config whose callback counts the run's model calls and tokens into ``progress``."""
+    return {"callbacks": [ModelCalls(progress)]}
+
+
+def _not_utf8(text: str) -> str | None:
+    """What to say about a line whose bytes were not UTF-8, or None for a good line.
+
+    Input that is not UTF-8 reaches Python with each bad byte as a lone surrogate
+    (U+DC80-U+DCFF, the "surrogateescape" error handler); the agent would refuse it
+    in terms of code points, where the user needs to hear about the encoding.
+    """
+    for position, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            byte = f" (byte 0x{ord(char) - 0xDC00:02X})" if char >= "\udc80" else ""
+            return (
+                f"error: the input is not valid UTF-8{byte} at character {position + 1}; "
+                "nothing was sent. Set the terminal's character encoding to UTF-8 "
+                "(for example LANG=C.UTF-8)"
+            )
+    return None
 
 
 # --- input -------------------------------------------------------------------------
@@ -301,26 +417,12 @@ def _file_history(file: str | None) -> History | None:
     return FileHistory(str(path))
 
 
-@contextmanager
-def _ctrl_c_deferred() -> Iterator[Callable[[], bool]]:
-    """Hold Ctrl-C while a reply is produced; yields a function telling if it was pressed.
-
-    Breaking a turn off in the middle would leave half of it in the thread, so a
-    Ctrl-C is noted and reported after the turn. Only the main thread may set
-    a signal handler; elsewhere (tests calling run_chat) this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    pressed = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.set())
-    try:
-        yield pressed.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _piped_lines(stdin: TextIO, screen: _Screen) -> Iterator[str]:
+    reconfigure = getattr(stdin, "reconfigure", None)
+    if reconfigure is not None:
+        # Bytes that are not UTF-8 then arrive as lone surrogates, which handle()
+        # names, where a strict stream (some locales) would end the chat with a traceback.
+        reconfigure(errors="surrogateescape")
     while True:
         screen.show(PROMPT, end="")
         with screen.waiting_for_input():
@@ -339,23 +441,28 @@ def _is_terminal(stream: TextIO) -> bool:
 # --- agent ---------------------------------------------------------------------------
 
 
-def _open_agent(settings: ChatSettings) -> SleepTimeAgent:
+async def _open_agent(settings: ChatSettings) -> AsyncSleepTimeAgent:
+    """The chat's agent, opened on the loop it will run on (its idle timer uses that loop)."""
     config = SleepConfig(idle_seconds=settings.idle_seconds)
     if settings.offline:
         from sleepagent.cli.offline import offline_models
 
         chat_model, sleep_model = offline_models()
-        return SleepTimeAgent(chat_model, sleep_model=sleep_model, config=config, db=settings.db)
-    options = ModelOptions(base_url=settings.base_url, max_retries=settings.max_retries)
-    if settings.timeout is not None:
-        options = dataclasses.replace(options, timeout=settings.timeout)
-    return SleepTimeAgent(
-        settings.model,
-        sleep_model=settings.sleep_model,
-        model_options=options,
-        config=config,
-        db=settings.db,
-    )
+        agent = AsyncSleepTimeAgent(
+            chat_model, sleep_model=sleep_model, config=config, db=settings.db
+        )
+    else:
+        options = ModelOptions(base_url=settings.base_url, max_retries=settings.max_retries)
+        if settings.timeout is not None:
+            options = dataclasses.replace(options, timeout=settings.timeout)
+        agent = AsyncSleepTimeAgent(
+            settings.model,
+            sleep_model=settings.sleep_model,
+            model_options=options,
+            config=config,
+            db=settings.db,
+        )
+    return await agent.__aenter__()
 
 
 # --- views -----------------------------------------------------------------------------
@@ -368,7 +475,9 @@ def _where(settings: ChatSettings) -> str:
 
 def _banner(settings: ChatSettings) -> RenderableType:
     where = _where(settings)
-    storage = f"memory in {settings.db}" if settings.db is not None else "memory kept in RAM"
+    storage = (
+        f"memory in {redact_url(settings.db)}" if settings.db is not None else "memory kept in RAM"
+    )
     if settings.offline:
         from sleepagent.cli.offline import BANNER
 
@@ -384,8 +493,10 @@ def _banner(settings: ChatSettings) -> RenderableType:
 def _help_view() -> Text:
     text = Text("commands:")
     for command, what in COMMANDS.items():
-        text.append(f"\n  {command:<9}", style="bold")
+        usage = f"{command} {_ARGUMENTS[command]}" if command in _ARGUMENTS else command
+        text.append(f"\n  {usage:<16}", style="bold")
         text.append(what)
+    text.append("\nCtrl-C stops a reply or /sleep; at the prompt it clears the line.", style="dim")
     return text
 
 

@@ -159,10 +159,8 @@ class _Pages:
     async def scope_page(self, request: Request) -> Response:
         key = request.query_params.get("key", "")
         detail = await self._detail(key)
-        if detail is None:
-            return self._not_found(
-                request, f"No memory scope {key!r}: use user:<id> or thread:<id>."
-            )
+        if isinstance(detail, str):
+            return self._not_found(request, detail)
         live = f"{_base(request)}/live?view=scope&key={quote(key, safe='')}"
         return self._page(request, "scope.html", live, detail=detail)
 
@@ -171,18 +169,17 @@ class _Pages:
         return JSONResponse({"revision": views.revision(overview), **views.to_json(overview)})
 
     async def scope_json(self, request: Request) -> Response:
-        key = request.query_params.get("key", "")
-        detail = await self._detail(key)
-        if detail is None:
-            return JSONResponse({"error": f"not a memory scope key: {key!r}"}, status_code=404)
+        detail = await self._detail(request.query_params.get("key", ""))
+        if isinstance(detail, str):
+            return JSONResponse({"error": detail}, status_code=404)
         return JSONResponse({"revision": views.revision(detail), **views.to_json(detail)})
 
     async def live(self, request: Request) -> Response:
         since = request.query_params.get("since")
         if request.query_params.get("view") == "scope":
             detail = await self._detail(request.query_params.get("key", ""))
-            if detail is None:
-                return JSONResponse({"error": "not a memory scope key"}, status_code=404)
+            if isinstance(detail, str):
+                return JSONResponse({"error": detail}, status_code=404)
             view: Any = detail
             partial, context = "partials/scope_body.html", {"detail": detail}
         else:
@@ -196,12 +193,19 @@ class _Pages:
         )
         return JSONResponse({"revision": current, "html": html})
 
-    async def _detail(self, key: str) -> views.ScopeDetail | None:
+    async def _detail(self, key: str) -> views.ScopeDetail | str:
+        """The scope's view, or why there is none (the page says it with a 404)."""
         reader = await self.state.get_reader()
         try:
-            return await reader.scope(key)
+            detail = await reader.scope(key)
         except ValueError:
-            return None
+            return f"{key!r} is not a memory scope: use user:<id> or thread:<id>."
+        if not detail.known:
+            return (
+                f"No memory scope {key} in {self.state.source}: nothing was stored for it. "
+                "All scopes lists the ones there are."
+            )
+        return detail
 
     def _page(self, request: Request, name: str, live_url: str, **context: Any) -> Response:
         view = context.get("detail") or context["overview"]

@@ -15,7 +15,8 @@ import webbrowser
 from pathlib import Path
 from typing import Any, TextIO
 
-from sleepagent.store.persistence import is_postgres_url
+from sleepagent.errors import SleepAgentError
+from sleepagent.store.persistence import is_postgres_url, open_persistence
 
 __all__ = ["add_parser", "is_loopback", "no_auth_warning", "run"]
 
@@ -70,6 +71,11 @@ def run(
             file=err,
         )
         return 1
+    try:
+        _check_database(args.db)
+    except SleepAgentError as error:
+        print(f"sleepagent inspect: {error}", file=err)
+        return 1
     if not is_loopback(args.host):
         print(no_auth_warning(args.host), file=err, flush=True)
     listener = _listen(args.host, args.port)
@@ -88,6 +94,16 @@ def run(
     finally:
         listener.close()
     return 0
+
+
+def _check_database(db: str) -> None:
+    """Open the database once, and close it.
+
+    A bad URL or a missing driver is then told in one line before the page is
+    announced, not as a traceback from the server's start (which opens it again).
+    """
+    with open_persistence(db):
+        pass
 
 
 def is_loopback(host: str) -> bool:

@@ -368,6 +368,16 @@ class ScopeDetail:
     failed: tuple[FailedPageView, ...] = ()
 
     @property
+    def known(self) -> bool:
+        """Whether the store holds anything of this scope: a thread, a write, a run, a failed page.
+
+        Declared blocks shown with their defaults do not count: they are the
+        agent's, not the database's.
+        """
+        written = any(block.version for block in self.blocks)
+        return bool(self.threads or self.timeline or self.runs or self.failed or written)
+
+    @property
     def labels(self) -> tuple[str, ...]:
         """Labels that appear in the timeline, in block order."""
         seen = {version.label for version in self.timeline}

@@ -6,6 +6,8 @@
   messages that arrive while the bot is answering are answered next, never lost.
 - :mod:`~sleepagent.integrations.langgraph`: a node that puts a sleep-time agent
   into a LangGraph graph you already have.
+- :mod:`~sleepagent.integrations.statedir`: where a bot keeps its database when
+  none is given (the user's state folder, not the working directory).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from sleepagent.integrations.chatkeys import (
 )
 from sleepagent.integrations.langgraph import chat_node
 from sleepagent.integrations.queue import ConversationQueue, runs_by
+from sleepagent.integrations.statedir import bot_db, state_dir
 
 __all__ = [
     "ChatKey",
     "ConversationQueue",
+    "bot_db",
     "chat_node",
     "discord_key",
     "is_slack_bot_event",
@@ -34,5 +38,6 @@ __all__ = [
     "shared_thread_id",
     "slack_key",
     "slack_reply_thread",
+    "state_dir",
     "strip_mentions",
 ]
