@@ -430,8 +430,8 @@ class SleepTimeRunner:
         evidence = transitions.evidence_of(run)
         staged = transitions.staged_of(run)
         known = staged.block(label).value
-        notes = prompts.SLEEP_FACTS_NOTES.format(notes=known) if known.strip() else ""
-        prompt = prompts.SLEEP_FACTS_PROMPT.format(said=evidence.said, notes=notes)
+        notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
+        prompt = prompts.SLEEP_FACTS_PROMPT.format(said=_unquoted(evidence.said), notes=notes)
         messages = [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
         model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
         try:
@@ -526,6 +526,11 @@ class SleepTimeRunner:
         if record is not None:
             yield from call(where.blocks.put_run, where.scope, record)
         return command
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with no triple quote, which would end the quoted part of the fact prompt."""
+    return text.replace('"""', '"')
 
 
 def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequence[LogEntry]) -> str:
