@@ -18,6 +18,7 @@ __all__ = [
     "SLEEP_TEXT_SYSTEM_PROMPT",
     "SLEEP_FACTS_NOTES",
     "SLEEP_FACTS_PROMPT",
+    "SLEEP_FACTS_SPEAKERS_PROMPT",
     "SLEEP_FACTS_SYSTEM_PROMPT",
     "SLEEP_THINK_CHAT_PROMPT",
     "SLEEP_THINK_CONTEXT_PROMPT",
@@ -185,6 +186,23 @@ working as a baker."
 If the user told nothing about themselves, write only: NOTHING NEW"""
 """The fact pass (``UserFacts.EXTRACT``). The user's words go between triple quotes, not
 tags: with ``<user_said>`` tags the 1.5B model answered NOTHING NEW to plain facts."""
+
+SLEEP_FACTS_SPEAKERS_PROMPT = """\
+A conversation between {speakers}:
+\"\"\"
+{said}
+\"\"\"
+{notes}
+Write down what each person told about themselves, as a list: one short line per fact, \
+starting with "- " and the person's name. If a fact changed, write only the new one.
+
+Example. Sam said: "I have a cat called Mochi, and I just started working as a baker."
+- Sam has a cat called Mochi.
+- Sam works as a baker.
+
+If nobody told anything about themselves, write only: NOTHING NEW"""
+"""The fact pass on a page of named speakers (an imported group conversation): each fact
+names whom it is about, since "I" would lose that."""
 
 SLEEP_FACTS_NOTES = """
 Already in the notes (do not repeat these):

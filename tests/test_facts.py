@@ -135,3 +135,21 @@ def test_without_extract_the_edit_round_records_facts_as_before(make_agent):
     agent.chat(MARCO, thread_id="t1")
     agent.sleep(thread_id="t1")
     assert len(sleep.calls) == 1 and sleep.calls[0].tools
+
+
+def test_facts_of_named_speakers_name_whom_they_are_about(make_agent):
+    script = ["- Ines adopted a cat last weekend.\n- Tomas works as a pilot."]
+    agent, _, sleep = extracting(make_agent, [], script)
+    group = [
+        {"speaker": "Ines", "text": "I adopted a cat last weekend."},
+        {"speaker": "Tomas", "text": "Lovely! I fly tomorrow, I work as a pilot."},
+    ]
+
+    agent.import_messages(group, thread_id="g1", sleep=True)
+
+    prompt = str(sleep.calls[0].messages[-1].content)
+    assert prompt.startswith("A conversation between Ines and Tomas:")
+    assert agent.memory(thread_id="g1")["human"].value.splitlines() == [
+        "Ines adopted a cat last weekend.",
+        "Tomas works as a pilot.",
+    ]

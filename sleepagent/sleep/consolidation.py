@@ -71,6 +71,8 @@ class PageEvidence:
         context_only: The page holds context material and no user message.
         persona_lines: The lines of every ``PERSONA`` block, as the run read them.
         learned_labels: Labels of the blocks a context page may change.
+        speakers: The names of the people whose messages the page holds as the
+            user's (an imported group conversation); empty for a plain chat.
 
     """
 
@@ -78,6 +80,7 @@ class PageEvidence:
     context_only: bool
     persona_lines: tuple[str, ...] = ()
     learned_labels: tuple[str, ...] = ()
+    speakers: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, entries: Sequence[LogEntry], blocks: Iterable[MemoryBlock]) -> PageEvidence:
@@ -102,6 +105,9 @@ class PageEvidence:
             context_only=not users and any(entry.role == "context" for entry in entries),
             persona_lines=tuple(persona),
             learned_labels=tuple(learned),
+            speakers=tuple(
+                dict.fromkeys(e.speaker for e in entries if e.role == "user" and e.speaker)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +117,7 @@ class PageEvidence:
             "context_only": self.context_only,
             "persona_lines": list(self.persona_lines),
             "learned_labels": list(self.learned_labels),
+            "speakers": list(self.speakers),
         }
 
     @classmethod
@@ -121,6 +128,7 @@ class PageEvidence:
             context_only=data["context_only"],
             persona_lines=tuple(data["persona_lines"]),
             learned_labels=tuple(data["learned_labels"]),
+            speakers=tuple(data.get("speakers", ())),
         )
 
 

@@ -431,7 +431,13 @@ class SleepTimeRunner:
         staged = transitions.staged_of(run)
         known = staged.block(label).value
         notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
-        prompt = prompts.SLEEP_FACTS_PROMPT.format(said=_unquoted(evidence.said), notes=notes)
+        said = _unquoted(evidence.said)
+        if evidence.speakers:
+            prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
+                speakers=" and ".join(evidence.speakers), said=said, notes=notes
+            )
+        else:
+            prompt = prompts.SLEEP_FACTS_PROMPT.format(said=said, notes=notes)
         messages = [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
         model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
         try:
