@@ -42,7 +42,7 @@ from sleepagent.bench.runner import (
     with_sleep_scaling,
 )
 from sleepagent.bench.sampling import SampleRecord, describe, draw, resume_sample
-from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking
+from sleepagent.config import SleepConfig, SleepEditMode, SleepThinking, UserFacts
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, sleep_reply_cap
 
@@ -174,6 +174,13 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         choices=[mode.value for mode in SleepThinking],
         default=SleepThinking.CONTEXT.value,
         help="which pages get a reasoning pass before memory is written (default: context)",
+    )
+    parser.add_argument(
+        "--user-facts",
+        choices=[choice.value for choice in UserFacts],
+        default=SleepConfig().user_facts.value,
+        help="how the sleep-time agent records what a speaker says about themselves: the "
+        "edit round, or a plain-text fact pass (default: %(default)s)",
     )
     parser.add_argument(
         "--think-tokens",
@@ -363,6 +370,7 @@ def _sleep_config(args: argparse.Namespace) -> SleepConfig:
         sleep_thinking=SleepThinking(args.sleep_thinking),
         sleep_think_tokens=args.think_tokens,
         sleep_samples=max(_ints(args.sleep_samples), default=1),
+        user_facts=UserFacts(args.user_facts),
     )
 
 
