@@ -432,13 +432,15 @@ class SleepTimeRunner:
         known = staged.block(label).value
         notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
         said = _unquoted(evidence.said)
+        system, prompt = prompts.SLEEP_FACTS_SYSTEM_PROMPT, ""
         if evidence.speakers:
+            system = prompts.SLEEP_FACTS_SPEAKERS_SYSTEM_PROMPT
             prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
                 speakers=" and ".join(evidence.speakers), said=said, notes=notes
             )
         else:
             prompt = prompts.SLEEP_FACTS_PROMPT.format(said=said, notes=notes)
-        messages = [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
+        messages = [SystemMessage(system), HumanMessage(prompt)]
         model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
         try:
             with model_errors("sleep"):
