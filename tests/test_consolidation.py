@@ -293,3 +293,9 @@ def test_a_paragraph_is_not_one_fact():
 
 def test_a_fact_with_a_label_is_still_a_fact():
     assert stored(facts(), InsertEdit("human", "Name: Marco"), page(MARCO)) == "Name: Marco"
+
+
+def test_a_question_the_user_asked_is_not_a_fact():
+    said = "What is the capital of Australia? And how many states does it have?"
+    with pytest.raises(MemoryEditError, match="a question, not a fact"):
+        review_edit(facts(), InsertEdit("human", "And how many states does it have?"), page(said))

@@ -320,6 +320,8 @@ _NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neit
 def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
     if _PLACEHOLDER.search(line):
         return "a placeholder, not a fact"
+    if line.rstrip().endswith("?"):
+        return "a question, not a fact about the user"
     if _DIALOGUE_LINE.search(line):
         return "a line of the conversation copied as it was said; write the fact it states"
     if len(line) > MAX_FACT_CHARS:
