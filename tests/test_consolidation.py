@@ -299,3 +299,10 @@ def test_a_question_the_user_asked_is_not_a_fact():
     said = "What is the capital of Australia? And how many states does it have?"
     with pytest.raises(MemoryEditError, match="a question, not a fact"):
         review_edit(facts(), InsertEdit("human", "And how many states does it have?"), page(said))
+
+
+def test_tags_of_the_models_own_invention_are_stripped_from_learned_context():
+    block = BLOCKS["learned_context"]
+    edit = RethinkEdit("learned_context", "<fact>Total: 12 apples</fact>\n<person>Mia</person>")
+    value = stored(block, edit, page(context="Mia has 12 apples."))
+    assert value == "Total: 12 apples\nMia"

@@ -180,6 +180,8 @@ def review_edit(block: MemoryBlock, edit: Edit, evidence: PageEvidence) -> Revie
     if block.role is BlockRole.FACTS:
         removed = _explicitly_removed(block, edit)
         lines, notes = _consolidate_facts(before, _lines(proposed), removed, evidence)
+    elif block.role is BlockRole.LEARNED:
+        lines, notes = _clean(before, [_ANY_TAG.sub("", line) for line in _lines(proposed)])
     else:
         lines, notes = _clean(before, _lines(proposed))
     value = "\n".join(lines)
@@ -460,6 +462,10 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _MARKUP = re.compile(r"</?(?:p|br|div|span|b|i|em|strong|ul|ol|li|h[1-6])\s*/?>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"</?[A-Za-z][\w:-]*\s*/?>")
+"""A bare tag, HTML or not (``<fact>``, ``</person>``). Stripped from ``LEARNED`` blocks,
+which only the model writes (a small model wraps lines in tags of its own invention);
+elsewhere a tag the user typed stays text."""
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _APOSTROPHE = "\u2019"  # a typographic apostrophe, as in "Marco\u2019s"
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+(?:[.,]\d+)?")
