@@ -306,3 +306,16 @@ def test_tags_of_the_models_own_invention_are_stripped_from_learned_context():
     edit = RethinkEdit("learned_context", "<fact>Total: 12 apples</fact>\n<person>Mia</person>")
     value = stored(block, edit, page(context="Mia has 12 apples."))
     assert value == "Total: 12 apples\nMia"
+
+
+def test_a_replace_that_quotes_the_whole_block_keeps_the_facts_it_did_not_correct():
+    block = facts("I live in Lisbon.\nI drive a red car.")
+    said = "Update: I moved to Porto last month, I no longer live in Lisbon."
+    edit = ReplaceEdit(
+        "human", block.value, "I moved to Porto last month, I no longer live in Lisbon."
+    )
+    value = stored(block, edit, page(said))
+    assert value.splitlines() == [
+        "I drive a red car.",
+        "I moved to Porto last month, I no longer live in Lisbon.",
+    ]

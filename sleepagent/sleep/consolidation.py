@@ -234,8 +234,7 @@ def _consolidate_facts(
         kept.append(text)
         added.append(text)
     corrected = _corrected(evidence.said)
-    if not corrected:  # a correction is the next loop's to apply, not a repeat
-        kept, added, before = _without_subsumed(kept, added, before, removed, notes)
+    kept, added, before = _without_subsumed(kept, added, before, removed, notes, keep_new=corrected)
     for position, old in enumerate(before):
         present = any(_near(old, line) for line in kept)
         newer = next((line for line in added if corrected and _corrects(line, old)), None)
@@ -255,20 +254,29 @@ def _consolidate_facts(
 
 
 def _without_subsumed(
-    kept: list[str], added: list[str], before: list[str], removed: set[str], notes: list[str]
+    kept: list[str],
+    added: list[str],
+    before: list[str],
+    removed: set[str],
+    notes: list[str],
+    *,
+    keep_new: bool,
 ) -> tuple[list[str], list[str], list[str]]:
     """Drop the lines another line already says in full (see :func:`subsumes`).
 
     A new line is dropped when a line that stays (kept, or stored and not
-    removed) says all of it; a stored line is merged into a new line that says
-    all of it, so the newer wording stands. Returns ``(kept, added, before)``
-    with those lines gone (from ``before`` too, so they are not merged back).
+    removed) says all of it, unless ``keep_new`` (the user corrected something:
+    a new line is then the correction's to apply); a stored line is merged into
+    a new line that says all of it, so the newer wording stands. Returns
+    ``(kept, added, before)`` with those lines gone (from ``before`` too, so they
+    are not merged back).
     """
     staying = [*kept, *(old for old in before if old not in removed and old not in kept)]
     redundant = {
         line
         for line in added
-        if any(other != line and subsumes(other, line, newer=False) for other in staying)
+        if not keep_new
+        and any(other != line and subsumes(other, line, newer=False) for other in staying)
     }
     for line in redundant:
         notes.append(f"Dropped {_quote(line)}: another line already says all of it.")
@@ -392,8 +400,13 @@ _SUBJECT_WORDS = frozenset(
 
 
 def _explicitly_removed(block: MemoryBlock, edit: Edit) -> set[str]:
-    """Lines a replace edit took out on purpose (it quoted them)."""
-    if not isinstance(edit, ReplaceEdit):
+    """The line a replace edit took out on purpose: the one line it quoted.
+
+    A replace that quotes several lines is a rewrite of them: a small model quotes
+    the whole block to change one fact, so the lines it did not mean to drop are
+    merged back like any rewrite's. One fact goes by replacing its own line.
+    """
+    if not isinstance(edit, ReplaceEdit) or len(_lines(edit.old)) > 1:
         return set()
     return {line for line in _lines(block.value) if line in edit.old or edit.old in line}
 
