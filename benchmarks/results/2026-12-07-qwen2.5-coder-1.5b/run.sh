@@ -24,3 +24,16 @@ COMMON=(--model openai:qwen2.5-coder-1.5b --base-url "$BASE_URL" --timeout 600 -
 # 3. Held-out draw: seed 1, n = 10, one question per context (prompts untouched after step 1).
 "$PYTHON" -m sleepagent.bench --dataset generated --level base --n 10 --seed 1 --queries 1 \
     --conditions test_time,sleep_time "${COMMON[@]}" --out "$OUT/generated-n10-seed1"
+
+# 4. The memory eval with the fact pass (UserFacts.EXTRACT), AUTO mode, every scenario.
+"$PYTHON" benchmarks/real_model_eval.py --base-url "$BASE_URL" --modes auto \
+    --held-out include --user-facts extract --out "$OUT/memory-eval-extract.json"
+
+# 5. LoCoMo, first conversation only (conv-26), 5 questions per category, the fact pass;
+#    full context left out (the conversation does not fit the served 16k window).
+#    The data file is not in this repository (CC BY-NC 4.0): pass your copy as LOCOMO.
+"$PYTHON" -m sleepagent.bench --dataset locomo --data "${LOCOMO:?path to locomo10.json}" \
+    --conversations 1 --per-category 5 --seed 0 --systems no_memory,recent_turns,sleep_memory \
+    --context-window 16384 --user-facts extract --model openai:qwen2.5-coder-1.5b \
+    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
+    --out "$OUT/locomo-conv26"
