@@ -295,10 +295,10 @@ def subsumes(line: str, other: str, *, newer: bool) -> bool:
     """Whether ``line`` says everything ``other`` says, so ``other`` is redundant beside it.
 
     Every word of ``other`` (compared by their first four letters, as grounding
-    compares) stands in ``line``, which says more, and
-    ``other`` states no number ``line`` does not state alike. When ``line`` is
-    the older of the two (``newer=False``), it must not negate what ``other``
-    says either: "I don't like tea" does not make a later "I like tea" redundant.
+    compares) stands in ``line``, which says more, and ``other`` states no number
+    ``line`` does not state alike. When ``line`` is the older of the two
+    (``newer=False``), it must not negate what ``other`` says either: "I don't
+    like tea" does not make a later "I like tea" redundant.
     So "I drive a red car." is redundant beside "I live in Lisbon and drive a red
     car.", while "I live in Lisbon." stays beside "My sister lives in Lisbon.".
     """
