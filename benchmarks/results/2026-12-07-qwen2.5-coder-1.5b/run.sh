@@ -37,3 +37,5 @@ COMMON=(--model openai:qwen2.5-coder-1.5b --base-url "$BASE_URL" --timeout 600 -
     --context-window 16384 --user-facts extract --model openai:qwen2.5-coder-1.5b \
     --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
     --out "$OUT/locomo-conv26"
+# (Step 4 was run twice: on 2a88fd8 into memory-eval-extract.json, and on 1dfb93d into
+#  memory-eval-extract-final.json.)
