@@ -20,7 +20,6 @@ import asyncio
 import logging
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, TypeVar, Unpack
 
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result, SearchOp
@@ -32,6 +31,7 @@ from sleepagent.errors import (
     ScopeMismatchError,
     WrongModeError,
 )
+from sleepagent.memory import recordreads as records
 from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
 from sleepagent.memory.erasure import Holdings, erase_plan, holdings_plan
 from sleepagent.memory.records import (
@@ -284,7 +284,7 @@ class BlockStore:
         ops: list[Op] = []
         written = {}
         for block in plan.writes:
-            stamped = replace(block, updated_at=_parse_time(at))
+            stamped = replace(block, updated_at=records.parse_time(at))
             written[block.label] = stamped
             ops.append(PutOp(layout.blocks_ns(scope), block.label, stamped.to_dict(), index=False))
             history = {
@@ -458,115 +458,8 @@ class BlockStore:
             )
         )
 
-    def _runs_plan(self, scope: Scope, limit: int) -> Plan[list[RunRecord]]:
-        items = yield from self._search_all(layout.runs_ns(scope))
-        runs = [RunRecord.from_dict(item.value) for item in items]
-        runs.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
-        return runs[:limit]
-
-    def _failed_plan(self, scope: Scope, thread_id: str | None) -> Plan[list[FailedPage]]:
-        items = yield from self._search_all(layout.failed_ns(scope))
-        pages = [FailedPage.from_dict(item.value) for item in items]
-        if thread_id is not None:
-            pages = [page for page in pages if page.thread_id == thread_id]
-        return sorted(pages, key=lambda page: (page.thread_id, page.first_seq))
-
-    def _search_all(self, namespace: tuple[str, ...]) -> Plan[list[Item]]:
-        return (yield from layout.search_all(namespace))
-
     def _put_run_plan(self, scope: Scope, record: RunRecord) -> Plan[None]:
         yield [PutOp(layout.runs_ns(scope), record.run_id, record.to_dict(), index=False)]
-
-    def _position_plan(self, thread_id: str) -> Plan[ThreadPosition | None]:
-        head, mark = yield [
-            GetOp(layout.thread_ns(thread_id), "head"),
-            GetOp(layout.thread_ns(thread_id), "watermark"),
-        ]
-        if not isinstance(head, Item):
-            return None
-        return ThreadPosition(
-            thread_id=thread_id,
-            head=head.value["seq"],
-            watermark=layout.value(mark).get("seq", 0),
-            scope=head.value.get("scope"),
-            last_at=head.value.get("at"),
-        )
-
-    def _pending_span_plan(self, thread_id: str) -> Plan[tuple[float, float, int] | None]:
-        head_result, mark_result = yield [
-            GetOp(layout.thread_ns(thread_id), "head"),
-            GetOp(layout.thread_ns(thread_id), "watermark"),
-        ]
-        head = layout.value(head_result).get("seq", 0)
-        watermark = layout.value(mark_result).get("seq", 0)
-        if head <= watermark:
-            return None
-        (first,) = yield [GetOp(layout.log_ns(thread_id), layout.seq_key(watermark + 1))]
-        first_at = layout.value(first).get("at") or layout.value(head_result)["at"]
-        last_at = layout.value(head_result)["at"]
-        return _parse_time(first_at).timestamp(), _parse_time(last_at).timestamp(), head - watermark
-
-    def _history_plan(
-        self, scope: Scope, label: str, limit: int | None = None, before: int | None = None
-    ) -> Plan[list[HistoryEntry]]:
-        # Versions are numbered 1, 2, ... per block and keyed by number, so a page's
-        # keys follow from ``before`` (or the block's current version): one or two
-        # key reads of the page's size, whatever the history's length. The whole
-        # history is read the same way, in chunks (a search pages by offset).
-        history_ns = layout.history_ns(scope, label)
-        guess: dict[int, HistoryEntry] = {}
-        block_op = GetOp(layout.blocks_ns(scope), label)
-        if before is not None and limit is not None and limit <= layout.SEARCH_PAGE:
-            first, last = layout.history_span(before - 1, limit=limit, before=before)
-            block, *found = yield [
-                block_op,
-                *(GetOp(history_ns, layout.seq_key(v)) for v in range(first, last + 1)),
-            ]
-            guess = {e.version: e for e in (layout.history_entry(item) for item in found) if e}
-        else:
-            layout.history_span(0, limit=limit, before=before)  # refuse bad arguments first
-            (block,) = yield [block_op]
-        first, last = layout.history_span(
-            layout.value(block).get("version", 0), limit=limit, before=before
-        )
-        missing = [v for v in range(first, last + 1) if v not in guess]
-        for start in range(0, len(missing), layout.SEARCH_PAGE):
-            chunk = missing[start : start + layout.SEARCH_PAGE]
-            found = yield [GetOp(history_ns, layout.seq_key(v)) for v in chunk]
-            guess.update(
-                (e.version, e) for e in (layout.history_entry(item) for item in found) if e
-            )
-        return [guess[v] for v in range(first, last + 1) if v in guess]
-
-    def _usage_plan(self, thread_id: str) -> Plan[dict[Phase, Usage]]:
-        chat, sleep = yield [
-            GetOp(layout.thread_ns(thread_id), "usage:chat"),
-            GetOp(layout.thread_ns(thread_id), "usage:sleep"),
-        ]
-        return {
-            "chat": Usage.from_dict(layout.value(chat).get("usage")),
-            "sleep": Usage.from_dict(layout.value(sleep).get("usage")),
-        }
-
-    def _positions_plan(self) -> Plan[list[ThreadPosition]]:
-        by_thread: dict[tuple[str, ...], dict[str, Any]] = {}
-        for item in (yield from self._search_all(layout.threads_prefix())):
-            by_thread.setdefault(tuple(item.namespace), {})[item.key] = item.value
-        positions = []
-        for keys in by_thread.values():
-            head = keys.get("head")
-            if head is None:
-                continue
-            positions.append(
-                ThreadPosition(
-                    thread_id=head["thread_id"],
-                    head=head["seq"],
-                    watermark=keys.get("watermark", {}).get("seq", 0),
-                    scope=head.get("scope"),
-                    last_at=head.get("at"),
-                )
-            )
-        return sorted(positions, key=lambda position: (position.last_at or "", position.thread_id))
 
     # --- drivers ---------------------------------------------------------------
 
@@ -818,11 +711,11 @@ class BlockStore:
 
     def runs(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
         """The scope's most recent sleep runs, newest first."""
-        return self._run(self._runs_plan(scope, limit))
+        return self._run(records.runs_plan(scope, limit))
 
     def failed_pages(self, scope: Scope, *, thread_id: str | None = None) -> list[FailedPage]:
         """Pages given up after their retries, by thread and position."""
-        return self._run(self._failed_plan(scope, thread_id))
+        return self._run(records.failed_plan(scope, thread_id))
 
     def history(
         self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
@@ -842,19 +735,19 @@ class BlockStore:
             ConfigurationError: For a ``limit`` or ``before`` that is not a positive integer.
 
         """
-        return self._run(self._history_plan(scope, label, limit, before))
+        return self._run(records.history_plan(scope, label, limit, before))
 
     def usage(self, thread_id: str) -> dict[Phase, Usage]:
         """Token usage totals of a thread, per phase."""
-        return self._run(self._usage_plan(thread_id))
+        return self._run(records.usage_plan(thread_id))
 
     def position(self, thread_id: str) -> ThreadPosition | None:
         """Log head and watermark of one thread, or None if it never logged anything."""
-        return self._run(self._position_plan(thread_id))
+        return self._run(records.position_plan(thread_id))
 
     def positions(self) -> list[ThreadPosition]:
         """Log head and watermark of every thread, least recently active first."""
-        return self._run(self._positions_plan())
+        return self._run(records.positions_plan())
 
     def pending_threads(self) -> list[ThreadPosition]:
         """Threads with log entries no sleep run has processed yet."""
@@ -1002,27 +895,27 @@ class BlockStore:
 
     @async_twin(runs)
     async def aruns(self, scope: Scope, *, limit: int = 50) -> list[RunRecord]:
-        return await self._arun(self._runs_plan(scope, limit))
+        return await self._arun(records.runs_plan(scope, limit))
 
     @async_twin(failed_pages)
     async def afailed_pages(
         self, scope: Scope, *, thread_id: str | None = None
     ) -> list[FailedPage]:
-        return await self._arun(self._failed_plan(scope, thread_id))
+        return await self._arun(records.failed_plan(scope, thread_id))
 
     @async_twin(history)
     async def ahistory(
         self, scope: Scope, label: str, *, limit: int | None = None, before: int | None = None
     ) -> list[HistoryEntry]:
-        return await self._arun(self._history_plan(scope, label, limit, before))
+        return await self._arun(records.history_plan(scope, label, limit, before))
 
     @async_twin(usage)
     async def ausage(self, thread_id: str) -> dict[Phase, Usage]:
-        return await self._arun(self._usage_plan(thread_id))
+        return await self._arun(records.usage_plan(thread_id))
 
     @async_twin(position)
     async def aposition(self, thread_id: str) -> ThreadPosition | None:
-        return await self._arun(self._position_plan(thread_id))
+        return await self._arun(records.position_plan(thread_id))
 
     async def apending_span(self, thread_id: str) -> tuple[float, float, int] | None:
         """When the thread's first and last unprocessed entries were logged, and how many.
@@ -1031,11 +924,11 @@ class BlockStore:
             ``(first_at, last_at, count)`` in POSIX seconds, or None when nothing is pending.
 
         """
-        return await self._arun(self._pending_span_plan(thread_id))
+        return await self._arun(records.pending_span_plan(thread_id))
 
     @async_twin(positions)
     async def apositions(self) -> list[ThreadPosition]:
-        return await self._arun(self._positions_plan())
+        return await self._arun(records.positions_plan())
 
     @async_twin(pending_threads)
     async def apending_threads(self) -> list[ThreadPosition]:
@@ -1058,7 +951,3 @@ def _in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _parse_time(at: str) -> datetime:
-    return datetime.fromisoformat(at)
