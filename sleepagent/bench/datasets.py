@@ -17,7 +17,6 @@ formats, one JSON object a line, every other field of a row ignored:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sleepagent._jsonl import json_objects
 from sleepagent.bench.generator import Level, Problem, generate
 from sleepagent.bench.grading import AnswerFormat, format_number, gsm8k_gold
 from sleepagent.bench.sampling import draw
@@ -141,36 +141,23 @@ def _read_jsonl(path: Path, parse: Parse, source: str) -> list[Example]:
         )
     examples: list[Example] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(
-                    f"not valid JSON ({error.msg})", path=path, line=number
-                ) from error
-            if not isinstance(record, dict):
-                raise DatasetError("expected a JSON object", path=path, line=number)
-            try:
-                example = parse(record, number, source)
-            except (KeyError, TypeError, ValueError) as error:
-                message = (
-                    f"missing field {error.args[0]!r}"
-                    if isinstance(error, KeyError)
-                    else str(error)
-                )
-                raise DatasetError(message, path=path, line=number) from error
-            if example.id in seen:
-                raise DatasetError(
-                    f"example {example.id!r} repeats line {seen[example.id]}: the same "
-                    "'id' and 'instance' twice, so results could not tell them apart",
-                    path=path,
-                    line=number,
-                )
-            seen[example.id] = number
-            examples.append(example)
+    for number, record in json_objects(path, DatasetError):
+        try:
+            example = parse(record, number, source)
+        except (KeyError, TypeError, ValueError) as error:
+            message = (
+                f"missing field {error.args[0]!r}" if isinstance(error, KeyError) else str(error)
+            )
+            raise DatasetError(message, path=path, line=number) from error
+        if example.id in seen:
+            raise DatasetError(
+                f"example {example.id!r} repeats line {seen[example.id]}: the same "
+                "'id' and 'instance' twice, so results could not tell them apart",
+                path=path,
+                line=number,
+            )
+        seen[example.id] = number
+        examples.append(example)
     if not examples:
         raise DatasetError("the file has no examples", path=path)
     return examples

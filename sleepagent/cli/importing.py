@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sleepagent._jsonl import json_objects
 from sleepagent.agent.facades import SleepTimeAgent
 from sleepagent.errors import ConfigurationError, MessageRecordError
 from sleepagent.models import ModelLike, ModelOptions
@@ -78,31 +79,20 @@ def read_import_file(path: Path, *, thread: str | None, user: str | None) -> lis
     if not path.is_file():
         raise ImportFileError("no such file", path=path)
     groups: dict[tuple[str, str | None], ThreadLines] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ImportFileError(
-                    f"not valid JSON ({error.msg})", path=path, line=number
-                ) from error
-            if not isinstance(record, dict):
-                raise ImportFileError("expected a JSON object", path=path, line=number)
-            thread_id = _who(record, "thread", thread, path, number)
-            if thread_id is None:
-                raise ImportFileError(
-                    "no thread: give the line a 'thread' field, or pass --thread",
-                    path=path,
-                    line=number,
-                )
-            user_id = _who(record, "user", user, path, number)
-            group = groups.setdefault(
-                (thread_id, user_id), ThreadLines(thread_id=thread_id, user_id=user_id)
+    for number, record in json_objects(path, ImportFileError):
+        thread_id = _who(record, "thread", thread, path, number)
+        if thread_id is None:
+            raise ImportFileError(
+                "no thread: give the line a 'thread' field, or pass --thread",
+                path=path,
+                line=number,
             )
-            group.records.append({k: v for k, v in record.items() if k not in _WHO})
-            group.lines.append(number)
+        user_id = _who(record, "user", user, path, number)
+        group = groups.setdefault(
+            (thread_id, user_id), ThreadLines(thread_id=thread_id, user_id=user_id)
+        )
+        group.records.append({k: v for k, v in record.items() if k not in _WHO})
+        group.lines.append(number)
     if not groups:
         raise ImportFileError("the file has no messages", path=path)
     return list(groups.values())
