@@ -11,6 +11,7 @@ from sleepagent.config import ScopePolicy, SleepConfig, SleepEditMode, SleepThin
 from sleepagent.errors import (
     BlockLimitError,
     ConfigurationError,
+    LayoutVersionError,
     MemoryConflictError,
     MemoryEditError,
     MessageRecordError,
@@ -51,6 +52,7 @@ __all__ = [
     "BlockStore",
     "ChatResult",
     "ConfigurationError",
+    "LayoutVersionError",
     "Conflict",
     "FailedPage",
     "Forgotten",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "BlockLimitError",
     "ConfigurationError",
+    "LayoutVersionError",
     "MemoryConflictError",
     "MemoryEditError",
     "MessageRecordError",
@@ -32,6 +33,25 @@ class SleepAgentError(Exception):
 
 class ConfigurationError(SleepAgentError, ValueError):
     """A configuration value or argument is invalid."""
+
+
+class LayoutVersionError(ConfigurationError):
+    """The database was written by a newer sleepagent, whose store layout this one cannot read.
+
+    Attributes:
+        found: The layout version stored in the database.
+        supported: The newest layout this release reads and writes.
+
+    """
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"this database has store layout {found}, written by a newer sleepagent; this "
+            f"release reads layouts up to {supported}. Upgrade sleepagent (pip install -U "
+            "sleepagent) in every process that opens this database"
+        )
+        self.found = found
+        self.supported = supported
 
 
 class ScopeBusyError(SleepAgentError, RuntimeError):

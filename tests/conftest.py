@@ -135,6 +135,15 @@ class Driver:
         found = self._call(blocks.apositions()) if self.loop else blocks.positions()
         return {position.thread_id: position for position in found}
 
+    def recovery(self) -> dict[str, Any]:
+        """What start-up recovery reads (the pending markers), by thread id."""
+        blocks = self.agent.blocks
+        if self.loop:
+            found = self._call(blocks.arecovery_positions())
+        else:
+            found = blocks.recovery_positions()
+        return {position.thread_id: position for position in found}
+
     def append_log(self, *args: Any, **kwargs: Any) -> Any:
         """``BlockStore.append`` (or ``aappend`` in async mode)."""
         blocks = self.agent.blocks

@@ -98,9 +98,17 @@ class AgentFlows(AgentBase):
     def _open_flow(self) -> Flow[None]:
         saver, store = self._given or (yield from call(self._open_persistence))
         self._attach(saver, store)
+        try:
+            # Before anything reads the store: an older layout is brought up to date, a
+            # newer one is refused (store/migrations.py).
+            yield from call(self.blocks.migrate, self._now())
+        except BaseException:
+            self._blocks = None
+            yield from call(self._close_persistence)
+            raise
         if self._scheduler is not None and self._coordinator is not None:
             self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
-            pending = yield from call(self.blocks.pending_threads)
+            pending = yield from call(self.blocks.recovery_positions)
             self._coordinator.recover(pending)
 
     def _close_flow(self) -> Flow[None]:

@@ -46,7 +46,7 @@ from sleepagent.memory.staging import StagedMemory, plan_commit
 from sleepagent.memory.transcript import LogEntry, LogText, take_page
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.scope import Scope
-from sleepagent.store import layout
+from sleepagent.store import layout, migrations
 from sleepagent.store.locking import CommitBackend, backend_for
 from sleepagent.usage import Phase, Usage
 
@@ -199,6 +199,8 @@ class BlockStore:
         if entries:
             head_value = layout.head_value(entries, thread_id, scope, at, logged_until, logged_ids)
             ops.append(PutOp(layout.thread_ns(thread_id), "head", head_value, index=False))
+            key, marker = layout.pending_marker(entries, thread_id, scope, at)
+            ops.append(PutOp(layout.pending_ns(thread_id), key, marker, index=False))
         if chat_usage is not None:
             ops.append(
                 PutOp(
@@ -275,6 +277,9 @@ class BlockStore:
                 )
             else:
                 reads.append(GetOp(layout.thread_ns(thread_id), "failing"))
+            if watermark is not None:
+                # The markers this commit's watermark may reach (layout.pending_marker).
+                reads.append(SearchOp(layout.pending_ns(thread_id), limit=layout.RECOVERY_PAGE))
         results = yield reads
         current = self._merge_blocks(results[0])
         plan = plan_commit(staged, {block.label: block for block in current})
@@ -322,6 +327,7 @@ class BlockStore:
                 "at": at,
             }
             ops.append(PutOp(layout.thread_ns(thread_id), "watermark", mark, index=False))
+            ops.extend(_covered_markers(thread_id, results[-1], watermark.seq))
         if plan.writes:
             ops.extend(self._labels_ops(scope, results[0], plan.writes))
         if sleep_usage is not None and thread_id is not None:
@@ -753,6 +759,23 @@ class BlockStore:
         """Threads with log entries no sleep run has processed yet."""
         return [position for position in self.positions() if position.pending]
 
+    def recovery_positions(self) -> list[ThreadPosition]:
+        """Threads with pending work, from their markers alone: what start-up recovery reads.
+
+        One search of the markers, where :meth:`pending_threads` reads every
+        thread's records; each position spans the thread's uncovered appends.
+        """
+        return self._run(records.pending_markers_plan())
+
+    def migrate(self, at: str) -> int:
+        """Bring the store's layout up to this release's; returns the version it had.
+
+        Raises:
+            LayoutVersionError: The database was written by a newer release.
+
+        """
+        return self._run(migrations.migrate_plan(at))
+
     # --- public API: async twins -----------------------------------------------
 
     @async_twin(load)
@@ -934,6 +957,14 @@ class BlockStore:
     async def apending_threads(self) -> list[ThreadPosition]:
         return [position for position in await self.apositions() if position.pending]
 
+    @async_twin(recovery_positions)
+    async def arecovery_positions(self) -> list[ThreadPosition]:
+        return await self._arun(records.pending_markers_plan())
+
+    @async_twin(migrate)
+    async def amigrate(self, at: str) -> int:
+        return await self._arun(migrations.migrate_plan(at))
+
 
 # --- helpers ---------------------------------------------------------------------
 
@@ -951,3 +982,18 @@ def _in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _covered_markers(thread_id: str, found: Result, watermark: int) -> list[Op]:
+    """Deletes of the thread's pending markers at or below ``watermark``.
+
+    Only markers this commit read are deleted, never a key it did not see: a turn
+    that appends meanwhile (turns take no commit lock) leaves a marker above the
+    watermark, which stays, so its work is still found at the next start.
+    """
+    namespace = layout.pending_ns(thread_id)
+    return [
+        PutOp(namespace, item.key, None)
+        for item in layout.items(found)
+        if tuple(item.namespace) == namespace and item.value.get("seq", 0) <= watermark
+    ]

@@ -7,8 +7,8 @@ removes from the store (the agent adds the threads' checkpoints to both).
 What belongs to what (the namespaces are :mod:`sleepagent.store.layout`'s):
 
 * a **thread**: its records (``head``, ``watermark``, ``failing``, usage), its
-  transcript log, and the raw contexts and failed pages its messages made in
-  its scope;
+  transcript log, its pending markers, and the raw contexts and failed pages
+  its messages made in its scope;
 * a **whole scope**: everything under the scope's namespace (blocks, their
   history, contexts, runs, failed pages, and anything a later release adds
   there), plus each thread whose log is kept for that scope.
@@ -107,9 +107,9 @@ def export_document(
 
     Sections follow the layout: ``memory`` (a whole scope only: blocks by label,
     history by label in version order, runs), then per thread its records,
-    transcript log in order, raw contexts, failed pages and messages. An item in
-    no known section is kept under ``other`` as it was stored, so nothing is
-    left out of an export.
+    transcript log in order, raw contexts, failed pages, pending markers and
+    messages. An item in no known section is kept under ``other`` as it was
+    stored, so nothing is left out of an export.
     """
     threads: dict[str, dict[str, Any]] = {
         thread: {
@@ -117,6 +117,7 @@ def export_document(
             "log": [],
             "contexts": [],
             "failed_pages": [],
+            "pending": [],
             "messages": messages.get(thread, []),
         }
         for thread in holdings.threads
@@ -125,6 +126,7 @@ def export_document(
     other: list[dict[str, Any]] = []
     by_thread_ns = {layout.thread_ns(thread): thread for thread in holdings.threads}
     by_log_ns = {layout.log_ns(thread): thread for thread in holdings.threads}
+    by_pending_ns = {layout.pending_ns(thread): thread for thread in holdings.threads}
     scope = holdings.scope
     for item in sorted(holdings.items, key=lambda item: (tuple(item.namespace), item.key)):
         namespace, value = tuple(item.namespace), item.value
@@ -133,6 +135,8 @@ def export_document(
             threads[by_thread_ns[namespace]]["records"][item.key] = value
         elif namespace in by_log_ns:
             threads[by_log_ns[namespace]]["log"].append(value)
+        elif namespace in by_pending_ns:
+            threads[by_pending_ns[namespace]]["pending"].append(value)
         elif namespace == layout.blocks_ns(scope):
             if item.key != layout.LABELS_KEY:
                 memory["blocks"][item.key] = value
@@ -181,6 +185,7 @@ def _items_plan(scope: Scope, threads: Sequence[str], *, whole: bool) -> Plan[li
     for thread in threads:
         found += yield from _search_exact(layout.thread_ns(thread))
         found += yield from _search_exact(layout.log_ns(thread))
+        found += yield from _search_exact(layout.pending_ns(thread))
     if whole:
         found += yield from _search_exact(layout.scope_namespace(scope))
     else:

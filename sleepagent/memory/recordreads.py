@@ -23,6 +23,7 @@ __all__ = [
     "failed_plan",
     "history_plan",
     "parse_time",
+    "pending_markers_plan",
     "pending_span_plan",
     "position_plan",
     "positions_plan",
@@ -147,6 +148,37 @@ def positions_plan() -> Plan[list[ThreadPosition]]:
                 last_at=head.get("at"),
             )
         )
+    return sorted(positions, key=lambda position: (position.last_at or "", position.thread_id))
+
+
+def pending_markers_plan() -> Plan[list[ThreadPosition]]:
+    """Every thread with pending markers, as the span they cover, least recently active first.
+
+    Start-up recovery reads this: one search of the markers (in large pages), so
+    its cost follows the pending work, not every thread ever written. A thread's
+    ``watermark`` here is the seq before its oldest uncovered append, and its
+    ``head`` the newest one's.
+    """
+    spans: dict[tuple[str, ...], dict[str, Any]] = {}
+    found = yield from layout.search_all(layout.pending_prefix(), page_size=layout.RECOVERY_PAGE)
+    for item in found:
+        marker, span = item.value, spans.get(tuple(item.namespace))
+        if span is None:
+            spans[tuple(item.namespace)] = dict(marker)
+            continue
+        span["first"] = min(span["first"], marker["first"])
+        if marker["seq"] > span["seq"]:
+            span.update(seq=marker["seq"], at=marker["at"], scope=marker["scope"])
+    positions = [
+        ThreadPosition(
+            thread_id=span["thread_id"],
+            head=span["seq"],
+            watermark=span["first"] - 1,
+            scope=span["scope"],
+            last_at=span["at"],
+        )
+        for span in spans.values()
+    ]
     return sorted(positions, key=lambda position: (position.last_at or "", position.thread_id))
 
 

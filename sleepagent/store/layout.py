@@ -17,6 +17,16 @@ here, and every id placed in a namespace goes through the one codec here
                                                           head holds the newest entry's seq
                                                           and the newest logged message id
     ("sleepagent", "logs", thread_id)                     seq -> log entry
+    ("sleepagent", "pending", thread_id)                  seq -> marker of an append no
+                                                          sleep run has covered yet (its
+                                                          scope, time and first seq); a
+                                                          commit deletes those its
+                                                          watermark reaches, so start-up
+                                                          reads only pending work
+    ("sleepagent", "meta")                                "layout" -> {"version": N}
+
+The layout has a version (:data:`LAYOUT_VERSION`); :mod:`sleepagent.store.migrations`
+brings an older database up to it when an agent opens it, and refuses a newer one.
 
 ``id`` and ``thread_id`` are stored encoded (:func:`encode_id`); block labels are
 stored as they are (:class:`~sleepagent.memory.blocks.MemoryBlock` refuses a label
@@ -45,12 +55,19 @@ from sleepagent.scope import Scope
 
 __all__ = [
     "LABELS_KEY",
+    "LAYOUT_KEY",
+    "LAYOUT_VERSION",
+    "META_NS",
+    "RECOVERY_PAGE",
     "ROOT",
     "SEARCH_PAGE",
     "decode_id",
     "encode_id",
     "history_span",
     "list_scopes_op",
+    "pending_marker",
+    "pending_ns",
+    "pending_prefix",
     "search_all",
     "scope_namespace",
     "scope_of",
@@ -71,6 +88,17 @@ SCOPE_LIST_PAGE = 100
 _SCOPES = (ROOT, "scopes")
 _THREADS = (ROOT, "threads")
 _LOGS = (ROOT, "logs")
+_PENDING = (ROOT, "pending")
+META_NS = (ROOT, "meta")
+"""Namespace of the database-wide records (the layout version)."""
+LAYOUT_KEY = "layout"
+"""Key, in :data:`META_NS`, of ``{"version": N}``."""
+LAYOUT_VERSION = 2
+"""The layout this release writes. 1: no version record, no pending markers. 2: pending
+markers, so start-up recovery reads the pending threads and nothing else."""
+RECOVERY_PAGE = 10_000
+"""Items asked for per search of the pending markers: SQL stores sort the whole match
+for every page, so start-up recovery wants few, large pages."""
 
 
 # --- the id codec ------------------------------------------------------------------
@@ -188,6 +216,29 @@ def log_ns(thread_id: str) -> tuple[str, ...]:
     return (*_LOGS, encode_id(thread_id))
 
 
+def pending_prefix() -> tuple[str, ...]:
+    """Namespace prefix of every thread's pending markers (search it at start-up)."""
+    return _PENDING
+
+
+def pending_ns(thread_id: str) -> tuple[str, ...]:
+    """Namespace of one thread's pending markers."""
+    return (*_PENDING, encode_id(thread_id))
+
+
+def pending_marker(
+    entries: Sequence[LogEntry], thread_id: str, scope: Scope, at: str
+) -> tuple[str, dict[str, Any]]:
+    """Key and value of the marker an append of ``entries`` leaves until a run covers it."""
+    return seq_key(entries[-1].seq), {
+        "thread_id": thread_id,
+        "scope": scope.key,
+        "first": entries[0].seq,
+        "seq": entries[-1].seq,
+        "at": at,
+    }
+
+
 def seq_key(seq: int) -> str:
     """A log position as a key that sorts in order."""
     return f"{seq:010d}"
@@ -241,8 +292,10 @@ def history_span(current: int, *, limit: int | None, before: int | None) -> tupl
 # --- reading stored items ----------------------------------------------------------
 
 
-def search_all(namespace: tuple[str, ...]) -> Generator[list[Op], list[Result], list[Item]]:
-    """A plan that reads every item under ``namespace``, one page per batch.
+def search_all(
+    namespace: tuple[str, ...], *, page_size: int = SEARCH_PAGE
+) -> Generator[list[Op], list[Result], list[Item]]:
+    """A plan that reads every item under ``namespace``, one page of ``page_size`` per batch.
 
     Drive it like a :class:`~sleepagent.memory.blockstore.BlockStore` plan: it
     yields a batch of one search and receives its results.
@@ -250,12 +303,12 @@ def search_all(namespace: tuple[str, ...]) -> Generator[list[Op], list[Result], 
     found: list[Item] = []
     offset = 0
     while True:
-        (result,) = yield [SearchOp(namespace, limit=SEARCH_PAGE, offset=offset)]
+        (result,) = yield [SearchOp(namespace, limit=page_size, offset=offset)]
         page = items(result)
         found.extend(page)
-        if len(page) < SEARCH_PAGE:
+        if len(page) < page_size:
             return found
-        offset += SEARCH_PAGE
+        offset += page_size
 
 
 def items(result: Result) -> list[Item]:
