@@ -34,6 +34,7 @@ from sleepagent.bench.summary import (
     render_markdown,
     summarize,
 )
+from sleepagent.bench.units import record_tokens, unit_note
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError
 from sleepagent.models import ModelOptions, resolve_model
@@ -407,6 +408,32 @@ def test_each_group_of_units_has_its_own_progress_bar(
     err = capsys.readouterr().err
     for label in ("sleep", "test_time", "sleep_time"):
         assert re.search(rf"{label}: 100%.*1/1", err), label
+
+
+def test_the_progress_line_gives_each_units_time_and_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = scripted(3)
+    spec = RunSpec(
+        examples=[EXAMPLE], conditions=(Condition(Kind.TEST_TIME), SLEEP), budgets=(Budget(0),)
+    )
+    Runner(model, out=tmp_path, progress=True).run(spec)
+    err = capsys.readouterr().err
+    for record in read_results(tmp_path / "results.jsonl"):
+        tokens = record_tokens(record)
+        assert tokens > 0, record["kind"]
+        assert re.search(rf"last \d+\.\d s, {tokens:,} tokens", err), record["key"]
+
+
+def test_the_progress_note_adds_the_mean_per_unit_from_the_second_unit() -> None:
+    assert unit_note([], []) == ""
+    assert unit_note([2.04], [1234]) == "last 2.0 s, 1,234 tokens"
+    assert (
+        unit_note([2.0, 4.0], [1000, 3000]) == "last 4.0 s, 3,000 tokens; mean 3.0 s, 2,000 tokens"
+    )
+    line = {"sleep_usage": {"input_tokens": 30, "output_tokens": 12}, "wall_s": 1.0}
+    assert record_tokens(line) == 42
+    assert record_tokens({"kind": "logprob", "tokens": 9}) == 0
 
 
 def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(

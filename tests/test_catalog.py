@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sleepagent import MemoryBlock, Scope, SleepOutcome
+from sleepagent.memory.blockstore import ActiveRun, BlockStore
 from sleepagent.store.catalog import Catalog
+from sleepagent.store.locking import arun_lock, run_lock
 from sleepagent.testing import ai_tool_calls, tool_call
 
 
@@ -105,3 +107,32 @@ def test_runs_are_newest_first_with_how_each_ended(make_agent):
     assert [run.outcome for run in runs] == [SleepOutcome.UNCHANGED, SleepOutcome.EDITED]
     (latest,) = query(agent, "runs", Scope("user", "ada"), limit=1)
     assert latest.run_id == runs[0].run_id
+
+
+def test_a_scope_is_running_only_while_a_run_holds_its_run_lock(make_agent):
+    agent, *_ = make_agent(["hi"], [learn("Ada")])
+    agent.chat("I'm Ada", thread_id="t1", user_id="ada")
+    agent.sleep(thread_id="t1", user_id="ada")
+    scope = Scope("user", "ada")
+    assert query(agent, "running", scope) is None, "a run that ended cleared its marker"
+
+    store = agent.agent.blocks.store
+    marker = ActiveRun("t1", "idle", "2026-01-01T10:00:00+00:00")
+    catalog = Catalog(store)
+
+    def sync_case() -> tuple[ActiveRun | None, ActiveRun | None]:
+        BlockStore(store, ()).mark_running(scope, marker)
+        stale = catalog.running(scope)
+        with run_lock(store, scope, wait=True):
+            return stale, catalog.running(scope)
+
+    async def async_case() -> tuple[ActiveRun | None, ActiveRun | None]:
+        await BlockStore(store, ()).amark_running(scope, marker)
+        stale = await catalog.arunning(scope)
+        async with arun_lock(store, scope, wait=True):
+            return stale, await catalog.arunning(scope)
+
+    loop = agent.loop
+    stale, held = sync_case() if loop is None else loop.run_until_complete(async_case())
+    assert stale is None, "the marker of a run killed before it ended, with its lock free"
+    assert held == marker, "a run holds the lock: it is in flight"

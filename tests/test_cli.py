@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -234,6 +235,44 @@ def test_memory_list_shows_scopes_threads_pending_work_and_usage(own_db, capsys)
     assert re.search(r"user:ada\s+human,learned_context\s+2\s+2\s+0\s", done.stdout)
     pending = done.stdout[done.stdout.index("threads with pending work") :]
     assert re.search(r"\n\s+demo-thread\s+user:ada\s+2\s", pending)
+
+
+def test_memory_list_shows_a_run_in_flight_and_since_when(tmp_path, capsys):
+    from sleepagent import SleepTimeAgent
+    from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+
+    entered, release = threading.Event(), threading.Event()
+
+    def held(prompt):
+        entered.set()
+        assert release.wait(TIMEOUT_S), "the test never released the run"
+        return ai_tool_calls(tool_call("memory_finish"))
+
+    db = str(tmp_path / "bot.db")
+    sleep_model = ScriptedChatModel([held])
+    with SleepTimeAgent(
+        ScriptedChatModel(["Noted."]), sleep_model=sleep_model, db=db, scheduler=None
+    ) as agent:
+        agent.chat("I live in Lisbon.", thread_id="t1", user_id="ada")
+        running = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
+        running.start()
+        try:
+            assert entered.wait(TIMEOUT_S)
+            during = run(capsys, "memory", "list", "--db", db)
+            listed = run(capsys, "memory", "list", "--db", db, "--json")
+        finally:
+            release.set()
+            running.join(TIMEOUT_S)
+        assert not running.is_alive()
+    assert during.returncode == 0, during.stderr
+    assert re.search(r"user:ada .* running since \d\d:\d\d:\d\d manual", during.stdout)
+    (ada,) = json.loads(listed.stdout)["scopes"]
+    assert (ada["running"]["thread_id"], ada["running"]["reason"]) == ("t1", "manual")
+    assert ada["last_run"] is None, "no run had ended yet"
+
+    after = run(capsys, "memory", "list", "--db", db)
+    assert "running since" not in after.stdout
+    assert re.search(r"user:ada .* manual: unchanged", after.stdout)
 
 
 def test_memory_list_as_json_has_the_last_run_and_usage_per_phase(demo_db, capsys):

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -466,3 +467,38 @@ def test_the_command_names_the_extra_when_the_web_stack_is_missing(tmp_path: Pat
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "pip install 'sleepagent[inspect]'" in done.stderr
+
+
+def test_the_overview_shows_a_run_in_flight_and_since_when(tmp_path: Path):
+    entered, release = threading.Event(), threading.Event()
+
+    def held(prompt):
+        entered.set()
+        assert release.wait(30), "the test never released the run"
+        return ai_tool_calls(tool_call("memory_finish"))
+
+    db = str(tmp_path / "bot.db")
+    agent = SleepTimeAgent(
+        ScriptedChatModel(["Noted."]),
+        sleep_model=ScriptedChatModel([held]),
+        db=db,
+        scheduler=None,
+    )
+    with agent:
+        agent.chat("I live in Lisbon.", thread_id="t1", user_id="ada")
+        running = threading.Thread(target=agent.sleep, kwargs={"thread_id": "t1", "user_id": "ada"})
+        running.start()
+        try:
+            assert entered.wait(30)
+            with TestClient(create_app(db=db)) as test_client:
+                (during,) = test_client.get("/api/overview").json()["scopes"]
+                html = test_client.get("/").text
+        finally:
+            release.set()
+            running.join(30)
+    assert (during["running_reason"], during["last_run"]) == ("manual", None)
+    assert during["running_since"] is not None
+    assert "running since" in html
+    with TestClient(create_app(db=db)) as test_client:
+        (after,) = test_client.get("/api/overview").json()["scopes"]
+    assert (after["running_since"], after["last_outcome"]) == (None, "unchanged")

@@ -27,7 +27,7 @@ from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
 from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, StorageError
 from sleepagent.graph.companion import sleep_thread_id
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import HistoryEntry
+from sleepagent.memory.blockstore import ActiveRun, HistoryEntry
 from sleepagent.memory.erasure import Holdings, export_document
 from sleepagent.memory.imported import MessageLike, Timestamp
 from sleepagent.memory.storable import require_storable
@@ -279,6 +279,11 @@ class AgentFlows(AgentBase):
 
         def graph_run() -> Flow[tuple[dict[str, Any], float]]:
             started = self._started(job)
+            # Readers of the database (memory list, the inspector) show the run in
+            # flight from this marker; a run killed before it clears it is told apart
+            # by its free run lock.
+            active = ActiveRun(job.thread_id, str(job.reason.value), self._now())
+            yield from call(self.blocks.mark_running, scope, active)
             try:
                 state: dict[str, Any] = yield from call(
                     graph.invoke, payload, run_config, context=context, durability="exit"
@@ -286,7 +291,9 @@ class AgentFlows(AgentBase):
             except Exception as error:
                 if by_hand:  # scheduled runs are reported by the coordinator, with their retry
                     self._failed_by_hand(job, error, started)
+                yield from call(self.blocks.mark_running, scope, None)
                 raise
+            yield from call(self.blocks.mark_running, scope, None)
             return state, started
 
         def in_scope() -> Flow[tuple[dict[str, Any], float]]:

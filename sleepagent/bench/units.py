@@ -2,10 +2,11 @@
 
 A unit is one model-backed piece of work that ends in one line of ``results.jsonl``
 (a sleep run, an answer, a judgement). A unit names the units it needs; units run
-group by group (each with its own progress bar and ETA), at most ``concurrency`` at
-a time, and a group's unit whose needs did not finish is counted failed and left for
-the next run. Keys already in ``results.jsonl`` are skipped, so re-running the same
-command in the same folder resumes; failed attempts go to ``errors.jsonl``.
+group by group (each with its own progress bar and ETA, and the time and tokens of
+the latest unit and the mean per unit), at most ``concurrency`` at a time, and a
+group's unit whose needs did not finish is counted failed and left for the next
+run. Keys already in ``results.jsonl`` are skipped, so re-running the same command
+in the same folder resumes; failed attempts go to ``errors.jsonl``.
 
 Retries live in one place, the model client (``ModelOptions.max_retries``), not here.
 """
@@ -18,7 +19,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "UnitRunner",
     "default_concurrency",
     "read_results",
+    "record_tokens",
+    "unit_note",
     "with_effort",
 ]
 
@@ -132,8 +135,42 @@ def with_effort(
     )
 
 
+def record_tokens(record: Mapping[str, Any]) -> int:
+    """Model tokens (prompt plus completion) a ``results.jsonl`` line reports.
+
+    Every unit kind keeps its usage under a key ending ``_usage`` (``sleep_usage``,
+    ``test_usage``, ``judge_usage``); a line without one (a skipped answer, a
+    log-probability score) reports none.
+    """
+    total = 0
+    for key, value in record.items():
+        if key.endswith("_usage") and isinstance(value, Mapping):
+            total += int(value.get("input_tokens", 0) or 0) + int(
+                value.get("output_tokens", 0) or 0
+            )
+    return total
+
+
+def unit_note(seconds: Sequence[float], tokens: Sequence[int]) -> str:
+    """What the progress line says of a group's finished units, latest last.
+
+    The latest unit's time and tokens, then the mean per unit once there are two:
+    a slow model shows in the first, a drift (longer contexts, a server slowing
+    down) in the difference between the two.
+    """
+    if not seconds:
+        return ""
+    note = f"last {seconds[-1]:.1f} s, {tokens[-1]:,} tokens"
+    if len(seconds) > 1:
+        mean_s = sum(seconds) / len(seconds)
+        mean_tokens = round(sum(tokens) / len(tokens))
+        note += f"; mean {mean_s:.1f} s, {mean_tokens:,} tokens"
+    return note
+
+
 class _Progress(Protocol):
     def update(self, n: int = 1) -> object: ...
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> object: ...
     def close(self) -> None: ...
 
 
@@ -143,13 +180,23 @@ class _StderrProgress:
     def __init__(self, total: int, label: str) -> None:
         self.total, self.count, self.label = total, 0, label
         self.started = time.monotonic()
+        self.note = ""
 
     def update(self, n: int = 1) -> None:
         self.count += n
+        self._write()
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.note = s
+        if refresh:
+            self._write()
+
+    def _write(self) -> None:
         elapsed = time.monotonic() - self.started
         left = elapsed / self.count * (self.total - self.count) if self.count else 0.0
+        note = f", {self.note}" if self.note else ""
         sys.stderr.write(
-            f"\r{self.label}: {self.count}/{self.total}, {elapsed:.0f} s, ETA {left:.0f} s"
+            f"\r{self.label}: {self.count}/{self.total}, {elapsed:.0f} s, ETA {left:.0f} s{note}"
         )
         sys.stderr.flush()
 
@@ -161,8 +208,25 @@ class _Silent:
     def update(self, n: int = 1) -> None:
         """Ignore progress."""
 
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Ignore the note."""
+
     def close(self) -> None:
         """Nothing to close."""
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A unit's line and the seconds its work took."""
+
+    record: Record
+    seconds: float
+
+
+def _timed(work: Callable[[], Record]) -> _Timed:
+    started = time.perf_counter()
+    record = work()
+    return _Timed(record, time.perf_counter() - started)
 
 
 def _progress(total: int, label: str, enabled: bool) -> _Progress:
@@ -281,11 +345,18 @@ class UnitRunner:
                     logger.warning("%s: %d units skipped: a unit they need failed", label, blocked)
                     failed += blocked
                 bar = _progress(len(ready), label, self._progress and bool(ready))
+                seconds: list[float] = []
+                tokens: list[int] = []
                 try:
-                    futures = {pool.submit(u.work): u for u in ready}
+                    futures = {pool.submit(_timed, u.work): u for u in ready}
                     for future in as_completed(futures):
-                        ok = self._finish(futures[future], future, finished)
+                        timed = self._finish(futures[future], future, finished)
+                        ok = timed is not None
                         done, failed = done + ok, failed + (not ok)
+                        if timed is not None:
+                            seconds.append(timed.seconds)
+                            tokens.append(record_tokens(timed.record))
+                            bar.set_postfix_str(unit_note(seconds, tokens), refresh=False)
                         bar.update()
                         if on_unit is not None:
                             on_unit(outcome())
@@ -293,7 +364,10 @@ class UnitRunner:
                     bar.close()
         return outcome()
 
-    def _finish(self, unit: Unit, future: Future[Record], finished: dict[str, Record]) -> bool:
+    def _finish(
+        self, unit: Unit, future: Future[_Timed], finished: dict[str, Record]
+    ) -> _Timed | None:
+        """Keep a unit's line, or log its error; ``None`` when it failed."""
         error = future.exception()
         if error is not None:
             logger.error("unit %s failed: %s", unit.key, error)
@@ -301,11 +375,11 @@ class UnitRunner:
                 self.errors_path,
                 {"key": unit.key, "error": f"{type(error).__name__}: {error}", "at": time.time()},
             )
-            return False
-        record = future.result()
-        finished[record["key"]] = record
-        self._append(self.results_path, record)
-        return True
+            return None
+        timed = future.result()
+        finished[timed.record["key"]] = timed.record
+        self._append(self.results_path, timed.record)
+        return timed
 
     def _append(self, path: Path, record: Mapping[str, Any]) -> None:
         # One writer at a time, one whole line per record, flushed before the next

@@ -629,6 +629,7 @@ def _summary_json(summary: ScopeSummary) -> dict[str, Any]:
         "last_activity": summary.last_activity,
         "pending": summary.pending,
         "last_run": summary.last_run.to_dict() if summary.last_run else None,
+        "running": summary.running.to_dict() if summary.running else None,
         "failed_pages": [page.to_dict() for page in summary.failed_pages],
         "usage": {phase: usage.to_dict() for phase, usage in summary.usage.items()},
         "threads": [

@@ -100,7 +100,8 @@ def scopes_view(summaries: Sequence[ScopeSummary]) -> RenderableType:
     """One row per memory scope, then one row per thread with pending work.
 
     ``failed`` counts transcript pages sleep-time compute gave up on; ``last run``
-    says when the scope's latest sleep run ended, why it ran and how it ended.
+    says when the scope's latest sleep run ended, why it ran and how it ended, or,
+    while a run of the scope is in flight (in any process), since when and why.
     """
     table = Table(title="memory scopes", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("scope", "blocks", "threads", "pending", "failed", "last activity", "last run"):
@@ -109,7 +110,6 @@ def scopes_view(summaries: Sequence[ScopeSummary]) -> RenderableType:
     table.add_column("sleep tokens", justify="right", no_wrap=True)
     for summary in summaries:
         usage = summary.usage
-        run = summary.last_run
         table.add_row(
             summary.scope.key,
             ",".join(summary.labels) or "-",
@@ -117,7 +117,7 @@ def scopes_view(summaries: Sequence[ScopeSummary]) -> RenderableType:
             str(summary.pending),
             str(len(summary.failed_pages)),
             _stamp(summary.last_activity),
-            f"{_stamp(run.finished_at)} {run.reason}: {run.outcome.value}" if run else "-",
+            _last_run(summary),
             str(usage["chat"].total_tokens),
             str(usage["sleep"].total_tokens),
         )
@@ -147,6 +147,15 @@ def history_view(steps: Sequence[HistoryStep]) -> Text:
         text.append(f" {_stamp(entry.at)} by {entry.phase}{why}{thread}, run {entry.run_id}\n")
         text.append_text(diff_view(step.diff, indent="  "))
     return text
+
+
+def _last_run(summary: ScopeSummary) -> str:
+    """The ``last run`` cell: the run in flight, else the latest one and how it ended."""
+    if summary.running is not None:
+        since = summary.running.started_at[11:19]  # the seconds count while it runs
+        return f"running since {since} {summary.running.reason}"
+    run = summary.last_run
+    return f"{_stamp(run.finished_at)} {run.reason}: {run.outcome.value}" if run else "-"
 
 
 def _stamp(at: str | None) -> str:

@@ -68,10 +68,11 @@ class InspectorReader:
         records = await catalog.aruns(scope, limit=RUNS_SHOWN)
         failed = [views.FailedPageView.of(page) for page in await catalog.afailed_pages(scope)]
         runs = [views.RunView.of(record) for record in records]
+        running = await catalog.arunning(scope)
         timeline = views.timeline(histories, records)
         thread_views = views.thread_views([t for t in threads if t.scope == scope.key])
         return views.ScopeDetail(
-            summary=views.summarize(scope.key, thread_views, timeline, runs, failed),
+            summary=views.summarize(scope.key, thread_views, timeline, runs, failed, running),
             blocks=tuple(views.BlockView.of(block) for block in blocks),
             timeline=timeline,
             threads=thread_views,

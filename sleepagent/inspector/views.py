@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import HistoryEntry
+from sleepagent.memory.blockstore import ActiveRun, HistoryEntry
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.store.catalog import ThreadSummary
 from sleepagent.usage import Phase, Usage
@@ -113,6 +113,8 @@ class ScopeSummary:
         usage: Tokens per phase over its threads.
         last_outcome: How the last sleep run ended, when run records exist.
         failed_pages: Transcript pages whose sleep runs keep failing.
+        running_since: When the scope's sleep run in flight started, if one runs now.
+        running_reason: Why that run runs.
 
     """
 
@@ -128,6 +130,8 @@ class ScopeSummary:
     usage: PhaseTotals
     last_outcome: str | None = None
     failed_pages: int = 0
+    running_since: str | None = None
+    running_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -466,6 +470,7 @@ def summarize(
     versions: Sequence[VersionView],
     runs: Sequence[RunView] = (),
     failed: Sequence[FailedPageView] = (),
+    running: ActiveRun | None = None,
 ) -> ScopeSummary:
     """A scope's row of the scope list, from its threads, block versions, runs and failures.
 
@@ -496,6 +501,8 @@ def summarize(
         usage=_add_totals(thread.usage for thread in threads),
         last_outcome=last_outcome,
         failed_pages=len(failed),
+        running_since=running.started_at if running else None,
+        running_reason=running.reason if running else None,
     )
 
 

@@ -35,6 +35,7 @@ from sleepagent.memory import recordreads as records
 from sleepagent.memory.blocks import MemoryBlock, RethinkEdit
 from sleepagent.memory.erasure import Holdings, erase_plan, holdings_plan
 from sleepagent.memory.records import (
+    ActiveRun,
     CommitOptions,
     CommitOutcome,
     HistoryEntry,
@@ -51,6 +52,7 @@ from sleepagent.store.locking import CommitBackend, backend_for
 from sleepagent.usage import Phase, Usage
 
 __all__ = [
+    "ActiveRun",
     "BlockStore",
     "CommitOptions",
     "CommitOutcome",
@@ -467,6 +469,10 @@ class BlockStore:
     def _put_run_plan(self, scope: Scope, record: RunRecord) -> Plan[None]:
         yield [PutOp(layout.runs_ns(scope), record.run_id, record.to_dict(), index=False)]
 
+    def _mark_running_plan(self, scope: Scope, run: ActiveRun | None) -> Plan[None]:
+        value = None if run is None else run.to_dict()
+        yield [PutOp(layout.running_ns(scope), layout.RUNNING_KEY, value, index=False)]
+
     # --- drivers ---------------------------------------------------------------
 
     def _run(self, plan: Plan[T], store: BaseStore | None = None) -> T:
@@ -698,6 +704,18 @@ class BlockStore:
         """Keep a sleep run's record (its own writer: the run)."""
         self._run(self._put_run_plan(scope, record))
 
+    def mark_running(self, scope: Scope, run: ActiveRun | None) -> None:
+        """Say which run of the scope is in flight, or (``None``) that it ended.
+
+        Written by the run holding the scope's run lock, so by one writer at a
+        time; readers (``sleepagent memory list``, the inspector) show it.
+        """
+        self._run(self._mark_running_plan(scope, run))
+
+    def active_run(self, scope: Scope) -> ActiveRun | None:
+        """The scope's run in flight as its marker says (a killed run's marker stays)."""
+        return self._run(records.active_run_plan(scope))
+
     def holdings(self, scope: Scope, thread_id: str | None = None) -> Holdings:
         """Everything stored for ``thread_id`` in ``scope``, or for the whole scope.
 
@@ -907,6 +925,14 @@ class BlockStore:
     @async_twin(put_run)
     async def aput_run(self, scope: Scope, record: RunRecord) -> None:
         await self._arun(self._put_run_plan(scope, record))
+
+    @async_twin(mark_running)
+    async def amark_running(self, scope: Scope, run: ActiveRun | None) -> None:
+        await self._arun(self._mark_running_plan(scope, run))
+
+    @async_twin(active_run)
+    async def aactive_run(self, scope: Scope) -> ActiveRun | None:
+        return await self._arun(records.active_run_plan(scope))
 
     @async_twin(holdings)
     async def aholdings(self, scope: Scope, thread_id: str | None = None) -> Holdings:

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 from langgraph.store.base import GetOp, Item, Op, Result
 
-from sleepagent.memory.records import HistoryEntry, ThreadPosition
+from sleepagent.memory.records import ActiveRun, HistoryEntry, ThreadPosition
 from sleepagent.results import FailedPage, RunRecord
 from sleepagent.scope import Scope
 from sleepagent.store import layout
 from sleepagent.usage import Phase, Usage
 
 __all__ = [
+    "active_run_plan",
     "failed_plan",
     "history_plan",
     "parse_time",
@@ -41,6 +42,17 @@ def runs_plan(scope: Scope, limit: int) -> Plan[list[RunRecord]]:
     runs = [RunRecord.from_dict(item.value) for item in items]
     runs.sort(key=lambda run: (run.finished_at, run.run_id), reverse=True)
     return runs[:limit]
+
+
+def active_run_plan(scope: Scope) -> Plan[ActiveRun | None]:
+    """The run the scope's marker says is in flight, or None.
+
+    A run killed before it ended leaves its marker: only the run lock tells a
+    live run from a dead one (:meth:`sleepagent.store.catalog.Catalog.scope`
+    asks it).
+    """
+    (item,) = yield [GetOp(layout.running_ns(scope), layout.RUNNING_KEY)]
+    return ActiveRun.from_dict(item.value) if isinstance(item, Item) else None
 
 
 def failed_plan(scope: Scope, thread_id: str | None) -> Plan[list[FailedPage]]:

@@ -7,7 +7,7 @@ operations; :mod:`sleepagent.memory.blockstore` re-exports every name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.transcript import LogEntry
@@ -15,6 +15,7 @@ from sleepagent.results import BlockDiff, Conflict, FailedPage
 from sleepagent.usage import Usage
 
 __all__ = [
+    "ActiveRun",
     "CommitOptions",
     "CommitOutcome",
     "HistoryEntry",
@@ -96,6 +97,35 @@ class ThreadPosition:
     def pending(self) -> int:
         """Entries no sleep run has processed yet."""
         return max(0, self.head - self.watermark)
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """A sleep run that took its scope's run lock and has not ended (as it wrote at its start).
+
+    Attributes:
+        thread_id: The conversation it reads.
+        reason: Why it runs (``idle``, ``manual``, ...).
+        started_at: When it took the run lock (ISO 8601).
+
+    """
+
+    thread_id: str
+    reason: str
+    started_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain-data form, as kept in the store."""
+        return {"thread_id": self.thread_id, "reason": self.reason, "started_at": self.started_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActiveRun:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            thread_id=str(data["thread_id"]),
+            reason=str(data["reason"]),
+            started_at=str(data["started_at"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ Example::
     with open_persistence("bot.db") as (_, store):
         for summary in Catalog(store).scopes():
             print(summary.scope.key, summary.pending, summary.usage["sleep"].total_tokens)
+            if summary.running:
+                print("  running since", summary.running.started_at)
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import TypeVar
 from langgraph.store.base import BaseStore, Op, Result
 
 from sleepagent.memory.blocks import MemoryBlock
-from sleepagent.memory.blockstore import BlockStore, HistoryEntry, ThreadPosition
+from sleepagent.memory.blockstore import ActiveRun, BlockStore, HistoryEntry, ThreadPosition
 from sleepagent.results import BlockDiff, FailedPage, RunRecord
 from sleepagent.scope import Scope
 from sleepagent.store import layout
+from sleepagent.store.locking import arun_lock, run_lock
 from sleepagent.usage import Phase, Usage
 
 __all__ = ["Catalog", "HistoryStep", "ScopeSummary", "ThreadSummary"]
@@ -79,6 +82,8 @@ class ScopeSummary:
         threads: Its conversations, least recently active first.
         last_run: Its latest sleep run, with how it ended, if any ran.
         failed_pages: Transcript pages sleep-time compute gave up on after retries.
+        running: Its sleep run in flight (thread, reason, start), if one holds the
+            scope's run lock now.
 
     """
 
@@ -88,6 +93,7 @@ class ScopeSummary:
     threads: tuple[ThreadSummary, ...]
     last_run: RunRecord | None
     failed_pages: tuple[FailedPage, ...] = ()
+    running: ActiveRun | None = None
 
     @property
     def pending(self) -> int:
@@ -202,11 +208,26 @@ class Catalog:
         """Transcript pages of the scope that sleep-time compute gave up on after retries."""
         return self._blocks.failed_pages(scope)
 
+    def running(self, scope: Scope) -> ActiveRun | None:
+        """The scope's sleep run in flight, in any process on the database, or ``None``.
+
+        A run writes what it does when it takes the scope's run lock and clears it
+        when it ends; a run killed before it could clear it left a free lock, so the
+        lock is tried (and let go at once) to tell the two apart. Trying never
+        waits: a scheduled run that finds it held at that instant is set again later.
+        """
+        active = self._blocks.active_run(scope)
+        if active is None:
+            return None
+        with run_lock(self.store, scope, wait=False) as free:
+            return None if free else active
+
     def _summary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = self._blocks.load(scope)
         runs = self._blocks.runs(scope, limit=1)
         failed = self._blocks.failed_pages(scope)
-        return _scope_summary(scope, blocks, threads, runs, failed)
+        running = self.running(scope)
+        return _scope_summary(scope, blocks, threads, runs, failed, running)
 
     def _run(self, plan: _Plan[T]) -> T:
         try:
@@ -262,11 +283,20 @@ class Catalog:
         """Async :meth:`failed_pages`."""
         return await self._blocks.afailed_pages(scope)
 
+    async def arunning(self, scope: Scope) -> ActiveRun | None:
+        """Async :meth:`running`."""
+        active = await self._blocks.aactive_run(scope)
+        if active is None:
+            return None
+        async with arun_lock(self.store, scope, wait=False) as free:
+            return None if free else active
+
     async def _asummary(self, scope: Scope, threads: Sequence[ThreadSummary]) -> ScopeSummary:
         blocks = await self._blocks.aload(scope)
         runs = await self._blocks.aruns(scope, limit=1)
         failed = await self._blocks.afailed_pages(scope)
-        return _scope_summary(scope, blocks, threads, runs, failed)
+        running = await self.arunning(scope)
+        return _scope_summary(scope, blocks, threads, runs, failed, running)
 
     async def _arun(self, plan: _Plan[T]) -> T:
         try:
@@ -324,6 +354,7 @@ def _scope_summary(
     threads: Sequence[ThreadSummary],
     runs: Sequence[RunRecord],
     failed: Sequence[FailedPage],
+    running: ActiveRun | None = None,
 ) -> ScopeSummary:
     stamps = [block.updated_at.isoformat() for block in blocks if block.updated_at]
     return ScopeSummary(
@@ -333,6 +364,7 @@ def _scope_summary(
         threads=tuple(thread for thread in threads if thread.scope == scope.key),
         last_run=runs[0] if runs else None,
         failed_pages=tuple(failed),
+        running=running,
     )
 
 

@@ -12,6 +12,10 @@ here, and every id placed in a namespace goes through the one codec here
     ("sleepagent", "scopes", kind, id, "contexts")        id -> raw context text
     ("sleepagent", "scopes", kind, id, "runs")            run id -> sleep run record
     ("sleepagent", "scopes", kind, id, "failed")          thread#seq -> failed page
+    ("sleepagent", "scopes", kind, id, "running")         "run" -> the run in flight (its
+                                                          thread, reason and start), written
+                                                          when a run takes the scope's run
+                                                          lock and removed when it ends
     ("sleepagent", "threads", thread_id)                  "head", "watermark", "failing",
                                                           "usage:chat", "usage:sleep"; the
                                                           head holds the newest entry's seq
@@ -60,6 +64,7 @@ __all__ = [
     "META_NS",
     "RECOVERY_PAGE",
     "ROOT",
+    "RUNNING_KEY",
     "SEARCH_PAGE",
     "decode_id",
     "encode_id",
@@ -193,6 +198,14 @@ def contexts_ns(scope: Scope) -> tuple[str, ...]:
 
 def runs_ns(scope: Scope) -> tuple[str, ...]:
     return (*scope_namespace(scope), "runs")
+
+
+def running_ns(scope: Scope) -> tuple[str, ...]:
+    return (*scope_namespace(scope), "running")
+
+
+RUNNING_KEY = "run"
+"""Key, in :func:`running_ns`, of the scope's run in flight (one at a time per scope)."""
 
 
 def failed_ns(scope: Scope) -> tuple[str, ...]:
