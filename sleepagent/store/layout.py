@@ -18,6 +18,21 @@ here, and every id placed in a namespace goes through the one codec here
                                                           and the newest logged message id
     ("sleepagent", "logs", thread_id)                     seq -> log entry
 
+Recall (``SleepConfig.recall_messages``) needs full-text search, which
+``BaseStore`` lacks, so its rows live in tables of their own beside the store's,
+in the same database (:mod:`sleepagent.store.recallindex`; made by its idempotent
+``setup()``, only once recall is on; a versioned migration must carry them)::
+
+    sleepagent_recall       one row per indexed message: scope (key, plain), thread_id
+                            (plain), seq, role, body, speaker, said_at, logged_at,
+                            message_id; unique (scope, thread_id, seq). PostgreSQL adds
+                            terms (a generated tsvector, 'english') and its GIN index
+                            sleepagent_recall_terms; SQLite an integer id.
+    sleepagent_recall_fts   SQLite only: FTS5 over body (external content, rowid = id),
+                            kept by the triggers sleepagent_recall_added / _deleted
+
+An ``InMemoryStore`` keeps the same rows in a dictionary beside it, in process.
+
 ``id`` and ``thread_id`` are stored encoded (:func:`encode_id`); block labels are
 stored as they are (:class:`~sleepagent.memory.blocks.MemoryBlock` refuses a label
 a namespace cannot hold).
@@ -45,6 +60,8 @@ from sleepagent.scope import Scope
 
 __all__ = [
     "LABELS_KEY",
+    "RECALL_FTS_TABLE",
+    "RECALL_TABLE",
     "ROOT",
     "SEARCH_PAGE",
     "decode_id",
@@ -65,6 +82,10 @@ SEARCH_PAGE = 1000
 """Items asked for per store search."""
 LABELS_KEY = "#labels"
 """Key, beside the blocks, of the list of every stored label (no label can start with #)."""
+RECALL_TABLE = "sleepagent_recall"
+"""Recall's rows (one per indexed message), beside the store's tables."""
+RECALL_FTS_TABLE = "sleepagent_recall_fts"
+"""SQLite's FTS5 index over :data:`RECALL_TABLE`."""
 SCOPE_LIST_PAGE = 100
 """Namespaces asked for per listing of the scopes."""
 
