@@ -23,9 +23,9 @@ from sleepagent import ConfigurationError, Forgotten, ScopeMismatchError, ScopeP
 from sleepagent.graph.companion import sleep_thread_id
 from sleepagent.scope import Scope
 from sleepagent.store.locking import arun_lock, run_lock
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.testing import ManualScheduler
 from sleepagent.testing.replies import finish, insert
-from sleepagent.store.recallindex import recall_index_for
 from tests.conftest import POSTGRES_URL, Driver
 
 WAIT_S = 30

@@ -194,7 +194,7 @@ HOSTILE = [
     "vault)(",
     "\x00vault\x00",
     "\ud800vault\udfff",
-    "ｖａｕｌｔ",
+    "\uff56\uff41\uff55\uff4c\uff54",  # vault in fullwidth letters (NFKC folds them)
     "VAULT!!!",
     "vault " + "filler " * 8_000,
     "",
