@@ -27,9 +27,11 @@ in the same database (:mod:`sleepagent.store.recallindex`; made by its idempoten
                             (plain), seq, role, body, speaker, said_at, logged_at,
                             message_id; unique (scope, thread_id, seq). PostgreSQL adds
                             terms (a generated tsvector, 'english') and its GIN index
-                            sleepagent_recall_terms; SQLite an integer id.
-    sleepagent_recall_fts   SQLite only: FTS5 over body (external content, rowid = id),
-                            kept by the triggers sleepagent_recall_added / _deleted
+                            sleepagent_recall_terms; SQLite an integer id and owner (a
+                            token of the scope key's SHA-256, searched with the body).
+    sleepagent_recall_fts   SQLite only: FTS5 over body and owner (external content,
+                            rowid = id), kept by the triggers sleepagent_recall_added and
+                            sleepagent_recall_deleted
 
 An ``InMemoryStore`` keeps the same rows in a dictionary beside it, in process.
 

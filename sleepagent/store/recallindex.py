@@ -34,6 +34,7 @@ the sync and async shells only run them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import weakref
 from collections.abc import Sequence
@@ -266,8 +267,12 @@ class _SqlIndex(RecallIndex):
         among = self._placeholders(len(threads))
         return f"scope = {self._placeholders(1)} AND thread_id IN ({among})", (scope, *threads)
 
+    def _row_args(self, row: RecallRow) -> tuple[Any, ...]:
+        return _values(row)
+
     def _add_script(self, rows: Sequence[RecallRow]) -> _Script:
-        return _Script([_Sql(self._insert_sql(), [_values(row) for row in rows], many=True)])
+        args = [self._row_args(row) for row in rows]
+        return _Script([_Sql(self._insert_sql(), args, many=True)])
 
     def _rows_script(self, scope: str, threads: Sequence[str] | None) -> _Script:
         where, args = self._where(scope, threads)
@@ -391,21 +396,23 @@ class _SqliteIndex(_SqlIndex):
                     f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, "
                     "scope TEXT NOT NULL, thread_id TEXT NOT NULL, seq INTEGER NOT NULL, "
                     "role TEXT NOT NULL, body TEXT NOT NULL, speaker TEXT, said_at TEXT, "
-                    "logged_at TEXT, message_id TEXT, UNIQUE (scope, thread_id, seq))"
+                    "logged_at TEXT, message_id TEXT, owner TEXT NOT NULL, "
+                    "UNIQUE (scope, thread_id, seq))"
                 ),
                 _Sql(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(body, "
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(body, owner, "
                     f"content='{table}', content_rowid='id', "
                     "tokenize='porter unicode61 remove_diacritics 2')"
                 ),
                 _Sql(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_added AFTER INSERT ON {table} "
-                    f"BEGIN INSERT INTO {fts}(rowid, body) VALUES (new.id, new.body); END"
+                    f"BEGIN INSERT INTO {fts}(rowid, body, owner) "
+                    "VALUES (new.id, new.body, new.owner); END"
                 ),
                 _Sql(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_deleted AFTER DELETE ON {table} "
-                    f"BEGIN INSERT INTO {fts}({fts}, rowid, body) "
-                    "VALUES ('delete', old.id, old.body); END"
+                    f"BEGIN INSERT INTO {fts}({fts}, rowid, body, owner) "
+                    "VALUES ('delete', old.id, old.body, old.owner); END"
                 ),
             ]
         )
@@ -418,21 +425,28 @@ class _SqliteIndex(_SqlIndex):
         return ", ".join("?" * count)
 
     def _insert_sql(self) -> str:
-        columns = ", ".join(_COLUMNS)
+        columns = ", ".join((*_COLUMNS, "owner"))
         return (
             f"INSERT OR IGNORE INTO {self._TABLE} ({columns}) "
-            f"VALUES ({self._placeholders(len(_COLUMNS))})"
+            f"VALUES ({self._placeholders(len(_COLUMNS) + 1)})"
         )
+
+    def _row_args(self, row: RecallRow) -> tuple[Any, ...]:
+        return (*_values(row), _owner(row.scope))
 
     def _search_script(self, scope: str, terms: Sequence[str], limit: int) -> _Script:
         fts = self._FTS
         columns = ", ".join(f"r.{name}" for name in _COLUMNS)
+        # The scope's token in the MATCH narrows the search to the scope's rows inside
+        # the index (its cost follows the scope, not the database); the equality on
+        # the key decides. bm25 weighs the owner column 0: it is the same for every row.
+        match = f'owner : "{_owner(scope)}" AND body : ({fts5_query(terms)})'
         sql = (
             f"SELECT {columns} FROM {fts} JOIN {self._TABLE} AS r ON r.id = {fts}.rowid "
             f"WHERE {fts} MATCH ? AND r.scope = ? "
-            f"ORDER BY bm25({fts}), r.logged_at DESC, r.seq DESC LIMIT ?"
+            f"ORDER BY bm25({fts}, 1.0, 0.0), r.logged_at DESC, r.seq DESC LIMIT ?"
         )
-        return _Script([_Sql(sql, (fts5_query(terms), scope, limit), fetch=True)], write=False)
+        return _Script([_Sql(sql, (match, scope, limit), fetch=True)], write=False)
 
     def _after_erase(self) -> list[_Sql]:
         fts = self._FTS
@@ -450,6 +464,11 @@ class _SqliteIndex(_SqlIndex):
         # A SqliteStore (the async agent's ThreadedSqliteStore): one hop to a worker
         # thread for the whole script, run to its end even if the caller is cancelled.
         return await run_to_completion(asyncio.to_thread(self._execute, script))
+
+
+def _owner(scope: str) -> str:
+    """A scope's token in the FTS5 index: letters and digits only, one token, from its key."""
+    return "s" + hashlib.sha256(scope.encode()).hexdigest()[:32]
 
 
 def _run_sqlite(conn: Any, script: _Script) -> list[list[Any]]:
