@@ -377,3 +377,27 @@ def test_an_unknown_store_refuses_recall_but_has_nothing_to_erase():
     with pytest.raises(ConfigurationError, match="recall_messages=0"):
         index.search("user:u", ("x",), limit=1)
     assert recall_index_for(InMemoryStore()) is not index
+
+
+def test_an_async_sqlite_store_of_your_own_indexes_searches_and_erases(tmp_path):
+    import asyncio
+
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    rows = [
+        RecallRow(scope="user:a", thread_id="t", seq=1, role="user", text="the cellar vault"),
+        RecallRow(scope="user:ab", thread_id="t2", seq=1, role="user", text="another vault"),
+    ]
+
+    async def body() -> tuple[list[str], int, list[str]]:
+        async with AsyncSqliteStore.from_conn_string(str(tmp_path / "own.db")) as store:
+            await store.setup()
+            index = recall_index_for(store)
+            await index.aadd(rows)
+            await index.aadd(rows)  # again: nothing more
+            found = [each.text for each in await index.asearch("user:a", ("vault",), limit=5)]
+            erased = await index.aerase("user:a")
+            left = [each.text for each in await index.arows("user:ab")]
+            return found, erased, left
+
+    assert asyncio.run(body()) == (["the cellar vault"], 1, ["another vault"])
