@@ -7,8 +7,9 @@ already holds an imported history (``--history`` messages, LoCoMo-sized by
 default, indexed at import), and a bare LangGraph chatbot. Each has its own
 checkpointer and store of the same kind (in memory, a SQLite file each, or, with
 ``--postgres URL``, that database). Every turn of the recall agent searches the
-index with its message's words; the turns reuse words of the history so the
-search finds matches. Prints median and p99 per backend: off / bare, on / bare,
+index with its message's words, drawn like the history's from ``--vocabulary``
+words (2,000 by default; with 44, every message matches every search, the
+search's worst case). Prints median and p99 per backend: off / bare, on / bare,
 on / off. Nothing is asserted: these are measurements.
 
 Run::
@@ -23,6 +24,7 @@ import random
 import sqlite3
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,14 @@ WORDS = tuple(
 )
 
 
-def sentence(rng: random.Random, words: int = 12) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+def vocabulary(size: int) -> tuple[str, ...]:
+    """The words sentences draw from: the named ones, then made-up ones up to ``size``."""
+    made_up = (f"{WORDS[i % len(WORDS)][:4]}{i}" for i in range(max(0, size - len(WORDS))))
+    return (*WORDS, *made_up)
+
+
+def sentence(rng: random.Random, words: Sequence[str], length: int = 12) -> str:
+    return " ".join(rng.choice(words) for _ in range(length)).capitalize() + "."
 
 
 def bare_saver(kind: str, folder: Path, url: str | None) -> tuple[Any, Any]:
@@ -114,7 +122,13 @@ def target(kind: str, folder: Path, name: str, url: str | None) -> Any:
 
 
 def measure(
-    kind: str, turns: int, threads: int, latency: float, history: int, url: str | None
+    kind: str,
+    turns: int,
+    threads: int,
+    latency: float,
+    history: int,
+    url: str | None,
+    words: Sequence[str],
 ) -> dict[str, list[float]]:
     model = FixedLatencyModel(latency=latency)
     rng = random.Random(7)
@@ -131,12 +145,12 @@ def measure(
                 model, db=target(kind, folder, "on", url), scheduler=None, config=recall
             ) as on,
         ):
-            records = [{"speaker": "Ines", "text": sentence(rng)} for _ in range(history)]
+            records = [{"speaker": "Ines", "text": sentence(rng, words)} for _ in range(history)]
             for user in range(threads):
                 on.import_messages(records, thread_id=f"history-{user}", user_id=f"on-u{user}")
             warm = min(threads, turns)
             for i in range(turns + warm):
-                thread, message = f"t{i % threads}", sentence(rng, 8)
+                thread, message = f"t{i % threads}", sentence(rng, words, 8)
                 user = i % threads
                 began = time.perf_counter()
                 off.chat(message, thread_id=f"off-{thread}", user_id=f"off-u{user}")
@@ -164,6 +178,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=20, help="threads and users")
     parser.add_argument("--history", type=int, default=600, help="indexed messages per user")
     parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY_S, help="model seconds")
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=2_000,
+        help="distinct words the messages draw from (44: every message matches every search)",
+    )
     parser.add_argument("--postgres", metavar="URL", help="also measure on this database")
     parser.add_argument("--quick", action="store_true", help="150 turns, 200 messages of history")
     args = parser.parse_args()
@@ -172,13 +192,14 @@ def main() -> None:
     print(machine())
     print(
         f"P1 with recall: {turns} sync turns per backend over {args.threads} threads, "
-        f"{history} indexed messages per user, fixed model latency "
+        f"{history} indexed messages per user over {args.vocabulary} words, fixed model latency "
         f"{args.latency * 1000:.0f} ms; recall off, recall on (10 messages) and bare "
         "interleaved"
     )
     kinds = ["memory", "sqlite", *(["postgres"] if args.postgres else [])]
     for kind in kinds:
-        times = measure(kind, turns, args.threads, args.latency, history, args.postgres)
+        words = vocabulary(args.vocabulary)
+        times = measure(kind, turns, args.threads, args.latency, history, args.postgres, words)
         print(kind)
         print("\n".join(compare("recall off vs bare", times["off"], times["bare"])))
         print("\n".join(compare("recall on vs bare", times["on"], times["bare"])))
