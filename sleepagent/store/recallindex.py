@@ -38,6 +38,7 @@ import hashlib
 import threading
 import weakref
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -570,7 +571,13 @@ class _PostgresIndex(_SqlIndex):
         return _Script([_Sql(sql, (*terms, scope, limit), fetch=True)], write=False)
 
     def _execute(self, script: _Script) -> list[list[Any]]:
-        with _StoreParts.pg_connection(self.store) as conn, conn.transaction():
+        # A read needs no transaction of its own: the store's connections are in
+        # autocommit mode (LangGraph opens them so), and BEGIN and COMMIT would be two
+        # more round trips per turn. A connection of your own outside it gets one.
+        with (
+            _StoreParts.pg_connection(self.store) as conn,
+            conn.transaction() if script.write or not conn.autocommit else nullcontext(),
+        ):
             found: list[list[Any]] = []
             for statement in script.statements:
                 with conn.cursor() as cursor:
@@ -588,7 +595,10 @@ class _PostgresIndex(_SqlIndex):
         return await run_to_completion(self._apg(script))
 
     async def _apg(self, script: _Script) -> list[list[Any]]:
-        async with _StoreParts.apg_connection(self.store) as conn, conn.transaction():
+        async with (
+            _StoreParts.apg_connection(self.store) as conn,
+            conn.transaction() if script.write or not conn.autocommit else nullcontext(),
+        ):
             found: list[list[Any]] = []
             for statement in script.statements:
                 async with conn.cursor() as cursor:
