@@ -175,6 +175,25 @@ class SleepConfig:
     """Show context added with ``add_context`` to the primary agent as well as
     the learned context (the paper's released harness does this)."""
 
+    recall_messages: int = 0
+    """Earlier messages recalled into each turn's system prompt; 0 turns recall off.
+
+    With recall on, each turn searches the memory scope's earlier messages (every
+    message a sleep run has read, and every imported one) with the words of the
+    user's message, using the database's own full-text search (FTS5 on SQLite,
+    ``tsvector`` on PostgreSQL), and shows up to this many of the best matches,
+    oldest first, in a section of the system prompt. It costs one query per turn;
+    indexing happens in sleep runs and imports, never in a turn. Off, a turn makes
+    no extra query and a sleep run no extra write.
+    """
+
+    recall_chars: int = 4_000
+    """Most characters of recalled text in one prompt (about 1,000 tokens).
+
+    A recalled message that would pass it is left out, so the section stays bounded
+    however long the messages were (the best match alone is cut to fit).
+    """
+
     system_prompt: str | None = None
     """Your bot's own instructions, placed before the memory blocks."""
 
@@ -229,6 +248,11 @@ class SleepConfig:
             raise ConfigurationError(
                 f"sleep_sample_temperature must be 0 or more, or None, got {temperature!r}"
             )
+        if self.recall_messages < 0:
+            raise ConfigurationError(
+                f"recall_messages must be 0 (off) or more, got {self.recall_messages}"
+            )
+        _require_positive("recall_chars", self.recall_chars)
         for name in ("sleep_think_tokens", "sleep_samples", "text_fallback_runs"):
             _require_positive(name, getattr(self, name))
         for name in ("max_sleep_steps", "page_messages", "page_chars", "max_chat_steps"):

@@ -308,7 +308,8 @@ class Forgotten:
             pending work, usage) and checkpoints were removed, sorted.
         whole_scope: True when the scope's memory went too: blocks, their
             history, raw contexts, runs and failed pages.
-        items: Records removed from the store (checkpoints not counted).
+        items: Records removed from the store, recall rows included (checkpoints
+            not counted).
 
     """
 

@@ -30,7 +30,7 @@ POSTGRES_URL = os.environ.get("SLEEPAGENT_TEST_POSTGRES_URL")
 BACKENDS = ["memory", "sqlite", *(["postgres"] if POSTGRES_URL else [])]
 MODES = ["sync", "async"]
 
-_TABLES = ("store", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
+_TABLES = ("store", "checkpoints", "checkpoint_blobs", "checkpoint_writes", "sleepagent_recall")
 
 CALL_FROM_A_STEP_S = 30
 """How long a driver call made from a scripted step waits for the event loop to finish it."""

@@ -173,3 +173,50 @@ def test_a_spec_refuses_questions_about_conversations_it_does_not_ingest():
 )
 def test_the_judges_first_verdict_word_decides(reply, verdict):
     assert _verdict(reply) == verdict
+
+
+# --- recall systems, with a scripted model ---------------------------------------------
+
+
+def test_recall_systems_answer_from_the_questions_own_conversation_with_tokens_recorded(
+    tmp_path,
+):
+    from langchain_core.messages import AIMessage
+
+    from sleepagent.bench.conversation_runner import ConversationRunner
+    from sleepagent.prompts import CHAT_RECALL_INTRO
+    from sleepagent.testing import ScriptedChatModel
+
+    conversations = load_locomo(FIXTURE)
+    questions = [c.questions[0] for c in conversations]
+    said = {c.id: {turn.text for turn in c.turns} for c in conversations}
+    seen: list[tuple[str, str]] = []
+
+    def answer(prompt):
+        system = str(prompt[0].content)
+        question = str(prompt[-1].content)
+        seen.append((question, system.partition(CHAT_RECALL_INTRO)[2]))
+        return AIMessage(
+            "an answer",
+            usage_metadata={"input_tokens": 100, "output_tokens": 3, "total_tokens": 103},
+        )
+
+    model = ScriptedChatModel([answer] * len(questions))
+    spec = ConversationSpec(
+        conversations=conversations, questions=questions, systems=(System.RECALL,), concurrency=1
+    )
+    runner = ConversationRunner(model, out=tmp_path / "run", progress=False)
+    assert runner.run(spec).failed == 0
+
+    assert len(seen) == len(questions)
+    for question, (asked, recalled) in zip(questions, seen, strict=True):
+        assert question.text in asked
+        assert "<recalled_messages>" in recalled, question.text
+        others = set().union(
+            *(texts for cid, texts in said.items() if cid != question.conversation)
+        )
+        assert not any(text in recalled for text in others), "another conversation's messages"
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    ]
+    assert [r["test_usage"]["input_tokens"] for r in records if r["kind"] == "qa"] == [100, 100]

@@ -153,9 +153,9 @@ def test_a_run_writes_every_artifact_of_the_folder(run) -> None:
         assert (out / name).read_bytes().startswith(PNG_SIGNATURE), name
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     kinds = {kind: sum(r["kind"] == kind for r in records) for kind in ("ingest", "qa", "judge")}
-    # 3 + 2 sessions; 12 questions (all but 3 categories x 3) under 4 systems, each judged.
-    assert kinds == {"ingest": 5, "qa": 48, "judge": 48}
-    assert len(requests) == 5 + 48 + 48
+    # 3 + 2 sessions; 12 questions (all but 3 categories x 3) under 6 systems, each judged.
+    assert kinds == {"ingest": 5, "qa": 72, "judge": 72}
+    assert len(requests) == 5 + 72 + 72
     prompts = json.loads((out / "prompts.json").read_text())
     assert "CORRECT or WRONG" in prompts["judge"]
     info = json.loads((out / "run.json").read_text())
@@ -184,6 +184,8 @@ def test_the_summary_ranks_the_systems_by_what_they_were_shown(run) -> None:
     assert f1["full_context"][4:7] == ["100.0", "0.0", "100.0"]
     assert f1["sleep_memory"][4:7] == ["100.0", "0.0", "100.0"]
     assert 0.0 < float(f1["recent_turns"][4]) < 100.0, "a window of the last turns misses some"
+    assert float(f1["recall"][4]) > 0.0, "recall alone finds some evidence by its words"
+    assert f1["sleep_memory_recall"][4:7] == ["100.0", "0.0", "100.0"]
     judge = _rows(summary, "## LLM judge")
     assert judge["full_context"][4] == "100.0" and judge["no_memory"][4] == "0.0"
     assert judge["no_memory"][5] == "100.0", "declining an adversarial question is correct"
@@ -195,6 +197,9 @@ def test_tokens_per_query_and_the_cost_of_building_memory_are_reported(run) -> N
     cost = _rows(summary, "## Tokens per query")
     total = {system: float(cells[2].replace(",", "")) for system, cells in cost.items()}
     assert total["no_memory"] < total["sleep_memory"] < total["full_context"]
+    assert total["no_memory"] < total["recall"]
+    assert total["sleep_memory"] < total["sleep_memory_recall"], "recall adds its messages"
+    assert cost["sleep_memory_recall"][5] == f"{SLEEP_PROMPT_TOKENS + SLEEP_COMPLETION_TOKENS:.1f}"
     per_session = SLEEP_PROMPT_TOKENS + SLEEP_COMPLETION_TOKENS
     assert cost["sleep_memory"][5] == f"{per_session:.1f}"
     memory = _rows(summary, "## Memory built, per conversation")
@@ -203,6 +208,21 @@ def test_tokens_per_query_and_the_cost_of_building_memory_are_reported(run) -> N
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     windows = {r["recent_turns"] for r in records if r["kind"] == "qa" and "recent_turns" in r}
     assert all(1 <= n < 12 for n in windows), "the window is matched to the memory's size"
+
+
+def test_recall_systems_show_matching_messages_with_speaker_and_session_date(run) -> None:
+    out, requests, _ = run
+    systems = [
+        _text(r, "system") for r in requests if not r.tools and "grade" not in _text(r, "user")
+    ]
+    recalled = [text for text in systems if "<recalled_messages>" in text]
+    assert recalled, "recall systems put a section in the system prompt"
+    assert any('time="10:15 am on 3 March, 2024"' in text for text in recalled)
+    with_blocks = [text for text in recalled if "Pepper" in text.partition("<recalled")[0]]
+    assert with_blocks, "sleep_memory_recall shows the memory blocks as well"
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    answers = [r for r in records if r["kind"] == "qa" and r["system"].endswith("recall")]
+    assert len(answers) == 24 and {r["recall_messages"] for r in answers} == {10}
 
 
 def test_a_second_run_resumes_without_a_request_and_report_only_reproduces_the_summary(

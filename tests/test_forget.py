@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.store.memory import InMemoryStore
 
 import sleepagent.agent.flows as flows
 from sleepagent import ConfigurationError, Forgotten, ScopeMismatchError, ScopePolicy, SleepConfig
 from sleepagent.graph.companion import sleep_thread_id
 from sleepagent.scope import Scope
 from sleepagent.store.locking import arun_lock, run_lock
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.testing import ManualScheduler
 from sleepagent.testing.replies import finish, insert
-from tests.conftest import Driver
+from tests.conftest import POSTGRES_URL, Driver
 
 WAIT_S = 30
 
@@ -37,8 +39,44 @@ SOLO = "t-3"
 Key = tuple[Any, ...]
 
 
+def recall_rows(driver: Driver) -> dict[Key, str]:
+    """Every row of the recall index, read from the database beside the store's tables.
+
+    SQLite through the store's own connection (under its lock), PostgreSQL on a
+    connection of its own, memory from the in-process index's dictionary.
+    """
+    store = driver.agent.blocks.store
+    columns = "scope, thread_id, seq, role, body, speaker, said_at, logged_at, message_id"
+    sql = f"SELECT {columns} FROM sleepagent_recall"
+    if isinstance(store, InMemoryStore):
+        index: Any = recall_index_for(store)
+        rows = [
+            tuple(row.to_dict().values())
+            for held in index._scopes.values()
+            for row, _ in held.values()
+        ]
+    elif _is_postgres(store):
+        import psycopg
+
+        assert POSTGRES_URL is not None
+
+        with psycopg.connect(POSTGRES_URL) as conn:
+            exists = conn.execute("SELECT to_regclass('sleepagent_recall')").fetchone()
+            rows = [tuple(row) for row in conn.execute(sql)] if exists and exists[0] else []
+    else:
+        with store.lock:  # type: ignore[attr-defined]
+            conn = store.conn  # type: ignore[attr-defined]
+            listed = conn.execute("SELECT name FROM sqlite_master WHERE name = 'sleepagent_recall'")
+            rows = list(conn.execute(sql)) if listed.fetchall() else []
+    return {("recall", row[0], row[1], row[2]): json.dumps(row) for row in rows}
+
+
+def _is_postgres(store: Any) -> bool:
+    return type(store).__module__.startswith("langgraph.store.postgres")
+
+
 def snapshot(driver: Driver) -> dict[Key, str]:
-    """Every store item and every checkpoint on the database, by where it is kept."""
+    """Every store item, checkpoint and recall row on the database, by where it is kept."""
     store, saver = driver.agent.blocks.store, driver.agent.checkpointer
 
     async def read_async() -> tuple[list[Any], list[Any]]:
@@ -58,6 +96,7 @@ def snapshot(driver: Driver) -> dict[Key, str]:
         configurable = checkpoint.config["configurable"]
         key = ("checkpoint", configurable["thread_id"], configurable["checkpoint_id"])
         found[key] = repr((checkpoint.checkpoint, checkpoint.metadata, checkpoint.pending_writes))
+    found.update(recall_rows(driver))
     return found
 
 
@@ -66,6 +105,8 @@ def owned_by(key: Key, *, threads: Sequence[str], scope: Scope | None) -> bool:
     if key[0] == "checkpoint":
         companion = sleep_thread_id(scope) if scope is not None else None
         return key[1] in threads or key[1] == companion
+    if key[0] == "recall":
+        return key[2] in threads or (scope is not None and key[1] == scope.key)
     namespace = key[1:-1]
     if namespace[1] in ("threads", "logs"):
         return namespace[2] in threads
@@ -90,10 +131,15 @@ SLEEP = [insert("human", "Ada likes tea."), insert("human", "Adam likes coffee."
 SLEEP += [insert("human", "Someone passed by.")]
 
 
+RECALL = SleepConfig(recall_messages=3)
+"""Recall on, so each sleep run indexes the messages it reads."""
+
+
 @pytest.fixture
 def agent(make_agent):
-    driver, _, _ = make_agent(CHAT, SLEEP)
+    driver, _, _ = make_agent(CHAT, SLEEP, config=RECALL)
     converse(driver)
+    assert any(key[0] == "recall" for key in snapshot(driver)), "recall rows to forget"
     return driver
 
 
@@ -107,7 +153,8 @@ def test_forgetting_a_user_removes_their_memory_threads_and_checkpoints_and_noth
 
     after = snapshot(agent)
     assert after == {key: value for key, value in before.items() if key not in hers}
-    items = sum(1 for key in hers if key[0] == "item")
+    assert any(key[0] == "recall" for key in hers)
+    items = sum(1 for key in hers if key[0] in ("item", "recall"))
     assert forgotten == Forgotten("user:ada", ADA, whole_scope=True, items=items)
     assert agent.memory(thread_id="t", user_id="ada")["human"].version == 0
     assert agent.memory(thread_id="tt", user_id="adam")["human"].value == "Adam likes coffee."
@@ -116,6 +163,7 @@ def test_forgetting_a_user_removes_their_memory_threads_and_checkpoints_and_noth
 def test_forgetting_a_users_thread_keeps_their_memory_and_their_other_threads(agent):
     before = snapshot(agent)
     thread = {key for key in before if owned_by(key, threads=["t-2"], scope=None)}
+    assert any(key[0] == "recall" for key in thread), "t-2's page was read by a run"
     contexts = {key for key in before if key[0] == "item" and key[-2] == "contexts"}
     assert len(contexts) == 1, "the raw context was given on t-2"
 
@@ -180,6 +228,8 @@ def test_an_export_holds_what_forget_removes_and_is_json(agent):
         "I am Ada and I like tea.",
         "hello Ada",
     ]
+    assert [row["text"] for row in first["recall"]] == ["I am Ada and I like tea.", "hello Ada"]
+    assert {row["scope"] for row in first["recall"]} == {"user:ada"}
     second = document["threads"]["t-2"]
     assert [context["text"] for context in second["contexts"]] == [
         "Ada's garden has 4 rows of 6 tulips."
@@ -289,9 +339,13 @@ def test_the_database_file_holds_no_forgotten_text_after_a_vacuum(make_agent, db
     """On SQLite the words themselves are gone from the file, not only unreachable."""
     if not isinstance(db, Path):
         pytest.skip("a SQLite file is read here")
-    agent, _, _ = make_agent(["ok"], [insert("human", "Zanzibar-7 is Ada's codeword.")])
+    agent, _, _ = make_agent(
+        ["ok", "ok"], [insert("human", "Zanzibar-7 is Ada's codeword.")], config=RECALL
+    )
     agent.chat("My codeword is Zanzibar-7.", thread_id="t", user_id="ada")
     agent.sleep(thread_id="t", user_id="ada")
+    agent.chat("What was my codeword?", thread_id="t", user_id="ada")  # recall searched it
+    assert any("codeword" in value for value in recall_rows(agent).values())
     agent.forget(user_id="ada")
     agent.close()
     import sqlite3
@@ -299,4 +353,5 @@ def test_the_database_file_holds_no_forgotten_text_after_a_vacuum(make_agent, db
     with sqlite3.connect(db) as conn:
         conn.execute("VACUUM")
     conn.close()
-    assert b"Zanzibar" not in Path(db).read_bytes()
+    # Recall's full-text index keeps its terms case-folded: look for those too.
+    assert b"zanzibar" not in Path(db).read_bytes().lower()

@@ -30,6 +30,7 @@ from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.blockstore import ActiveRun, HistoryEntry
 from sleepagent.memory.erasure import Holdings, export_document
 from sleepagent.memory.imported import MessageLike, Timestamp
+from sleepagent.memory.recall import rows_of
 from sleepagent.memory.storable import require_storable
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.results import (
@@ -45,6 +46,7 @@ from sleepagent.scheduling.policy import Reason
 from sleepagent.scope import Scope
 from sleepagent.store.dburl import parse_db
 from sleepagent.store.locking import run_lock
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.usage import Phase, Usage
 
 __all__ = ["AgentFlows"]
@@ -102,6 +104,8 @@ class AgentFlows(AgentBase):
             # Before anything reads the store: an older layout is brought up to date, a
             # newer one is refused (store/migrations.py).
             yield from call(self.blocks.migrate, self._now())
+            if self.config.recall_messages:
+                yield from call(recall_index_for(store).setup)  # not left for the first turn
         except BaseException:
             self._blocks = None
             yield from call(self._close_persistence)
@@ -212,6 +216,12 @@ class AgentFlows(AgentBase):
                 # messages back out of the checkpoint too, as a failed turn is.
                 yield from shielded(self._restore_flow(run_config, undo))
                 raise
+            if self.config.recall_messages:
+                # Imported history is recallable at once, sleep run or not. Should
+                # this fail, the messages stay imported, and the sleep runs that
+                # read them index them.
+                rows = rows_of(scope, thread_id, entries)
+                yield from call(recall_index_for(self.blocks.store).add, rows)
             return entries
 
         entries = yield from holding(self._thread_locks.get(thread_id), write())
@@ -452,7 +462,12 @@ class AgentFlows(AgentBase):
             checkpointed.append(sleep_thread_id(found.scope))  # the runs' working state
         for thread in checkpointed:
             yield from call(self.checkpointer.delete_thread, thread)
-        removed = yield from call(self.blocks.erase, found)
+        # Recall rows before the store's records: those hold the thread heads a
+        # forget cut short is found again by.
+        recall = recall_index_for(self.blocks.store)
+        threads = None if found.whole_scope else list(found.threads)
+        removed = yield from call(recall.erase, found.scope.key, threads)
+        removed += yield from call(self.blocks.erase, found)
         if self._coordinator is not None:
             self._coordinator.forget(found.threads)
         return Forgotten(found.scope.key, found.threads, found.whole_scope, removed)
@@ -462,12 +477,15 @@ class AgentFlows(AgentBase):
         if thread is not None:
             yield from call(self.blocks.check_owner, scope, thread)
         found = yield from call(self.blocks.holdings, scope, thread)
+        threads = None if found.whole_scope else list(found.threads)
+        recall = recall_index_for(self.blocks.store)
+        recalled = yield from call(recall.rows, scope.key, threads)
         messages = {}
         for each in found.threads:
             config = self._config(each, "sleepagent:export", None)
             snapshot = yield from call(self.graph.get_state, config)
             messages[each] = messages_to_dict(snapshot.values.get("messages") or [])
-        return export_document(found, messages, exported_at=self._now())
+        return export_document(found, messages, exported_at=self._now(), recall=recalled)
 
 
 def _driver_error(error: BaseException) -> BaseException | None:

@@ -222,7 +222,14 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
     locomo.add_argument(
         "--systems",
         default=",".join(system.value for system in System),
-        help="comma list of no_memory, recent_turns, full_context, sleep_memory (default: all)",
+        help="comma list of no_memory, recent_turns, full_context, sleep_memory, recall, "
+        "sleep_memory_recall (default: all)",
+    )
+    locomo.add_argument(
+        "--recall-messages",
+        type=int,
+        default=10,
+        help="messages recalled per question by recall and sleep_memory_recall (default 10)",
     )
     locomo.add_argument(
         "--recent-turns",
@@ -310,6 +317,7 @@ def _conversation_spec(args: argparse.Namespace) -> ConversationSpec:
         systems=parse_systems(args.systems),
         recent_turns=args.recent_turns,
         context_window=args.context_window,
+        recall_messages=args.recall_messages,
         concurrency=args.concurrency or default_concurrency(args.base_url),
     )
 

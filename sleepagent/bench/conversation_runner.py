@@ -18,8 +18,10 @@ as the paper's benchmark):
 The systems differ only in what the chat model is given besides the question: nothing
 (``no_memory``), the end of the conversation (``recent_turns``, as many turns as fit in
 the characters the memory blocks hold, unless a number is given), the whole
-conversation when it fits the model's window (``full_context``), or the memory blocks
-sleep-time compute wrote (``sleep_memory``).
+conversation when it fits the model's window (``full_context``), the memory blocks
+sleep-time compute wrote (``sleep_memory``), the earlier messages recall finds for the
+question (``recall``: the whole conversation imported with its dates into the agent's
+store, searched by full text; no memory blocks), or both (``sleep_memory_recall``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,17 @@ class System(Enum):
     """The whole conversation, when it fits the model's window."""
     SLEEP_MEMORY = "sleep_memory"
     """The memory blocks sleep-time compute wrote, session after session."""
+    RECALL = "recall"
+    """Recall alone: the conversation's messages that best match the question, found by
+    full-text search over the whole conversation (``SleepConfig.recall_messages``)."""
+    SLEEP_MEMORY_RECALL = "sleep_memory_recall"
+    """The memory blocks of ``sleep_memory`` and the messages of ``recall``."""
+
+
+_WITH_BLOCKS = (System.SLEEP_MEMORY, System.SLEEP_MEMORY_RECALL)
+"""The systems shown the memory blocks sleep-time compute wrote."""
+_WITH_RECALL = (System.RECALL, System.SLEEP_MEMORY_RECALL)
+"""The systems that recall earlier messages."""
 
 
 def parse_systems(text: str) -> tuple[System, ...]:
@@ -114,6 +127,8 @@ class ConversationSpec:
             the characters of each conversation's final memory blocks.
         context_window: The chat model's window, in tokens; a conversation that
             does not fit (estimated) is not answered by ``full_context``.
+        recall_messages: Messages recalled per question (``recall`` systems).
+        recall_chars: Most characters of recalled text per question.
         concurrency: Units in flight at once.
 
     """
@@ -123,11 +138,15 @@ class ConversationSpec:
     systems: Sequence[System] = tuple(System)
     recent_turns: int | None = None
     context_window: int = 128_000
+    recall_messages: int = 10
+    recall_chars: int = 4_000
     concurrency: int = 4
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.context_window < 1:
             raise ConfigurationError("concurrency and context_window must be >= 1")
+        if self.recall_messages < 1 or self.recall_chars < 1:
+            raise ConfigurationError("recall_messages and recall_chars must be >= 1")
         if self.recent_turns is not None and self.recent_turns < 1:
             raise ConfigurationError(f"recent_turns must be >= 1, got {self.recent_turns}")
         known = {conversation.id for conversation in self.conversations}
@@ -344,7 +363,7 @@ class ConversationRunner(UnitRunner):
         blocks = self._sleep_config.blocks
         message = _question_text(question)
         shown = 0
-        if system is System.SLEEP_MEMORY:
+        if system in _WITH_BLOCKS:
             blocks = _seeded(blocks, memory)
             shown = _memory_chars(memory)
         elif system in (System.RECENT_TURNS, System.FULL_CONTEXT):
@@ -374,13 +393,23 @@ class ConversationRunner(UnitRunner):
                     "test_usage": Usage().to_dict(),
                     "wall_s": 0.0,
                 }
-        config = SleepConfig(blocks=blocks, system_prompt=prompts.LOCOMO_ANSWER_INSTRUCTIONS)
+        recalls = system in _WITH_RECALL
+        config = SleepConfig(
+            blocks=blocks,
+            system_prompt=prompts.LOCOMO_ANSWER_INSTRUCTIONS,
+            recall_messages=spec.recall_messages if recalls else 0,
+            recall_chars=spec.recall_chars,
+        )
         thread = f"qa-{system.value}-{question.id}"
+        user = conversation.id if recalls else None
         with SleepTimeAgent(
             self._chat_model(None), config=config, db=None, scheduler=None
         ) as agent:
+            if recalls:
+                record["recall_messages"] = spec.recall_messages
+                _import_for_recall(agent, conversation)
             started = time.perf_counter()
-            reply = agent.chat(message, thread_id=thread)
+            reply = agent.chat(message, thread_id=thread, user_id=user)
             wall = time.perf_counter() - started
         adversarial = question.category is Category.ADVERSARIAL
         return {
@@ -438,7 +467,7 @@ class ConversationRunner(UnitRunner):
         asked = {q.conversation for q in spec.questions}
         conversations = [c for c in spec.conversations if c.id in asked]
         by_id = {c.id: c for c in conversations}
-        if System.SLEEP_MEMORY in spec.systems or (
+        if any(system in _WITH_BLOCKS for system in spec.systems) or (
             System.RECENT_TURNS in spec.systems and spec.recent_turns is None
         ):
             depth = max((len(c.sessions) for c in conversations), default=0)
@@ -462,7 +491,7 @@ class ConversationRunner(UnitRunner):
             for question in spec.questions:
                 conversation = by_id[question.conversation]
                 last = ingest_key(conversation.id, conversation.sessions[-1].number)
-                memory_needed = system is System.SLEEP_MEMORY or (
+                memory_needed = system in _WITH_BLOCKS or (
                     system is System.RECENT_TURNS and spec.recent_turns is None
                 )
                 yield Unit(
@@ -509,6 +538,22 @@ def _verdict(reply: str) -> str | None:
     if found is None:
         return None
     return "correct" if found.group(1).upper() == "CORRECT" else "wrong"
+
+
+def _import_for_recall(agent: SleepTimeAgent, conversation: Conversation) -> None:
+    """Every session into the agent's store, dated, for recall (no model call, no sleep run).
+
+    One thread of the conversation's user, apart from the question's thread: the
+    question's prompt holds none of it but what recall finds.
+    """
+    for session in conversation.sessions:
+        if session.turns:
+            agent.import_messages(
+                [ImportedMessage(text=t.said, speaker=t.speaker) for t in session.turns],
+                thread_id=f"{conversation.id}-history",
+                user_id=conversation.id,
+                session_date=session.date_time,
+            )
 
 
 def _bind(work: Callable[..., Record], *args: Any) -> Callable[[], Record]:

@@ -42,7 +42,14 @@ ANSWERED_CATEGORIES = tuple(c for c in CATEGORY_ORDER if c is not Category.ADVER
 TRAP_F1 = 0.5
 """A category 5 reply with at least this F1 against the trap answer gave the trap."""
 
-SYSTEM_ORDER = ("no_memory", "recent_turns", "full_context", "sleep_memory")
+SYSTEM_ORDER = (
+    "no_memory",
+    "recent_turns",
+    "full_context",
+    "sleep_memory",
+    "recall",
+    "sleep_memory_recall",
+)
 
 PUBLISHED = (
     "J scores (an LLM judge; gpt-4o-mini answering; categories 1-4) published in the Mem0 "
@@ -71,6 +78,12 @@ CHOICES = (
     "match the final memory blocks' (about the same prompt tokens), unless "
     "`--recent-turns` sets it. full_context: the whole conversation, where its estimated "
     "tokens (3.5 characters a token, 1,024 kept for the rest) fit `--context-window`.",
+    "recall: the whole conversation is imported with its session dates into the answering "
+    "agent's store, and the messages that best match the question's words (full-text "
+    "search, `--recall-messages` of them, 4,000 characters at most) are shown with speaker "
+    "and date; no memory blocks. sleep_memory_recall: the final memory blocks and the same "
+    "recall. shown chars/query counts the blocks only; the recalled text is in the prompt "
+    "tokens.",
     "Questions are a seeded sample per category (`--per-category`), not every question.",
 )
 """What ``summary.md`` says about choices that differ from LoCoMo's evaluation."""
@@ -345,7 +358,7 @@ def _cost_table(summary: ConversationSummary) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for row in summary.rows:
-        sleeps = row.system == "sleep_memory"
+        sleeps = row.system in ("sleep_memory", "sleep_memory_recall")
         shown = _num(row.shown_chars) + (
             f" ({_num(row.recent_turns, 1)} turns)" if row.recent_turns is not None else ""
         )

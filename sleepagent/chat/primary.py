@@ -32,6 +32,7 @@ from sleepagent.errors import ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blockstore import CommitOutcome, TurnRead
+from sleepagent.memory.recall import RecallRow, chosen, query_terms
 from sleepagent.memory.render import render_system_prompt
 from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.staging import StagedMemory
@@ -40,6 +41,7 @@ from sleepagent.memory.transcript import entries_from_messages, message_text
 from sleepagent.models import model_errors
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.usage import Usage
 
 __all__ = ["PrimaryAgent", "trim_history", "unusable", "window_removals"]
@@ -120,13 +122,51 @@ class PrimaryAgent:
         }
 
     def _prompt(
-        self, state: SleepAgentState, blocks: Sequence[Any], contexts: Sequence[str]
+        self,
+        state: SleepAgentState,
+        blocks: Sequence[Any],
+        contexts: Sequence[str],
+        recalled: Sequence[RecallRow] = (),
     ) -> list[BaseMessage]:
         system = render_system_prompt(
-            blocks, instructions=self._config.system_prompt, contexts=contexts
+            blocks, instructions=self._config.system_prompt, contexts=contexts, recalled=recalled
         )
         history = trim_history(state["messages"], self._config.history_messages)
         return [SystemMessage(system), *history]
+
+    def _recall_query(self, state: SleepAgentState) -> tuple[tuple[str, ...], list[str | None]]:
+        """The search terms of the newest user message, and the ids the model is sent anyway.
+
+        Returns:
+            ``((), [])`` when recall is off or the message has no searchable word:
+            then the turn makes no query at all.
+
+        """
+        if not self._config.recall_messages:
+            return (), []
+        newest = next((m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), None)
+        terms = query_terms(message_text(newest)) if newest is not None else ()
+        if not terms:
+            return (), []
+        history = trim_history(state["messages"], self._config.history_messages)
+        return terms, [message.id for message in history]
+
+    def _recall(self, state: SleepAgentState, turn: RunTarget) -> Flow[list[RecallRow]]:
+        """Earlier messages of the scope matching the newest user message (one query)."""
+        terms, shown = self._recall_query(state)
+        if not terms:
+            return []
+        index = recall_index_for(turn.blocks.store)
+        # Ask for as many more as the model is sent anyway: leaving those out still
+        # leaves recall_messages.
+        limit = self._config.recall_messages + len(shown)
+        found = yield from call(index.search, turn.scope.key, terms, limit=limit)
+        return chosen(
+            found,
+            shown=shown,
+            limit=self._config.recall_messages,
+            max_chars=self._config.recall_chars,
+        )
 
     def _reply(self, state: SleepAgentState, message: BaseMessage) -> AIMessage:
         """The model's reply as the turn keeps it.
@@ -200,10 +240,14 @@ class PrimaryAgent:
         return {"turn_diffs": []} if starts and state.get("turn_diffs") else {}
 
     def _request(
-        self, state: SleepAgentState, turn: RunTarget, read: TurnRead
+        self,
+        state: SleepAgentState,
+        turn: RunTarget,
+        read: TurnRead,
+        recalled: Sequence[RecallRow] = (),
     ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage], RunnableConfig]:
         """The model to call, its prompt and its call config."""
-        prompt = self._prompt(state, read.blocks, read.contexts)
+        prompt = self._prompt(state, read.blocks, read.contexts, recalled)
         return self._model_for(state), prompt, self._call_config(turn)
 
     def _answered(
@@ -253,7 +297,8 @@ class PrimaryAgent:
             with_contexts=self._config.show_raw_context,
         )
         self._admit(state, read)
-        model, prompt, call_config = self._request(state, turn, read)
+        recalled = yield from self._recall(state, turn)
+        model, prompt, call_config = self._request(state, turn, read, recalled)
         # A reply with nothing to show is asked for once more (a sampled model often
         # answers the second time), then the turn fails: bounded by _UNUSABLE_RETRIES.
         discarded: list[AIMessage] = []

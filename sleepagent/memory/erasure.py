@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from langgraph.store.base import Item, Op, PutOp, Result
 
+from sleepagent.memory.recall import RecallRow
 from sleepagent.scope import Scope
 from sleepagent.store import layout
 
@@ -101,15 +102,20 @@ def erase_plan(found: Holdings) -> Plan[int]:
 
 
 def export_document(
-    holdings: Holdings, messages: dict[str, list[dict[str, Any]]], *, exported_at: str
+    holdings: Holdings,
+    messages: dict[str, list[dict[str, Any]]],
+    *,
+    exported_at: str,
+    recall: Sequence[RecallRow] = (),
 ) -> dict[str, Any]:
     """One JSON-ready document of ``holdings``, with each thread's checkpointed messages.
 
     Sections follow the layout: ``memory`` (a whole scope only: blocks by label,
     history by label in version order, runs), then per thread its records,
-    transcript log in order, raw contexts, failed pages, pending markers and
-    messages. An item in no known section is kept under ``other`` as it was
-    stored, so nothing is left out of an export.
+    transcript log in order, raw contexts, failed pages, pending markers,
+    messages and ``recall`` (its rows in the recall index, kept beside the store:
+    see :mod:`sleepagent.store.recallindex`). An item in no known section is kept
+    under ``other`` as it was stored, so nothing is left out of an export.
     """
     threads: dict[str, dict[str, Any]] = {
         thread: {
@@ -119,6 +125,7 @@ def export_document(
             "failed_pages": [],
             "pending": [],
             "messages": messages.get(thread, []),
+            "recall": [],
         }
         for thread in holdings.threads
     }
@@ -150,6 +157,11 @@ def export_document(
             owner["failed_pages"].append(value)
         else:
             other.append({"namespace": list(namespace), "key": item.key, "value": value})
+    for row in recall:
+        if row.thread_id in threads:
+            threads[row.thread_id]["recall"].append(row.to_dict())
+        else:  # a thread whose log is gone: still the scope's, still exported
+            other.append({"recall": row.to_dict()})
     document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "exported_at": exported_at,

@@ -12,9 +12,16 @@ from collections.abc import Sequence
 
 from sleepagent import prompts
 from sleepagent.memory.blocks import MemoryBlock
+from sleepagent.memory.recall import RecallRow
 from sleepagent.memory.transcript import LogEntry
 
-__all__ = ["escape", "render_memory", "render_system_prompt", "render_transcript_page"]
+__all__ = [
+    "escape",
+    "render_memory",
+    "render_recalled",
+    "render_system_prompt",
+    "render_transcript_page",
+]
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 
@@ -46,12 +53,14 @@ def render_system_prompt(
     *,
     instructions: str | None = None,
     contexts: Sequence[str] = (),
+    recalled: Sequence[RecallRow] = (),
 ) -> str:
     """The primary agent's system prompt.
 
     The static part (the library's prompt, then the bot's own instructions)
     comes first and the memory blocks after it, so the cacheable prefix stays
-    the same across turns.
+    the same across turns. Recalled messages, which change with every question,
+    come last.
     """
     parts = [prompts.CHAT_SYSTEM_PROMPT]
     if instructions:
@@ -61,7 +70,26 @@ def render_system_prompt(
     if contexts:
         rendered = "\n".join(f"<context>\n{escape(text)}\n</context>" for text in contexts)
         parts.append(f"{prompts.CHAT_RAW_CONTEXT_INTRO}\n<raw_context>\n{rendered}\n</raw_context>")
+    if recalled:
+        parts.append(f"{prompts.CHAT_RECALL_INTRO}\n{render_recalled(recalled)}")
     return "\n\n".join(parts)
+
+
+def render_recalled(rows: Sequence[RecallRow]) -> str:
+    """Recalled messages, in the given order, inside one ``<recalled_messages>`` section.
+
+    Each ``<message>`` names who spoke (the speaker an import gave, else the role)
+    and when, where known; every attribute and the text are escaped, so a recalled
+    message cannot close the section or pose as the library's own markup.
+    """
+    lines = ["<recalled_messages>"]
+    for row in rows:
+        found = f'speaker="{escape(row.speaker or row.role)}"'
+        if row.when:
+            found += f' time="{escape(row.when)}"'
+        lines.append(f"<message {found}>{escape(row.text)}</message>")
+    lines.append("</recalled_messages>")
+    return "\n".join(lines)
 
 
 def render_transcript_page(entries: Sequence[LogEntry], *, total: int) -> str:

@@ -37,6 +37,7 @@ from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blocks import BlockRole, InsertEdit, MemoryBlock
 from sleepagent.memory.blockstore import CommitOutcome, PageAttempt
+from sleepagent.memory.recall import rows_of
 from sleepagent.memory.render import render_memory, render_transcript_page
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.transcript import LogEntry, message_text
@@ -51,6 +52,7 @@ from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
 from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.usage import Usage
 
 __all__ = ["SleepTimeRunner", "merge_diffs"]
@@ -458,6 +460,18 @@ class SleepTimeRunner:
             return transitions.after_facts(run, usage, None, accepted=0)
         return transitions.after_facts(run, usage, result.staged, accepted=result.accepted)
 
+    def _index(self, where: RunTarget, entries: Sequence[LogEntry]) -> Flow[None]:
+        """Add the page's messages to the scope's recall index (recall on only).
+
+        Here, off the user's path, every message a sleep run reads is indexed
+        once (a page read again adds nothing: rows are keyed by their log position).
+        """
+        if not self._config.recall_messages:
+            return
+        rows = rows_of(where.scope, where.identity.thread_id, entries)
+        if rows:
+            yield from call(recall_index_for(where.blocks.store).add, rows)
+
     # --- sleep node: one flow, driven sync or async (see sleepagent._twins) ----
 
     def step(self, state: SleepAgentState) -> Flow[Command[str]]:
@@ -476,6 +490,7 @@ class SleepTimeRunner:
             )
             if not entries or self._too_little(run, watermark, head):
                 return self._finish({**run, "watermark": watermark})
+            yield from self._index(where, entries)
             run, messages = self._open_page(run, blocks, entries, watermark, head)
             if self._thinks(entries, transitions.evidence_of(run)):
                 run = yield from self._think(where, run, entries)

@@ -32,6 +32,24 @@ here, and every id placed in a namespace goes through the one codec here
 The layout has a version (:data:`LAYOUT_VERSION`); :mod:`sleepagent.store.migrations`
 brings an older database up to it when an agent opens it, and refuses a newer one.
 
+Recall (``SleepConfig.recall_messages``) needs full-text search, which
+``BaseStore`` lacks, so its rows live in tables of their own beside the store's,
+in the same database (:mod:`sleepagent.store.recallindex`; made by its idempotent
+``setup()``, only once recall is on; they are outside the layout version, which
+covers the store's own items)::
+
+    sleepagent_recall       one row per indexed message: scope (key, plain), thread_id
+                            (plain), seq, role, body, speaker, said_at, logged_at,
+                            message_id; unique (scope, thread_id, seq). PostgreSQL adds
+                            terms (a generated tsvector, 'english') and its GIN index
+                            sleepagent_recall_terms; SQLite an integer id and owner (a
+                            token of the scope key's SHA-256, searched with the body).
+    sleepagent_recall_fts   SQLite only: FTS5 over body and owner (external content,
+                            rowid = id), kept by the triggers sleepagent_recall_added and
+                            sleepagent_recall_deleted
+
+An ``InMemoryStore`` keeps the same rows in a dictionary beside it, in process.
+
 ``id`` and ``thread_id`` are stored encoded (:func:`encode_id`); block labels are
 stored as they are (:class:`~sleepagent.memory.blocks.MemoryBlock` refuses a label
 a namespace cannot hold).
@@ -62,6 +80,8 @@ __all__ = [
     "LAYOUT_KEY",
     "LAYOUT_VERSION",
     "META_NS",
+    "RECALL_FTS_TABLE",
+    "RECALL_TABLE",
     "RECOVERY_PAGE",
     "ROOT",
     "RUNNING_KEY",
@@ -87,6 +107,10 @@ SEARCH_PAGE = 1000
 """Items asked for per store search."""
 LABELS_KEY = "#labels"
 """Key, beside the blocks, of the list of every stored label (no label can start with #)."""
+RECALL_TABLE = "sleepagent_recall"
+"""Recall's rows (one per indexed message), beside the store's tables."""
+RECALL_FTS_TABLE = "sleepagent_recall_fts"
+"""SQLite's FTS5 index over :data:`RECALL_TABLE`."""
 SCOPE_LIST_PAGE = 100
 """Namespaces asked for per listing of the scopes."""
 

@@ -637,8 +637,10 @@ class _StoreParts:
 
     LangGraph's stores keep the connection (or pool) they were built with as
     ``conn``, and a store on one shared connection guards it with ``lock``;
-    neither has a public accessor. sleepagent needs the connection for three
-    things only: the SQLite file's path (``PRAGMA database_list``), a pooled
+    neither has a public accessor. sleepagent needs the connection for four
+    things only: recall's own tables beside the store's (through the store's
+    connection and lock, so nothing else opens the file: invariant 14), the
+    SQLite file's path (``PRAGMA database_list``), a pooled
     PostgreSQL connection for a commit transaction or a run lock (through
     ``psycopg_pool``'s public ``connection()``), and, for a PostgreSQL store
     on a single connection, that connection while the store's lock keeps its
@@ -663,6 +665,30 @@ class _StoreParts:
     async def asqlite_synchronous(store: Any) -> int:
         cursor = await run_to_completion(store.conn.execute("PRAGMA synchronous"))
         return int((await run_to_completion(cursor.fetchone()))[0])
+
+    @staticmethod
+    @contextmanager
+    def sqlite_connection(store: Any) -> Iterator[Any]:
+        """A ``SqliteStore``'s connection, holding the store's lock (recall's own tables)."""
+        with store.lock:
+            yield store.conn
+
+    @staticmethod
+    def sqlite_is_async(store: Any) -> bool:
+        from langgraph.store.sqlite import AsyncSqliteStore
+
+        return isinstance(store, AsyncSqliteStore)
+
+    @staticmethod
+    def asqlite_connection(store: Any) -> AbstractAsyncContextManager[Any]:
+        """An ``AsyncSqliteStore``'s aiosqlite connection, holding the store's lock."""
+        return _locked(store.lock, store.conn)
+
+    @staticmethod
+    def pg_is_async(store: Any) -> bool:
+        from langgraph.store.postgres import AsyncPostgresStore
+
+        return isinstance(store, AsyncPostgresStore)
 
     @staticmethod
     def pg_pipeline(store: Any) -> bool:

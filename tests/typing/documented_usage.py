@@ -28,6 +28,8 @@ def sync_usage() -> None:
         scope=ScopePolicy.USER,
         idle_seconds=30,
         max_wait_turns=5,
+        recall_messages=10,
+        recall_chars=4_000,
     )
     clock = ManualScheduler()
     model = ScriptedChatModel(["hi"])
