@@ -55,7 +55,7 @@ from sleepagent.store.persistence import open_persistence
 from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 from sleepagent.usage import Usage
 
-SEED_BATCH_OPS = 20_000
+SEED_BATCH_OPS = 5_000  # PostgreSQL takes at most 65,535 parameters a query
 USERS = 1_000
 RESCHEDULES = 2_000
 BURST_MODEL_S = 0.05

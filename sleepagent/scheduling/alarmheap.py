@@ -46,7 +46,10 @@ class AlarmHeap:
             heapq.heappush(self._heap, (job.due_at, next(self._counter), job))
             if len(self._heap) > 2 * len(self._jobs) + _COMPACT_SLACK:
                 self._compact()
-            return self._earliest() is job
+            # On top of the heap means earliest, unless a stale entry sits above it: then
+            # False, and the timer, armed at or before that stale time, fires, finds
+            # nothing due and re-arms for the true earliest.
+            return self._heap[0][2] is job
 
     def cancel(self, thread_id: str) -> None:
         """Remove the thread's alarm, if it has one."""

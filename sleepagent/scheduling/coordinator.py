@@ -83,6 +83,8 @@ class SleepCoordinator:
         self._emit(EventKind.SCHEDULED, job)
 
     def _emit(self, kind: EventKind, job: SleepJob, **details: Any) -> None:
+        if not self._events.wanted(kind):
+            return
         scope = self._scope_of(job.thread_id, job.user_id)
         self._events.emit(event_for(kind, job, scope, at=self.now(), **details))
 
