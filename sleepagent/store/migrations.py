@@ -68,7 +68,8 @@ def _mark_pending_work() -> Plan:
     prefix), on purpose not through today's readers, which follow the newest layout.
     """
     records: dict[tuple[str, ...], dict[str, Any]] = {}
-    for item in (yield from layout.search_all(layout.threads_prefix())):
+    items = yield from layout.search_all(layout.threads_prefix(), page_size=layout.RECOVERY_PAGE)
+    for item in items:
         if item.key in ("head", "watermark"):
             records.setdefault(tuple(item.namespace), {})[item.key] = item.value
     puts: list[Op] = []
