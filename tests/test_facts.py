@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sleepagent import SleepConfig, SleepOutcome, UserFacts
+from sleepagent import DEFAULT_BLOCKS, SleepConfig, SleepOutcome, UserFacts
+from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
 from sleepagent.sleep.facts import read_fact_lines
 from sleepagent.testing import finish, insert
 
@@ -103,14 +106,12 @@ def test_a_guessed_fact_is_refused_and_the_said_ones_are_kept(make_agent, caplog
     assert "'I live in New York.' not added: Edit refused" in caplog.text
 
 
-@pytest.mark.parametrize(
-    "reply",
-    ["The user seems to be in a good mood.", "- I live in New York.\n- I'm happy today."],
-    ids=["unreadable", "every-line-refused"],
-)
-def test_a_pass_with_nothing_usable_leaves_the_page_to_the_edit_round(make_agent, reply):
+def test_an_unreadable_pass_leaves_the_page_to_the_edit_round(make_agent):
     agent, _, sleep = make_agent(
-        ["Hi!"], [reply, insert("human", "Name: Marco")], config=EXTRACT, library_defaults=True
+        ["Hi!"],
+        ["The user seems to be in a good mood.", insert("human", "Name: Marco")],
+        config=EXTRACT,
+        library_defaults=True,
     )
     agent.chat(MARCO, thread_id="t1")
 
@@ -119,6 +120,64 @@ def test_a_pass_with_nothing_usable_leaves_the_page_to_the_edit_round(make_agent
     assert result.outcome is SleepOutcome.EDITED
     assert agent.memory(thread_id="t1")["human"].value == "Name: Marco"
     assert [bool(call.tools) for call in sleep.calls] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["- I live in New York.\n- I'm happy today.", "- What is the capital of Peru?"],
+    ids=["every-line-ungrounded", "only-questions"],
+)
+def test_a_list_whose_every_line_is_refused_concludes_the_page_unchanged(make_agent, reply):
+    agent, _, sleep = make_agent(["Hi!"], [reply], config=EXTRACT, library_defaults=True)
+    agent.chat(MARCO, thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.UNCHANGED, "processed: a retry would list the same"
+    assert agent.memory(thread_id="t1")["human"].value == ""
+    assert len(sleep.calls) == 1, "no edit round after a pass the checks answered"
+
+
+def test_a_line_the_block_has_no_room_for_leaves_the_page_to_the_edit_round(make_agent):
+    small = SleepConfig(
+        user_facts=UserFacts.EXTRACT,
+        blocks=tuple(
+            dataclasses.replace(block, limit=20) if block.label == "human" else block
+            for block in DEFAULT_BLOCKS
+        ),
+    )
+    agent, _, sleep = make_agent(
+        ["Hi!"],
+        ["- I'm allergic to peanuts and shellfish.", insert("human", "Allergic: peanuts")],
+        config=small,
+    )
+    agent.chat("I'm allergic to peanuts and shellfish.", thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.EDITED
+    assert agent.memory(thread_id="t1")["human"].value == "Allergic: peanuts"
+    assert [bool(call.tools) for call in sleep.calls] == [False, True]
+
+
+def test_a_long_page_is_read_a_few_messages_per_call_each_shown_the_facts_so_far(make_agent):
+    said = [f"I have a pet number {n}." for n in range(1, FACTS_MESSAGES_PER_CALL + 3)]
+    first = "\n".join(f"- {line}" for line in said[:FACTS_MESSAGES_PER_CALL])
+    second = "\n".join(f"- {line}" for line in said[FACTS_MESSAGES_PER_CALL:])
+    agent, _, sleep = make_agent(
+        ["Nice!"] * len(said), [first, second], config=EXTRACT, library_defaults=True
+    )
+    for line in said:
+        agent.chat(line, thread_id="t1")
+
+    result = agent.sleep(thread_id="t1")
+
+    assert result.outcome is SleepOutcome.EDITED
+    assert agent.memory(thread_id="t1")["human"].value.splitlines() == said
+    first_call, second_call = (str(call.messages[-1].content) for call in sleep.calls)
+    assert said[-1] not in first_call and said[0] in first_call
+    assert said[-1] in second_call and "Already in the notes" in second_call
+    assert said[0] in second_call.split("Already in the notes")[1], "shown the facts so far"
 
 
 def test_a_request_about_the_assistant_goes_to_the_edit_round_with_no_pass(make_agent):
@@ -148,7 +207,7 @@ def test_facts_of_named_speakers_name_whom_they_are_about(make_agent):
     agent.import_messages(group, thread_id="g1", sleep=True)
 
     prompt = str(sleep.calls[0].messages[-1].content)
-    assert prompt.startswith("A conversation between Ines and Tomas:")
+    assert prompt.startswith("Part of a conversation between Ines and Tomas:")
     assert agent.memory(thread_id="g1")["human"].value.splitlines() == [
         "Ines adopted a cat last weekend.",
         "Tomas works as a pilot.",

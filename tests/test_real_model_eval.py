@@ -163,8 +163,14 @@ def test_a_fact_never_written_is_missing_not_lost():
 
 def test_a_correction_counts_when_the_new_value_replaced_the_old_in_the_users_block():
     assert ev.corrections_applied(MOVE, {"human": "Lives in Porto"}) == [True]
-    assert ev.corrections_applied(MOVE, {"human": "Moved from Lisbon to Porto"}) == [False]
     assert ev.corrections_applied(MOVE, {"human": "Lives in Lisbon"}) == [False]
+    stale = {"human": "I live in Lisbon.\nI moved to Porto last month."}
+    assert ev.corrections_applied(MOVE, stale) == [False]
+
+
+def test_an_old_value_the_line_puts_in_the_past_is_not_stale():
+    for said in ("Moved from Lisbon to Porto", "I live in Porto.\nI no longer live in Lisbon."):
+        assert ev.corrections_applied(MOVE, {"human": said}) == [True], said
     # Only the user's block is read for corrections.
     assert ev.corrections_applied(MOVE, {"human": "Porto", "learned_context": "Lisbon"}) == [True]
 

@@ -38,16 +38,18 @@ class FactLines:
     Attributes:
         lines: One fact per line, without list markers, in the order written.
         nothing_new: The pass said the user told nothing new.
+        listed: The pass wrote a list, even one of questions only.
 
     """
 
     lines: tuple[str, ...]
     nothing_new: bool
+    listed: bool = False
 
     @property
     def readable(self) -> bool:
-        """Whether the pass gave an answer at all: facts, or that there are none."""
-        return bool(self.lines) or self.nothing_new
+        """Whether the pass gave an answer at all: a list, or that there is nothing new."""
+        return bool(self.lines) or self.nothing_new or self.listed
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,14 @@ class FactsStaged:
         staged: The working copy with every accepted line added.
         accepted: Lines added.
         refused: Lines the checks refused, with the reason, for the log.
+        full: A line was left out because the block had no room for it.
 
     """
 
     staged: StagedMemory
     accepted: int
     refused: tuple[tuple[str, str], ...]
+    full: bool = False
 
 
 _ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(?P<fact>.+?)\s*$")
@@ -77,15 +81,17 @@ def read_fact_lines(text: str) -> FactLines:
     writes a sentence of preamble first ("Here are the facts:"), which is not one.
     """
     lines = []
+    listed = False
     for raw in text.splitlines():
         found = _ITEM.match(raw)
         if found is None:
             continue
+        listed = True
         fact = _EMPHASIS.sub("", found.group("fact")).strip()
         if fact and not fact.endswith("?") and NOTHING_NEW not in fact.upper():
             lines.append(fact)
     nothing_new = not lines and NOTHING_NEW in text.upper()
-    return FactLines(tuple(dict.fromkeys(lines)), nothing_new)
+    return FactLines(tuple(dict.fromkeys(lines)), nothing_new, listed)
 
 
 def stage_facts(
@@ -99,13 +105,15 @@ def stage_facts(
     """
     accepted = 0
     refused = []
+    full = False
     for line in lines:
         try:
             reviewed = review_edit(staged.block(label), InsertEdit(label, line), evidence)
             staged = staged.stage(reviewed.edit)[0]
         except (MemoryEditError, BlockLimitError) as error:
+            full = full or isinstance(error, BlockLimitError)
             refused.append((line, str(error)))
             logger.info("fact pass: line %r not added: %s", line, error)
             continue
         accepted += 1
-    return FactsStaged(staged, accepted, tuple(refused))
+    return FactsStaged(staged, accepted, tuple(refused), full)

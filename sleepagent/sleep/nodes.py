@@ -45,7 +45,12 @@ from sleepagent.models import is_malformed_reply, model_errors, sample_options
 from sleepagent.results import BlockDiff, Conflict, RunRecord, SleepOutcome
 from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.sleep import run as transitions
-from sleepagent.sleep.consolidation import PageEvidence, about_the_assistant, review_edit
+from sleepagent.sleep.consolidation import (
+    PageEvidence,
+    about_the_assistant,
+    review_edit,
+    said_text,
+)
 from sleepagent.sleep.facts import read_fact_lines, stage_facts
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
@@ -61,6 +66,12 @@ logger = logging.getLogger("sleepagent.sleep")
 
 FACTS_TOKENS = 400
 """Reply cap of the fact pass: a list of short lines (about 10 tokens each)."""
+
+FACTS_MESSAGES_PER_CALL = 6
+"""User messages one fact-pass call reads. On a whole session of a long two-person
+conversation (18-23 messages) the 1.5B model listed a handful of facts, half of them
+about the wrong person, and looped; six at a time it listed the facts that answer
+about half the questions on those sessions (see ``prompts.SLEEP_FACTS_SPEAKERS_PROMPT``)."""
 
 
 class SleepTimeRunner:
@@ -423,42 +434,44 @@ class SleepTimeRunner:
             (b.label for b in blocks if b.role is BlockRole.FACTS and not b.read_only), None
         )
 
-    def _extract_facts(self, where: RunTarget, run: RunState, label: str) -> Flow[RunState]:
-        """One fact pass: the model lists facts in plain text, code adds them line by line.
+    def _extract_facts(
+        self, where: RunTarget, run: RunState, label: str, entries: Sequence[LogEntry]
+    ) -> Flow[RunState]:
+        """The fact pass: the model lists facts in plain text, code adds them line by line.
 
-        A reply that cannot be read, or whose every line is refused, leaves the page
-        to the edit round (which shows the model why an edit was refused).
+        The user's messages go ``FACTS_MESSAGES_PER_CALL`` at a time, each call shown
+        the block as the calls before left it. The pass concludes the page when
+        every call answered with a list (or "nothing new"): what the checks refused
+        from a list is not a fact to store, and an edit round would cost far more
+        to reach the same. A call whose reply cannot be read, or a line the block
+        has no room for, leaves the page to the edit round (which shows the model
+        why an edit was refused, and can rewrite the block to make room).
         """
         evidence = transitions.evidence_of(run)
         staged = transitions.staged_of(run)
-        known = staged.block(label).value
-        notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
-        said = _unquoted(evidence.said)
-        system, prompt = prompts.SLEEP_FACTS_SYSTEM_PROMPT, ""
-        if evidence.speakers:
-            system = prompts.SLEEP_FACTS_SPEAKERS_SYSTEM_PROMPT
-            prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
-                speakers=" and ".join(evidence.speakers), said=said, notes=notes
-            )
-        else:
-            prompt = prompts.SLEEP_FACTS_PROMPT.format(said=said, notes=notes)
-        messages = [SystemMessage(system), HumanMessage(prompt)]
-        model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
-        try:
-            with model_errors("sleep"):
-                reply = yield from call(model.invoke, messages)
-        except ModelCallError as failed:
-            if not is_malformed_reply(failed.cause):
-                raise
-            return run
-        usage = Usage.of_message(reply)
-        found = read_fact_lines(message_text(reply))
-        if found.nothing_new:
-            return transitions.after_facts(run, usage, staged, accepted=0)
-        result = stage_facts(staged, label, found.lines, evidence)
-        if not result.accepted:
-            return transitions.after_facts(run, usage, None, accepted=0)
-        return transitions.after_facts(run, usage, result.staged, accepted=result.accepted)
+        said = [said_text(entry) for entry in entries if entry.role == "user"]
+        usage, accepted, concluded = Usage(), 0, True
+        for start in range(0, len(said), FACTS_MESSAGES_PER_CALL):
+            chunk = "\n".join(said[start : start + FACTS_MESSAGES_PER_CALL])
+            messages = _facts_messages(evidence, _unquoted(chunk), staged.block(label).value)
+            model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
+            try:
+                with model_errors("sleep"):
+                    reply = yield from call(model.invoke, messages)
+            except ModelCallError as failed:
+                if not is_malformed_reply(failed.cause):
+                    raise
+                concluded = False
+                continue
+            usage += Usage.of_message(reply)
+            found = read_fact_lines(message_text(reply))
+            concluded = concluded and found.readable
+            result = stage_facts(staged, label, found.lines, evidence)
+            staged, accepted = result.staged, accepted + result.accepted
+            concluded = concluded and not result.full
+        if accepted or concluded:
+            return transitions.after_facts(run, usage, staged, accepted=accepted)
+        return transitions.after_facts(run, usage, None, accepted=0)
 
     def _index(self, where: RunTarget, entries: Sequence[LogEntry]) -> Flow[None]:
         """Add the page's messages to the scope's recall index (recall on only).
@@ -498,7 +511,7 @@ class SleepTimeRunner:
             if facts is not None and not transitions.commit_ready(
                 run, self._config.max_sleep_steps
             ):
-                run = yield from self._extract_facts(where, run, facts)
+                run = yield from self._extract_facts(where, run, facts, entries)
             if transitions.commit_ready(run, self._config.max_sleep_steps):
                 # A page a pass concluded on: nothing is left for an edit round.
                 return Command(
@@ -573,6 +586,18 @@ def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequenc
     if any(entry.speaker or entry.said_at for entry in entries):
         notes.append(prompts.SLEEP_DATED_SPEAKERS_NOTE)
     return "\n\n".join([transcript, *notes])
+
+
+def _facts_messages(evidence: PageEvidence, said: str, known: str) -> list[BaseMessage]:
+    """A fact-pass call: the messages ``said``, beside the facts already ``known``."""
+    notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
+    if evidence.speakers:
+        prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
+            speakers=" and ".join(evidence.speakers), said=said, notes=notes
+        )
+        return [SystemMessage(prompts.SLEEP_FACTS_SPEAKERS_SYSTEM_PROMPT), HumanMessage(prompt)]
+    prompt = prompts.SLEEP_FACTS_PROMPT.format(said=said, notes=notes)
+    return [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
 
 
 def _writable_on_page(blocks: Sequence[MemoryBlock], evidence: PageEvidence) -> list[MemoryBlock]:
