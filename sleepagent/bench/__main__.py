@@ -183,6 +183,12 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         "edit round, or a plain-text fact pass (default: %(default)s)",
     )
     parser.add_argument(
+        "--block-limit",
+        type=int,
+        help="characters each memory block may hold (default: the library's 5,000); a long "
+        "conversation's facts outgrow it",
+    )
+    parser.add_argument(
         "--think-tokens",
         type=int,
         default=SleepConfig().sleep_think_tokens,
@@ -372,7 +378,11 @@ def _model_options(args: argparse.Namespace) -> tuple[ModelOptions, ModelOptions
 
 
 def _sleep_config(args: argparse.Namespace) -> SleepConfig:
+    blocks = SleepConfig().blocks
+    if args.block_limit is not None:
+        blocks = tuple(dataclasses.replace(block, limit=args.block_limit) for block in blocks)
     return SleepConfig(
+        blocks=blocks,
         max_sleep_steps=args.sleep_steps,
         sleep_edit_mode=SleepEditMode(args.sleep_edit_mode),
         sleep_thinking=SleepThinking(args.sleep_thinking),
