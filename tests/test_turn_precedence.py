@@ -174,11 +174,11 @@ def test_a_sleep_run_goes_on_after_the_bound_however_long_the_turn_lasts(make_ag
     result = driver.sleep(thread_id="quiet")  # the turn is still in its model call
     held.release.set()
 
+    assert answer().reply == "answered"
     assert calls.during_turn == [True], "the run waited for the turn to end"
     assert result.watermark == 2
     assert waits.turns_seen and set(waits.turns_seen) == {1}
     assert all(0.05 <= waited < WAIT_S for waited in waits.waited)
-    assert answer().reply == "answered"
 
 
 def test_a_bound_of_zero_lets_sleep_runs_go_on_while_turns_are_in_flight(make_agent, waits):
@@ -188,10 +188,10 @@ def test_a_bound_of_zero_lets_sleep_runs_go_on_while_turns_are_in_flight(make_ag
     result = driver.sleep(thread_id="quiet")
     held.release.set()
 
+    assert answer().reply == "answered"
     assert calls.during_turn == [True]
     assert result.watermark == 2
     assert waits.turns_seen == [], "a step waited (or asked whether to) with precedence off"
-    assert answer().reply == "answered"
 
 
 def failing(prompt: Any) -> str:
