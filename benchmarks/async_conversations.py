@@ -11,7 +11,10 @@ all three; per-turn latencies are pooled over the rounds.
 default) run sleep-time compute back to back while the turns are measured,
 each run on one new log entry, with 2 s of model time per run by default, so
 runs are always in their model calls or committing. The figure to watch is
-ours with runs / ours without.
+ours with runs / ours without. Runs are measured twice: with the default
+``turn_precedence_seconds`` (each step of a run first waits, for a bounded
+time, while turns are in flight) and with 0 (precedence off), with the sleep
+runs each finished beside them: precedence trades runs per second for turns.
 
 Run::
 
@@ -39,7 +42,9 @@ from _sidebyside import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from sleepagent import AsyncSleepTimeAgent
+from sleepagent import AsyncSleepTimeAgent, SleepConfig
+
+PRECEDENCE_OFF = SleepConfig(turn_precedence_seconds=0)
 
 
 async def conversation(turn, name: str, turns: int, latencies: list[float]) -> None:
@@ -67,12 +72,20 @@ async def bare_round(folder: Path, n: int, turns: int, latency: float, tag: str)
 
 
 async def ours_round(
-    folder: Path, n: int, turns: int, latency: float, tag: str, sleepers: int, sleep_latency: float
-) -> list[float]:
+    folder: Path,
+    n: int,
+    turns: int,
+    latency: float,
+    tag: str,
+    sleepers: int,
+    sleep_latency: float,
+    config: SleepConfig | None = None,
+) -> tuple[list[float], int]:
+    """Latencies of every turn, and the sleep runs finished meanwhile."""
     model = FixedLatencyModel(latency=latency)
     sleep_model = FixedLatencyModel(latency=sleep_latency, finish=True)
     async with AsyncSleepTimeAgent(
-        model, sleep_model=sleep_model, db=folder / f"ours-{tag}.db", scheduler=None
+        model, sleep_model=sleep_model, db=folder / f"ours-{tag}.db", scheduler=None, config=config
     ) as agent:
 
         async def turn(thread: str, text: str) -> None:
@@ -97,19 +110,30 @@ async def ours_round(
             await asyncio.sleep(0.05)  # let the runs reach their model calls
         latencies: list[float] = []
         await asyncio.gather(*(conversation(turn, f"c{j}", turns, latencies) for j in range(n)))
+        finished = runs_done[0]
         done.set()
         await asyncio.gather(*runs)
-        if runs and runs_done[0] < sleepers:
+        if runs and finished < sleepers:
             print("    (some sleep runs never finished during the turns: lower --sleep-latency)")
-        return latencies
+        return latencies, finished
 
 
-def report(n: int, bare: list[float], ours: list[float], during: list[float]) -> None:
-    print(f"{n} conversations: {len(ours)} turns each of bare / ours / ours with runs")
+def report(
+    n: int,
+    bare: list[float],
+    ours: list[float],
+    during: dict[str, list[float]],
+    runs: dict[str, int],
+) -> None:
+    print(f"{n} conversations: {len(ours)} turns each of bare / ours / ours with runs (x2)")
     print("\n".join(compare("turn", ours, bare)))
-    print("  ours with sleep runs in flight (as 'ours') / ours without them (as 'bare'):")
-    print(row("turn median", statistics.median(during), statistics.median(ours)))
-    print(row("turn p99", percentile(during, 0.99), percentile(ours, 0.99)))
+    for name, latencies in during.items():
+        print(
+            f"  ours with sleep runs in flight, {name} ({runs[name]} runs finished "
+            "during the turns) (as 'ours') / ours without them (as 'bare'):"
+        )
+        print(row("turn median", statistics.median(latencies), statistics.median(ours)))
+        print(row("turn p99", percentile(latencies, 0.99), percentile(ours, 0.99)))
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -123,16 +147,28 @@ async def main_async(args: argparse.Namespace) -> None:
         for n in args.conversations:
             bare: list[float] = []
             ours: list[float] = []
-            during: list[float] = []
+            variants = {"precedence on": None, "precedence off": PRECEDENCE_OFF}
+            during: dict[str, list[float]] = {name: [] for name in variants}
+            runs = dict.fromkeys(variants, 0)
             for r in range(args.rounds):
                 tag = f"{n}-{r}"
                 bare += await bare_round(folder, n, args.turns, args.latency, tag)
-                ours += await ours_round(folder, n, args.turns, args.latency, tag, 0, 0.0)
+                ours += (await ours_round(folder, n, args.turns, args.latency, tag, 0, 0.0))[0]
                 sleepers = args.sleepers or max(1, n // 4)
-                during += await ours_round(
-                    folder, n, args.turns, args.latency, f"{tag}-s", sleepers, args.sleep_latency
-                )
-            report(n, bare, ours, during)
+                for v, (name, config) in enumerate(variants.items()):
+                    latencies, finished = await ours_round(
+                        folder,
+                        n,
+                        args.turns,
+                        args.latency,
+                        f"{tag}-s{v}",
+                        sleepers,
+                        args.sleep_latency,
+                        config,
+                    )
+                    during[name] += latencies
+                    runs[name] += finished
+            report(n, bare, ours, during, runs)
     print(machine())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -214,6 +215,20 @@ class SleepConfig:
 
     The idle scheduler enforces it; ``sleep()`` called by hand is not counted."""
 
+    turn_precedence_seconds: float = 0.5
+    """Longest one step of a sleep run waits for the agent's turns in flight; 0 turns it off.
+
+    Turns go first: before each model call and each commit, a sleep run waits while
+    the agent is answering a turn (``chat``, ``chat_stream``), so on a busy process
+    sleep-time work takes the gaps between turns rather than the turns' CPU (asyncio
+    has no priorities, and a step of a run costs about as much as a turn). The wait
+    ends once no turn is in flight, or after this many seconds however many turns
+    follow, so a due run still starts within this long and each of its later steps
+    likewise: sleep work is delayed, never starved. A turn never waits for it, and
+    closing the agent ends every wait at once. A graph from ``build_graph`` yields
+    only to the turns passed to it as ``turns=``.
+    """
+
     sleep_retries: int = 3
     """Times a failed scheduled run is retried before it is left for the next turn."""
 
@@ -279,6 +294,12 @@ class SleepConfig:
             _require_positive("max_wait_turns", self.max_wait_turns)
         if not isinstance(self.sleep_retries, int) or self.sleep_retries < 0:
             raise ConfigurationError(f"sleep_retries must be 0 or more, got {self.sleep_retries!r}")
+        bound = self.turn_precedence_seconds
+        if not isinstance(bound, int | float) or not 0 <= bound < math.inf:
+            # An endless bound would let a steady stream of turns starve sleep work.
+            raise ConfigurationError(
+                f"turn_precedence_seconds must be seconds >= 0 (0 turns it off), got {bound!r}"
+            )
         for name in ("idle_seconds", "max_wait_seconds", "retry_backoff_seconds"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | float) or value < 0):

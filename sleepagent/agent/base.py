@@ -57,6 +57,7 @@ from sleepagent.scheduling.base import IdleScheduler, SleepJob
 from sleepagent.scheduling.coordinator import SleepCoordinator
 from sleepagent.scheduling.events import EventKind, SleepEvent, SleepEvents, event_for
 from sleepagent.scheduling.policy import Reason, too_few_new_messages
+from sleepagent.scheduling.precedence import TurnsInFlight
 from sleepagent.scope import Scope, resolve_scope
 from sleepagent.store.keyedlocks import KeyedLocks
 from sleepagent.store.persistence import DbPath
@@ -137,8 +138,10 @@ class AgentBase:
         chat_model, sleeper = resolve_models(
             model, sleep_model, options=model_options, sleep_options=sleep_model_options
         )
+        # This agent's turns in flight: its sleep runs give way to them (turns first).
+        self._turns = TurnsInFlight()
         self._builder = build_graph(
-            chat_model, sleep_model=sleeper, config=self.config, clock=clock
+            chat_model, sleep_model=sleeper, config=self.config, clock=clock, turns=self._turns
         )
         self._graph: Graph | None = None
         self._saver: BaseCheckpointSaver[Any] | None = None

@@ -118,6 +118,7 @@ class AgentFlows(AgentBase):
     def _close_flow(self) -> Flow[None]:
         if self._scheduler is not None:
             self._scheduler.close()
+        self._turns.close()  # a run waiting for turns goes on now, and ends sooner
         late = yield from call(self._runs.drain, CLOSE_WAIT_S)
         if late:
             logger.warning("closing with %d sleep runs still in flight", late)
@@ -148,7 +149,7 @@ class AgentFlows(AgentBase):
                 raise
             return state
 
-        state = yield from holding(self._thread_locks.get(thread_id), turn())
+        state = yield from self._counted_turn(holding(self._thread_locks.get(thread_id), turn()))
         self._turn_done(thread_id, user_id)
         return self._chat_result(state, human, context)
 
@@ -175,8 +176,20 @@ class AgentFlows(AgentBase):
                 yield from shielded(self._undo_flow(run_config, human))
                 raise
 
-        yield from holding(self._thread_locks.get(thread_id), turn())
+        yield from self._counted_turn(holding(self._thread_locks.get(thread_id), turn()))
         self._turn_done(thread_id, user_id)
+
+    def _counted_turn(self, turn: Flow[T]) -> Flow[T]:
+        """``turn``, counted in flight from its start to its end, however it ends.
+
+        Sleep runs give way to the turns counted (``turn_precedence_seconds``);
+        the turn itself never waits for them.
+        """
+        self._turns.enter()
+        try:
+            return (yield from turn)
+        finally:
+            self._turns.leave()
 
     def _undo_flow(self, run_config: RunnableConfig, human: HumanMessage) -> Flow[None]:
         snapshot = yield from call(self.graph.get_state, run_config)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from sleepagent._twins import Flow
+from sleepagent._twins import Flow, call
 from sleepagent.chat.primary import NodeResult, PrimaryAgent
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, WrongModeError
@@ -29,12 +29,16 @@ from sleepagent.graph.state import SleepAgentState
 from sleepagent.models import ModelLike, resolve_model
 from sleepagent.scheduling.base import SleepJob
 from sleepagent.scheduling.policy import ThreadActivity, due_after_turn
+from sleepagent.scheduling.precedence import TurnsInFlight
 from sleepagent.sleep.nodes import SleepTimeRunner
 
 if TYPE_CHECKING:
     from sleepagent.scheduling.server import ServerIdleScheduler
 
 __all__ = ["SleepAgentState", "build_graph", "sleep_request", "sleep_thread_id"]
+
+S = TypeVar("S")
+R = TypeVar("R")
 
 RECURSION_LIMIT = 10_000
 """Graph steps allowed per run. The loops are bounded by the step budgets and
@@ -48,6 +52,7 @@ def build_graph(
     config: SleepConfig | None = None,
     clock: Callable[[], float] = time.time,
     server_scheduler: ServerIdleScheduler | None = None,
+    turns: TurnsInFlight | None = None,
 ) -> StateGraph[SleepAgentState, SleepContext, SleepAgentState, SleepAgentState]:
     """The sleepagent graph, not yet compiled.
 
@@ -62,6 +67,10 @@ def build_graph(
         clock: Source of the current POSIX time, for time stamps.
         server_scheduler: On LangGraph Server: after each answered turn, node
             ``schedule_sleep`` sets the scope's delayed sleep run with it.
+        turns: The turns in flight that sleep runs give way to: before each model
+            call and each commit, a run waits while any is in flight, for at most
+            ``config.turn_precedence_seconds``. The agents pass their own; count
+            yours with ``turns.enter()`` and ``turns.leave()``. None: no waiting.
 
     Returns:
         A ``StateGraph`` with nodes ``agent``, ``agent_tools``, ``sleep``,
@@ -81,9 +90,16 @@ def build_graph(
         destinations=("agent_tools", "sleep", after_turn),
     )
     graph.add_node("agent_tools", GraphNode.of_flow("agent_tools", primary.tools))
+    step: Callable[[SleepAgentState], Flow[Command[str]]] = sleeper.step
+    commit: Callable[[SleepAgentState], Flow[Command[str]]] = sleeper.commit
+    if turns is not None and config.turn_precedence_seconds > 0:
+        # The steps that call the model or commit give way to turns first;
+        # sleep_tools only applies the reply the step before received.
+        step = after_turns(step, turns, config.turn_precedence_seconds)
+        commit = after_turns(commit, turns, config.turn_precedence_seconds)
     graph.add_node(
         "sleep",
-        GraphNode.of_flow("sleep", sleeper.step),
+        GraphNode.of_flow("sleep", step),
         destinations=("sleep_tools", "sleep_commit", END),
     )
     graph.add_node(
@@ -93,7 +109,7 @@ def build_graph(
     )
     graph.add_node(
         "sleep_commit",
-        GraphNode.of_flow("sleep_commit", sleeper.commit),
+        GraphNode.of_flow("sleep_commit", commit),
         destinations=("sleep", END),
     )
     graph.add_edge(START, "agent")
@@ -133,6 +149,24 @@ def entered(
         if state.get("sleep_request"):
             return Command(goto="sleep")
         return (yield from answer(state))
+
+    return step
+
+
+def after_turns(
+    node: Callable[[S], Flow[R]], turns: TurnsInFlight, bound: float
+) -> Callable[[S], Flow[R]]:
+    """``node``, run once no turn is in flight, or after ``bound`` seconds whatever the turns.
+
+    asyncio has no priorities, and a step of a sleep run costs about as much CPU
+    as a turn: waiting here gives the turns the core first (see
+    :mod:`sleepagent.scheduling.precedence`). The wait is bounded, so sleep work
+    is delayed, never starved.
+    """
+
+    def step(state: S) -> Flow[R]:
+        yield from call(turns.yield_to_turns, bound)
+        return (yield from node(state))
 
     return step
 

@@ -5,6 +5,7 @@ from sleepagent.scheduling.base import IdleScheduler, JobRunner, SleepJob
 from sleepagent.scheduling.events import EventKind, SleepEvent, SleepEvents
 from sleepagent.scheduling.manual import ManualClock, ManualScheduler
 from sleepagent.scheduling.policy import Reason
+from sleepagent.scheduling.precedence import TurnsInFlight
 
 __all__ = [
     "AsyncIOIdleScheduler",
@@ -18,4 +19,5 @@ __all__ = [
     "SleepEvent",
     "SleepEvents",
     "SleepJob",
+    "TurnsInFlight",
 ]

@@ -1,4 +1,4 @@
-"""When sleep-time compute is due: pure decisions over plain data."""
+"""When sleep-time compute is due, and when its next step may go: pure decisions over plain data."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = [
     "due_after_turn",
     "recovery_due",
     "too_few_new_messages",
+    "turn_precedence_wait",
 ]
 
 
@@ -92,3 +93,25 @@ def backoff_delay(attempt: int, config: SleepConfig) -> float | None:
     if attempt > config.sleep_retries:
         return None
     return float(config.retry_backoff_seconds * 2 ** (attempt - 1))
+
+
+def turn_precedence_wait(
+    turns_in_flight: int, waited: float, bound: float, *, closed: bool = False
+) -> float:
+    """Seconds a step of a sleep run should still wait for turns: 0.0 means it goes now.
+
+    A step waits while any turn is in flight, and never more than ``bound``
+    seconds in all (``SleepConfig.turn_precedence_seconds``; 0 never waits), so
+    sleep work gives way to turns without being starved by them (every message is
+    still covered: DESIGN invariant 4). Once the agent is closing no step waits.
+
+    Args:
+        turns_in_flight: Turns being answered now.
+        waited: Seconds this step has waited so far.
+        bound: The most it may wait in all.
+        closed: Whether the agent is closing.
+
+    """
+    if closed or turns_in_flight <= 0:
+        return 0.0
+    return max(0.0, bound - waited)
