@@ -337,3 +337,37 @@ def test_asking_the_assistant_to_note_a_fact_still_grounds_it():
     assert stored(facts(), InsertEdit("human", "Allergic to shellfish"), page(said)) == (
         "Allergic to shellfish"
     )
+
+
+def _speakers_page(*turns: tuple[str, str]) -> PageEvidence:
+    entries = [
+        LogEntry(seq=n + 1, role="user", text=text, speaker=speaker)
+        for n, (speaker, text) in enumerate(turns)
+    ]
+    return PageEvidence.of(entries, DEFAULT_BLOCKS)
+
+
+def test_facts_named_after_a_speaker_are_not_corrections_of_each_other():
+    evidence = _speakers_page(
+        ("Ana", "I paint lakes now, and I adopted a dog."),
+        ("Ben", "I moved to Oslo last year."),
+    )
+    block = facts("Ana paints lakes.")
+    for line in ("Ana adopted a dog.", "Ben moved to Oslo."):
+        block = MemoryBlock(
+            label="human",
+            value=stored(block, InsertEdit("human", line), evidence),
+            role=BlockRole.FACTS,
+        )
+    assert block.value.splitlines() == [
+        "Ana paints lakes.",
+        "Ana adopted a dog.",
+        "Ben moved to Oslo.",
+    ]
+
+
+def test_a_speakers_correction_replaces_their_fact_not_the_other_speakers():
+    evidence = _speakers_page(("Ana", "I moved, I live in Rome now."))
+    block = facts("Ana lives in Oslo.\nBen lives in Oslo.")
+    value = stored(block, InsertEdit("human", "Ana lives in Rome."), evidence)
+    assert value.splitlines() == ["Ben lives in Oslo.", "Ana lives in Rome."]

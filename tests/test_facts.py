@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, SleepConfig, SleepOutcome, UserFacts
-from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
 from sleepagent.sleep.facts import read_fact_lines
+from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
 from sleepagent.testing import finish, insert
 
 EXTRACT = SleepConfig(user_facts=UserFacts.EXTRACT)

@@ -238,7 +238,10 @@ def _consolidate_facts(
     kept, added, before = _without_subsumed(kept, added, before, removed, notes, keep_new=corrected)
     for position, old in enumerate(before):
         present = any(_near(old, line) for line in kept)
-        newer = next((line for line in added if corrected and _corrects(line, old)), None)
+        newer = next(
+            (line for line in added if corrected and _corrects(line, old, evidence.speakers)),
+            None,
+        )
         if newer is not None:
             if present:
                 kept = [line for line in kept if not _near(old, line) or line in added]
@@ -389,7 +392,7 @@ def _corrected(said: str) -> bool:
     return bool(_WEAK_CUES.search(said)) and not _ADDITION_CUES.search(said)
 
 
-def _corrects(new: str, old: str) -> bool:
+def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     """Whether ``new`` states the same kind of fact as ``old`` with another value.
 
     The kind is the first word that says what the fact is about ("live" in "I
@@ -400,17 +403,27 @@ def _corrects(new: str, old: str) -> bool:
     new_words, old_words = _claims(new, keep_generic=True), _claims(old, keep_generic=True)
     if not new_words or not old_words or _near(new, old):
         return False
-    new_kind, old_kind = _kind(new_words), _kind(old_words)
+    # On a page of named speakers a line names whose fact it is: "Ana lives in Rome"
+    # corrects "Ana lives in Oslo", never "Ben lives in Oslo".
+    names = {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+    subjects = _SUBJECT_WORDS | names
+    new_kind, old_kind = _kind(new_words, subjects), _kind(old_words, subjects)
     return (
         new_kind is not None
         and new_kind == old_kind
+        and _owner(new_words, names) == _owner(old_words, names)
         and {_stem(w) for w in new_words} != {_stem(w) for w in old_words}
     )
 
 
-def _kind(words: Sequence[str]) -> str | None:
+def _owner(words: Sequence[str], names: set[str]) -> str | None:
+    """The first speaker's name in ``words``: whose fact the line states."""
+    return next((word.removesuffix("'s") for word in words if word in names), None)
+
+
+def _kind(words: Sequence[str], subjects: frozenset[str] | set[str]) -> str | None:
     """The stem of the first word that is not a subject, a form of "be" or a time word."""
-    return next((_stem(word) for word in words if word not in _SUBJECT_WORDS), None)
+    return next((_stem(word) for word in words if word not in subjects), None)
 
 
 _SUBJECT_WORDS = frozenset(
