@@ -300,6 +300,29 @@ SCENARIOS = (
         facts=(("kai",), ("carpenter", "carpentry")),
         traps=(*COMMON_TRAPS, "premium"),
     ),
+    Scenario(
+        "sold",
+        (
+            Say("v1", "I'm Ravi. I ride a blue bicycle to work."),
+            Quiet(),
+            Say("v2", "I sold the bicycle last week. I ride an electric scooter now."),
+            Quiet(),
+            Ask("v3", "What do I ride to work? One word.", ("scooter",)),
+        ),
+        facts=(("ravi",), ("scooter",)),
+        corrections=(("scooter", "blue bicycle"),),
+    ),
+    Scenario(
+        "neighbour",
+        (
+            Say("u1", "I'm Ines. My neighbour Paul is a dentist, has three cats and plays golf."),
+            Say("u1", "Myself, I teach yoga."),
+            Quiet(),
+            Ask("u2", "What do I teach? One word.", ("yoga",)),
+        ),
+        facts=(("ines",), ("yoga",)),
+        others=(Other("paul", ("dentist", "cats", "golf")),),
+    ),
     # --- held out: written after the prompt work; never tune prompts on these ---
     Scenario(
         "job-change",

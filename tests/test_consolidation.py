@@ -371,3 +371,43 @@ def test_a_speakers_correction_replaces_their_fact_not_the_other_speakers():
     block = facts("Ana lives in Oslo.\nBen lives in Oslo.")
     value = stored(block, InsertEdit("human", "Ana lives in Rome."), evidence)
     assert value.splitlines() == ["Ben lives in Oslo.", "Ana lives in Rome."]
+
+
+# --- facts that end, and other people's facts -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored_line", "said"),
+    [
+        ("I work as an accountant at a bank.", "I quit the bank."),
+        ("I ride a blue bicycle to work.", "I sold the bicycle last week."),
+        ("I live in Lisbon.", "I no longer live in Lisbon."),
+    ],
+)
+def test_a_fact_the_user_says_is_over_is_retired_and_the_news_kept(stored_line, said):
+    block = facts(f"{stored_line}\nI have a dog.")
+    value = stored(block, InsertEdit("human", said), page(said))
+    assert value.splitlines() == ["I have a dog.", said]
+
+
+def test_an_ending_retires_only_the_facts_it_names():
+    said = "I stopped going to the gym last week."
+    block = facts("I go to the gym.\nI go hiking every week.")
+    value = stored(block, InsertEdit("human", said), page(said))
+    assert value.splitlines() == ["I go hiking every week.", said]
+
+
+def test_a_speakers_ending_retires_their_fact_not_the_other_speakers():
+    evidence = _speakers_page(("Ana", "I quit the bakery."))
+    block = facts("Ana works at a bakery.\nBen works at a bakery.")
+    value = stored(block, InsertEdit("human", "Ana quit the bakery."), evidence)
+    assert sorted(value.splitlines()) == ["Ana quit the bakery.", "Ben works at a bakery."]
+
+
+def test_what_the_user_said_about_someone_else_is_not_their_own_fact():
+    evidence = page("I'm Ines. My neighbour Paul is a dentist and plays golf.", "I teach yoga.")
+
+    with pytest.raises(MemoryEditError, match="'golf' about someone else"):
+        review_edit(facts(), InsertEdit("human", "I play golf."), evidence)
+    for line in ("I teach yoga.", "My neighbour Paul plays golf.", "I have a neighbour Paul."):
+        assert stored(facts(), InsertEdit("human", line), evidence) == line

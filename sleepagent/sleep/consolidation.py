@@ -239,7 +239,12 @@ def _consolidate_facts(
     for position, old in enumerate(before):
         present = any(_near(old, line) for line in kept)
         newer = next(
-            (line for line in added if corrected and _corrects(line, old, evidence.speakers)),
+            (
+                line
+                for line in added
+                if (corrected and _corrects(line, old, evidence.speakers))
+                or _retracts(line, old, evidence.speakers)
+            ),
             None,
         )
         if newer is not None:
@@ -344,13 +349,56 @@ def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
         return "an instruction to the assistant, not a fact about the user"
     if any(_near(line, persona) for persona in evidence.persona_lines):
         return "that is the assistant's persona, not a fact about the user"
-    missing = ungrounded_words(line, _stated(evidence.said))
+    stated = _stated(evidence.said)
+    missing = ungrounded_words(line, stated)
     if missing and not ungrounded_words(line, evidence.said):
         return "said only in an attempt to override the assistant's instructions, not as a fact"
     if missing:
         words = ", ".join(f"'{word}'" for word in missing)
         return f"not grounded: the user never said {words}; write only what they said"
+    borrowed = [] if evidence.speakers else _said_of_others(line, stated)
+    if borrowed:
+        words = ", ".join(f"'{word}'" for word in borrowed)
+        return (
+            f"the user said {words} about someone else, not about themselves; write it "
+            "under that person's name"
+        )
     return None
+
+
+def _said_of_others(line: str, said: str) -> list[str]:
+    """The words of a first-person ``line`` that the user said only about someone else.
+
+    "My friend Tom lives in Berlin" says nothing of where the user lives, so "I
+    live in Berlin" is not grounded by it: a first-person line must be supported
+    by the sentences where the user speaks of themselves ("I", "me"). The
+    relation and the name ("friend", "Tom") are the user's own facts and may
+    come from anywhere.
+    """
+    if not _FIRST_PERSON_LINE.match(line):
+        return []
+    sentences = _SENTENCE_END.split(said)
+    own = " ".join(sentence for sentence in sentences if _FIRST_PERSON.search(sentence))
+    names = {match.group(2).lower() for match in _RELATION_NAME.finditer(said)}
+    heard = {_stem(word) for word in _words(own)}
+    return [
+        word
+        for word in dict.fromkeys(_claims(line))
+        if word not in names and word not in _RELATIONS and _stem(word) not in heard
+    ]
+
+
+_FIRST_PERSON_LINE = re.compile(r"^\W*I(?:'m|'ve|'d|\u2019m|\u2019ve|\u2019d)?\b")
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|myself)\b|\bI\u2019", re.IGNORECASE)
+_RELATIONS = frozenset(
+    """
+    friend friends sister sisters brother brothers mother mom mum father dad parents wife
+    husband partner boyfriend girlfriend son sons daughter daughters child children kid kids
+    colleague colleagues coworker neighbour neighbor boss cousin aunt uncle grandmother
+    grandfather grandma grandpa roommate flatmate
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+_RELATION_NAME = re.compile(r"\b(" + "|".join(sorted(_RELATIONS)) + r")\s+([A-Z][a-z]+)")
 
 
 def _stated(said: str) -> str:
@@ -414,6 +462,33 @@ def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
         and _owner(new_words, names) == _owner(old_words, names)
         and {_stem(w) for w in new_words} != {_stem(w) for w in old_words}
     )
+
+
+def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
+    """Whether ``new`` says that what ``old`` states is over ("I quit the bank").
+
+    The words after the retraction ("the bank") must name something ``old`` is
+    about ("I work as an accountant at a bank"), and on a page of named speakers
+    both lines must be about the same person.
+    """
+    found = _RETRACTION.search(new)
+    if found is None or _near(new, old):
+        return False
+    ended = {_stem(word) for word in _claims(new[found.end() :])} - _TIME_STEMS
+    if not ended & {_stem(word) for word in _claims(old)}:
+        return False
+    names = {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+    return _owner(_words(new), names) == _owner(_words(old), names)
+
+
+_RETRACTION = re.compile(
+    r"\b(?:quit|quits|sold|sells|no longer|stopped|gave up|moved (?:away )?from|"
+    r"moved out of|broke up with|not [\w ]{0,20}any ?more)\b",
+    re.IGNORECASE,
+)
+"""Words that end a fact: what follows them is no longer true."""
+_TIME_STEMS = frozenset({"last", "week", "mont", "year", "ago", "yest", "toda", "rece", "day"})
+"""Stems of time words, which say when a fact ended, not what ended."""
 
 
 def _owner(words: Sequence[str], names: set[str]) -> str | None:
