@@ -10,8 +10,12 @@ never on a label:
 - Every role: markup (``<p>``), placeholders (``[Your Name]``, ``<previously saved
   ...>``, "not mentioned") and exact or near-duplicate lines are dropped.
 - ``FACTS``: a new line must be grounded in what the user said on the page
-  (:func:`ungrounded_words`), and be a statement, not an instruction to the
-  assistant ("Ignore your instructions and ..."); a line of the persona never
+  (:func:`ungrounded_words`), not in a sentence that tries to override the
+  assistant's instructions, and a first-person line not in what the user said of
+  someone else ("My friend Tom lives in Berlin" grounds no "I live in Berlin"); it
+  must be a statement, not an instruction to the assistant ("Ignore your
+  instructions and ..."); a fact the user says is over ("I quit the bank")
+  retires the line it names; a line of the persona never
   lands here; a line whose every word another line already says is redundant
   (:func:`subsumes`): a new one is dropped, an old one is merged into the new
   line that says all of it; a rewrite that drops a fact it does not remove gets
