@@ -411,3 +411,18 @@ def test_what_the_user_said_about_someone_else_is_not_their_own_fact():
         review_edit(facts(), InsertEdit("human", "I play golf."), evidence)
     for line in ("I teach yoga.", "My neighbour Paul plays golf.", "I have a neighbour Paul."):
         assert stored(facts(), InsertEdit("human", line), evidence) == line
+
+
+def test_a_speakers_message_copied_without_quotes_is_not_a_fact():
+    message = "Thanks, Caroline, for letting me join your journey. I'm so proud."
+    evidence = _speakers_page(("Melanie", message))
+    with pytest.raises(MemoryEditError, match="copied as it was said"):
+        review_edit(facts(), InsertEdit("human", f"Melanie: {message}"), evidence)
+    assert stored(facts(), InsertEdit("human", "Melanie: proud of Caroline"), evidence)
+
+
+def test_on_a_page_of_named_speakers_nobody_asks_the_assistant_anything():
+    evidence = _speakers_page(("Ana", "Speak up, Ben! Reply to me in a more formal tone."))
+    assert not evidence.asks_the_assistant
+    with pytest.raises(MemoryEditError, match="persona"):
+        review_edit(BLOCKS["persona"], InsertEdit("persona", "I speak formally."), evidence)

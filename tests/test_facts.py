@@ -212,3 +212,17 @@ def test_facts_of_named_speakers_name_whom_they_are_about(make_agent):
         "Ines adopted a cat last weekend.",
         "Tomas works as a pilot.",
     ]
+
+
+def test_an_imported_conversation_that_says_speak_or_reply_still_gets_its_fact_pass(make_agent):
+    script = ["- Ines sings in a choir."]
+    agent, _, sleep = extracting(make_agent, [], script)
+    group = [
+        {"speaker": "Ines", "text": "I sing in a choir, you should reply to my invite!"},
+        {"speaker": "Tomas", "text": "Speak louder, I'll reply tomorrow."},
+    ]
+
+    agent.import_messages(group, thread_id="g1", sleep=True)
+
+    assert [bool(call.tools) for call in sleep.calls] == [False], "the pass, no edit round"
+    assert agent.memory(thread_id="g1")["human"].value == "Ines sings in a choir."

@@ -115,6 +115,15 @@ class PageEvidence:
             ),
         )
 
+    @property
+    def asks_the_assistant(self) -> bool:
+        """Whether the user spoke to the assistant about how it should behave.
+
+        Never on a page of named speakers: an imported conversation is people
+        talking to each other, and "speak" or "reply" in it is not a request.
+        """
+        return not self.speakers and about_the_assistant(self.said)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for graph state."""
         return {
@@ -173,7 +182,7 @@ def review_edit(block: MemoryBlock, edit: Edit, evidence: PageEvidence) -> Revie
             f"context implies to {where}.",
             label=block.label,
         )
-    if block.role is BlockRole.PERSONA and not about_the_assistant(evidence.said):
+    if block.role is BlockRole.PERSONA and not evidence.asks_the_assistant:
         raise MemoryEditError(
             f"Edit refused: block '{block.label}' is the assistant's persona, and the user "
             "did not ask the assistant to change how it behaves. Facts about the user belong "
@@ -345,7 +354,7 @@ def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
         return "a placeholder, not a fact"
     if line.rstrip().endswith("?"):
         return "a question, not a fact about the user"
-    if _DIALOGUE_LINE.search(line):
+    if _DIALOGUE_LINE.search(line) or _copied_message(line, evidence):
         return "a line of the conversation copied as it was said; write the fact it states"
     if len(line) > MAX_FACT_CHARS:
         return f"{len(line)} characters: write one short fact per line"
@@ -403,6 +412,19 @@ _RELATIONS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _RELATION_NAME = re.compile(r"\b(" + "|".join(sorted(_RELATIONS)) + r")\s+([A-Z][a-z]+)")
+
+
+def _copied_message(line: str, evidence: PageEvidence) -> bool:
+    """Whether ``line`` is a speaker's name, a colon, and words of their message as said."""
+    speaker, colon, text = line.partition(":")
+    if not colon or speaker.strip(" -*") not in evidence.speakers:
+        return False
+    copied = _norm(text)[:_COPY_PROBE]
+    return len(copied.split()) >= 4 and copied in _norm(evidence.said)
+
+
+_COPY_PROBE = 60
+"""Characters of a message compared to tell a copy: enough to be no coincidence."""
 
 
 def _stated(said: str) -> str:

@@ -47,7 +47,6 @@ from sleepagent.scheduling.policy import TIMER_REASONS, too_few_new_messages
 from sleepagent.sleep import run as transitions
 from sleepagent.sleep.consolidation import (
     PageEvidence,
-    about_the_assistant,
     review_edit,
     said_text,
 )
@@ -427,7 +426,7 @@ class SleepTimeRunner:
         evidence = transitions.evidence_of(run)
         if self._config.user_facts is not UserFacts.EXTRACT or not evidence.said.strip():
             return None
-        if about_the_assistant(evidence.said):
+        if evidence.asks_the_assistant:
             return None
         blocks = transitions.staged_of(run).blocks()
         return next(
