@@ -426,3 +426,13 @@ def test_on_a_page_of_named_speakers_nobody_asks_the_assistant_anything():
     assert not evidence.asks_the_assistant
     with pytest.raises(MemoryEditError, match="persona"):
         review_edit(BLOCKS["persona"], InsertEdit("persona", "I speak formally."), evidence)
+
+
+def test_the_same_words_about_two_speakers_are_two_facts():
+    evidence = _speakers_page(("Ana", "I painted a lake sunrise last year."), ("Ben", "Me too!"))
+    block = facts("Ana painted a lake sunrise last year.")
+    value = stored(block, InsertEdit("human", "Ben painted a lake sunrise last year."), evidence)
+    assert value.splitlines() == [
+        "Ana painted a lake sunrise last year.",
+        "Ben painted a lake sunrise last year.",
+    ]

@@ -229,14 +229,15 @@ def _consolidate_facts(
     notes: list[str] = []
     kept: list[str] = []
     added: list[str] = []
+    names = _speaker_names(evidence.speakers)
     for line in proposed:
         text = _strip_markup(line)
         if not text:
             continue
-        if any(_near(text, other) for other in kept):
+        if any(_same_fact(text, other, names) for other in kept):
             notes.append(f"Dropped a repeated line: {_quote(text)}.")
             continue
-        if any(_near(text, old) for old in before):
+        if any(_same_fact(text, old, names) for old in before):
             kept.append(text)
             continue
         reason = _fact_refusal(text, evidence)
@@ -479,7 +480,7 @@ def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
         return False
     # On a page of named speakers a line names whose fact it is: "Ana lives in Rome"
     # corrects "Ana lives in Oslo", never "Ben lives in Oslo".
-    names = {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+    names = _speaker_names(speakers)
     subjects = _SUBJECT_WORDS | names
     new_kind, old_kind = _kind(new_words, subjects), _kind(old_words, subjects)
     return (
@@ -503,7 +504,7 @@ def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     ended = {_stem(word) for word in _claims(new[found.end() :])} - _TIME_STEMS
     if not ended & {_stem(word) for word in _claims(old)}:
         return False
-    names = {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+    names = _speaker_names(speakers)
     return _owner(_words(new), names) == _owner(_words(old), names)
 
 
@@ -515,6 +516,21 @@ _RETRACTION = re.compile(
 """Words that end a fact: what follows them is no longer true."""
 _TIME_STEMS = frozenset({"last", "week", "mont", "year", "ago", "yest", "toda", "rece", "day"})
 """Stems of time words, which say when a fact ended, not what ended."""
+
+
+def _speaker_names(speakers: Sequence[str]) -> set[str]:
+    """The words of the speakers' names, and their possessives ("ana", "ana's")."""
+    return {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+
+
+def _same_fact(line: str, other: str, names: set[str]) -> bool:
+    """Whether two lines say the same: nearly equal, and about the same speaker, if named.
+
+    "Ana painted a lake" and "Ben painted a lake" are nearly equal as text, and two facts.
+    """
+    if not _near(line, other):
+        return False
+    return not names or _owner(_words(line), names) == _owner(_words(other), names)
 
 
 def _owner(words: Sequence[str], names: set[str]) -> str | None:
