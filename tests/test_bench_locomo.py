@@ -220,3 +220,15 @@ def test_recall_systems_answer_from_the_questions_own_conversation_with_tokens_r
         json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()
     ]
     assert [r["test_usage"]["input_tokens"] for r in records if r["kind"] == "qa"] == [100, 100]
+
+
+def test_sleep_request_fields_are_read_as_json_where_they_are_json():
+    from sleepagent.bench.__main__ import _request_fields
+
+    assert _request_fields(["frequency_penalty=0.5", "stop=END", 'x={"a": 1}']) == {
+        "frequency_penalty": 0.5,
+        "stop": "END",
+        "x": {"a": 1},
+    }
+    with pytest.raises(ConfigurationError, match="KEY=VALUE"):
+        _request_fields(["frequency_penalty"])

@@ -226,3 +226,21 @@ def test_an_imported_conversation_that_says_speak_or_reply_still_gets_its_fact_p
 
     assert [bool(call.tools) for call in sleep.calls] == [False], "the pass, no edit round"
     assert agent.memory(thread_id="g1")["human"].value == "Ines sings in a choir."
+
+
+def test_a_page_of_named_speakers_is_not_shown_the_facts_so_far(make_agent):
+    script = ["- Ines sings in a choir.", "- Ines adopted a cat."]
+    agent, _, sleep = extracting(make_agent, [], script)
+    agent.import_messages(
+        [{"speaker": "Ines", "text": "I sing in a choir."}], thread_id="g1", user_id="u", sleep=True
+    )
+
+    agent.import_messages(
+        [{"speaker": "Ines", "text": "I adopted a cat."}], thread_id="g1", user_id="u", sleep=True
+    )
+
+    assert "Already in the notes" not in str(sleep.calls[1].messages[-1].content)
+    assert agent.memory(thread_id="g1", user_id="u")["human"].value.splitlines() == [
+        "Ines sings in a choir.",
+        "Ines adopted a cat.",
+    ]

@@ -183,6 +183,14 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         "edit round, or a plain-text fact pass (default: %(default)s)",
     )
     parser.add_argument(
+        "--sleep-request-field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra field in every sleep-time request body (repeatable; the value is read "
+        "as JSON when it is), e.g. frequency_penalty=0.5 for a server that takes it",
+    )
+    parser.add_argument(
         "--block-limit",
         type=int,
         help="characters each memory block may hold (default: the library's 5,000); a long "
@@ -372,9 +380,27 @@ def _model_options(args: argparse.Namespace) -> tuple[ModelOptions, ModelOptions
     # The library's own cap for a local server, made explicit so run.json records it.
     sleep_options = sleep_reply_cap(
         args.sleep_model or args.model,
-        dataclasses.replace(options, max_tokens=args.sleep_max_tokens),
+        dataclasses.replace(
+            options,
+            max_tokens=args.sleep_max_tokens,
+            request_fields=_request_fields(args.sleep_request_field) or None,
+        ),
     )
     return options, sleep_options
+
+
+def _request_fields(pairs: Sequence[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs as request fields, each value read as JSON when it is JSON."""
+    fields: dict[str, object] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip():
+            raise ConfigurationError(f"--sleep-request-field wants KEY=VALUE, got {pair!r}")
+        try:
+            fields[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            fields[key.strip()] = text
+    return fields
 
 
 def _sleep_config(args: argparse.Namespace) -> SleepConfig:

@@ -588,13 +588,19 @@ def _with_notes(transcript: str, blocks: Sequence[MemoryBlock], entries: Sequenc
 
 
 def _facts_messages(evidence: PageEvidence, said: str, known: str) -> list[BaseMessage]:
-    """A fact-pass call: the messages ``said``, beside the facts already ``known``."""
-    notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
+    """A fact-pass call: the messages ``said``, beside the facts already ``known``.
+
+    A page of named speakers is shown without the known facts: the 1.5B model
+    copied them back instead of reading the messages (sessions 4 to 14 of a long
+    conversation added nothing), and code drops repeats anyway. A user's page
+    shows them, so that a changed fact can be written as the new one.
+    """
     if evidence.speakers:
         prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
-            speakers=" and ".join(evidence.speakers), said=said, notes=notes
+            speakers=" and ".join(evidence.speakers), said=said, notes=""
         )
         return [SystemMessage(prompts.SLEEP_FACTS_SPEAKERS_SYSTEM_PROMPT), HumanMessage(prompt)]
+    notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
     prompt = prompts.SLEEP_FACTS_PROMPT.format(said=said, notes=notes)
     return [SystemMessage(prompts.SLEEP_FACTS_SYSTEM_PROMPT), HumanMessage(prompt)]
 
