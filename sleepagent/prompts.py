@@ -215,7 +215,7 @@ Part of a conversation between {speakers}:
 \"\"\"
 {said}
 \"\"\"
-{notes}
+
 List what each person said about their own life: what they did or plan to do, what they \
 like or own, and who is in their life. Each line starts with "- " and the name of the \
 person the fact is about; check who said it. Write each fact once. When a message says \

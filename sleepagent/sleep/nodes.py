@@ -597,7 +597,7 @@ def _facts_messages(evidence: PageEvidence, said: str, known: str) -> list[BaseM
     """
     if evidence.speakers:
         prompt = prompts.SLEEP_FACTS_SPEAKERS_PROMPT.format(
-            speakers=" and ".join(evidence.speakers), said=said, notes=""
+            speakers=" and ".join(evidence.speakers), said=said
         )
         return [SystemMessage(prompts.SLEEP_FACTS_SPEAKERS_SYSTEM_PROMPT), HumanMessage(prompt)]
     notes = prompts.SLEEP_FACTS_NOTES.format(notes=_unquoted(known)) if known.strip() else ""
