@@ -509,7 +509,7 @@ def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
 
 
 _RETRACTION = re.compile(
-    r"\b(?:quit|quits|sold|sells|no longer|stopped|gave up|moved (?:away )?from|"
+    r"\b(?:quit|quits|sold|no longer|stopped|gave up|moved (?:away )?from|"
     r"moved out of|broke up with|not [\w ]{0,20}any ?more)\b",
     re.IGNORECASE,
 )
