@@ -28,3 +28,14 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8088/v1}
     --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
     --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
     --out "$OUT/locomo-conv26"
+# The blocks were full after session 10 (8,000 characters): session 11's fact pass found no
+# room, its edit round made only refused edits in 408 s, and its facts were lost. The run was
+# stopped after session 12 and resumed with room for the rest, so sessions 13-19 and the
+# questions ran with blocks of 16,000 characters (run.json records both sessions).
+"$PYTHON" -m sleepagent.bench --dataset locomo --data "$LOCOMO" \
+    --conversations 1 --per-category 10 --seed 0 \
+    --systems no_memory,recent_turns,sleep_memory,recall,sleep_memory_recall \
+    --context-window 16384 --user-facts extract --block-limit 16000 \
+    --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
+    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
+    --out "$OUT/locomo-conv26"
