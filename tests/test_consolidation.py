@@ -380,7 +380,7 @@ def test_a_speakers_correction_replaces_their_fact_not_the_other_speakers():
     ("stored_line", "said"),
     [
         ("I work as an accountant at a bank.", "I quit the bank."),
-        ("I ride a blue bicycle to work.", "I sold the bicycle last week."),
+        ("I have a bicycle.", "I sold the bicycle last week."),
         ("I live in Lisbon.", "I no longer live in Lisbon."),
     ],
 )
@@ -388,6 +388,13 @@ def test_a_fact_the_user_says_is_over_is_retired_and_the_news_kept(stored_line, 
     block = facts(f"{stored_line}\nI have a dog.")
     value = stored(block, InsertEdit("human", said), page(said))
     assert value.splitlines() == ["I have a dog.", said]
+
+
+def test_an_ending_does_not_take_a_line_that_says_more_with_it():
+    said = "I no longer live in Lisbon."
+    block = facts("I live in Lisbon and drive a red car.")
+    value = stored(block, InsertEdit("human", said), page(said))
+    assert value.splitlines() == ["I live in Lisbon and drive a red car.", said]
 
 
 def test_an_ending_retires_only_the_facts_it_names():

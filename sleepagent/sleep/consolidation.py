@@ -494,15 +494,17 @@ def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
 def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     """Whether ``new`` says that what ``old`` states is over ("I quit the bank").
 
-    The words after the retraction ("the bank") must name something ``old`` is
-    about ("I work as an accountant at a bank"), and on a page of named speakers
-    both lines must be about the same person.
+    The words after the retraction ("the bank") must be at least half of what
+    ``old`` claims ("accountant", "bank"), so a line that says more ("I live in
+    Lisbon and drive a red car") is not lost for one ended fact; and on a page of
+    named speakers both lines must be about the same person.
     """
     found = _RETRACTION.search(new)
     if found is None or _near(new, old):
         return False
     ended = {_stem(word) for word in _claims(new[found.end() :])} - _TIME_STEMS
-    if not ended & {_stem(word) for word in _claims(old)}:
+    claimed = {_stem(word) for word in _claims(old)}
+    if not claimed or len(ended & claimed) * 2 < len(claimed):
         return False
     names = _speaker_names(speakers)
     return _owner(_words(new), names) == _owner(_words(old), names)
