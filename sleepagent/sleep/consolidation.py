@@ -256,8 +256,7 @@ def _consolidate_facts(
             (
                 line
                 for line in added
-                if (corrected and _corrects(line, old, evidence.speakers))
-                or _retracts(line, old, evidence.speakers)
+                if (corrected and _corrects(line, old, names)) or _retracts(line, old, names)
             ),
             None,
         )
@@ -467,7 +466,7 @@ def _corrected(said: str) -> bool:
     return bool(_WEAK_CUES.search(said)) and not _ADDITION_CUES.search(said)
 
 
-def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
+def _corrects(new: str, old: str, names: set[str]) -> bool:
     """Whether ``new`` states the same kind of fact as ``old`` with another value.
 
     The kind is the first word that says what the fact is about ("live" in "I
@@ -478,9 +477,8 @@ def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     new_words, old_words = _claims(new, keep_generic=True), _claims(old, keep_generic=True)
     if not new_words or not old_words or _near(new, old):
         return False
-    # On a page of named speakers a line names whose fact it is: "Ana lives in Rome"
-    # corrects "Ana lives in Oslo", never "Ben lives in Oslo".
-    names = _speaker_names(speakers)
+    # On a page of named speakers (``names``) a line names whose fact it is: "Ana lives
+    # in Rome" corrects "Ana lives in Oslo", never "Ben lives in Oslo".
     subjects = _SUBJECT_WORDS | names
     new_kind, old_kind = _kind(new_words, subjects), _kind(old_words, subjects)
     return (
@@ -491,13 +489,13 @@ def _corrects(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     )
 
 
-def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
+def _retracts(new: str, old: str, names: set[str]) -> bool:
     """Whether ``new`` says that what ``old`` states is over ("I quit the bank").
 
     The words after the retraction ("the bank") must be at least half of what
     ``old`` claims ("accountant", "bank"), so a line that says more ("I live in
     Lisbon and drive a red car") is not lost for one ended fact; and on a page of
-    named speakers both lines must be about the same person.
+    named speakers (``names``) both lines must be about the same person.
     """
     found = _RETRACTION.search(new)
     if found is None or _near(new, old):
@@ -506,7 +504,6 @@ def _retracts(new: str, old: str, speakers: Sequence[str] = ()) -> bool:
     claimed = {_stem(word) for word in _claims(old)}
     if not claimed or len(ended & claimed) * 2 < len(claimed):
         return False
-    names = _speaker_names(speakers)
     return _owner(_words(new), names) == _owner(_words(old), names)
 
 

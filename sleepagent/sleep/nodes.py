@@ -401,12 +401,8 @@ class SleepTimeRunner:
         usage = Usage()
         for sample in self._think_models:
             model = self._tagged(sample, where, run, "sleepagent:sleep-think")
-            try:
-                with model_errors("sleep"):
-                    reply = yield from call(model.invoke, messages)
-            except ModelCallError as failed:
-                if not is_malformed_reply(failed.cause):
-                    raise
+            reply = yield from _readable_reply(model, messages)
+            if reply is None:
                 continue
             usage += Usage.of_message(reply)
             texts.append(message_text(reply))
@@ -454,12 +450,8 @@ class SleepTimeRunner:
             chunk = "\n".join(said[start : start + FACTS_MESSAGES_PER_CALL])
             messages = _facts_messages(evidence, _unquoted(chunk), staged.block(label).value)
             model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
-            try:
-                with model_errors("sleep"):
-                    reply = yield from call(model.invoke, messages)
-            except ModelCallError as failed:
-                if not is_malformed_reply(failed.cause):
-                    raise
+            reply = yield from _readable_reply(model, messages)
+            if reply is None:
                 concluded = False
                 continue
             usage += Usage.of_message(reply)
@@ -561,6 +553,22 @@ class SleepTimeRunner:
         if record is not None:
             yield from call(where.blocks.put_run, where.scope, record)
         return command
+
+
+def _readable_reply(
+    model: Runnable[Any, BaseMessage], messages: list[BaseMessage]
+) -> Flow[BaseMessage | None]:
+    """One plain-text pass call: its reply, or None when the reply could not be read.
+
+    Any other model error ends the run, as it would in the edit round.
+    """
+    try:
+        with model_errors("sleep"):
+            return (yield from call(model.invoke, messages))
+    except ModelCallError as failed:
+        if not is_malformed_reply(failed.cause):
+            raise
+        return None
 
 
 def _unquoted(text: str) -> str:
