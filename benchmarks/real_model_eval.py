@@ -834,7 +834,9 @@ def run_mode(
     user_facts: UserFacts = LIBRARY_DEFAULTS.user_facts,
 ) -> list[Tally]:
     """Play ``scenarios``, each with a fresh agent, in ``mode``: tuning tally, then held-out."""
-    name = mode.value + ("" if user_facts is UserFacts.EDIT else f"+{user_facts.value}")
+    name = mode.value + (
+        "" if user_facts is LIBRARY_DEFAULTS.user_facts else f"+{user_facts.value}"
+    )
     tallies = {
         False: Tally(mode=name, held_out=False),
         True: Tally(mode=name, held_out=True),

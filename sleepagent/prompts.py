@@ -219,10 +219,10 @@ Part of a conversation between {speakers}:
 List what each person said about their own life: what they did or plan to do, what they \
 like or own, and who is in their life. Each line starts with "- " and the name of the \
 person the fact is about; check who said it. Write each fact once. When a message says \
-when something happened ("yesterday", "last week"), add that time with the date the \
-message was said.
+when something happened, keep that time in the fact.
 
-Example. A message "Ana 3 May 2024: I adopted a dog named Rex last week!" gives:
+Example. A message "Ana 3 May 2024: I adopted a dog named Rex the week before 3 May \
+2024!" gives:
 - Ana adopted a dog named Rex the week before 3 May 2024."""
 """The fact pass on a page of named speakers (an imported group conversation), a few
 messages per call (``FACTS_MESSAGES_PER_CALL``): each fact names whom it is about, since
@@ -231,7 +231,8 @@ for a whole session of personal news. Measured on the first three sessions of a 
 two-person conversation (do the lines hold the answers to the questions about those
 sessions?): a whole session per call gave 2 of 33 answers, and loops; six messages per
 call with this prompt gave 15 of 33. An example about a job was copied as a fact
-("Caroline started working as a baker")."""
+("Caroline started working as a baker"). The messages are shown with their relative times
+already dated (:mod:`sleepagent.sleep.dating`), so the model copies a date, not "last week"."""
 
 SLEEP_FACTS_NOTES = """
 Already in the notes (do not repeat these):

@@ -17,6 +17,7 @@ from sleepagent import (
     SleepEditMode,
     SleepOutcome,
     SleepTimeAgent,
+    UserFacts,
     WrongModeError,
 )
 from sleepagent.memory.blocks import DEFAULT_BLOCKS, RethinkEdit
@@ -263,7 +264,11 @@ def test_an_edit_over_the_limit_is_refused_and_the_model_told(make_agent):
 
 def test_a_read_only_block_cannot_be_edited_by_the_sleep_agent(make_agent):
     rules = MemoryBlock(label="rules", value="Be kind.", read_only=True)
-    config = SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS, blocks=[*DEFAULT_BLOCKS, rules])
+    config = SleepConfig(
+        sleep_edit_mode=SleepEditMode.TOOLS,
+        blocks=[*DEFAULT_BLOCKS, rules],
+        user_facts=UserFacts.EDIT,
+    )
     agent, _, sleep = make_agent(chat=["ok"], sleep=[rethink("rules", "Be rude.")], config=config)
     agent.chat("hi", thread_id="t1")
     agent.sleep(thread_id="t1")
@@ -551,6 +556,30 @@ def test_the_primary_agent_can_edit_memory_when_switched_on(make_agent):
     assert "Prefers metric units" in chat.calls[1].system
     assert agent.history("human", thread_id="t1")[0].phase == "chat"
     assert result.usage.calls == 2
+
+
+def test_the_primary_agents_memory_edits_pass_the_same_checks_as_sleep_edits(make_agent):
+    guess = tool_call("memory_insert", label="human", text="The user's mood is happy.")
+    agent, chat, _ = make_agent(
+        chat=[
+            ai_tool_calls(tool_call("memory_insert", label="human", text="I live in Porto.")),
+            "Noted.",
+            ai_tool_calls(
+                guess, tool_call("memory_insert", label="human", text="I live in Porto.")
+            ),
+            "Noted again.",
+        ],
+        config=SleepConfig(chat_memory_tools=True),
+        library_defaults=True,
+    )
+    agent.chat("I live in Porto.", thread_id="t1")
+
+    result = agent.chat("Remember it, please.", thread_id="t1")
+
+    assert result.diffs == ()
+    refusals = [str(m.content) for m in chat.calls[3].messages if m.type == "tool"]
+    assert any("not grounded" in text for text in refusals), refusals
+    assert agent.memory(thread_id="t1")["human"].value == "I live in Porto."
 
 
 # --- usage ----------------------------------------------------------------------

@@ -113,6 +113,10 @@ def _bench(server: LoopbackOpenAI, out: Path, *extra: str) -> int:
             "--retries",
             "0",
             "--no-progress",
+            # The scripted sleep model answers the edit round, keeping each message
+            # the questions need word for word (a fact pass would restate it).
+            "--user-facts",
+            "edit",
             "--out",
             str(out),
             *extra,

@@ -9,7 +9,7 @@ import pytest
 
 from sleepagent import SleepTimeAgent
 from sleepagent.cli import commands as cli
-from sleepagent.testing import Completion, LoopbackOpenAI, ScriptedChatModel, wire_call
+from sleepagent.testing import Completion, LoopbackOpenAI, ScriptedChatModel
 
 
 def write_lines(path: Path, *records: object) -> Path:
@@ -88,8 +88,7 @@ def test_with_sleep_each_thread_gets_its_sleep_run_now(tmp_path, capsys):
     history = write_lines(
         tmp_path / "history.jsonl", {"speaker": "Ann", "text": "I moved to Porto.", "timestamp": 5}
     )
-    edit = wire_call("memory_rethink", label="learned_context", new_value="Ann lives in Porto.")
-    with LoopbackOpenAI([Completion.calling(edit, wire_call("memory_finish"))]) as server:
+    with LoopbackOpenAI([Completion("- Ann moved to Porto.")]) as server:
         code, out, err = run(
             capsys,
             "import",
@@ -110,5 +109,5 @@ def test_with_sleep_each_thread_gets_its_sleep_run_now(tmp_path, capsys):
     assert code == 0, err
     (result,) = json.loads(out)
     assert (result["messages"], result["sleep"]["outcome"]) == (1, "edited")
-    assert 'speaker="Ann" said_at="1970-01-01T00:00:05+00:00"' in prompt
+    assert "Ann 1970-01-01T00:00:05+00:00: I moved to Porto." in prompt
     assert positions(db) == {"t1": (1, 1, "thread:t1")}

@@ -428,6 +428,15 @@ def test_a_speakers_message_copied_without_quotes_is_not_a_fact():
     assert stored(facts(), InsertEdit("human", "Melanie: proud of Caroline"), evidence)
 
 
+def test_a_speakers_message_copied_after_the_name_alone_is_not_a_fact():
+    message = "Thanks, Caroline! Yup, we just did it yesterday at the lake."
+    evidence = _speakers_page(("Melanie", message))
+    with pytest.raises(MemoryEditError, match="copied as it was said"):
+        review_edit(facts(), InsertEdit("human", f"Melanie {message}"), evidence)
+    fact = "Melanie went to the lake."
+    assert stored(facts(), InsertEdit("human", fact), _speakers_page(("Melanie", fact))) == fact
+
+
 def test_on_a_page_of_named_speakers_nobody_asks_the_assistant_anything():
     evidence = _speakers_page(("Ana", "Speak up, Ben! Reply to me in a more formal tone."))
     assert not evidence.asks_the_assistant

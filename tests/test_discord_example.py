@@ -15,16 +15,14 @@ from typing import Any
 
 import discord
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 
 from sleepagent import AsyncSleepTimeAgent, SleepConfig
 from sleepagent.testing import (
     ManualScheduler,
     ScriptedChatModel,
-    ai_tool_calls,
     memory_in_prompt,
-    tool_call,
-    transcript_in_prompt,
+    said_in_facts_prompt,
 )
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "discord_bot.py"
@@ -91,12 +89,11 @@ def bot(messages: Sequence[BaseMessage]) -> str:
     return f"re: {messages[-1].content} | I know: {known}"
 
 
-def note_taker(messages: Sequence[BaseMessage]) -> AIMessage:
-    said = [text for role, text in transcript_in_prompt(messages) if role == "user"]
-    return ai_tool_calls(
-        tool_call("memory_rethink", label="human", new_value="; ".join(said)),
-        tool_call("memory_finish"),
-    )
+def note_taker(messages: Sequence[BaseMessage]) -> str:
+    """Sleep model: lists each of the person's messages as a fact about them."""
+    said = said_in_facts_prompt(messages)
+    assert said is not None, "each run is a fact pass on what the person said"
+    return "\n".join(f"- {line}" for line in said)
 
 
 class Harness:

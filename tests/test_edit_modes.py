@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from sleepagent import MemoryBlock, SleepConfig, SleepEditMode, SleepOutcome, SleepThinking
+from sleepagent import (
+    MemoryBlock,
+    SleepConfig,
+    SleepEditMode,
+    SleepOutcome,
+    SleepThinking,
+    UserFacts,
+)
 from sleepagent.prompts import (
     SLEEP_CONTEXT_ONLY_NOTE,
     SLEEP_SYSTEM_PROMPT,
@@ -127,7 +134,11 @@ def test_a_context_page_says_the_users_block_stays_and_a_chat_page_says_what_goe
 ):
     # The notes are for the user's block of the defaults (role FACTS), without a
     # reasoning pass so that each page is one edit round.
-    config = SleepConfig(sleep_edit_mode=SleepEditMode.TEXT, sleep_thinking=SleepThinking.NEVER)
+    config = SleepConfig(
+        sleep_edit_mode=SleepEditMode.TEXT,
+        sleep_thinking=SleepThinking.NEVER,
+        user_facts=UserFacts.EDIT,
+    )
     agent, _, sleeper = make_agent(
         chat=["ok"],
         sleep=["<learned_context>Total: 5</learned_context>", ADA],

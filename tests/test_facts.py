@@ -204,13 +204,35 @@ def test_facts_of_named_speakers_name_whom_they_are_about(make_agent):
         {"speaker": "Tomas", "text": "Lovely! I fly tomorrow, I work as a pilot."},
     ]
 
-    agent.import_messages(group, thread_id="g1", sleep=True)
+    agent.import_messages(group, thread_id="g1", session_date="8 May 2023", sleep=True)
 
     prompt = str(sleep.calls[0].messages[-1].content)
     assert prompt.startswith("Part of a conversation between Ines and Tomas:")
+    assert "Ines 8 May 2023: I adopted a cat the weekend before 8 May 2023." in prompt
     assert agent.memory(thread_id="g1")["human"].value.splitlines() == [
-        "Ines adopted a cat last weekend.",
+        "Ines adopted a cat the weekend before 8 May 2023.",
         "Tomas works as a pilot.",
+    ]
+
+
+def test_a_fact_written_for_both_speakers_is_kept_for_the_one_who_said_it(make_agent):
+    script = [
+        "- Caroline bought figurines yesterday.\n- Melanie bought figurines yesterday.\n"
+        "- Caroline went to a support group.\n- Melanie went to a support group."
+    ]
+    agent, _, _ = extracting(make_agent, [], script)
+    talk = [
+        {"speaker": "Melanie", "text": "We went shopping and I bought figurines yesterday!"},
+        {"speaker": "Caroline", "text": "Nice! We both went to a support group, right?"},
+        {"speaker": "Melanie", "text": "Yes, we went to a support group together."},
+    ]
+
+    agent.import_messages(talk, thread_id="g1", session_date="8 May 2023", sleep=True)
+
+    assert agent.memory(thread_id="g1")["human"].value.splitlines() == [
+        "Melanie bought figurines on 7 May 2023.",
+        "Caroline went to a support group.",
+        "Melanie went to a support group.",
     ]
 
 

@@ -68,7 +68,7 @@ def test_a_layout_1_database_is_migrated_and_its_pending_threads_get_alarms(v1_d
 
 def test_a_migrated_database_works_as_before_and_a_run_clears_what_it_covered(v1_db):
     chat = ScriptedChatModel(["welcome back"])
-    sleep = ScriptedChatModel([rethink("human", "Ada, likes tea")])
+    sleep = ScriptedChatModel(["- I'm Ada.\n- I like tea."])
     with SleepTimeAgent(chat, sleep_model=sleep, db=v1_db, scheduler=None) as agent:
         assert agent.memory(user_id="ada", thread_id="t-ada")["human"].value == ""
         assert agent.memory(user_id="bob", thread_id="t-bob")["human"].value == "Bob"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sleepagent import ModelCallError, SleepOutcome, SleepTimeAgent
+from sleepagent import ModelCallError, SleepConfig, SleepOutcome, SleepTimeAgent, UserFacts
 from sleepagent.models import ModelOptions
 from sleepagent.testing import (
     Completion,
@@ -30,9 +30,11 @@ BROKEN = {
 
 
 def agent_on(server: LoopbackOpenAI, db) -> SleepTimeAgent:
+    # The edit round: a page's first sleep request is its tool prompt, not the fact pass.
     return SleepTimeAgent(
         "openai:loop",
         model_options=ModelOptions(base_url=server.base_url, max_retries=0, timeout=10),
+        config=SleepConfig(user_facts=UserFacts.EDIT),
         db=db,
         scheduler=None,
     )

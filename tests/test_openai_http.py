@@ -8,7 +8,13 @@ import time
 import openai
 import pytest
 
-from sleepagent import AsyncSleepTimeAgent, SleepConfig, SleepEditMode, SleepTimeAgent
+from sleepagent import (
+    AsyncSleepTimeAgent,
+    SleepConfig,
+    SleepEditMode,
+    SleepTimeAgent,
+    UserFacts,
+)
 from sleepagent.errors import ModelCallError
 from sleepagent.models import ModelOptions
 from sleepagent.scheduling.events import EventKind
@@ -49,7 +55,8 @@ def connect(server):
             "openai:loop-chat",
             sleep_model="openai:loop-sleep",
             model_options=ModelOptions(base_url=server.base_url, **options),
-            config=config,
+            # Tool calls on the wire are the subject here: every page gets the edit round.
+            config=config or SleepConfig(user_facts=UserFacts.EDIT),
             db=None,
             scheduler=None,
         )
@@ -252,7 +259,9 @@ def test_invalid_tool_arguments_reach_the_model_as_a_tool_error_and_never_the_bl
         wire_call("memory_finish"),
     )
     server.extend(["Hello!", broken, fixed])
-    agent = connect(config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS))
+    agent = connect(
+        config=SleepConfig(sleep_edit_mode=SleepEditMode.TOOLS, user_facts=UserFacts.EDIT)
+    )
     agent.chat("I'm vegetarian", thread_id="t1")
     agent.sleep(thread_id="t1")
     tool_replies = [m for m in server.requests[2].messages if m["role"] == "tool"]

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from sleepagent import SleepConfig, SleepOutcome, SleepThinking
+from sleepagent import SleepConfig, SleepOutcome, SleepThinking, UserFacts
 from sleepagent.scheduling.events import EventKind
 from sleepagent.sleep.thinking import agreed_lines
 from sleepagent.testing import EventRecorder, ai_tool_calls, finish, rethink, tool_call
@@ -120,6 +120,7 @@ def test_an_invented_fact_is_refused_and_the_model_reads_why(make_agent, caplog)
     agent, _, sleep = make_agent(
         chat=["Hi Marco!"],
         sleep=[ai_tool_calls(invented, stated), finish()],
+        config=SleepConfig(user_facts=UserFacts.EDIT),  # the edit round's tool replies
         library_defaults=True,
     )
     agent.chat("I'm Marco. I'm allergic to peanuts.", thread_id="t1")
@@ -154,7 +155,9 @@ def test_a_context_page_never_changes_the_users_block_or_the_persona(make_agent)
 
 
 def test_auto_falls_back_to_text_for_a_reply_without_tool_calls_and_says_so(make_agent):
-    config = SleepConfig(sleep_thinking=SleepThinking.NEVER, text_fallback_runs=1)
+    config = SleepConfig(
+        sleep_thinking=SleepThinking.NEVER, text_fallback_runs=1, user_facts=UserFacts.EDIT
+    )
     agent, _, sleep = make_agent(
         chat=["ok", "ok", "ok"],
         sleep=[

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 from sleepagent import SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, rethink
+from sleepagent.testing import ScriptedChatModel
 
 CHILD_TIMEOUT_S = 60
 
@@ -23,7 +23,7 @@ def run_child(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_memory_history_and_conversation_survive_a_restart(tmp_path):
     db = tmp_path / "agent.db"
-    sleep = ScriptedChatModel([rethink("human", "Ada")])
+    sleep = ScriptedChatModel(["- I'm Ada."])
     with SleepTimeAgent(ScriptedChatModel(["hello"]), sleep_model=sleep, db=db) as agent:
         agent.chat("I'm Ada", thread_id="t1")
         agent.sleep(thread_id="t1")
@@ -31,7 +31,7 @@ def test_memory_history_and_conversation_survive_a_restart(tmp_path):
     chat = ScriptedChatModel(["welcome back"])
     with SleepTimeAgent(chat, sleep_model=ScriptedChatModel(), db=db) as agent:
         agent.chat("remember me?", thread_id="t1")
-        assert agent.memory(thread_id="t1")["human"].value == "Ada"
+        assert agent.memory(thread_id="t1")["human"].value == "I'm Ada."
         assert [m.content for m in chat.calls[0].messages[1:]] == [
             "I'm Ada",
             "hello",
@@ -55,7 +55,7 @@ def test_a_process_killed_after_a_turn_leaves_its_work_pending(tmp_path):
     )
     assert child.returncode == -9, child.stderr
 
-    sleep = ScriptedChatModel([rethink("human", "Porto")])
+    sleep = ScriptedChatModel(["- I moved to Porto."])
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db) as agent:
         pending = agent.blocks.pending_threads()
         assert [(p.thread_id, p.scope, p.pending) for p in pending] == [("t1", "user:ada", 2)]
@@ -69,7 +69,7 @@ def test_a_process_killed_inside_a_sleep_run_commits_nothing_and_loses_nothing(t
     child = run_child(
         f"""
         import os, signal
-        from sleepagent import SleepTimeAgent
+        from sleepagent import SleepConfig, SleepTimeAgent, UserFacts
         from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
 
         def die(prompt):
@@ -79,18 +79,22 @@ def test_a_process_killed_inside_a_sleep_run_commits_nothing_and_loses_nothing(t
             ai_tool_calls(tool_call("memory_rethink", label="human", new_value="half done")),
             die,
         ])
-        agent = SleepTimeAgent(ScriptedChatModel(["noted"]), sleep_model=sleep, db={str(db)!r})
+        # The edit round: an edit is staged, and the process dies on the next call.
+        config = SleepConfig(user_facts=UserFacts.EDIT)
+        agent = SleepTimeAgent(
+            ScriptedChatModel(["noted"]), sleep_model=sleep, db={str(db)!r}, config=config
+        )
         agent.chat("I like jazz", thread_id="t1")
         agent.sleep(thread_id="t1")
         """
     )
     assert child.returncode == -9, child.stderr
 
-    sleep = ScriptedChatModel([rethink("human", "Likes jazz")])
+    sleep = ScriptedChatModel(["- I like jazz."])
     with SleepTimeAgent(ScriptedChatModel(), sleep_model=sleep, db=db) as agent:
         assert agent.memory(thread_id="t1")["human"].version == 0
         assert agent.blocks.pending_threads()[0].pending == 2
         result = agent.sleep(thread_id="t1")
         assert result.messages_processed == 2
-        assert agent.memory(thread_id="t1")["human"].value == "Likes jazz"
-        assert [entry.value for entry in agent.history("human", thread_id="t1")] == ["Likes jazz"]
+        assert agent.memory(thread_id="t1")["human"].value == "I like jazz."
+        assert [entry.value for entry in agent.history("human", thread_id="t1")] == ["I like jazz."]

@@ -30,7 +30,7 @@ from sleepagent.testing import (
     insert,
     transcript_in_prompt,
 )
-from tests.conftest import POSTGRES_URL, empty_postgres
+from tests.conftest import POSTGRES_URL, empty_postgres, machinery
 
 PROCESSES, EACH = 4, 25
 CHILD_TIMEOUT_S = 120
@@ -170,13 +170,14 @@ def test_a_scheduled_run_is_set_again_while_another_agent_runs_its_scope(databas
 
     clock = ManualScheduler()
     second_model = ScriptedChatModel([insert("human", "from B")])
-    config = SleepConfig(idle_seconds=30, retry_backoff_seconds=5)
+    config = machinery(SleepConfig(idle_seconds=30, retry_backoff_seconds=5))
     with (
         SleepTimeAgent(
             ScriptedChatModel(["a"]),
             sleep_model=ScriptedChatModel([slow]),
             db=database,
             scheduler=None,
+            config=config,
         ) as first,
         SleepTimeAgent(
             ScriptedChatModel(["b"]),
@@ -235,6 +236,7 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
             sleep_model=ScriptedChatModel([first_run] * ROUNDS + [other_run] * ROUNDS),
             db=database,
             scheduler=None,
+            config=machinery(),
         )
         for _ in range(2)
     ]
@@ -277,7 +279,7 @@ def test_two_agents_on_one_database_cover_every_turn_exactly_once(database):
 
 SLEEPER = """
 import sys
-from sleepagent import SleepTimeAgent
+from sleepagent import SleepConfig, SleepTimeAgent, UserFacts
 from sleepagent.scheduling import EventKind
 from sleepagent.testing import (
     ManualScheduler,
@@ -300,8 +302,9 @@ def report(event):
         print("run", event.kind.value, flush=True)
 
 sleep = ScriptedChatModel([run] * rounds)
+# The edit round: the test reads each run's turns from its prompt.
 with SleepTimeAgent(ScriptedChatModel(["ok"] * rounds), sleep_model=sleep, db=db,
-                    scheduler=None) as agent:
+                    scheduler=None, config=SleepConfig(user_facts=UserFacts.EDIT)) as agent:
     agent.subscribe(report)
     print("ready", flush=True)
     for line in sys.stdin:

@@ -35,11 +35,8 @@ from tests.conftest import POSTGRES_URL, empty_postgres, with_password
 EXPECT_TIMEOUT_S = 30
 LEFT, UP = "\x1b[D", "\x1b[A"
 
-LEARN = Completion.calling(
-    wire_call("memory_rethink", label="human", new_value="Name: Ada."),
-    wire_call("memory_insert", label="human", text="Vegetarian, lives in Lisbon."),
-    wire_call("memory_finish"),
-)
+LEARN = Completion("- My name is Ada.\n- I'm vegetarian and live in Lisbon.")
+"""The fact pass's list; a line the user did not say is refused, the rest recorded."""
 
 # Terminal output carries colour and cursor codes between the words.
 _CODES = r"(?:\x1b\[[0-9;?]*[A-Za-z]|[\r\x08])*"
@@ -115,11 +112,11 @@ def test_two_turns_then_sleep_then_memory_shows_the_change_then_quit(server, tmp
     child.send("/sleep\r")
     expect(child, "[sleep-time compute finished (edited): 4 messages read")
     expect(child, "human v0->v1")
-    expect(child, "+Vegetarian, lives in Lisbon.")
+    expect(child, "+I'm vegetarian and live in Lisbon.")
     expect(child, "you> ")
     child.send("/memory\r")
     child.expect(shown("[human] v1, ") + r"\d+" + shown("/5000 chars"))
-    expect(child, "Vegetarian, lives in Lisbon.")
+    expect(child, "I'm vegetarian and live in Lisbon.")
     expect(child, "you> ")
     assert quit_(child) == 0
     assert server.requests[0].messages[-1]["content"] == "Hi, I'm Ada."
@@ -248,9 +245,11 @@ def test_piped_output_has_no_colour_codes(server):
 
 
 def test_a_sleep_run_without_a_usable_edit_says_so_and_keeps_the_messages_pending(server):
-    # Plain text, no memory tool call; then, asked for tagged blocks, still none (and once more
-    # after the repair request): the default edit mode has nothing usable.
-    server.extend(["Hi!", "I will remember that.", "Nothing to write.", "Still nothing."])
+    # The fact pass gets prose, not a list; the edit round then gets plain text, no memory
+    # tool call; asked for tagged blocks, still none (and once more after the repair
+    # request): the default edit mode has nothing usable.
+    replies = ["Noted.", "I will remember that.", "Nothing to write.", "Still nothing."]
+    server.extend(["Hi!", *replies])
     _, out = run_lines(server, "I'm Ada", "/sleep", "/quit")
     assert "[sleep-time compute finished (malformed_text)" in out
     assert "these messages stay pending and are tried again" in out

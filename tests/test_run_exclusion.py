@@ -13,7 +13,7 @@ import threading
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from sleepagent import SleepConfig, SleepTimeAgent
+from sleepagent import SleepConfig, SleepTimeAgent, UserFacts
 from sleepagent.testing import ManualScheduler, ScriptedChatModel, ai_tool_calls, tool_call
 
 WAIT_S = 30
@@ -42,6 +42,7 @@ def test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs
             checkpointer=InMemorySaver(),
             store=store,
             scheduler=None,
+            config=SleepConfig(user_facts=UserFacts.EDIT),  # one scripted edit round a run
         ) as first,
         SleepTimeAgent(
             ScriptedChatModel(["b"]),
@@ -49,7 +50,7 @@ def test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs
             checkpointer=InMemorySaver(),
             store=store,
             scheduler=clock,
-            config=SleepConfig(idle_seconds=30, retry_backoff_seconds=5),
+            config=SleepConfig(idle_seconds=30, retry_backoff_seconds=5, user_facts=UserFacts.EDIT),
         ) as second,
     ):
         first.chat("hi", thread_id="t1", user_id="ada")

@@ -18,6 +18,7 @@ from sleepagent.testing import (
     finish,
     insert,
     rethink,
+    said_in_facts_prompt,
     tool_call,
 )
 
@@ -326,3 +327,20 @@ def test_wait_gives_up_after_its_timeout():
     recorder(event(EventKind.STARTED, "t2"))
     assert not recorder.wait(EventKind.STARTED, thread_id="t1", timeout=0.01)
     assert not recorder.wait(EventKind.FINISHED, timeout=0)
+
+
+def test_a_scripted_sleep_model_reads_the_messages_a_fact_pass_shows(make_agent):
+    seen: list[list[str] | None] = []
+
+    def list_facts(messages):
+        seen.append(said_in_facts_prompt(messages))
+        return "\n".join(f"- {line}" for line in seen[-1] or [])
+
+    agent, _, _ = make_agent(["Hi Ada!"], [list_facts], library_defaults=True)
+    agent.chat("I'm Ada.\nI live in Porto.", thread_id="t1")
+    agent.sleep(thread_id="t1")
+
+    assert seen == [["I'm Ada.", "I live in Porto."]]
+    assert agent.memory(thread_id="t1")["human"].value == "I'm Ada.\nI live in Porto."
+    assert said_in_facts_prompt([HumanMessage("Current memory blocks: ...")]) is None
+    assert said_in_facts_prompt([]) is None

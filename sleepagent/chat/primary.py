@@ -39,6 +39,7 @@ from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.storable import require_storable, storable
 from sleepagent.memory.transcript import entries_from_messages, message_text
 from sleepagent.models import model_errors
+from sleepagent.sleep.consolidation import PageEvidence
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import ToolRound, memory_tool_schemas, run_tool_calls
 from sleepagent.store.recallindex import recall_index_for
@@ -47,6 +48,8 @@ from sleepagent.usage import Usage
 __all__ = ["PrimaryAgent", "trim_history", "unusable", "window_removals"]
 
 _CHAT_TOOLS = ("memory_replace", "memory_insert", "memory_rethink")
+_EVIDENCE_MESSAGES = 50
+"""The user's latest messages a primary agent's memory edit may be grounded in."""
 _CHAT_TOOL_ARGS = memory_tool_args(finish=False)
 _UNUSABLE_RETRIES = 1
 """How often a reply with nothing to show is asked for again before the turn fails."""
@@ -325,7 +328,12 @@ class PrimaryAgent:
         reply = state["messages"][-1]
         if not isinstance(reply, AIMessage):
             raise TypeError(f"agent_tools expects an AI message last, got {type(reply).__name__}")
-        return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS)
+        # The primary agent's edits pass the same checks as the sleep-time agent's:
+        # grounded in what the user said in the thread, no repeats, no guesses.
+        said = [m for m in state["messages"] if isinstance(m, HumanMessage)]
+        entries = entries_from_messages(said[-_EVIDENCE_MESSAGES:], first_seq=1, at="")
+        evidence = PageEvidence.of(entries, staged.blocks())
+        return run_tool_calls(staged, reply, allowed=_CHAT_TOOLS, evidence=evidence)
 
     def _commit_args(self, turn: RunTarget, round_: ToolRound) -> dict[str, Any]:
         return {

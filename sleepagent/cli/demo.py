@@ -24,7 +24,7 @@ from sleepagent.scheduling import EventKind, ManualScheduler, SleepEvent
 from sleepagent.store.catalog import Catalog
 from sleepagent.store.dburl import SqliteTarget, parse_db, redact_url
 from sleepagent.store.persistence import open_persistence
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel
 from sleepagent.usage import Usage
 
 __all__ = ["run_demo"]
@@ -39,6 +39,13 @@ TURNS_BEFORE_SLEEP = (
     "I'm training for a half marathon on 15 March. I run four times a week, 32 km in total.",
 )
 QUESTION_AFTER_SLEEP = "What should I eat the evening before my long run?"
+USER_FACTS = """\
+- My name is Ada.
+- I just moved to Lisbon.
+- I'm vegetarian.
+- I'm training for a half marathon on 15 March.
+- I run four times a week, 32 km in total."""
+"""What the sleep model lists when it reads the turns above for facts about the user."""
 
 CONTEXT = (
     "A bakery bakes 240 rolls every morning. It sells 3/4 of them before noon and 2/3 of "
@@ -157,30 +164,9 @@ def _sleep_model(show_thinking: Callable[[str], None]) -> ScriptedChatModel:
 
     return ScriptedChatModel(
         [
-            # Sleep run 1, after the first two turns.
-            ai_tool_calls(
-                tool_call(
-                    "memory_rethink",
-                    label="human",
-                    new_value=(
-                        "Name: Ada. Lives in Lisbon (just moved). Vegetarian.\n"
-                        "Training for a half marathon on 15 March; trains 4x/week, 32 km/week."
-                    ),
-                ),
-                tool_call(
-                    "memory_insert",
-                    label="learned_context",
-                    text=(
-                        "Average run: 32 km / 4 = 8 km; the long run is likely 12-16 km.\n"
-                        "Pre-run dinner for a vegetarian: pasta with lentils, rice with beans; "
-                        "moderate fibre and fat, eat 12-14 h before the run.\n"
-                        "Anticipated questions: pre-run meals; weekly plan to March; "
-                        "vegetarian protein sources; running routes in Lisbon."
-                    ),
-                    line=-1,
-                ),
-            ),
-            ai_tool_calls(tool_call("memory_finish")),
+            # Sleep run 1, after the first two turns: the fact pass, a plain list of
+            # what the user said about themselves; code checks each line and adds it.
+            USER_FACTS,
             # Sleep run 2, on context given before any question: one reasoning call,
             # free text with no tools. Its conclusions are the learned context, so the
             # page needs no edit round.
@@ -334,7 +320,8 @@ def _run(out: TextIO, *, db: str, kept: bool, command: str) -> int:
         # Every turn above set its thread's idle alarm. In the quiet that follows they
         # cover what no run has read yet, so the kept database has no pending work.
         left = agent.blocks.pending_threads()
-        sleep_model.extend([ai_tool_calls(tool_call("memory_finish"))] * len(left))
+        # Each of them asked a question and said nothing about themselves.
+        sleep_model.extend(["NOTHING NEW"] * len(left))
         quiet_runs = []
         scheduler.advance(2 * IDLE_SECONDS)
         tokens = sum(event.usage.total_tokens for event in quiet_runs if event.usage)

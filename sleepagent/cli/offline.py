@@ -1,8 +1,9 @@
 """Scripted models for ``sleepagent chat --offline``: try the chat with no key and no network.
 
 The primary model answers from its memory blocks, so you can see what sleep-time
-compute taught it; the sleep-time model writes what you said into the ``human``
-block. Everything else (graph, storage, idle timer, commits) is the real library.
+compute taught it; the sleep-time model lists what you said as facts, and the
+library's checks decide what reaches the ``human`` block. Everything else (graph,
+storage, idle timer, commits) is the real library.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sleepagent.testing import (
     ScriptedChatModel,
     ai_tool_calls,
     memory_in_prompt,
+    said_in_facts_prompt,
     tool_call,
     transcript_in_prompt,
 )
@@ -38,7 +40,12 @@ def _reply(messages: Sequence[BaseMessage]) -> str:
     return f'(scripted) You said "{said}". What I remember about you: {remembered}'
 
 
-def _take_notes(messages: Sequence[BaseMessage]) -> AIMessage:
+def _take_notes(messages: Sequence[BaseMessage]) -> AIMessage | str:
+    said = said_in_facts_prompt(messages)
+    if said is not None:
+        # The fact pass: each message as a fact; the library's checks decide what stays.
+        return "\n".join(f"- {line}" for line in said if line.strip()) or "NOTHING NEW"
+    # The edit round (a request about the assistant itself): the notes rewritten.
     known = memory_in_prompt(messages).get("human", "").strip()
     said = [text.strip() for role, text in transcript_in_prompt(messages) if role == "user"]
     notes = "\n".join(line for line in [known, *said] if line)[-_MEMORY_LIMIT:]

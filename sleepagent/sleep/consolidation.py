@@ -52,6 +52,7 @@ from sleepagent.memory.blocks import (
     apply_edit,
 )
 from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.dating import anchor_times, said_on
 
 __all__ = [
     "PageEvidence",
@@ -92,6 +93,10 @@ class PageEvidence:
         """The evidence of a page of ``entries``, read against the run's ``blocks``."""
         blocks = list(blocks)
         users = [said_text(entry) for entry in entries if entry.role == "user"]
+        # The dated form too, so a fact the pass wrote with its date ("on 7 May
+        # 2023" for "yesterday") is as grounded as one in the words as said.
+        dated = [said_text(entry, dated=True) for entry in entries if entry.role == "user"]
+        users += [text for text in dict.fromkeys(dated) if text not in users]
         learned = [block.label for block in blocks if block.role is BlockRole.LEARNED]
         if not learned:
             learned = [
@@ -146,10 +151,15 @@ class PageEvidence:
         )
 
 
-def said_text(entry: LogEntry) -> str:
-    """A user message as evidence: its text, after who said it and when, where recorded."""
+def said_text(entry: LogEntry, *, dated: bool = False) -> str:
+    """A user message as evidence: its text, after who said it and when, where recorded.
+
+    With ``dated``, its relative times are written as dates, counted from the day
+    it was said (:func:`~sleepagent.sleep.dating.anchor_times`).
+    """
+    text = anchor_times(entry.text, said_on(entry)) if dated else entry.text
     said = " ".join(part for part in (entry.speaker, entry.said_at) if part)
-    return f"{said}: {entry.text}" if said else entry.text
+    return f"{said}: {text}" if said else text
 
 
 @dataclass(frozen=True)
@@ -415,9 +425,19 @@ _RELATION_NAME = re.compile(r"\b(" + "|".join(sorted(_RELATIONS)) + r")\s+([A-Z]
 
 
 def _copied_message(line: str, evidence: PageEvidence) -> bool:
-    """Whether ``line`` is a speaker's name, a colon, and words of their message as said."""
+    """Whether ``line`` is a speaker's name and words of their message as said.
+
+    With a colon after the name, any copy counts. Without one ("Melanie thanks,
+    Caroline! Yup, we just did it"), only a copy that still speaks in the first
+    or second person: "Melanie went to the beach" may repeat her words and is a
+    fact about her all the same.
+    """
     speaker, colon, text = line.partition(":")
-    if not colon or speaker.strip(" -*") not in evidence.speakers:
+    if not colon:
+        speaker, _, text = line.strip(" -*").partition(" ")
+        if not _SPOKEN.search(text):
+            return False
+    if speaker.strip(" -*") not in evidence.speakers:
         return False
     copied = _norm(text)[:_COPY_PROBE]
     return len(copied.split()) >= 4 and copied in _norm(evidence.said)
@@ -425,6 +445,9 @@ def _copied_message(line: str, evidence: PageEvidence) -> bool:
 
 _COPY_PROBE = 60
 """Characters of a message compared to tell a copy: enough to be no coincidence."""
+
+_SPOKEN = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our|you|you're|your)\b", re.IGNORECASE)
+"""Words of someone speaking, not of a fact written about them."""
 
 
 def _stated(said: str) -> str:

@@ -21,9 +21,18 @@ from dataclasses import dataclass
 from sleepagent.errors import BlockLimitError, MemoryEditError
 from sleepagent.memory.blocks import InsertEdit
 from sleepagent.memory.staging import StagedMemory
+from sleepagent.memory.transcript import LogEntry
 from sleepagent.sleep.consolidation import PageEvidence, review_edit
+from sleepagent.sleep.dating import anchor_times, date_of_line
 
-__all__ = ["FactLines", "FactsStaged", "read_fact_lines", "stage_facts"]
+__all__ = [
+    "FactLines",
+    "FactsStaged",
+    "dated_facts",
+    "facts_of_their_own",
+    "read_fact_lines",
+    "stage_facts",
+]
 
 logger = logging.getLogger("sleepagent.sleep")
 
@@ -117,3 +126,59 @@ def stage_facts(
             continue
         accepted += 1
     return FactsStaged(staged, accepted, tuple(refused), full)
+
+
+def dated_facts(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
+    """``lines`` with their relative times ("last week") dated from the messages ``said``.
+
+    The pass is shown the messages already dated, so this catches the times a
+    model writes on its own; each line is dated from the message it most likely
+    came from (:func:`~sleepagent.sleep.dating.date_of_line`).
+    """
+    return tuple(anchor_times(line, date_of_line(line, said)) for line in lines)
+
+
+def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
+    """``lines`` without a fact written for a speaker who did not say it.
+
+    A small model reading two people often writes one fact for both ("Caroline
+    bought figurines." and "Melanie bought figurines."). When the same claim is
+    listed under several speakers' names, only the speakers whose own messages
+    say the most of its words keep it; on a tie all keep it (both may have done
+    it). A line that names no speaker of ``said`` is kept as it is.
+    """
+    speakers = {entry.speaker.lower(): entry.speaker for entry in said if entry.speaker}
+    if len(speakers) < 2:
+        return tuple(lines)
+    heard = {
+        name: _stems(" ".join(e.text for e in said if e.speaker and e.speaker.lower() == name))
+        for name in speakers
+    }
+    owners: dict[str, dict[str, int]] = {}
+    for line in lines:
+        owner, claim = _owner_and_claim(line, speakers)
+        if owner is not None:
+            owners.setdefault(claim, {})[owner] = len(_stems(claim) & heard[owner])
+    kept = []
+    for line in lines:
+        owner, claim = _owner_and_claim(line, speakers)
+        scores = owners.get(claim, {})
+        if owner is not None and len(scores) > 1 and scores[owner] < max(scores.values()):
+            logger.info("fact pass: line %r not added: said by another speaker", line)
+            continue
+        kept.append(line)
+    return tuple(kept)
+
+
+def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, str]:
+    """The speaker a line is about (its first word), and what it says of them."""
+    first, _, rest = line.strip().partition(" ")
+    name = re.sub(r"(?:'s|\W)+$", "", first).lower()
+    if name not in speakers:
+        return None, line
+    return name, " ".join(re.findall(r"[a-z0-9]+", rest.lower()))
+
+
+def _stems(text: str) -> set[str]:
+    """Content words by their first four letters ("bought" and "buying" differ; enough here)."""
+    return {word[:4] for word in re.findall(r"[a-z0-9]+", text.lower()) if len(word) > 3}

@@ -50,7 +50,12 @@ from sleepagent.sleep.consolidation import (
     review_edit,
     said_text,
 )
-from sleepagent.sleep.facts import read_fact_lines, stage_facts
+from sleepagent.sleep.facts import (
+    dated_facts,
+    facts_of_their_own,
+    read_fact_lines,
+    stage_facts,
+)
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
 from sleepagent.sleep.thinking import agreed_lines
@@ -444,10 +449,12 @@ class SleepTimeRunner:
         """
         evidence = transitions.evidence_of(run)
         staged = transitions.staged_of(run)
-        said = [said_text(entry) for entry in entries if entry.role == "user"]
+        users = [entry for entry in entries if entry.role == "user"]
         usage, accepted, concluded = Usage(), 0, True
-        for start in range(0, len(said), FACTS_MESSAGES_PER_CALL):
-            chunk = "\n".join(said[start : start + FACTS_MESSAGES_PER_CALL])
+        for start in range(0, len(users), FACTS_MESSAGES_PER_CALL):
+            part = users[start : start + FACTS_MESSAGES_PER_CALL]
+            # Shown dated: a fact the model copies then keeps its time when it is read.
+            chunk = "\n".join(said_text(entry, dated=True) for entry in part)
             messages = _facts_messages(evidence, _unquoted(chunk), staged.block(label).value)
             model = self._tagged(self._facts_model, where, run, "sleepagent:sleep-facts")
             reply = yield from _readable_reply(model, messages)
@@ -457,7 +464,8 @@ class SleepTimeRunner:
             usage += Usage.of_message(reply)
             found = read_fact_lines(message_text(reply))
             concluded = concluded and found.readable
-            result = stage_facts(staged, label, found.lines, evidence)
+            lines = facts_of_their_own(dated_facts(found.lines, part), part)
+            result = stage_facts(staged, label, lines, evidence)
             staged, accepted = result.staged, accepted + result.accepted
             concluded = concluded and not result.full
         if accepted or concluded:

@@ -47,6 +47,7 @@ from sleepagent.testing.simulation import (
     Wait,
     asimulate,
     memory_in_prompt,
+    said_in_facts_prompt,
     simulate,
     transcript_in_prompt,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "Wait",
     "asimulate",
     "memory_in_prompt",
+    "said_in_facts_prompt",
     "simulate",
     "transcript_in_prompt",
     "EventRecorder",

@@ -45,6 +45,7 @@ __all__ = [
     "Wait",
     "asimulate",
     "memory_in_prompt",
+    "said_in_facts_prompt",
     "simulate",
     "transcript_in_prompt",
 ]
@@ -66,6 +67,9 @@ _BLOCK = re.compile(
     re.DOTALL,
 )
 _MESSAGE = re.compile(r'<message n="\d+" role="(\w+)"[^>]*>(.*?)</message>', re.DOTALL)
+_FACTS_PROMPT = re.compile(
+    r'\A(?:The user said:|Part of a conversation between [^\n]*:)\n"""\n(.*?)\n"""', re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,20 @@ def transcript_in_prompt(messages: Sequence[BaseMessage]) -> list[tuple[str, str
         if found:
             return [(role, html.unescape(text)) for role, text in found]
     return []
+
+
+def said_in_facts_prompt(messages: Sequence[BaseMessage]) -> list[str] | None:
+    """The messages a fact-pass prompt shows, one per line; None for any other prompt.
+
+    Lets a scripted sleep model answer the fact pass (``UserFacts.EXTRACT``, the
+    default) from what was said, for example with ``"- " + line`` for each line.
+    An imported message shows its speaker and time before it (``"Ann 8 May 2023:
+    ..."``), and a message of several lines gives several.
+    """
+    if not messages:
+        return None
+    found = _FACTS_PROMPT.match(message_text(messages[-1]))
+    return found.group(1).splitlines() if found else None
 
 
 @dataclass(frozen=True)
