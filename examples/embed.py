@@ -25,8 +25,8 @@ from sleepagent.testing import (
     ScriptedChatModel,
     ai_tool_calls,
     memory_in_prompt,
+    said_in_facts_prompt,
     tool_call,
-    transcript_in_prompt,
 )
 
 THREAD = "embed-demo"
@@ -34,19 +34,18 @@ THREAD = "embed-demo"
 
 def offline_models() -> tuple[ScriptedChatModel, ScriptedChatModel]:
     """Stand-ins for real models: the bot answers from its memory; the note-taker
-    writes what you said into the ``human`` block."""
+    lists what you said as facts for the ``human`` block."""
 
     def reply(messages: Sequence[BaseMessage]) -> str:
         known = memory_in_prompt(messages).get("human") or "nothing yet"
         return f'You said "{messages[-1].content!s}". What I remember about you: {known}'
 
-    def take_notes(messages: Sequence[BaseMessage]) -> AIMessage:
-        notes = [memory_in_prompt(messages).get("human", "")]
-        notes += [text for role, text in transcript_in_prompt(messages) if role == "user"]
-        value = "\n".join(note for note in notes if note)
-        return ai_tool_calls(
-            tool_call("memory_rethink", label="human", new_value=value), tool_call("memory_finish")
-        )
+    def take_notes(messages: Sequence[BaseMessage]) -> AIMessage | str:
+        said = said_in_facts_prompt(messages)
+        if said is None:  # the edit round (a request about the assistant): no edit
+            return ai_tool_calls(tool_call("memory_finish"))
+        # The fact pass: each message listed as a fact; the library checks every line.
+        return "\n".join(f"- {line}" for line in said if line.strip()) or "NOTHING NEW"
 
     return ScriptedChatModel([reply] * 1000), ScriptedChatModel([take_notes] * 1000)
 

@@ -35,8 +35,8 @@ from sleepagent.testing import (
     ScriptedChatModel,
     ai_tool_calls,
     memory_in_prompt,
+    said_in_facts_prompt,
     tool_call,
-    transcript_in_prompt,
 )
 
 
@@ -66,18 +66,18 @@ def build_support_graph(agent: SleepTimeAgent) -> CompiledStateGraph[Any, Any, A
 
 def offline_models() -> tuple[ScriptedChatModel, ScriptedChatModel]:
     """Stand-ins for real models: the bot answers from its memory; the note-taker
-    writes what the user said into the ``human`` block."""
+    lists what the user said as facts for the ``human`` block."""
 
     def reply(messages: Sequence[BaseMessage]) -> str:
         known = memory_in_prompt(messages).get("human") or "nothing yet"
         return f"(memory about you: {known})"
 
-    def take_notes(messages: Sequence[BaseMessage]) -> AIMessage:
-        said = [text for role, text in transcript_in_prompt(messages) if role == "user"]
-        return ai_tool_calls(
-            tool_call("memory_rethink", label="human", new_value="; ".join(said)),
-            tool_call("memory_finish"),
-        )
+    def take_notes(messages: Sequence[BaseMessage]) -> AIMessage | str:
+        said = said_in_facts_prompt(messages)
+        if said is None:  # the edit round (a request about the assistant): no edit
+            return ai_tool_calls(tool_call("memory_finish"))
+        # The fact pass: each message listed as a fact; the library checks every line.
+        return "\n".join(f"- {line}" for line in said if line.strip()) or "NOTHING NEW"
 
     return ScriptedChatModel([reply] * 100), ScriptedChatModel([take_notes] * 100)
 
