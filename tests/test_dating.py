@@ -33,6 +33,9 @@ MAY_8 = date(2023, 5, 8)  # a Monday
         ("I met him 5 months ago.", "I met him in December 2022."),
         ("I went to a concert the day before yesterday.", "I went to a concert on 6 May 2023."),
         ("I have a dog named Rex.", "I have a dog named Rex."),
+        ("It was my last year of school.", "It was my last year of school."),
+        ("Last year's trip was great.", "Last year's trip was great."),
+        ("I spent the last week packing.", "I spent the last week packing."),
     ],
 )
 def test_a_relative_time_is_written_as_the_date_it_means(said, dated):
@@ -72,6 +75,11 @@ def test_a_line_is_dated_from_the_message_it_came_from():
     assert date_of_line("Ben bought a kayak yesterday.", messages) == MAY_8
     assert date_of_line("Ana adopted a dog last week.", messages) == date(2023, 5, 1)
     assert date_of_line("Someone did something.", messages) is None
+    chris = [
+        *messages,
+        LogEntry(3, "user", "I bought a kayak.", speaker="Chris", said_at="2 May 2023"),
+    ]
+    assert date_of_line("Chris's kayak is red.", chris) == date(2023, 5, 2)
     same_day = [LogEntry(1, "user", "x", said_at="8 May, 2023")] * 2
     assert date_of_line("Anything at all.", same_day) == MAY_8
 

@@ -81,7 +81,7 @@ def date_of_line(line: str, entries: Sequence[LogEntry]) -> date | None:
     if len({day for _, day in dated}) == 1:
         return dated[0][1]
     words = _words(line)
-    first = line.split(maxsplit=1)[0].strip(",:'s").lower() if line.strip() else ""
+    first = re.sub(r"(?:'s|\W)+$", "", line.split(maxsplit=1)[0]).lower() if line.strip() else ""
     own = [(e, d) for e, d in dated if e.speaker and e.speaker.lower() == first]
     best, best_overlap = None, 0
     for entry, day in own or dated:
@@ -118,6 +118,8 @@ _COUNT = r"\d{1,2}|" + "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
 _PREPOSITIONS = frozenset(
     {"on", "in", "since", "from", "until", "till", "by", "before", "after", "during", "of"}
 )
+_DETERMINERS = frozenset({"the", "a", "my", "your", "his", "her", "our", "their", "its", "that"})
+"""Words before "last year" that make it a thing, not a time ("my last year of school")."""
 
 _RELATIVE = re.compile(
     r"\b(?:"
@@ -126,7 +128,7 @@ _RELATIVE = re.compile(
     r"|(?P<today>today|this morning|this afternoon|this evening|tonight)"
     r"|(?P<tomorrow>tomorrow)"
     r"|(?:last|this past)\s+(?P<last_weekday>" + _WEEKDAYS + r")"
-    r"|(?P<which>last|this|next)\s+(?P<unit>week|weekend|month|year)"
+    r"|(?P<which>last|this|next)\s+(?P<unit>week|weekend|month|year)(?!'s|\s+of\b)"
     r"|(?P<few>a few)\s+(?P<few_unit>day|week|month|year)s\s+ago"
     r"|(?P<count>" + _COUNT + r")\s+(?P<ago_unit>day|week|month|year)s?\s+ago"
     r")\b",
@@ -151,6 +153,8 @@ def anchor_times(text: str, on: date | None) -> str:
         phrase = _dated_phrase(match, on)
         before = text[done : match.start()]
         previous = before.rstrip().rsplit(maxsplit=1)[-1].lower() if before.strip() else ""
+        if match["unit"] and previous in _DETERMINERS:
+            continue
         if previous in _PREPOSITIONS:
             phrase = re.sub(r"^(?:on|in) ", "", phrase)
         if match.group(0)[0].isupper() and not before.strip():
