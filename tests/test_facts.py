@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, SleepConfig, SleepOutcome, UserFacts
-from sleepagent.sleep.facts import read_fact_lines
+from sleepagent.sleep.facts import read_fact_lines, without_their_own_words
 from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
 from sleepagent.testing import finish, insert
 
@@ -266,3 +266,20 @@ def test_a_page_of_named_speakers_is_not_shown_the_facts_so_far(make_agent):
         "Ines sings in a choir.",
         "Ines adopted a cat.",
     ]
+
+
+def test_a_speakers_fact_ends_where_their_own_words_take_over():
+    lines = [
+        "Mel started to see that self-care matters. It's a journey for me, and my family.",
+        "Mel carved out me-time each day - running or her violin - which refreshes me!",
+        "Mel ran a race. She won. I cried.",
+        "Ana said I should call her.",
+        "I'm vegetarian. My sister is too.",
+    ]
+    assert without_their_own_words(lines, ["Mel", "Ana"]) == (
+        "Mel started to see that self-care matters.",
+        "Mel carved out me-time each day - running or her violin",
+        "Mel ran a race. She won.",
+        "Ana said I should call her.",
+        "I'm vegetarian. My sister is too.",
+    )

@@ -30,8 +30,10 @@ __all__ = [
     "FactsStaged",
     "dated_facts",
     "facts_of_their_own",
+    "prepared_facts",
     "read_fact_lines",
     "stage_facts",
+    "without_their_own_words",
 ]
 
 logger = logging.getLogger("sleepagent.sleep")
@@ -126,6 +128,49 @@ def stage_facts(
             continue
         accepted += 1
     return FactsStaged(staged, accepted, tuple(refused), full)
+
+
+def prepared_facts(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
+    """A pass's ``lines`` made ready for the checks, against the messages ``said``.
+
+    Relative times dated (:func:`dated_facts`), a named speaker's quoted words cut
+    off (:func:`without_their_own_words`), and a fact listed for two speakers kept
+    for the one who said it (:func:`facts_of_their_own`).
+    """
+    speakers = tuple(dict.fromkeys(entry.speaker for entry in said if entry.speaker))
+    lines = without_their_own_words(dated_facts(lines, said), speakers)
+    return facts_of_their_own(lines, said)
+
+
+def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tuple[str, ...]:
+    """``lines`` about a named speaker, cut where the speaker's own words take over.
+
+    A small model often starts a fact and runs on into the message it came from:
+    "Melanie started to realize that self-care is important. It's a journey for
+    me, ..." keeps its first sentence. The first sentence (or dash-separated part)
+    always stays; the line ends before the first later part that speaks in the
+    first or second person. Lines that do not start with a speaker's name are
+    unchanged.
+    """
+    names = {name.lower() for name in speakers}
+    kept = []
+    for line in lines:
+        first = re.sub(r"(?:'s|\W)+$", "", line.split(maxsplit=1)[0]).lower() if line else ""
+        cuts = list(_PARTS.finditer(line))
+        if first not in names or not cuts:
+            kept.append(line)
+            continue
+        # Each later part runs from one cut to the next; the line ends before the first
+        # part that speaks.
+        parts = zip(cuts, [*(cut.start() for cut in cuts[1:]), len(line)], strict=True)
+        spoken = next((cut for cut, end in parts if _SPOKEN.search(line[cut.end() : end])), None)
+        kept.append(line if spoken is None else line[: spoken.start()].rstrip(" ,;"))
+    return tuple(kept)
+
+
+_PARTS = re.compile(r"(?<=[.!?])\s+|\s+[-\u2013\u2014]\s+")
+_SPOKEN = re.compile(r"\b(?:I|I'm|I've|I'll|me|my|we|we're|our|us|you|you're|your)\b(?!-)", re.I)
+"""Words of a person speaking; "me-time" is not one."""
 
 
 def dated_facts(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:

@@ -50,12 +50,7 @@ from sleepagent.sleep.consolidation import (
     review_edit,
     said_text,
 )
-from sleepagent.sleep.facts import (
-    dated_facts,
-    facts_of_their_own,
-    read_fact_lines,
-    stage_facts,
-)
+from sleepagent.sleep.facts import prepared_facts, read_fact_lines, stage_facts
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
 from sleepagent.sleep.thinking import agreed_lines
@@ -464,7 +459,7 @@ class SleepTimeRunner:
             usage += Usage.of_message(reply)
             found = read_fact_lines(message_text(reply))
             concluded = concluded and found.readable
-            lines = facts_of_their_own(dated_facts(found.lines, part), part)
+            lines = prepared_facts(found.lines, part)
             result = stage_facts(staged, label, lines, evidence)
             staged, accepted = result.staged, accepted + result.accepted
             concluded = concluded and not result.full
