@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from sleepagent import DEFAULT_BLOCKS, SleepConfig, SleepOutcome, UserFacts
-from sleepagent.sleep.facts import read_fact_lines, without_their_own_words
+from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.facts import facts_of_their_own, read_fact_lines, without_their_own_words
 from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
 from sleepagent.testing import finish, insert
 
@@ -282,4 +283,25 @@ def test_a_speakers_fact_ends_where_their_own_words_take_over():
         "Mel ran a race. She won.",
         "Ana said I should call her.",
         "I'm vegetarian. My sister is too.",
+    )
+
+
+def test_a_fact_under_the_wrong_name_goes_to_the_speaker_who_said_it_of_themselves():
+    said = [
+        LogEntry(1, "user", "I made this bowl in my pottery class!", speaker="Mel"),
+        LogEntry(2, "user", "Wow, it's beautiful. Did you go camping too?", speaker="Caro"),
+        LogEntry(3, "user", "Yes! We camped in the mountains.", speaker="Mel"),
+        LogEntry(4, "user", "You really roasted marshmallows there?", speaker="Caro"),
+    ]
+    lines = [
+        "Caro made this bowl in her pottery class.",  # Mel's, said in the first person
+        "Caro's pottery class bowl is beautiful.",  # Caro said "beautiful": stays
+        "Mel roasted marshmallows.",  # asked of Mel, in the second person: stays
+        "Caro is kind.",  # too short to tell
+    ]
+    assert facts_of_their_own(lines, said) == (
+        "Mel made this bowl in her pottery class.",
+        "Caro's pottery class bowl is beautiful.",
+        "Mel roasted marshmallows.",
+        "Caro is kind.",
     )

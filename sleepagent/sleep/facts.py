@@ -195,10 +195,12 @@ def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[
     speakers = {entry.speaker.lower(): entry.speaker for entry in said if entry.speaker}
     if len(speakers) < 2:
         return tuple(lines)
-    heard = {
-        name: _stems(" ".join(e.text for e in said if e.speaker and e.speaker.lower() == name))
+    texts = {
+        name: " ".join(e.text for e in said if e.speaker and e.speaker.lower() == name)
         for name in speakers
     }
+    heard = {name: _stems(text) for name, text in texts.items()}
+    lines = [_to_the_speaker_who_said_it(line, speakers, texts, heard) for line in lines]
     owners: dict[str, dict[str, int]] = {}
     for line in lines:
         owner, claim = _owner_and_claim(line, speakers)
@@ -213,6 +215,57 @@ def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[
             continue
         kept.append(line)
     return tuple(kept)
+
+
+def _to_the_speaker_who_said_it(
+    line: str, speakers: dict[str, str], texts: dict[str, str], heard: dict[str, set[str]]
+) -> str:
+    """``line`` under the name of the speaker who said it of themselves, when it is not.
+
+    "Caroline made this bowl in her class", when only Melanie spoke of the bowl,
+    and in the first person ("I made this bowl in my class"), is Melanie's fact.
+    A line whose named speaker said any of its words stays as it is, and so does
+    one the other speaker said to them ("you made this bowl?"), or that is too
+    short to tell (fewer than two content words).
+    """
+    owner, claim = _owner_and_claim(line, speakers)
+    if owner is None:
+        return line
+    words = _stems(claim) - _FUNCTION_STEMS - {name[:4] for name in speakers}
+    if len(words) < 2 or words & heard[owner]:
+        return line
+    needed = max(2, -(-len(words) // 2))
+    sayers = [
+        name
+        for name in speakers
+        if name != owner
+        and any(
+            len(words & _stems(sentence)) >= needed
+            and _FIRST_PERSON.search(sentence)
+            and not _SECOND_PERSON.search(sentence)
+            for sentence in _SENTENCES.split(texts[name])
+        )
+    ]
+    if len(sayers) != 1:
+        return line
+    first, rest = line.split(maxsplit=1) if " " in line.strip() else (line, "")
+    possessive = "'s" if first.lower().endswith("'s") else ""
+    logger.info("fact pass: line %r is %s's own fact", line, speakers[sayers[0]])
+    return f"{speakers[sayers[0]]}{possessive} {rest}".strip()
+
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_FUNCTION_STEMS = frozenset(
+    word[:4]
+    for word in (
+        "this that these those with have has having they them their there then than what "
+        "when where which while from been being were will would could should about just "
+        "really very also into like more much some such over only even still always"
+    ).split()
+)
+"""Words that say nothing of who did what; "this" or "really" tell no speaker apart."""
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our)\b(?!-)", re.IGNORECASE)
+_SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b", re.IGNORECASE)
 
 
 def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, str]:
