@@ -27,7 +27,7 @@ from sleepagent.graph.build import RECURSION_LIMIT
 from sleepagent.models import resolve_model
 from sleepagent.scheduling.server import ServerIdleScheduler
 from sleepagent.scope import Scope, resolve_scope
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,14 +58,7 @@ def test_the_graph_has_the_agent_and_sleep_nodes():
 
 def test_a_message_runs_the_agent_and_a_sleep_request_runs_the_sleep_agent():
     chat = ScriptedChatModel(["hi Ada"])
-    sleep = ScriptedChatModel(
-        [
-            ai_tool_calls(
-                tool_call("memory_rethink", label="human", new_value="Ada"),
-                tool_call("memory_finish"),
-            )
-        ]
-    )
+    sleep = ScriptedChatModel(["- I'm Ada."])  # the fact pass's list
     graph = compiled(chat, sleep)
     context = SleepContext(thread_id="t1", user_id="ada")
     limits = {"recursion_limit": RECURSION_LIMIT}
@@ -78,7 +71,7 @@ def test_a_message_runs_the_agent_and_a_sleep_request_runs_the_sleep_agent():
     sleep_config = {"configurable": {"thread_id": sleep_thread_id(Scope("user", "ada"))}, **limits}
     state = graph.invoke(sleep_request(reason="idle"), sleep_config, context=context)
     assert state["sleep_result"]["reason"] == "idle"
-    assert state["sleep_result"]["diffs"][0]["after"] == "Ada"
+    assert state["sleep_result"]["diffs"][0]["after"] == "I'm Ada."
     assert state["sleep_request"] is None
     assert len(chat.calls) == 1 and len(sleep.calls) == 1
 
@@ -183,7 +176,7 @@ def test_after_context_is_logged_the_next_turn_logs_its_whole_input_and_nothing_
 def test_each_phase_is_labelled_for_tracing():
     handler = RecordingHandler()
     chat = ScriptedChatModel(["hi"])
-    sleep = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish"))])
+    sleep = ScriptedChatModel(["NOTHING NEW"])
     graph = compiled(chat, sleep)
     context = SleepContext(thread_id="t1")
     graph.invoke(
@@ -205,7 +198,7 @@ def test_each_phase_is_labelled_for_tracing():
     assert "sleepagent:chat" in chat_call["tags"]
     assert chat_call["metadata"]["sleepagent_phase"] == "chat"
     assert chat_call["metadata"]["memory_scope"] == "thread:t1"
-    assert sleep_call["name"] == "sleepagent:sleep"
+    assert sleep_call["name"] == "sleepagent:sleep-facts"  # the fact pass, a sleep-phase call
     assert sleep_call["metadata"]["sleepagent_phase"] == "sleep"
     assert sleep_call["metadata"]["thread_id"] == "t1"
 
@@ -262,7 +255,7 @@ def test_configuration_refuses_a_policy_given_as_a_string():
 
 def test_a_timer_started_run_with_too_few_new_messages_is_skipped_in_the_graph():
     chat = ScriptedChatModel(["hi"])
-    sleep = ScriptedChatModel([ai_tool_calls(tool_call("memory_finish"))])
+    sleep = ScriptedChatModel(["NOTHING NEW"])
     graph = compiled(chat, sleep, config=SleepConfig(min_new_messages=4))
     context = SleepContext(thread_id="t1")
     graph.invoke(

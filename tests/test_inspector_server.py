@@ -23,7 +23,7 @@ import pytest
 
 from sleepagent.graph.build import sleep_request, sleep_thread_id
 from sleepagent.scope import Scope
-from sleepagent.testing.loopback import Completion, LoopbackOpenAI, wire_call
+from sleepagent.testing.loopback import Completion, LoopbackOpenAI
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 pytest.importorskip("jinja2")
@@ -34,7 +34,7 @@ START_TIMEOUT_S = 90
 # Markup the user typed, grounded in what they said, so the default (facts) human block
 # keeps it: the page must show it escaped.
 SAID = "Hi, I'm Ada <u>bold?</u>. I'm vegetarian."
-MEMORY = "Name: Ada <u>bold?</u>. Vegetarian."
+MEMORY = "I'm Ada <u>bold?</u>.\nI'm vegetarian."
 
 pytestmark = pytest.mark.skipif(LANGGRAPH is None, reason="langgraph-cli[inmem] is not installed")
 
@@ -43,10 +43,7 @@ pytestmark = pytest.mark.skipif(LANGGRAPH is None, reason="langgraph-cli[inmem] 
 def model_server() -> Iterator[LoopbackOpenAI]:
     script = [
         "Hello Ada!",
-        Completion.calling(
-            wire_call("memory_rethink", label="human", new_value=MEMORY),
-            wire_call("memory_finish"),
-        ),
+        Completion("\n".join(f"- {line}" for line in MEMORY.splitlines())),  # the fact pass
     ]
     with LoopbackOpenAI(script) as server:
         yield server
@@ -139,7 +136,7 @@ def test_the_inspector_route_reads_the_servers_store(server_url: str, model_serv
 
         page = http.get("/scope", params={"key": scope.key})
         assert page.status_code == 200
-        assert "Name: Ada &lt;u&gt;bold?&lt;/u&gt;. Vegetarian." in page.text
+        assert "I&#39;m Ada &lt;u&gt;bold?&lt;/u&gt;." in page.text
         assert 'src="/inspector/static/inspector.js"' in page.text
         assert http.get("/static/inspector.js").status_code == 200
         assert http.post("/api/overview").status_code == 405

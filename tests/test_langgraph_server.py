@@ -22,7 +22,7 @@ import pytest
 
 from sleepagent.graph.build import sleep_thread_id
 from sleepagent.scope import Scope
-from sleepagent.testing.loopback import Completion, LoopbackOpenAI, wire_call
+from sleepagent.testing.loopback import Completion, LoopbackOpenAI
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 
@@ -31,6 +31,7 @@ LANGGRAPH = shutil.which("langgraph", path=str(Path(sys.executable).parent))
 START_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 60
 IDLE_S = 5  # both turns must land inside this window, even on a loaded machine
+MEMORY = "I'm Ada.\nI'm vegetarian."
 
 pytestmark = pytest.mark.skipif(LANGGRAPH is None, reason="langgraph-cli[inmem] is not installed")
 
@@ -43,14 +44,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def model_server() -> Iterator[LoopbackOpenAI]:
-    memory = "Name: Ada. Vegetarian."
     script = [
         "Hello Ada!",
         "Noted, vegetarian.",
-        Completion.calling(
-            wire_call("memory_rethink", label="human", new_value=memory),
-            wire_call("memory_finish"),
-        ),
+        Completion("- I'm Ada.\n- I'm vegetarian."),  # the fact pass's list
         "Try a lentil curry.",
     ]
     with LoopbackOpenAI(script) as server:
@@ -128,14 +125,14 @@ def test_two_turns_inside_the_idle_window_give_one_sleep_run_whose_memory_the_ne
     assert client.runs.get(sleep_thread, runs[0]["run_id"])["status"] == "success"
 
     item = client.store.get_item(("sleepagent", "scopes", "thread", thread, "blocks"), "human")
-    assert item["value"]["value"] == "Name: Ada. Vegetarian."
+    assert item["value"]["value"] == MEMORY
     assert item["value"]["version"] == 1
 
     client.runs.wait(
         thread, "sleepagent", input={"messages": [{"role": "user", "content": "Dinner?"}]}
     )
     last_prompt = model_server.requests[-1].messages[0]["content"]
-    assert "Name: Ada. Vegetarian." in last_prompt
+    assert MEMORY in last_prompt
     model_server.assert_exhausted()
 
 
