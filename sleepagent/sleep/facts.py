@@ -255,54 +255,15 @@ def _to_the_speaker_who_said_it(
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
-_FUNCTION_STEMS = frozenset(
-    word[:4]
-    for word in [
-        "this",
-        "that",
-        "these",
-        "those",
-        "with",
-        "have",
-        "has",
-        "having",
-        "they",
-        "them",
-        "their",
-        "there",
-        "then",
-        "than",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "from",
-        "been",
-        "being",
-        "were",
-        "will",
-        "would",
-        "could",
-        "should",
-        "about",
-        "just",
-        "really",
-        "very",
-        "also",
-        "into",
-        "like",
-        "more",
-        "much",
-        "some",
-        "such",
-        "over",
-        "only",
-        "even",
-        "still",
-        "always",
-    ]
-)
+# fmt: off
+_FUNCTION_STEMS = frozenset(word[:4] for word in (
+    "this", "that", "these", "those", "with", "have", "having", "they", "them", "their",
+    "there", "then", "than", "what", "when", "where", "which", "while", "from", "been",
+    "being", "were", "will", "would", "could", "should", "about", "just", "really", "very",
+    "also", "into", "like", "more", "much", "some", "such", "over", "only", "even", "still",
+    "always",
+))
+# fmt: on
 """Words that say nothing of who did what; "this" or "really" tell no speaker apart."""
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our)\b(?!-)", re.IGNORECASE)
 _SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b", re.IGNORECASE)
