@@ -428,6 +428,14 @@ def test_a_speakers_message_copied_without_quotes_is_not_a_fact():
     assert stored(facts(), InsertEdit("human", "Melanie: proud of Caroline"), evidence)
 
 
+def test_on_a_page_of_named_speakers_a_first_person_line_must_say_whose_fact_it_is():
+    evidence = _speakers_page(("Mel", "Seeing my mentee's face light up was the best!"))
+    with pytest.raises(MemoryEditError, match="whose fact is it"):
+        review_edit(facts(), InsertEdit("human", "Seeing my mentee's face light up."), evidence)
+    fact = "Mel's mentee's face lights up."
+    assert stored(facts(), InsertEdit("human", fact), evidence) == fact
+
+
 def test_a_speakers_message_copied_after_the_name_alone_is_not_a_fact():
     message = "Thanks, Caroline! Yup, we just did it yesterday at the lake."
     evidence = _speakers_page(("Melanie", message))

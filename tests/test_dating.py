@@ -28,6 +28,7 @@ MAY_8 = date(2023, 5, 8)  # a Monday
         ("I quit two years ago.", "I quit in 2021."),
         ("I sold it 3 days ago.", "I sold it on 5 May 2023."),
         ("I met her a few weeks ago.", "I met her a few weeks before 8 May 2023."),
+        ("We camped two weekends ago.", "We camped 2 weekends before 8 May 2023."),
         ("I fly tomorrow.", "I fly on 9 May 2023."),
         ("I start a new job next month.", "I start a new job in June 2023."),
         ("I met him 5 months ago.", "I met him in December 2022."),

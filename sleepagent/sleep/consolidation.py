@@ -379,6 +379,8 @@ def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
     if missing:
         words = ", ".join(f"'{word}'" for word in missing)
         return f"not grounded: the user never said {words}; write only what they said"
+    if evidence.speakers and _SPOKEN.search(line) and not _names_a_speaker(line, evidence):
+        return "whose fact is it? Start the line with the name of the person it is about"
     borrowed = [] if evidence.speakers else _said_of_others(line, stated)
     if borrowed:
         words = ", ".join(f"'{word}'" for word in borrowed)
@@ -422,6 +424,12 @@ _RELATIONS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _RELATION_NAME = re.compile(r"\b(" + "|".join(sorted(_RELATIONS)) + r")\s+([A-Z][a-z]+)")
+
+
+def _names_a_speaker(line: str, evidence: PageEvidence) -> bool:
+    """Whether ``line`` starts with the name of one of the page's speakers."""
+    first = line.strip(" -*").split(maxsplit=1)[0] if line.strip(" -*") else ""
+    return re.sub(r"(?:'s|\u2019s|\W)+$", "", first) in evidence.speakers
 
 
 def _copied_message(line: str, evidence: PageEvidence) -> bool:

@@ -129,8 +129,8 @@ _RELATIVE = re.compile(
     r"|(?P<tomorrow>tomorrow)"
     r"|(?:last|this past)\s+(?P<last_weekday>" + _WEEKDAYS + r")"
     r"|(?P<which>last|this|next)\s+(?P<unit>week|weekend|month|year)(?!'s|\s+of\b)"
-    r"|(?P<few>a few)\s+(?P<few_unit>day|week|month|year)s\s+ago"
-    r"|(?P<count>" + _COUNT + r")\s+(?P<ago_unit>day|week|month|year)s?\s+ago"
+    r"|(?P<few>a few)\s+(?P<few_unit>day|weekend|week|month|year)s\s+ago"
+    r"|(?P<count>" + _COUNT + r")\s+(?P<ago_unit>day|weekend|week|month|year)s?\s+ago"
     r")\b",
     re.IGNORECASE,
 )
@@ -185,8 +185,8 @@ def _dated_phrase(match: re.Match[str], on: date) -> str:
     unit = match["ago_unit"].lower()
     if unit == "day":
         return f"on {day(on - timedelta(days=count))}"
-    if unit == "week":
-        weeks = "the week" if count == 1 else f"{count} weeks"
+    if unit in ("week", "weekend"):
+        weeks = f"the {unit}" if count == 1 else f"{count} {unit}s"
         return f"{weeks} before {day(on)}"
     if unit == "month":
         return f"in {_month_text(on, -count)}"
