@@ -15,7 +15,13 @@ from sleepagent.memory.blocks import (
     apply_edit,
 )
 from sleepagent.memory.transcript import LogEntry
-from sleepagent.sleep.consolidation import PageEvidence, review_edit, subsumes, ungrounded_words
+from sleepagent.sleep.consolidation import (
+    PageEvidence,
+    about_the_assistant,
+    review_edit,
+    subsumes,
+    ungrounded_words,
+)
 
 BLOCKS = {block.label: block for block in DEFAULT_BLOCKS}
 MARCO = "I'm Marco. I'm allergic to peanuts and I cook for my two kids."
@@ -152,6 +158,19 @@ def test_the_persona_changes_only_when_the_user_asked_about_the_assistant():
         review_edit(persona, edit, page(MARCO))
     asked = page("Please be more formal with me.")
     assert review_edit(persona, InsertEdit("persona", "Speaks formally."), asked).notes == ()
+
+
+@pytest.mark.parametrize(
+    ("said", "asks"),
+    [
+        ("I moved to Porto, I no longer live in Lisbon.", False),
+        ("I don't work there any longer.", False),
+        ("Your answers could be longer.", True),
+        ("Please reply in French.", True),
+    ],
+)
+def test_no_longer_is_not_a_request_about_the_assistants_answers(said, asks):
+    assert about_the_assistant(said) is asks
 
 
 def test_a_page_of_context_changes_only_the_learned_context():

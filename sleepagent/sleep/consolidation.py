@@ -636,7 +636,8 @@ def about_the_assistant(said: str) -> bool:
 
 _ASSISTANT_CUES = re.compile(
     r"\b(you should|be more|be less|please be|your (name|tone|style|answers|replies)|"
-    r"call yourself|speak|talk to me|reply|respond|answer (me|in|with)|shorter|longer|"
+    r"call yourself|speak|talk to me|reply|respond|answer (me|in|with)|shorter|"
+    r"(?<!no )(?<!any )longer|"
     r"formal|casual|friendlier|less verbose|more concise)\b",
     re.IGNORECASE,
 )
