@@ -392,6 +392,36 @@ def test_a_speakers_correction_replaces_their_fact_not_the_other_speakers():
     assert value.splitlines() == ["Ben lives in Oslo.", "Ana lives in Rome."]
 
 
+def test_a_new_event_replaces_no_earlier_one_when_the_change_was_said_of_something_else():
+    evidence = _speakers_page(
+        ("Caro", "We went hiking last week, so fun."),
+        ("Mel", "I was actually just remembering our shelter day."),
+        ("Caro", "I used to paint a lot more."),
+        ("Caro", "Art is my thing."),
+    )
+    earlier = "Caro went to a support group.\nCaro went to a pride parade.\nCaro likes pets."
+    block = facts(earlier)
+    for line in ("Caro went hiking.", "Caro likes art."):
+        block = MemoryBlock(
+            label="human",
+            value=stored(block, InsertEdit("human", line), evidence),
+            role=BlockRole.FACTS,
+        )
+    assert block.value.splitlines() == [
+        *earlier.splitlines(),
+        "Caro went hiking.",
+        "Caro likes art.",
+    ]
+
+
+def test_a_correction_replaces_one_line_the_one_it_speaks_of():
+    evidence = _speakers_page(("Ana", "I moved, I live in Rome now."))
+    block = facts("Ana lives in Oslo.\nAna lives near the sea.\nAna likes tea.")
+    value = stored(block, InsertEdit("human", "Ana lives in Rome."), evidence)
+    assert len(value.splitlines()) == 3 and "Ana lives in Rome." in value.splitlines()
+    assert "Ana likes tea." in value.splitlines()
+
+
 # --- facts that end, and other people's facts -------------------------------------------
 
 

@@ -34,6 +34,7 @@ edit was refused, so a tool-calling model reads the reason as its tool result.
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import logging
 import re
@@ -260,15 +261,11 @@ def _consolidate_facts(
         added.append(text)
     corrected = _corrected(evidence.said)
     kept, added, before = _without_subsumed(kept, added, before, removed, notes, keep_new=corrected)
+    corrections = _corrections(added, before, evidence.said, names) if corrected else {}
     for position, old in enumerate(before):
         present = any(_near(old, line) for line in kept)
-        newer = next(
-            (
-                line
-                for line in added
-                if (corrected and _corrects(line, old, names)) or _retracts(line, old, names)
-            ),
-            None,
+        newer = corrections.get(position) or next(
+            (line for line in added if _retracts(line, old, names)), None
         )
         if newer is not None:
             if present:
@@ -497,6 +494,54 @@ def _corrected(said: str) -> bool:
     return bool(_WEAK_CUES.search(said)) and not _ADDITION_CUES.search(said)
 
 
+def _corrections(
+    added: Sequence[str], before: Sequence[str], said: str, names: set[str]
+) -> dict[int, str]:
+    """Which stored line (by position in ``before``) each new line corrects, if any.
+
+    A new line corrects one line at most: the stored line of the same kind
+    (:func:`_corrects`) that shares the most words with it. And only when the
+    change is said of it (:func:`_change_said_of`): in a long conversation "used
+    to" or "actually" is said somewhere, of something, and "Caroline went
+    hiking" must not replace every other place Caroline went.
+    """
+    found: dict[int, str] = {}
+    for line in added:
+        words = _words(line)
+        topic = {_stem(w) for w in _claims(line)} - {_stem(n) for n in names} - _DATE_STEMS
+        if not topic or not _change_said_of(topic, said, _owner(words, names)):
+            continue
+        candidates = [
+            (len(topic & {_stem(w) for w in _claims(old)}), i)
+            for i, old in enumerate(before)
+            if i not in found and _corrects(line, old, names)
+        ]
+        if candidates:
+            found[max(candidates)[1]] = line
+    return found
+
+
+def _change_said_of(topic: set[str], said: str, owner: str | None) -> bool:
+    """Whether a sentence that says something changed (or the one after it) speaks of ``topic``.
+
+    On a page of named speakers only the ``owner``'s messages count: Melanie's
+    "actually" changes nothing of Caroline's.
+    """
+    for message in said.split("\n"):
+        header, colon, text = message.partition(": ")
+        if owner is not None:
+            if not colon or header.split(maxsplit=1)[0].lower() != owner:
+                continue
+        else:
+            text = message
+        sentences = _SENTENCE_END.split(text)
+        for index, sentence in enumerate(sentences):
+            window = " ".join(sentences[index : index + 2])
+            if _corrected(sentence) and topic & {_stem(w) for w in _words(window)}:
+                return True
+    return False
+
+
 def _corrects(new: str, old: str, names: set[str]) -> bool:
     """Whether ``new`` states the same kind of fact as ``old`` with another value.
 
@@ -546,6 +591,10 @@ _RETRACTION = re.compile(
 """Words that end a fact: what follows them is no longer true."""
 _TIME_STEMS = frozenset({"last", "week", "mont", "year", "ago", "yest", "toda", "rece", "day"})
 """Stems of time words, which say when a fact ended, not what ended."""
+_DATE_STEMS = _TIME_STEMS | {
+    name.lower()[:4] for name in (*calendar.month_name[1:], *calendar.day_name, "before", "after")
+}
+"""Stems of dates: a dated fact shares them with every message of its day."""
 
 
 def _speaker_names(speakers: Sequence[str]) -> set[str]:
