@@ -33,12 +33,10 @@ COMMON=(--model openai:qwen2.5-coder-1.5b --base-url "$BASE_URL" --timeout 600 -
     "${COMMON[@]}" --out "$OUT/generated-n30-think384"
 
 # 4. Stateful GSM-Symbolic P2 (the user's own file: its licence forbids a copy here; see
-#    benchmarks/make_stateful_gsm.py), as many contexts as time allowed: 6, with a longer
-#    timeout (a 1,024-token reasoning pass shared the server with two other runs).
+#    benchmarks/make_stateful_gsm.py), as many contexts as time allowed.
 P2=${P2:?path to stateful_gsm_symbolic_p2.jsonl}
-"$PYTHON" -m sleepagent.bench --dataset gsm-symbolic --data "$P2" --n 6 --seed 0 \
-    --conditions test_time,sleep_time --think-tokens 1024 "${COMMON[@]}" --timeout 900 \
-    --out "$OUT/p2-n6"
+"$PYTHON" -m sleepagent.bench --dataset gsm-symbolic --data "$P2" --n 12 --seed 0 \
+    --conditions test_time,sleep_time --think-tokens 1024 "${COMMON[@]}" --out "$OUT/p2-n12"
 
 # 5. Parallel sleep-time compute: k = 1 and 3 agreed samples, on 10 contexts of seed 5.
 "$PYTHON" -m sleepagent.bench --dataset generated --level base --n 10 --seed 5 --queries 1 \
