@@ -8,8 +8,9 @@ import pytest
 
 from sleepagent import DEFAULT_BLOCKS, SleepConfig, SleepOutcome, UserFacts
 from sleepagent.memory.transcript import LogEntry
-from sleepagent.sleep.facts import facts_of_their_own, read_fact_lines, without_their_own_words
+from sleepagent.sleep.facts import read_fact_lines
 from sleepagent.sleep.nodes import FACTS_MESSAGES_PER_CALL
+from sleepagent.sleep.speakers import facts_of_their_own, without_their_own_words
 from sleepagent.testing import finish, insert
 
 EXTRACT = SleepConfig(user_facts=UserFacts.EXTRACT)

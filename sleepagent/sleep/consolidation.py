@@ -54,6 +54,7 @@ from sleepagent.memory.blocks import (
 )
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.sleep.dating import anchor_times, said_on
+from sleepagent.sleep.speakers import line_subject
 
 __all__ = [
     "PageEvidence",
@@ -425,8 +426,7 @@ _RELATION_NAME = re.compile(r"\b(" + "|".join(sorted(_RELATIONS)) + r")\s+([A-Z]
 
 def _names_a_speaker(line: str, evidence: PageEvidence) -> bool:
     """Whether ``line`` starts with the name of one of the page's speakers."""
-    first = line.strip(" -*").split(maxsplit=1)[0] if line.strip(" -*") else ""
-    return re.sub(r"(?:'s|\u2019s|\W)+$", "", first) in evidence.speakers
+    return line_subject(line) in {name.lower() for name in evidence.speakers}
 
 
 def _copied_message(line: str, evidence: PageEvidence) -> bool:

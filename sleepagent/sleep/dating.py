@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.speakers import line_subject
 
 __all__ = ["anchor_times", "date_of_line", "said_on"]
 
@@ -81,7 +82,7 @@ def date_of_line(line: str, entries: Sequence[LogEntry]) -> date | None:
     if len({day for _, day in dated}) == 1:
         return dated[0][1]
     words = _words(line)
-    first = re.sub(r"(?:'s|\W)+$", "", line.split(maxsplit=1)[0]).lower() if line.strip() else ""
+    first = line_subject(line)
     own = [(e, d) for e, d in dated if e.speaker and e.speaker.lower() == first]
     best, best_overlap = None, 0
     for entry, day in own or dated:

@@ -1,0 +1,159 @@
+"""Facts about named speakers: whose fact a line is, and where it stops being a fact.
+
+On a page of an imported conversation between named people, a small model writes
+facts under the wrong name, for both people at once, or runs on from a fact into
+the words the speaker said. These pure functions over the listed lines and the
+page's messages decide whose fact each line is, before the consolidation checks
+see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from sleepagent.memory.transcript import LogEntry
+
+__all__ = ["facts_of_their_own", "line_subject", "without_their_own_words"]
+
+logger = logging.getLogger("sleepagent.sleep")
+
+
+def line_subject(line: str) -> str:
+    """The first word of ``line``, lowercased, without a possessive or punctuation.
+
+    "Caroline's dog" and "Caroline:" give "caroline": whose fact a line states.
+    """
+    words = line.strip(" -*").split(maxsplit=1)
+    return re.sub(r"(?:['\u2019]s|\W)+$", "", words[0]).lower() if words else ""
+
+
+def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tuple[str, ...]:
+    """``lines`` about a named speaker, cut where the speaker's own words take over.
+
+    A small model often starts a fact and runs on into the message it came from:
+    "Melanie started to realize that self-care is important. It's a journey for
+    me, ..." keeps its first sentence. The first sentence (or dash-separated part)
+    always stays; the line ends before the first later part that speaks in the
+    first or second person. Lines that do not start with a speaker's name are
+    unchanged.
+    """
+    names = {name.lower() for name in speakers}
+    kept = []
+    for line in lines:
+        cuts = list(_PARTS.finditer(line))
+        if line_subject(line) not in names or not cuts:
+            kept.append(line)
+            continue
+        # Each later part runs from one cut to the next; the line ends before the first
+        # part that speaks.
+        parts = zip(cuts, [*(cut.start() for cut in cuts[1:]), len(line)], strict=True)
+        spoken = next((cut for cut, end in parts if _SPOKEN.search(line[cut.end() : end])), None)
+        kept.append(line if spoken is None else line[: spoken.start()].rstrip(" ,;"))
+    return tuple(kept)
+
+
+_PARTS = re.compile(r"(?<=[.!?])\s+|\s+[-\u2013\u2014]\s+")
+_SPOKEN = re.compile(r"\b(?:I|I'm|I've|I'll|me|my|we|we're|our|us|you|you're|your)\b(?!-)", re.I)
+"""Words of a person speaking; "me-time" is not one."""
+
+
+def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
+    """``lines`` without a fact written for a speaker who did not say it.
+
+    A small model reading two people often writes one fact for both ("Caroline
+    bought figurines." and "Melanie bought figurines."). When the same claim is
+    listed under several speakers' names, only the speakers whose own messages
+    say the most of its words keep it; on a tie all keep it (both may have done
+    it). A line that names no speaker of ``said`` is kept as it is.
+    """
+    speakers = {entry.speaker.lower(): entry.speaker for entry in said if entry.speaker}
+    if len(speakers) < 2:
+        return tuple(lines)
+    texts = {
+        name: " ".join(e.text for e in said if e.speaker and e.speaker.lower() == name)
+        for name in speakers
+    }
+    heard = {name: _stems(text) for name, text in texts.items()}
+    lines = [_to_the_speaker_who_said_it(line, speakers, texts, heard) for line in lines]
+    owners: dict[str, dict[str, int]] = {}
+    for line in lines:
+        owner, claim = _owner_and_claim(line, speakers)
+        if owner is not None:
+            owners.setdefault(claim, {})[owner] = len(_stems(claim) & heard[owner])
+    kept = []
+    for line in lines:
+        owner, claim = _owner_and_claim(line, speakers)
+        scores = owners.get(claim, {})
+        if owner is not None and len(scores) > 1 and scores[owner] < max(scores.values()):
+            logger.info("fact pass: line %r not added: said by another speaker", line)
+            continue
+        kept.append(line)
+    return tuple(kept)
+
+
+def _to_the_speaker_who_said_it(
+    line: str, speakers: dict[str, str], texts: dict[str, str], heard: dict[str, set[str]]
+) -> str:
+    """``line`` under the name of the speaker who said it of themselves, when it is not.
+
+    "Caroline made this bowl in her class", when only Melanie spoke of the bowl,
+    and in the first person ("I made this bowl in my class"), is Melanie's fact.
+    A line whose named speaker said any of its words stays as it is, and so does
+    one the other speaker said to them ("you made this bowl?"), or that is too
+    short to tell (fewer than two content words).
+    """
+    owner, claim = _owner_and_claim(line, speakers)
+    if owner is None:
+        return line
+    words = _stems(claim) - _FUNCTION_STEMS - {name[:4] for name in speakers}
+    if len(words) < 2 or words & heard[owner]:
+        return line
+    needed = max(2, -(-len(words) // 2))
+    sayers = [
+        name
+        for name in speakers
+        if name != owner
+        and any(
+            len(words & _stems(sentence)) >= needed
+            and _FIRST_PERSON.search(sentence)
+            and not _SECOND_PERSON.search(sentence)
+            for sentence in _SENTENCES.split(texts[name])
+        )
+    ]
+    if len(sayers) != 1:
+        return line
+    first, rest = line.split(maxsplit=1) if " " in line.strip() else (line, "")
+    possessive = "'s" if first.lower().endswith("'s") else ""
+    logger.info("fact pass: line %r is %s's own fact", line, speakers[sayers[0]])
+    return f"{speakers[sayers[0]]}{possessive} {rest}".strip()
+
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+# fmt: off
+_FUNCTION_STEMS = frozenset(word[:4] for word in (
+    "this", "that", "these", "those", "with", "have", "having", "they", "them", "their",
+    "there", "then", "than", "what", "when", "where", "which", "while", "from", "been",
+    "being", "were", "will", "would", "could", "should", "about", "just", "really", "very",
+    "also", "into", "like", "more", "much", "some", "such", "over", "only", "even", "still",
+    "always",
+))
+# fmt: on
+"""Words that say nothing of who did what; "this" or "really" tell no speaker apart."""
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our)\b(?!-)", re.IGNORECASE)
+_SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b", re.IGNORECASE)
+
+
+def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, str]:
+    """The speaker a line is about (its first word), and what it says of them."""
+    name = line_subject(line)
+    if name not in speakers:
+        return None, line
+    rest = line.strip().partition(" ")[2]
+    return name, " ".join(re.findall(r"[a-z0-9]+", rest.lower()))
+
+
+def _stems(text: str) -> set[str]:
+    """Content words by their first four letters ("bought" and "buying" differ; enough here)."""
+    return {word[:4] for word in re.findall(r"[a-z0-9]+", text.lower()) if len(word) > 3}
