@@ -39,3 +39,20 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8088/v1}
     --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
     --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
     --out "$OUT/locomo-conv26"
+
+# 3. In a later session, the fact pass as the library's default: the memory eval in default
+#    settings (AUTO), at 8dc443f.
+"$PYTHON" benchmarks/real_model_eval.py --base-url "$BASE_URL" --modes auto \
+    --held-out include --out "$OUT/memory-eval-default.json"
+
+# 4. LoCoMo conv-26 again, at 4ce9483 (dated facts, the speaker rules), default user facts,
+#    blocks of 16,000 characters from the start. The sessions were ingested with all five
+#    systems asked for; the run was then stopped after the ingest and one answer, and
+#    resumed with four systems and two questions in flight:
+"$PYTHON" -m sleepagent.bench --dataset locomo --data "$LOCOMO" \
+    --conversations 1 --per-category 10 --seed 0 \
+    --systems no_memory,recent_turns,sleep_memory,recall \
+    --context-window 16384 --block-limit 16000 \
+    --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
+    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
+    --concurrency 2 --out "$OUT/locomo-conv26-4ce9483"
