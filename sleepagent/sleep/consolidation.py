@@ -54,7 +54,7 @@ from sleepagent.memory.blocks import (
 )
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.sleep.dating import anchor_times, said_on
-from sleepagent.sleep.speakers import line_subject
+from sleepagent.sleep.speakers import line_subject, speaks_in_person
 
 __all__ = [
     "PageEvidence",
@@ -377,7 +377,7 @@ def _fact_refusal(line: str, evidence: PageEvidence) -> str | None:
     if missing:
         words = ", ".join(f"'{word}'" for word in missing)
         return f"not grounded: the user never said {words}; write only what they said"
-    if evidence.speakers and _SPOKEN.search(line) and not _names_a_speaker(line, evidence):
+    if evidence.speakers and speaks_in_person(line) and not _names_a_speaker(line, evidence):
         return "whose fact is it? Start the line with the name of the person it is about"
     borrowed = [] if evidence.speakers else _said_of_others(line, stated)
     if borrowed:
@@ -440,7 +440,7 @@ def _copied_message(line: str, evidence: PageEvidence) -> bool:
     speaker, colon, text = line.partition(":")
     if not colon:
         speaker, _, text = line.strip(" -*").partition(" ")
-        if not _SPOKEN.search(text):
+        if not speaks_in_person(text):
             return False
     if speaker.strip(" -*") not in evidence.speakers:
         return False
@@ -450,9 +450,6 @@ def _copied_message(line: str, evidence: PageEvidence) -> bool:
 
 _COPY_PROBE = 60
 """Characters of a message compared to tell a copy: enough to be no coincidence."""
-
-_SPOKEN = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our|you|you're|your)\b", re.IGNORECASE)
-"""Words of someone speaking, not of a fact written about them."""
 
 
 def _stated(said: str) -> str:

@@ -15,9 +15,14 @@ from collections.abc import Sequence
 
 from sleepagent.memory.transcript import LogEntry
 
-__all__ = ["facts_of_their_own", "line_subject", "without_their_own_words"]
+__all__ = ["facts_of_their_own", "line_subject", "speaks_in_person", "without_their_own_words"]
 
 logger = logging.getLogger("sleepagent.sleep")
+
+
+def speaks_in_person(text: str) -> bool:
+    """Whether ``text`` has words of someone speaking ("I", "my", "you"), not of a fact."""
+    return _SPOKEN.search(text) is not None
 
 
 def line_subject(line: str) -> str:
@@ -49,7 +54,7 @@ def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tu
         # Each later part runs from one cut to the next; the line ends before the first
         # part that speaks.
         parts = zip(cuts, [*(cut.start() for cut in cuts[1:]), len(line)], strict=True)
-        spoken = next((cut for cut, end in parts if _SPOKEN.search(line[cut.end() : end])), None)
+        spoken = next((cut for cut, end in parts if speaks_in_person(line[cut.end() : end])), None)
         kept.append(line if spoken is None else line[: spoken.start()].rstrip(" ,;"))
     return tuple(kept)
 
