@@ -358,6 +358,14 @@ def test_asking_the_assistant_to_note_a_fact_still_grounds_it():
     )
 
 
+def inserted_one_by_one(block: MemoryBlock, evidence: PageEvidence, *lines: str) -> MemoryBlock:
+    """``block`` after each line's insert was checked and stored, one at a time."""
+    for line in lines:
+        value = stored(block, InsertEdit(block.label, line), evidence)
+        block = MemoryBlock(label=block.label, value=value, role=block.role)
+    return block
+
+
 def _speakers_page(*turns: tuple[str, str]) -> PageEvidence:
     entries = [
         LogEntry(seq=n + 1, role="user", text=text, speaker=speaker)
@@ -371,13 +379,9 @@ def test_facts_named_after_a_speaker_are_not_corrections_of_each_other():
         ("Ana", "I paint lakes now, and I adopted a dog."),
         ("Ben", "I moved to Oslo last year."),
     )
-    block = facts("Ana paints lakes.")
-    for line in ("Ana adopted a dog.", "Ben moved to Oslo."):
-        block = MemoryBlock(
-            label="human",
-            value=stored(block, InsertEdit("human", line), evidence),
-            role=BlockRole.FACTS,
-        )
+    block = inserted_one_by_one(
+        facts("Ana paints lakes."), evidence, "Ana adopted a dog.", "Ben moved to Oslo."
+    )
     assert block.value.splitlines() == [
         "Ana paints lakes.",
         "Ana adopted a dog.",
@@ -400,13 +404,7 @@ def test_a_new_event_replaces_no_earlier_one_when_the_change_was_said_of_somethi
         ("Caro", "Art is my thing."),
     )
     earlier = "Caro went to a support group.\nCaro went to a pride parade.\nCaro likes pets."
-    block = facts(earlier)
-    for line in ("Caro went hiking.", "Caro likes art."):
-        block = MemoryBlock(
-            label="human",
-            value=stored(block, InsertEdit("human", line), evidence),
-            role=BlockRole.FACTS,
-        )
+    block = inserted_one_by_one(facts(earlier), evidence, "Caro went hiking.", "Caro likes art.")
     assert block.value.splitlines() == [
         *earlier.splitlines(),
         "Caro went hiking.",

@@ -13,8 +13,9 @@ import threading
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from sleepagent import SleepConfig, SleepTimeAgent, UserFacts
+from sleepagent import SleepConfig, SleepTimeAgent
 from sleepagent.testing import ManualScheduler, ScriptedChatModel, ai_tool_calls, tool_call
+from tests.conftest import machinery
 
 WAIT_S = 30
 FINISH = tool_call("memory_finish")
@@ -42,7 +43,7 @@ def test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs
             checkpointer=InMemorySaver(),
             store=store,
             scheduler=None,
-            config=SleepConfig(user_facts=UserFacts.EDIT),  # one scripted edit round a run
+            config=machinery(),
         ) as first,
         SleepTimeAgent(
             ScriptedChatModel(["b"]),
@@ -50,7 +51,7 @@ def test_a_scheduled_run_is_set_again_while_another_agent_on_the_same_store_runs
             checkpointer=InMemorySaver(),
             store=store,
             scheduler=clock,
-            config=SleepConfig(idle_seconds=30, retry_backoff_seconds=5, user_facts=UserFacts.EDIT),
+            config=machinery(SleepConfig(idle_seconds=30, retry_backoff_seconds=5)),
         ) as second,
     ):
         first.chat("hi", thread_id="t1", user_id="ada")

@@ -82,14 +82,13 @@ def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[
     }
     heard = {name: _stems(text) for name, text in texts.items()}
     lines = [_to_the_speaker_who_said_it(line, speakers, texts, heard) for line in lines]
+    claims = [(line, *_owner_and_claim(line, speakers)) for line in lines]
     owners: dict[str, dict[str, int]] = {}
-    for line in lines:
-        owner, claim = _owner_and_claim(line, speakers)
+    for _, owner, claim in claims:
         if owner is not None:
             owners.setdefault(claim, {})[owner] = len(_stems(claim) & heard[owner])
     kept = []
-    for line in lines:
-        owner, claim = _owner_and_claim(line, speakers)
+    for line, owner, claim in claims:
         scores = owners.get(claim, {})
         if owner is not None and len(scores) > 1 and scores[owner] < max(scores.values()):
             logger.info("fact pass: line %r not added: said by another speaker", line)

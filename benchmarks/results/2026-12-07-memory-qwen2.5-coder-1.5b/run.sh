@@ -21,24 +21,19 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8088/v1}
 #    takes it; it stops the 1.5B model's repeated lines); full context left out (the
 #    conversation does not fit the served window). The data file is not in this repository
 #    (CC BY-NC 4.0): pass your copy as LOCOMO.
-"$PYTHON" -m sleepagent.bench --dataset locomo --data "${LOCOMO:?path to locomo10.json}" \
-    --conversations 1 --per-category 10 --seed 0 \
-    --systems no_memory,recent_turns,sleep_memory,recall,sleep_memory_recall \
-    --context-window 16384 --user-facts extract --block-limit 8000 \
-    --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
-    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
-    --out "$OUT/locomo-conv26"
+LOCOMO_RUN=(--dataset locomo --data "${LOCOMO:?path to locomo10.json}" --conversations 1
+            --per-category 10 --seed 0 --context-window 16384
+            --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b
+            --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress)
+ALL_SYSTEMS=no_memory,recent_turns,sleep_memory,recall,sleep_memory_recall
+"$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --systems "$ALL_SYSTEMS" \
+    --user-facts extract --block-limit 8000 --out "$OUT/locomo-conv26"
 # The blocks were full after session 10 (8,000 characters): session 11's fact pass found no
 # room, its edit round made only refused edits in 408 s, and its facts were lost. The run was
 # stopped after session 12 and resumed with room for the rest, so sessions 13-19 and the
 # questions ran with blocks of 16,000 characters (run.json records both sessions).
-"$PYTHON" -m sleepagent.bench --dataset locomo --data "$LOCOMO" \
-    --conversations 1 --per-category 10 --seed 0 \
-    --systems no_memory,recent_turns,sleep_memory,recall,sleep_memory_recall \
-    --context-window 16384 --user-facts extract --block-limit 16000 \
-    --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
-    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
-    --out "$OUT/locomo-conv26"
+"$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --systems "$ALL_SYSTEMS" \
+    --user-facts extract --block-limit 16000 --out "$OUT/locomo-conv26"
 
 # 3. In a later session, the fact pass as the library's default: the memory eval in default
 #    settings (AUTO), at 8dc443f.
@@ -49,10 +44,6 @@ BASE_URL=${BASE_URL:-http://127.0.0.1:8088/v1}
 #    blocks of 16,000 characters from the start. The sessions were ingested with all five
 #    systems asked for; the run was then stopped after the ingest and one answer, and
 #    resumed with four systems and two questions in flight:
-"$PYTHON" -m sleepagent.bench --dataset locomo --data "$LOCOMO" \
-    --conversations 1 --per-category 10 --seed 0 \
-    --systems no_memory,recent_turns,sleep_memory,recall \
-    --context-window 16384 --block-limit 16000 \
-    --sleep-request-field frequency_penalty=0.5 --model openai:qwen2.5-coder-1.5b \
-    --base-url "$BASE_URL" --timeout 900 --retries 1 --max-tokens 128 --no-progress \
+"$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" \
+    --systems no_memory,recent_turns,sleep_memory,recall --block-limit 16000 \
     --concurrency 2 --out "$OUT/locomo-conv26-4ce9483"
