@@ -16,7 +16,12 @@ from sleepagent.bench.conversation_runner import (
     parse_systems,
     render_turns,
 )
-from sleepagent.bench.conversations import Category, draw_questions, load_locomo
+from sleepagent.bench.conversations import (
+    Category,
+    chosen_conversations,
+    draw_questions,
+    load_locomo,
+)
 from sleepagent.bench.datasets import DatasetError
 from sleepagent.bench.grading import locomo_score, normalize_answer, token_f1
 from sleepagent.errors import ConfigurationError
@@ -153,6 +158,14 @@ def test_systems_are_named_on_the_command_line_and_unknown_ones_refused():
     assert parse_systems("sleep_memory,no_memory") == (System.SLEEP_MEMORY, System.NO_MEMORY)
     with pytest.raises(ConfigurationError, match="unknown system 'memory'"):
         parse_systems("memory")
+
+
+def test_conversations_are_chosen_by_sample_id_in_the_order_asked():
+    conversations = load_locomo(FIXTURE)
+    chosen = chosen_conversations(conversations, ["mini-2", "mini-1", "mini-2"])
+    assert [c.id for c in chosen] == ["mini-2", "mini-1"]
+    with pytest.raises(DatasetError, match=r"no conversation 'conv-30'.*mini-1, mini-2"):
+        chosen_conversations(conversations, ["mini-1", "conv-30"])
 
 
 def test_a_spec_refuses_questions_about_conversations_it_does_not_ingest():

@@ -265,3 +265,25 @@ def test_full_context_over_the_window_is_not_asked_and_says_why(tmp_path) -> Non
     assert not any(r["kind"] == "ingest" for r in records), "no system needed memory"
     f1 = _rows((out / "summary.md").read_text(), "## LoCoMo F1 by category")
     assert f1["full_context"][-2:] == ["0", str(len(skipped))]
+
+
+def test_one_conversation_is_chosen_by_its_id_and_only_it_is_ingested_and_asked(
+    tmp_path, capsys
+) -> None:
+    out = tmp_path / "run"
+    with LoopbackOpenAI([respond] * 100) as server:
+        code = _bench(server, out, "--systems", "sleep_memory", "--conversation", "mini-2")
+        asked = [_text(r, "user") for r in server.requests]
+    assert code == 0
+    theirs = {q.text for q in CONVERSATIONS[1].questions}
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["conversation"] for r in records if r["kind"] == "ingest"} == {"mini-2"}
+    assert {r["question"] for r in records if r["kind"] == "qa"} <= theirs
+    mini_1_said = [t.text for t in CONVERSATIONS[0].turns]
+    assert not any(text in prompt for text in mini_1_said for prompt in asked)
+    assert json.loads((out / "sample.json").read_text())["conversation_ids"] == ["mini-2"]
+    capsys.readouterr()
+    assert main(["--report-only", "--out", str(out)]) == 0
+    with LoopbackOpenAI([]) as server:
+        assert _bench(server, out, "--conversation", "mini-1") == 2
+    assert "records a different sample" in capsys.readouterr().err

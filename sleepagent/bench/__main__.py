@@ -25,7 +25,7 @@ from sleepagent.bench.conversation_runner import (
     System,
     parse_systems,
 )
-from sleepagent.bench.conversations import draw_questions, load_locomo
+from sleepagent.bench.conversations import chosen_conversations, draw_questions, load_locomo
 from sleepagent.bench.datasets import DATASETS, DatasetError, Example, load_examples, load_files
 from sleepagent.bench.generator import Level
 from sleepagent.bench.grading import GradingRule
@@ -234,6 +234,14 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         help="only the first N conversations of the file (default: all)",
     )
     locomo.add_argument(
+        "--conversation",
+        action="append",
+        dest="conversation_ids",
+        metavar="ID",
+        help="only this conversation, by its sample_id (for example conv-30); repeat for "
+        "more (default: all)",
+    )
+    locomo.add_argument(
         "--systems",
         default=",".join(system.value for system in System),
         help="comma list of no_memory, recent_turns, full_context, sleep_memory, recall, "
@@ -308,6 +316,8 @@ def _conversation_spec(args: argparse.Namespace) -> ConversationSpec:
         if args.conversations < 1:
             raise ConfigurationError(f"--conversations must be >= 1, got {args.conversations}")
         conversations = conversations[: args.conversations]
+    if args.conversation_ids:
+        conversations = chosen_conversations(conversations, args.conversation_ids)
     available = [q for c in conversations for q in c.questions]
     drawn = draw_questions(conversations, args.per_category, seed=args.seed)
     request = SampleRecord(
@@ -318,6 +328,7 @@ def _conversation_spec(args: argparse.Namespace) -> ConversationSpec:
         level=None,
         keys=tuple(q.id for q in drawn),
         conversations=args.conversations,
+        conversation_ids=tuple(args.conversation_ids or ()),
     )
     questions, resumed = resume_sample(args.out, request, available)
     verb = "resumed the recorded sample of" if resumed else "drew"

@@ -42,6 +42,7 @@ __all__ = [
     "Question",
     "Session",
     "Turn",
+    "chosen_conversations",
     "draw_questions",
     "load_locomo",
 ]
@@ -290,6 +291,25 @@ def _question(sample_id: str, index: int, record: Any) -> Question:
         ),
         evidence=tuple(str(e) for e in evidence),
     )
+
+
+def chosen_conversations(
+    conversations: Sequence[Conversation], ids: Sequence[str]
+) -> list[Conversation]:
+    """The conversations named by ``ids`` (their ``sample_id``), in the order asked.
+
+    Raises:
+        DatasetError: An id names no conversation of the file; the message lists
+            the ids it has.
+
+    """
+    by_id = {conversation.id: conversation for conversation in conversations}
+    unknown = [conversation_id for conversation_id in ids if conversation_id not in by_id]
+    if unknown:
+        raise DatasetError(
+            f"no conversation {unknown[0]!r} in the file; it has {', '.join(by_id) or 'none'}"
+        )
+    return [by_id[conversation_id] for conversation_id in dict.fromkeys(ids)]
 
 
 def draw_questions(

@@ -81,6 +81,8 @@ class SampleRecord:
         keys: The example (LoCoMo: question) keys drawn, in order.
         conversations: LoCoMo's ``--conversations``: how many of the file's
             conversations the draw is from (``None``: all).
+        conversation_ids: LoCoMo's ``--conversation``: the conversations chosen by
+            ``sample_id`` (empty: no choice made).
 
     """
 
@@ -91,6 +93,7 @@ class SampleRecord:
     level: str | None
     keys: tuple[str, ...]
     conversations: int | None = None
+    conversation_ids: tuple[str, ...] = ()
 
     def same_request(self, other: SampleRecord) -> bool:
         """Whether ``other`` asks for the same sample (ignoring the keys drawn)."""
@@ -101,6 +104,7 @@ class SampleRecord:
             self.seed,
             self.level,
             self.conversations,
+            self.conversation_ids,
         ) == (
             other.dataset,
             other.files,
@@ -108,6 +112,7 @@ class SampleRecord:
             other.seed,
             other.level,
             other.conversations,
+            other.conversation_ids,
         )
 
 
@@ -121,6 +126,7 @@ def _read(path: Path) -> SampleRecord:
         level=data.get("level"),
         keys=tuple(data["keys"]),
         conversations=data.get("conversations"),
+        conversation_ids=tuple(data.get("conversation_ids", ())),
     )
 
 
@@ -187,6 +193,8 @@ def _request_text(record: SampleRecord) -> str:
     level = f", level {record.level}" if record.level else ""
     if record.conversations is not None:
         level += f", {record.conversations} conversations"
+    if record.conversation_ids:
+        level += f", conversations {', '.join(record.conversation_ids)}"
     return f"{record.dataset} from {files}, n={record.n}, seed={record.seed}{level}"
 
 
