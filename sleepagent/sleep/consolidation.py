@@ -54,7 +54,8 @@ from sleepagent.memory.blocks import (
 )
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.sleep.dating import anchor_times, said_on
-from sleepagent.sleep.speakers import line_subject, speaks_in_person
+from sleepagent.sleep.speakers import line_subject
+from sleepagent.sleep.wording import SELF_REFERENCE, speaks_in_person, stem, words
 
 __all__ = [
     "PageEvidence",
@@ -343,15 +344,15 @@ def subsumes(line: str, other: str, *, newer: bool) -> bool:
 
 def _word_stems(line: str) -> set[str]:
     # Every word counts, articles too: "from A" says something "from B" does not.
-    return {_stem(word) for word in _words(_BULLET.sub("", line))}
+    return {stem(word) for word in words(_BULLET.sub("", line))}
 
 
 def _numbers(line: str) -> set[str]:
-    return {word for word in _words(line) if word[:1].isdigit()}
+    return {word for word in words(line) if word[:1].isdigit()}
 
 
 def _negations(line: str) -> set[str]:
-    return {word for word in _words(line) if word in _NEGATIONS or word.endswith("n't")}
+    return {word for word in words(line) if word in _NEGATIONS or word.endswith("n't")}
 
 
 _NEGATIONS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "neither", "nor"})
@@ -401,18 +402,17 @@ def _said_of_others(line: str, said: str) -> list[str]:
     if not _FIRST_PERSON_LINE.match(line):
         return []
     sentences = _SENTENCE_END.split(said)
-    own = " ".join(sentence for sentence in sentences if _FIRST_PERSON.search(sentence))
+    own = " ".join(sentence for sentence in sentences if SELF_REFERENCE.search(sentence))
     names = {match.group(2).lower() for match in _RELATION_NAME.finditer(said)}
-    heard = {_stem(word) for word in _words(own)}
+    heard = {stem(word) for word in words(own)}
     return [
         word
         for word in dict.fromkeys(_claims(line))
-        if word not in names and word not in _RELATIONS and _stem(word) not in heard
+        if word not in names and word not in _RELATIONS and stem(word) not in heard
     ]
 
 
 _FIRST_PERSON_LINE = re.compile(r"^\W*I(?:'m|'ve|'d|\u2019m|\u2019ve|\u2019d)?\b")
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|myself)\b|\bI\u2019", re.IGNORECASE)
 _RELATIONS = frozenset(
     """
     friend friends sister sisters brother brothers mother mom mum father dad parents wife
@@ -480,8 +480,8 @@ def ungrounded_words(line: str, said: str) -> list[str]:
     matches "allergy" and "cooks" matches "cooking"), or the same number,
     written in digits or words. Empty when every claim is supported.
     """
-    heard = {_stem(word) for word in _words(said)}
-    return [word for word in dict.fromkeys(_claims(line)) if _stem(word) not in heard]
+    heard = {stem(word) for word in words(said)}
+    return [word for word in dict.fromkeys(_claims(line)) if stem(word) not in heard]
 
 
 def _corrected(said: str) -> bool:
@@ -504,12 +504,11 @@ def _corrections(
     """
     found: dict[int, str] = {}
     for line in added:
-        words = _words(line)
-        topic = {_stem(w) for w in _claims(line)} - {_stem(n) for n in names} - _DATE_STEMS
-        if not topic or not _change_said_of(topic, said, _owner(words, names)):
+        topic = {stem(w) for w in _claims(line)} - {stem(n) for n in names} - _DATE_STEMS
+        if not topic or not _change_said_of(topic, said, _owner(words(line), names)):
             continue
         candidates = [
-            (len(topic & {_stem(w) for w in _claims(old)}), i)
+            (len(topic & {stem(w) for w in _claims(old)}), i)
             for i, old in enumerate(before)
             if i not in found and _corrects(line, old, names)
         ]
@@ -534,7 +533,7 @@ def _change_said_of(topic: set[str], said: str, owner: str | None) -> bool:
         sentences = _SENTENCE_END.split(text)
         for index, sentence in enumerate(sentences):
             window = " ".join(sentences[index : index + 2])
-            if _corrected(sentence) and topic & {_stem(w) for w in _words(window)}:
+            if _corrected(sentence) and topic & {stem(w) for w in words(window)}:
                 return True
     return False
 
@@ -558,7 +557,7 @@ def _corrects(new: str, old: str, names: set[str]) -> bool:
         new_kind is not None
         and new_kind == old_kind
         and _owner(new_words, names) == _owner(old_words, names)
-        and {_stem(w) for w in new_words} != {_stem(w) for w in old_words}
+        and {stem(w) for w in new_words} != {stem(w) for w in old_words}
     )
 
 
@@ -573,11 +572,11 @@ def _retracts(new: str, old: str, names: set[str]) -> bool:
     found = _RETRACTION.search(new)
     if found is None or _near(new, old):
         return False
-    ended = {_stem(word) for word in _claims(new[found.end() :])} - _TIME_STEMS
-    claimed = {_stem(word) for word in _claims(old)}
+    ended = {stem(word) for word in _claims(new[found.end() :])} - _TIME_STEMS
+    claimed = {stem(word) for word in _claims(old)}
     if not claimed or len(ended & claimed) * 2 < len(claimed):
         return False
-    return _owner(_words(new), names) == _owner(_words(old), names)
+    return _owner(words(new), names) == _owner(words(old), names)
 
 
 _RETRACTION = re.compile(
@@ -596,7 +595,7 @@ _DATE_STEMS = _TIME_STEMS | {
 
 def _speaker_names(speakers: Sequence[str]) -> set[str]:
     """The words of the speakers' names, and their possessives ("ana", "ana's")."""
-    return {form for name in speakers for word in _words(name) for form in (word, word + "'s")}
+    return {form for name in speakers for word in words(name) for form in (word, word + "'s")}
 
 
 def _same_fact(line: str, other: str, names: set[str]) -> bool:
@@ -606,7 +605,7 @@ def _same_fact(line: str, other: str, names: set[str]) -> bool:
     """
     if not _near(line, other):
         return False
-    return not names or _owner(_words(line), names) == _owner(_words(other), names)
+    return not names or _owner(words(line), names) == _owner(words(other), names)
 
 
 def _owner(words: Sequence[str], names: set[str]) -> str | None:
@@ -616,7 +615,7 @@ def _owner(words: Sequence[str], names: set[str]) -> str | None:
 
 def _kind(words: Sequence[str], subjects: frozenset[str] | set[str]) -> str | None:
     """The stem of the first word that is not a subject, a form of "be" or a time word."""
-    return next((_stem(word) for word in words if word not in subjects), None)
+    return next((stem(word) for word in words if word not in subjects), None)
 
 
 _SUBJECT_WORDS = frozenset(
@@ -709,8 +708,6 @@ _ANY_TAG = re.compile(r"</?[A-Za-z][\w:-]*\s*/?>")
 which only the model writes (a small model wraps lines in tags of its own invention);
 elsewhere a tag the user typed stays text."""
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
-_APOSTROPHE = "\u2019"  # a typographic apostrophe, as in "Marco\u2019s"
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+(?:[.,]\d+)?")
 _GENERIC = frozenset(
     """
     the a an and or but of to in on at for with from by as is are was were be been being am
@@ -723,11 +720,6 @@ _GENERIC = frozenset(
     year old goal goals plan plans person people someone something things thing
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
-_COUNTING = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-    "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
-)
-_NUMBER_WORDS = {word: str(n) for n, word in enumerate(_COUNTING.split())}
 
 
 def _lines(value: str) -> list[str]:
@@ -753,26 +745,12 @@ def _near(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, x, y).ratio() >= 0.9
 
 
-def _words(text: str) -> list[str]:
-    return [_NUMBER_WORDS.get(word.lower(), word.lower()) for word in _WORD.findall(text)]
-
-
 def _claims(line: str, *, keep_generic: bool = False) -> list[str]:
-    words = _words(_BULLET.sub("", line))
+    found = words(_BULLET.sub("", line))
     if keep_generic:
         skip = {"the", "a", "an", "user", "user's", "users", "is", "are", "to", "of"}
-        return [word for word in words if word not in skip]
-    return [word for word in words if word not in _GENERIC and (len(word) >= 3 or word.isdigit())]
-
-
-def _stem(word: str) -> str:
-    """A word's first four letters after a plural or third-person ``s`` ("runs" is "run")."""
-    word = word.lower().replace(_APOSTROPHE, "'").removesuffix("'s")
-    if word[:1].isdigit():
-        return word
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    return word[:4]
+        return [word for word in found if word not in skip]
+    return [word for word in found if word not in _GENERIC and (len(word) >= 3 or word.isdigit())]
 
 
 def _quote(text: str, limit: int = 80) -> str:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 
 from sleepagent.memory.transcript import LogEntry
 from sleepagent.sleep.speakers import line_subject
+from sleepagent.sleep.wording import content_stems
 
 __all__ = ["anchor_times", "date_of_line", "said_on"]
 
@@ -81,19 +82,15 @@ def date_of_line(line: str, entries: Sequence[LogEntry]) -> date | None:
         return None
     if len({day for _, day in dated}) == 1:
         return dated[0][1]
-    words = _words(line)
+    stems = content_stems(line)
     first = line_subject(line)
     own = [(e, d) for e, d in dated if e.speaker and e.speaker.lower() == first]
     best, best_overlap = None, 0
     for entry, day in own or dated:
-        overlap = len(words & _words(entry.text))
+        overlap = len(stems & content_stems(entry.text))
         if overlap > best_overlap:
             best, best_overlap = day, overlap
     return best
-
-
-def _words(text: str) -> set[str]:
-    return {word for word in re.findall(r"[a-z0-9']+", text.lower()) if len(word) > 3}
 
 
 # --- the rewriting -------------------------------------------------------------------

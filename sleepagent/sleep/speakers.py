@@ -14,15 +14,17 @@ import re
 from collections.abc import Sequence
 
 from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.wording import (
+    FIRST_PERSON,
+    SECOND_PERSON,
+    content_stems,
+    speaks_in_person,
+    stem,
+)
 
-__all__ = ["facts_of_their_own", "line_subject", "speaks_in_person", "without_their_own_words"]
+__all__ = ["facts_of_their_own", "line_subject", "without_their_own_words"]
 
 logger = logging.getLogger("sleepagent.sleep")
-
-
-def speaks_in_person(text: str) -> bool:
-    """Whether ``text`` has words of someone speaking ("I", "my", "you"), not of a fact."""
-    return _SPOKEN.search(text) is not None
 
 
 def line_subject(line: str) -> str:
@@ -60,8 +62,6 @@ def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tu
 
 
 _PARTS = re.compile(r"(?<=[.!?])\s+|\s+[-\u2013\u2014]\s+")
-_SPOKEN = re.compile(r"\b(?:I|I'm|I've|I'll|me|my|we|we're|our|us|you|you're|your)\b(?!-)", re.I)
-"""Words of a person speaking; "me-time" is not one."""
 
 
 def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
@@ -80,13 +80,13 @@ def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[
         name: " ".join(e.text for e in said if e.speaker and e.speaker.lower() == name)
         for name in speakers
     }
-    heard = {name: _stems(text) for name, text in texts.items()}
+    heard = {name: content_stems(text) for name, text in texts.items()}
     lines = [_to_the_speaker_who_said_it(line, speakers, texts, heard) for line in lines]
     claims = [(line, *_owner_and_claim(line, speakers)) for line in lines]
     owners: dict[str, dict[str, int]] = {}
     for _, owner, claim in claims:
         if owner is not None:
-            owners.setdefault(claim, {})[owner] = len(_stems(claim) & heard[owner])
+            owners.setdefault(claim, {})[owner] = len(content_stems(claim) & heard[owner])
     kept = []
     for line, owner, claim in claims:
         scores = owners.get(claim, {})
@@ -111,7 +111,7 @@ def _to_the_speaker_who_said_it(
     owner, claim = _owner_and_claim(line, speakers)
     if owner is None:
         return line
-    words = _stems(claim) - _FUNCTION_STEMS - {name[:4] for name in speakers}
+    words = content_stems(claim) - _FUNCTION_STEMS - {stem(name) for name in speakers}
     if len(words) < 2 or words & heard[owner]:
         return line
     needed = max(2, -(-len(words) // 2))
@@ -120,9 +120,9 @@ def _to_the_speaker_who_said_it(
         for name in speakers
         if name != owner
         and any(
-            len(words & _stems(sentence)) >= needed
-            and _FIRST_PERSON.search(sentence)
-            and not _SECOND_PERSON.search(sentence)
+            len(words & content_stems(sentence)) >= needed
+            and FIRST_PERSON.search(sentence)
+            and not SECOND_PERSON.search(sentence)
             for sentence in _SENTENCES.split(texts[name])
         )
     ]
@@ -136,7 +136,7 @@ def _to_the_speaker_who_said_it(
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 # fmt: off
-_FUNCTION_STEMS = frozenset(word[:4] for word in (
+_FUNCTION_STEMS = frozenset(stem(word) for word in (
     "this", "that", "these", "those", "with", "have", "having", "they", "them", "their",
     "there", "then", "than", "what", "when", "where", "which", "while", "from", "been",
     "being", "were", "will", "would", "could", "should", "about", "just", "really", "very",
@@ -145,8 +145,6 @@ _FUNCTION_STEMS = frozenset(word[:4] for word in (
 ))
 # fmt: on
 """Words that say nothing of who did what; "this" or "really" tell no speaker apart."""
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|me|my|we|we're|our)\b(?!-)", re.IGNORECASE)
-_SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b", re.IGNORECASE)
 
 
 def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, str]:
@@ -156,8 +154,3 @@ def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, s
         return None, line
     rest = line.strip().partition(" ")[2]
     return name, " ".join(re.findall(r"[a-z0-9]+", rest.lower()))
-
-
-def _stems(text: str) -> set[str]:
-    """Content words by their first four letters ("bought" and "buying" differ; enough here)."""
-    return {word[:4] for word in re.findall(r"[a-z0-9]+", text.lower()) if len(word) > 3}
