@@ -102,6 +102,14 @@ def test_exact_and_near_duplicate_lines_are_stored_once():
     assert stored(facts(), edit, page(MARCO)) == "Allergic to peanuts\nName: Marco"
 
 
+def test_two_copies_of_a_fact_that_differ_only_in_a_pronoun_are_stored_once():
+    edit = RethinkEdit(
+        "human", "Jon put his heart into his dreams.\nJon put her heart into her dreams."
+    )
+    evidence = _speakers_page(("Jon", "I put my heart into my dreams."), ("Gina", "Go, Jon!"))
+    assert stored(facts(), edit, evidence) == "Jon put his heart into his dreams."
+
+
 def test_an_insert_of_a_line_already_there_is_refused():
     block = facts("Allergic to peanuts")
     with pytest.raises(MemoryEditError, match="nothing in it can be stored"):

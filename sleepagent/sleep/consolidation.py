@@ -732,7 +732,13 @@ def _strip_markup(line: str) -> str:
 
 def _norm(line: str) -> str:
     text = _BULLET.sub("", _strip_markup(line)).lower()
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
+    text = re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip()
+    # A small model swaps a third person's pronouns between two copies of one fact ("Jon
+    # put his heart into it", "Jon put her heart into it"): the name says who it is.
+    return _THIRD_PERSON.sub("they", text)
+
+
+_THIRD_PERSON = re.compile(r"\b(?:he|she|they|his|her|hers|their|theirs|him|them)\b")
 
 
 def _near(a: str, b: str) -> bool:
