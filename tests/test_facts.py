@@ -292,17 +292,42 @@ def test_a_fact_under_the_wrong_name_goes_to_the_speaker_who_said_it_of_themselv
         LogEntry(1, "user", "I made this bowl in my pottery class!", speaker="Mel"),
         LogEntry(2, "user", "Wow, it's beautiful. Did you go camping too?", speaker="Caro"),
         LogEntry(3, "user", "Yes! We camped in the mountains.", speaker="Mel"),
-        LogEntry(4, "user", "You really roasted marshmallows there?", speaker="Caro"),
+        LogEntry(4, "user", "I love that you roasted marshmallows there!", speaker="Caro"),
+        LogEntry(5, "user", "I think the glaze is lovely.", speaker="Caro"),
     ]
     lines = [
         "Caro made this bowl in her pottery class.",  # Mel's, said in the first person
-        "Caro's pottery class bowl is beautiful.",  # Caro said "beautiful": stays
+        "Caro thinks the bowl has a lovely glaze.",  # Caro said it of herself: stays
+        "Caro thinks the pottery class is lovely.",  # as much Caro's as Mel's: stays
         "Mel roasted marshmallows.",  # asked of Mel, in the second person: stays
         "Caro is kind.",  # too short to tell
+        "Caro thanks Mel for the pottery class bowl.",  # names both: stays
     ]
     assert facts_of_their_own(lines, said) == (
         "Mel made this bowl in her pottery class.",
-        "Caro's pottery class bowl is beautiful.",
+        "Caro thinks the bowl has a lovely glaze.",
+        "Caro thinks the pottery class is lovely.",
         "Mel roasted marshmallows.",
         "Caro is kind.",
+        "Caro thanks Mel for the pottery class bowl.",
+    )
+
+
+def test_a_fact_goes_to_the_speaker_whose_first_person_words_it_holds_not_to_any_who_said_a_word():
+    # Both said "job"; only Jon said the rest of it of himself, and Gina said it to him.
+    said = [
+        LogEntry(1, "user", "Lost my job as a banker yesterday.", speaker="Jon"),
+        LogEntry(2, "user", "Sorry about your job! I lost my job at Door Dash.", speaker="Gina"),
+        LogEntry(3, "user", "I'm starting a dance studio.", speaker="Jon"),
+        LogEntry(4, "user", "Your dance studio will be great.", speaker="Gina"),
+    ]
+    lines = [
+        "Gina lost her job as a banker.",
+        "Jon lost his job at Door Dash.",
+        "Gina is starting a dance studio.",
+    ]
+    assert facts_of_their_own(lines, said) == (
+        "Jon lost her job as a banker.",
+        "Gina lost his job at Door Dash.",
+        "Jon is starting a dance studio.",
     )

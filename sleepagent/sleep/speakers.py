@@ -22,7 +22,12 @@ from sleepagent.sleep.wording import (
     stem,
 )
 
-__all__ = ["facts_of_their_own", "line_subject", "without_their_own_words"]
+__all__ = [
+    "facts_of_their_own",
+    "line_subject",
+    "without_their_own_words",
+    "words_of_their_own",
+]
 
 logger = logging.getLogger("sleepagent.sleep")
 
@@ -65,28 +70,28 @@ _PARTS = re.compile(r"(?<=[.!?])\s+|\s+[-\u2013\u2014]\s+")
 
 
 def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
-    """``lines`` without a fact written for a speaker who did not say it.
+    """``lines`` with each speaker's fact under the name of the speaker it belongs to.
 
-    A small model reading two people often writes one fact for both ("Caroline
-    bought figurines." and "Melanie bought figurines."). When the same claim is
-    listed under several speakers' names, only the speakers whose own messages
-    say the most of its words keep it; on a tie all keep it (both may have done
-    it). A line that names no speaker of ``said`` is kept as it is.
+    A small model reading two people often writes a fact under the wrong name
+    ("Gina lost her job as a banker" when Jon said "I lost my job as a banker"),
+    or one fact for both ("Caroline bought figurines." and "Melanie bought
+    figurines."). Whose a fact is comes from :func:`words_of_their_own`: a line
+    whose words belong at least twice as much (and by two words or more) to one
+    other speaker moves to that speaker's name; when the same claim is listed
+    under several names, only the speakers with the most of its words keep it,
+    and on a tie all keep it (both may have done it). A line that names no
+    speaker of ``said``, or names two of them ("Gina thanks Jon"), stays as it is.
     """
     speakers = {entry.speaker.lower(): entry.speaker for entry in said if entry.speaker}
     if len(speakers) < 2:
         return tuple(lines)
-    texts = {
-        name: " ".join(e.text for e in said if e.speaker and e.speaker.lower() == name)
-        for name in speakers
-    }
-    heard = {name: content_stems(text) for name, text in texts.items()}
-    lines = [_to_the_speaker_who_said_it(line, speakers, texts, heard) for line in lines]
+    theirs = words_of_their_own(said)
+    lines = [_to_the_speaker_it_belongs_to(line, speakers, theirs) for line in lines]
     claims = [(line, *_owner_and_claim(line, speakers)) for line in lines]
     owners: dict[str, dict[str, int]] = {}
     for _, owner, claim in claims:
         if owner is not None:
-            owners.setdefault(claim, {})[owner] = len(content_stems(claim) & heard[owner])
+            owners.setdefault(claim, {})[owner] = len(_claim_stems(claim, speakers) & theirs[owner])
     kept = []
     for line, owner, claim in claims:
         scores = owners.get(claim, {})
@@ -97,41 +102,52 @@ def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[
     return tuple(kept)
 
 
-def _to_the_speaker_who_said_it(
-    line: str, speakers: dict[str, str], texts: dict[str, str], heard: dict[str, set[str]]
-) -> str:
-    """``line`` under the name of the speaker who said it of themselves, when it is not.
+def words_of_their_own(said: Sequence[LogEntry]) -> dict[str, set[str]]:
+    """Each speaker's words (stems, by lowercased name): what they said of themselves.
 
-    "Caroline made this bowl in her class", when only Melanie spoke of the bowl,
-    and in the first person ("I made this bowl in my class"), is Melanie's fact.
-    A line whose named speaker said any of its words stays as it is, and so does
-    one the other speaker said to them ("you made this bowl?"), or that is too
-    short to tell (fewer than two content words).
+    A sentence in the first person ("I lost my job as a banker") gives its words
+    to its speaker; one in the second person ("sorry about your job") gives them
+    to the speakers addressed, every other speaker of the page. A sentence in
+    neither person ("Wow, it's beautiful") is nobody's.
+    """
+    names = {entry.speaker.lower() for entry in said if entry.speaker}
+    theirs: dict[str, set[str]] = {name: set() for name in names}
+    for entry in said:
+        if not entry.speaker:
+            continue
+        speaker = entry.speaker.lower()
+        for sentence in _SENTENCES.split(entry.text):
+            stems = content_stems(sentence)
+            if FIRST_PERSON.search(sentence):
+                theirs[speaker] |= stems
+            if SECOND_PERSON.search(sentence):
+                for other in names - {speaker}:
+                    theirs[other] |= stems
+    return theirs
+
+
+def _to_the_speaker_it_belongs_to(
+    line: str, speakers: dict[str, str], theirs: dict[str, set[str]]
+) -> str:
+    """``line`` under the name of the one other speaker its words belong to, if any.
+
+    Lines too short to tell (fewer than two content words) stay as they are.
     """
     owner, claim = _owner_and_claim(line, speakers)
-    if owner is None:
+    if owner is None or any(name in claim.split() for name in speakers):
         return line
-    words = content_stems(claim) - _FUNCTION_STEMS - {stem(name) for name in speakers}
-    if len(words) < 2 or words & heard[owner]:
+    words = _claim_stems(claim, speakers)
+    if len(words) < 2:
         return line
-    needed = max(2, -(-len(words) // 2))
-    sayers = [
-        name
-        for name in speakers
-        if name != owner
-        and any(
-            len(words & content_stems(sentence)) >= needed
-            and FIRST_PERSON.search(sentence)
-            and not SECOND_PERSON.search(sentence)
-            for sentence in _SENTENCES.split(texts[name])
-        )
-    ]
-    if len(sayers) != 1:
+    own = len(words & theirs[owner])
+    scores = {name: len(words & theirs[name]) for name in speakers if name != owner}
+    others = [name for name, score in scores.items() if score >= max(2, 2 * own)]
+    if len(others) != 1:
         return line
     first, rest = line.split(maxsplit=1) if " " in line.strip() else (line, "")
     possessive = "'s" if first.lower().endswith("'s") else ""
-    logger.info("fact pass: line %r is %s's own fact", line, speakers[sayers[0]])
-    return f"{speakers[sayers[0]]}{possessive} {rest}".strip()
+    logger.info("fact pass: line %r is %s's own fact", line, speakers[others[0]])
+    return f"{speakers[others[0]]}{possessive} {rest}".strip()
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
@@ -145,6 +161,11 @@ _FUNCTION_STEMS = frozenset(stem(word) for word in (
 ))
 # fmt: on
 """Words that say nothing of who did what; "this" or "really" tell no speaker apart."""
+
+
+def _claim_stems(claim: str, speakers: dict[str, str]) -> set[str]:
+    """The words of a claim that can tell its speaker: no names, no function words."""
+    return content_stems(claim) - _FUNCTION_STEMS - {stem(name) for name in speakers}
 
 
 def _owner_and_claim(line: str, speakers: dict[str, str]) -> tuple[str | None, str]:
