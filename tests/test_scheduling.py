@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -329,6 +330,46 @@ def test_a_new_agent_recovers_pending_work_and_runs_it_once(db):
         assert [event.reason for event in events.of(EventKind.STARTED)] == ["recovery"]
         assert agent.memory(thread_id="t1", user_id="ada")["human"].value == "recovered"
     sleep.assert_exhausted()
+
+
+class _CollectorWatch(ManualScheduler):
+    """Records whether Python's garbage collector was on as each alarm was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_on: list[bool] = []
+
+    def set(self, job) -> None:
+        self.collector_on.append(gc.isenabled())
+        super().set(job)
+
+
+@pytest.mark.parametrize("collector_was_on", [True, False])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_recovery_sets_its_alarms_with_the_collector_paused_and_leaves_it_as_it_was(
+    tmp_path, mode, collector_was_on
+):
+    db = tmp_path / "agent.db"
+    with SleepTimeAgent(ScriptedChatModel(["a", "b"]), db=db, scheduler=ManualScheduler()) as agent:
+        agent.chat("hi", thread_id="t1")
+        agent.chat("hi", thread_id="t2")
+    watch = _CollectorWatch()
+    if not collector_was_on:
+        gc.disable()
+    try:
+        if mode == "sync":
+            SleepTimeAgent(ScriptedChatModel(), db=db, scheduler=watch).close()
+        else:
+
+            async def open_and_close() -> None:
+                async with AsyncSleepTimeAgent(ScriptedChatModel(), db=db, scheduler=watch):
+                    pass
+
+            asyncio.run(open_and_close())
+        assert gc.isenabled() is collector_was_on
+    finally:
+        gc.enable()
+    assert watch.collector_on == [False, False], "both recovered alarms set while paused"
 
 
 def test_closing_drops_pending_alarms(make):

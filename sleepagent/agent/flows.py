@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 from langchain_core.messages import HumanMessage, messages_to_dict
 from langchain_core.runnables import RunnableConfig
 
+from sleepagent._gcpause import collector_paused
 from sleepagent._twins import Flow, StreamClosed, call, emit, holding, iterate, shielded, within
 from sleepagent.agent.base import CLOSE_WAIT_S, AgentBase, JobEnding
 from sleepagent.errors import ConfigurationError, ScopeBusyError, SleepAgentError, StorageError
@@ -112,8 +113,9 @@ class AgentFlows(AgentBase):
             raise
         if self._scheduler is not None and self._coordinator is not None:
             self._scheduler.start(self._run_job, max_concurrent=self.config.max_concurrent_sleeps)
-            pending = yield from call(self.blocks.recovery_positions)
-            self._coordinator.recover(pending)
+            with collector_paused():  # a bulk read: see sleepagent/_gcpause.py
+                pending = yield from call(self.blocks.recovery_positions)
+                self._coordinator.recover(pending)
 
     def _close_flow(self) -> Flow[None]:
         if self._scheduler is not None:
