@@ -277,6 +277,8 @@ def test_a_speakers_fact_ends_where_their_own_words_take_over():
         "Mel ran a race. She won. I cried.",
         "Ana said I should call her.",
         "I'm vegetarian. My sister is too.",
+        "Ana looks great! Can't wait to see them rock the festival. Gonna be awesome!",
+        "Ana sold her bike. Thanks to that, she bought a kayak.",
     ]
     assert without_their_own_words(lines, ["Mel", "Ana"]) == (
         "Mel started to see that self-care matters.",
@@ -284,6 +286,8 @@ def test_a_speakers_fact_ends_where_their_own_words_take_over():
         "Mel ran a race. She won.",
         "Ana said I should call her.",
         "I'm vegetarian. My sister is too.",
+        "Ana looks great!",
+        "Ana sold her bike. Thanks to that, she bought a kayak.",
     )
 
 

@@ -48,8 +48,9 @@ def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tu
     "Melanie started to realize that self-care is important. It's a journey for
     me, ..." keeps its first sentence. The first sentence (or dash-separated part)
     always stays; the line ends before the first later part that speaks in the
-    first or second person. Lines that do not start with a speaker's name are
-    unchanged.
+    first or second person, or opens as chat does without its "I" ("Can't wait to
+    see them rock the festival."). Lines that do not start with a speaker's name
+    are unchanged.
     """
     names = {name.lower() for name in speakers}
     kept = []
@@ -61,12 +62,24 @@ def without_their_own_words(lines: Sequence[str], speakers: Sequence[str]) -> tu
         # Each later part runs from one cut to the next; the line ends before the first
         # part that speaks.
         parts = zip(cuts, [*(cut.start() for cut in cuts[1:]), len(line)], strict=True)
-        spoken = next((cut for cut, end in parts if speaks_in_person(line[cut.end() : end])), None)
+        spoken = next((cut for cut, end in parts if _spoken(line[cut.end() : end])), None)
         kept.append(line if spoken is None else line[: spoken.start()].rstrip(" ,;"))
     return tuple(kept)
 
 
 _PARTS = re.compile(r"(?<=[.!?])\s+|\s+[-\u2013\u2014]\s+")
+_CHAT_OPENER = re.compile(
+    r"^\W*(?:wow|thanks(?! to\b)|thank you|hey|yay|awesome|congrats|congratulations|haha|lol|omg|"
+    r"can't wait|cannot wait|gonna|wanna|gotta|sounds (?:great|good|fun|awesome)|"
+    r"looks (?:great|good|amazing|awesome)|so (?:glad|happy|proud))\b",
+    re.IGNORECASE,
+)
+"""How a chat message opens when its speaker drops the "I" ("Can't wait to see it!")."""
+
+
+def _spoken(part: str) -> bool:
+    """Whether a later part of a fact line is the speaker's words, not more of the fact."""
+    return speaks_in_person(part) or _CHAT_OPENER.match(part) is not None
 
 
 def facts_of_their_own(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:
