@@ -33,3 +33,16 @@ LOCOMO_RUN=(--dataset locomo --data "${LOCOMO:?path to locomo10.json}" --per-cat
             --retries 1 --max-tokens 128 --no-progress --block-limit 16000 --concurrency 2)
 "$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --conversation conv-30 \
     --systems no_memory,recent_turns,sleep_memory,recall --out "$OUT/locomo-conv30"
+
+# 4. LoCoMo conv-26 again, at the commit named in README.md (the speaker rules of this
+#    session), the same settings and the same 50 questions as the 2026-12-07 run, with the
+#    combined system too.
+"$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --conversation conv-26 \
+    --systems no_memory,recent_turns,sleep_memory,recall,sleep_memory_recall \
+    --out "$OUT/locomo-conv26"
+
+# 5. Parallel sleep-time compute, one sweep at k = 5 (k = 1 and 3 are its first samples),
+#    on the 10 generated contexts of seed 5 that the k = 3 run of 2026-12-07 used.
+"$PYTHON" -m sleepagent.bench --dataset generated --level base --n 10 --seed 5 --queries 1 \
+    --conditions test_time,sleep_time --sleep-samples 1,3,5 --think-tokens 1024 \
+    "${COMMON[@]}" --out "$OUT/generated-n10-k5"
