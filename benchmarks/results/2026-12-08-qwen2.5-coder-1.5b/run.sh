@@ -33,6 +33,11 @@ LOCOMO_RUN=(--dataset locomo --data "${LOCOMO:?path to locomo10.json}" --per-cat
             --retries 1 --max-tokens 128 --no-progress --block-limit 16000 --concurrency 2)
 "$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --conversation conv-30 \
     --systems no_memory,recent_turns,sleep_memory,recall --out "$OUT/locomo-conv30"
+#    Then the same folder resumed with the LLM judge: the same 1.5B model, one request at
+#    a time (its prompt is in prompts.json).
+"$PYTHON" -m sleepagent.bench "${LOCOMO_RUN[@]}" --conversation conv-30 --concurrency 1 \
+    --systems no_memory,recent_turns,sleep_memory,recall \
+    --judge-model openai:qwen2.5-coder-1.5b --out "$OUT/locomo-conv30"
 
 # 4. LoCoMo conv-26 again, at the commit named in README.md (the speaker rules of this
 #    session), the same settings and the same 50 questions as the 2026-12-07 run, with the
