@@ -26,14 +26,17 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 
+from sleepagent.sleep.facts import NOTHING_NEW
+
 DEFAULT_LATENCY_S = 0.005
 
 
 class FixedLatencyModel(BaseChatModel):
     """Answers "ok" after ``latency`` seconds (a sleep, so it costs no CPU).
 
-    With ``finish=True`` it answers with a ``memory_finish`` tool call instead:
-    the sleep-time model of a run that changes nothing, after its model time.
+    With ``finish=True`` it answers "NOTHING NEW" instead: the sleep-time model of a
+    run that changes nothing, after its model time (the fact pass concludes a page on
+    that one call, as the library's default).
     """
 
     latency: float = DEFAULT_LATENCY_S
@@ -43,10 +46,7 @@ class FixedLatencyModel(BaseChatModel):
         return self
 
     def _reply(self) -> AIMessage:
-        if self.finish:
-            call = {"name": "memory_finish", "args": {}, "id": f"call-{time.time_ns()}"}
-            return AIMessage("", tool_calls=[call])
-        return AIMessage("ok")
+        return AIMessage(NOTHING_NEW if self.finish else "ok")
 
     @property
     def _llm_type(self) -> str:

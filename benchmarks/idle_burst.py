@@ -16,16 +16,15 @@ from pathlib import Path
 
 from sleepagent import SleepConfig, SleepTimeAgent
 from sleepagent.scheduling import EventKind, SleepEvent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.sleep.facts import NOTHING_NEW
+from sleepagent.testing import ScriptedChatModel
 
 MODEL_SECONDS = 0.2
 
 
 def slow_model_call(prompt):
     time.sleep(MODEL_SECONDS)  # stands in for the provider's latency
-    return ai_tool_calls(
-        tool_call("memory_insert", label="human", text="noted", line=-1), tool_call("memory_finish")
-    )
+    return NOTHING_NEW  # the fact pass concludes a "hello" page on this one call
 
 
 def main() -> None:

@@ -50,9 +50,10 @@ from sleepagent.memory.blockstore import BlockStore
 from sleepagent.scheduling import EventKind, SleepEvent, SleepJob
 from sleepagent.scheduling.policy import Reason
 from sleepagent.scope import Scope
+from sleepagent.sleep.facts import NOTHING_NEW
 from sleepagent.store import layout
 from sleepagent.store.persistence import open_persistence
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.testing import ScriptedChatModel
 from sleepagent.usage import Usage
 
 SEED_BATCH_OPS = 5_000  # PostgreSQL takes at most 65,535 parameters a query
@@ -238,7 +239,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
 def burst(conversations: int, folder: Path) -> list[str]:
     def slow_model_call(prompt: Any) -> Any:
         time.sleep(BURST_MODEL_S)  # stands in for the provider's latency; costs no CPU
-        return ai_tool_calls(tool_call("memory_finish"))
+        return NOTHING_NEW  # the fact pass concludes the page on this one call
 
     config = SleepConfig(idle_seconds=1.0)
     lateness: list[float] = []

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from sleepagent import SleepTimeAgent
-from sleepagent.testing import ScriptedChatModel, ai_tool_calls, tool_call
+from sleepagent.sleep.facts import NOTHING_NEW
+from sleepagent.testing import ScriptedChatModel
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -30,7 +31,7 @@ def measure(db: str | Path | None, turns: int, *, thread: str, during_sleep: boo
     def blocked(prompt):
         entered.set()
         release.wait(300)
-        return ai_tool_calls(tool_call("memory_finish"))
+        return NOTHING_NEW  # the fact pass concludes the page on this one call
 
     chat = ScriptedChatModel(["ok"] * (turns + 1))
     sleep = ScriptedChatModel([blocked])
