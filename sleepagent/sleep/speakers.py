@@ -18,6 +18,7 @@ from sleepagent.sleep.wording import (
     FIRST_PERSON,
     SECOND_PERSON,
     content_stems,
+    sentences,
     speaks_in_person,
     stem,
 )
@@ -129,7 +130,7 @@ def words_of_their_own(said: Sequence[LogEntry]) -> dict[str, set[str]]:
         if not entry.speaker:
             continue
         speaker = entry.speaker.lower()
-        for sentence in _SENTENCES.split(entry.text):
+        for sentence in sentences(entry.text):
             stems = content_stems(sentence)
             if FIRST_PERSON.search(sentence):
                 theirs[speaker] |= stems
@@ -163,7 +164,6 @@ def _to_the_speaker_it_belongs_to(
     return f"{speakers[others[0]]}{possessive} {rest}".strip()
 
 
-_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 # fmt: off
 _FUNCTION_STEMS = frozenset(stem(word) for word in (
     "this", "that", "these", "those", "with", "have", "having", "they", "them", "their",

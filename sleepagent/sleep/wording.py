@@ -15,6 +15,7 @@ __all__ = [
     "SECOND_PERSON",
     "SELF_REFERENCE",
     "content_stems",
+    "sentences",
     "speaks_in_person",
     "stem",
     "words",
@@ -37,6 +38,14 @@ SECOND_PERSON = re.compile(r"\b(?:you|you're|your|yours)\b(?!-)", re.IGNORECASE)
 SELF_REFERENCE = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|myself)\b|\bI\u2019", re.IGNORECASE)
 """The speaker as the one a sentence is about. "my" is left out on purpose: "My friend
 Tom lives in Berlin" is about Tom, and grounds no "I live in Berlin"."""
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each ``.``, ``!`` or ``?`` and at each line break."""
+    return _SENTENCE_END.split(text)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
 
 
 def words(text: str) -> list[str]:
