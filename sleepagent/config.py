@@ -191,10 +191,25 @@ class SleepConfig:
     """
 
     recall_chars: int = 4_000
-    """Most characters of recalled text in one prompt (about 1,000 tokens).
+    """Most characters of recalled text in one prompt (about 1,000 tokens), per section.
 
     A recalled message that would pass it is left out, so the section stays bounded
-    however long the messages were (the best match alone is cut to fit).
+    however long the messages were (the best match alone is cut to fit). Archived
+    facts (``archive_facts``) have a section and a budget of this size of their own.
+    """
+
+    archive_facts: int = 0
+    """Archived facts recalled into each turn's system prompt; 0 turns the archive off.
+
+    With the archive on, a fact pass that finds the user's facts block full moves
+    the block's oldest lines to the memory scope's archive (until the block is at
+    most three quarters full) instead of leaving the page to the model to make
+    room, which small models do by dropping facts. Each turn then searches the
+    archive with the words of the user's message, in the same full-text index and
+    the same one query as ``recall_messages``, and shows up to this many matching
+    facts, oldest first, in a section of its own. The block keeps the newest facts;
+    a correction of an archived fact is written to the block, which the prompt
+    presents as the newer. Off, a full block is left to the edit round.
     """
 
     system_prompt: str | None = None
@@ -239,6 +254,11 @@ class SleepConfig:
 
     block_labels: tuple[str, ...] = field(init=False, repr=False)
 
+    @property
+    def uses_recall_index(self) -> bool:
+        """Whether turns search the recall index: recall or the archive is on."""
+        return bool(self.recall_messages or self.archive_facts)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         validate_declarations(self.blocks)
@@ -270,6 +290,10 @@ class SleepConfig:
                 f"recall_messages must be 0 (off) or more, got {self.recall_messages}"
             )
         _require_positive("recall_chars", self.recall_chars)
+        if self.archive_facts < 0:
+            raise ConfigurationError(
+                f"archive_facts must be 0 (off) or more, got {self.archive_facts}"
+            )
         for name in ("sleep_think_tokens", "sleep_samples", "text_fallback_runs"):
             _require_positive(name, getattr(self, name))
         for name in ("max_sleep_steps", "page_messages", "page_chars", "max_chat_steps"):

@@ -11,6 +11,7 @@ gets the trap answer; the judge calls an answer CORRECT when it matches the gold
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sleepagent.bench.__main__ import main
+from sleepagent.bench.conversation_runner import matched_turns
 from sleepagent.bench.conversations import load_locomo
 from sleepagent.bench.plots import CONVERSATION_PLOT_FILES
 from sleepagent.testing import Completion, LoopbackOpenAI, RecordedRequest, wire_call
@@ -287,3 +289,69 @@ def test_one_conversation_is_chosen_by_its_id_and_only_it_is_ingested_and_asked(
     with LoopbackOpenAI([]) as server:
         assert _bench(server, out, "--conversation", "mini-1") == 2
     assert "records a different sample" in capsys.readouterr().err
+
+
+def _fact_pass(request: RecordedRequest) -> Completion:
+    """The fact pass: each quoted message's first sentence, as a fact under its speaker's name."""
+    prompt = html.unescape(_text(request, "user"))
+    quoted = prompt.split('"""')[1]
+    facts = []
+    for found in re.finditer(r"^(?P<speaker>[A-Z]\w+) [^\n]*?\d{4}: (?P<said>.+)$", quoted, re.M):
+        first = re.split(r"(?<=[.!?]) ", found.group("said"))[0]
+        fact = re.sub(r"\bI\b", "they", first)
+        facts.append(f"- {found.group('speaker')}: {fact}")
+    return Completion("\n".join(facts), prompt_tokens=200, completion_tokens=40)
+
+
+def _facts_or_answer(request: RecordedRequest) -> Completion:
+    if request.tools:  # the edit round: not expected, as every pass is read
+        return Completion.calling(wire_call("memory_finish"))
+    asked = _text(request, "user")
+    return _fact_pass(request) if "List what each person said" in asked else _answer(request)
+
+
+def test_with_the_archive_a_full_facts_block_carries_its_oldest_lines_session_to_session(
+    tmp_path,
+) -> None:
+    out = tmp_path / "run"
+    with LoopbackOpenAI([_facts_or_answer] * 200) as server:
+        code = main(
+            [
+                "--dataset", "locomo", "--data", str(FIXTURE), "--conversation", "mini-1",
+                "--per-category", "3", "--model", "openai:loopback",
+                "--base-url", server.base_url, "--retries", "0", "--no-progress",
+                "--systems", "sleep_memory,recent_turns", "--block-limit", "300",
+                "--archive-facts", "5", "--recall-chars", "500", "--out", str(out),
+            ]
+        )  # fmt: skip
+        requests = server.requests
+        assert not server.unexpected
+    assert code == 0
+    assert not any(r.tools for r in requests), "every session concluded by its fact pass"
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    ingests = sorted((r for r in records if r["kind"] == "ingest"), key=lambda r: r["session"])
+    assert all(len(r["memory"]["human"]) <= 300 for r in ingests)
+    archives = [r["archive"] for r in ingests]
+    assert archives[-1], "the block filled and moved lines out"
+    for earlier, later in itertools.pairwise(archives):
+        assert later[: len(earlier)] == earlier, "each session keeps what the one before archived"
+    # No line of the block is lost: each one is still in it, or archived.
+    final = set(ingests[-1]["memory"]["human"].splitlines()) | set(archives[-1])
+    for record in ingests:
+        assert set(record["memory"]["human"].splitlines()) <= final
+    # A question sharing words with an archived fact is shown it; the recency window
+    # matches the blocks and the archived characters a question may be shown.
+    shown = [
+        html.unescape(_text(r, "system"))
+        for r in requests
+        if "<archived_facts>" in (html.unescape(_text(r, "system")))
+    ]
+    assert shown and all(
+        any(f"<fact>{line}</fact>" in prompt for line in archives[-1]) for prompt in shown
+    )
+    windows = {r["recent_turns"] for r in records if r.get("system") == "recent_turns"}
+    mini_1 = next(c for c in CONVERSATIONS if c.id == "mini-1")
+    assert windows == {matched_turns(mini_1.turns, ingests[-1]["memory_chars"] + 500)}
+    summary = (out / "summary.md").read_text()
+    lines, chars = len(archives[-1]), sum(len(line) for line in archives[-1])
+    assert f"| {lines:,} ({chars:,}) |" in summary

@@ -105,7 +105,7 @@ class AgentFlows(AgentBase):
             # Before anything reads the store: an older layout is brought up to date, a
             # newer one is refused (store/migrations.py).
             yield from call(self.blocks.migrate, self._now())
-            if self.config.recall_messages:
+            if self.config.uses_recall_index:
                 yield from call(recall_index_for(store).setup)  # not left for the first turn
         except BaseException:
             self._blocks = None

@@ -197,6 +197,13 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         "conversation's facts outgrow it",
     )
     parser.add_argument(
+        "--archive-facts",
+        type=int,
+        default=0,
+        help="archived facts recalled per question (SleepConfig.archive_facts; default 0, "
+        "off): a full facts block then moves its oldest lines to an archive",
+    )
+    parser.add_argument(
         "--think-tokens",
         type=int,
         default=SleepConfig().sleep_think_tokens,
@@ -252,6 +259,13 @@ def build_parser(prog: str = "python -m sleepagent.bench") -> argparse.ArgumentP
         type=int,
         default=10,
         help="messages recalled per question by recall and sleep_memory_recall (default 10)",
+    )
+    locomo.add_argument(
+        "--recall-chars",
+        type=int,
+        default=4_000,
+        help="most characters of recalled messages, and of archived facts, per question "
+        "(default 4000)",
     )
     locomo.add_argument(
         "--recent-turns",
@@ -343,6 +357,7 @@ def _conversation_spec(args: argparse.Namespace) -> ConversationSpec:
         recent_turns=args.recent_turns,
         context_window=args.context_window,
         recall_messages=args.recall_messages,
+        recall_chars=args.recall_chars,
         concurrency=args.concurrency or default_concurrency(args.base_url),
     )
 
@@ -426,6 +441,7 @@ def _sleep_config(args: argparse.Namespace) -> SleepConfig:
         sleep_think_tokens=args.think_tokens,
         sleep_samples=max(_ints(args.sleep_samples), default=1),
         user_facts=UserFacts(args.user_facts),
+        archive_facts=args.archive_facts,
     )
 
 

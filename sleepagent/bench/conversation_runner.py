@@ -45,10 +45,14 @@ from sleepagent.bench.grading import locomo_abstained, locomo_score, token_f1
 from sleepagent.bench.units import Record, RunOutcome, Unit, UnitRunner, with_effort
 from sleepagent.config import SleepConfig
 from sleepagent.errors import ConfigurationError, ModelCallError
+from sleepagent.graph.context import iso
 from sleepagent.memory.blocks import MemoryBlock
 from sleepagent.memory.imported import ImportedMessage
+from sleepagent.memory.recall import ARCHIVE_THREAD, archive_rows
 from sleepagent.memory.transcript import message_text
 from sleepagent.models import ModelLike, ModelOptions
+from sleepagent.scope import Scope
+from sleepagent.store.recallindex import recall_index_for
 from sleepagent.usage import Usage
 
 __all__ = [
@@ -295,11 +299,8 @@ class ConversationRunner(UnitRunner):
         self, conversation: Conversation, session: Session, finished: Mapping[str, Record]
     ) -> Record:
         earlier = [s for s in conversation.sessions if s.number < session.number]
-        memory: dict[str, str] = (
-            dict(finished[ingest_key(conversation.id, earlier[-1].number)]["memory"])
-            if earlier
-            else {}
-        )
+        before = finished[ingest_key(conversation.id, earlier[-1].number)] if earlier else {}
+        memory: dict[str, str] = dict(before.get("memory", {}))
         config = dataclasses.replace(
             self._sleep_config, blocks=_seeded(self._sleep_config.blocks, memory)
         )
@@ -310,6 +311,7 @@ class ConversationRunner(UnitRunner):
         with SleepTimeAgent(
             sleeper, sleep_model=sleeper, config=config, db=None, scheduler=None
         ) as agent:
+            _seed_archive(agent, conversation.id, before.get("archive", ()))
             if session.turns:
                 result = agent.import_messages(
                     [ImportedMessage(text=t.said, speaker=t.speaker) for t in session.turns],
@@ -322,6 +324,7 @@ class ConversationRunner(UnitRunner):
                 usage, outcome = result.sleep.usage, result.sleep.outcome.value
             blocks = agent.memory(thread_id=thread, user_id=conversation.id)
             memory = {label: block.value for label, block in blocks.items()}
+            archive = _archive_of(agent, conversation.id)
         return {
             "kind": "ingest",
             "key": ingest_key(conversation.id, session.number),
@@ -332,6 +335,8 @@ class ConversationRunner(UnitRunner):
             "chars": sum(len(_line(turn)) + 1 for turn in session.turns),
             "memory": memory,
             "memory_chars": _memory_chars(memory),
+            "archive": archive,
+            "archive_chars": sum(len(line) for line in archive),
             "sleep_usage": usage.to_dict(),
             "outcome": outcome,
             "wall_s": round(time.perf_counter() - started, 4),
@@ -345,10 +350,10 @@ class ConversationRunner(UnitRunner):
         spec: ConversationSpec,
         finished: Mapping[str, Record],
     ) -> Record:
-        last = conversation.sessions[-1].number
-        memory: dict[str, str] = dict(
-            finished.get(ingest_key(conversation.id, last), {}).get("memory", {})
-        )
+        last = finished.get(ingest_key(conversation.id, conversation.sessions[-1].number), {})
+        memory: dict[str, str] = dict(last.get("memory", {}))
+        archive: list[str] = list(last.get("archive", ()))
+        archive_facts = self._sleep_config.archive_facts
         record: Record = {
             "kind": "qa",
             "key": qa_key(question.id, system),
@@ -369,8 +374,11 @@ class ConversationRunner(UnitRunner):
         elif system in (System.RECENT_TURNS, System.FULL_CONTEXT):
             window = None
             if system is System.RECENT_TURNS:
+                # The window matches what sleep_memory can show: its blocks, and
+                # as many characters of archived facts as a question may recall.
+                recallable = spec.recall_chars if archive_facts and archive else 0
                 window = spec.recent_turns or matched_turns(
-                    conversation.turns, _memory_chars(memory)
+                    conversation.turns, _memory_chars(memory) + recallable
                 )
                 record["recent_turns"] = window
             text = render_turns(conversation.sessions, window)
@@ -394,20 +402,25 @@ class ConversationRunner(UnitRunner):
                     "wall_s": 0.0,
                 }
         recalls = system in _WITH_RECALL
+        archives = system in _WITH_BLOCKS and archive_facts > 0
         config = SleepConfig(
             blocks=blocks,
             system_prompt=prompts.LOCOMO_ANSWER_INSTRUCTIONS,
             recall_messages=spec.recall_messages if recalls else 0,
             recall_chars=spec.recall_chars,
+            archive_facts=archive_facts if archives else 0,
         )
         thread = f"qa-{system.value}-{question.id}"
-        user = conversation.id if recalls else None
+        user = conversation.id if recalls or archives else None
         with SleepTimeAgent(
             self._chat_model(None), config=config, db=None, scheduler=None
         ) as agent:
             if recalls:
                 record["recall_messages"] = spec.recall_messages
                 _import_for_recall(agent, conversation)
+            if archives:
+                record["archive_facts"] = archive_facts
+                _seed_archive(agent, conversation.id, archive)
             started = time.perf_counter()
             reply = agent.chat(message, thread_id=thread, user_id=user)
             wall = time.perf_counter() - started
@@ -538,6 +551,24 @@ def _verdict(reply: str) -> str | None:
     if found is None:
         return None
     return "correct" if found.group(1).upper() == "CORRECT" else "wrong"
+
+
+def _seed_archive(agent: SleepTimeAgent, user: str, lines: Sequence[str]) -> None:
+    """The facts an earlier session archived, into ``user``'s archive in a fresh agent's store.
+
+    Each unit runs a fresh agent on an in-memory store (so a killed run redoes only
+    the sessions in flight); what the archive held travels in the unit's record.
+    """
+    if lines:
+        scope = Scope.parse(f"user:{user}")
+        rows = archive_rows(scope, lines, held=(), at=iso(time.time()))
+        recall_index_for(agent.blocks.store).add(rows)
+
+
+def _archive_of(agent: SleepTimeAgent, user: str) -> list[str]:
+    """The lines ``user``'s archive holds, in the order they were archived."""
+    rows = recall_index_for(agent.blocks.store).rows(f"user:{user}", [ARCHIVE_THREAD])
+    return [row.text for row in rows]
 
 
 def _import_for_recall(agent: SleepTimeAgent, conversation: Conversation) -> None:

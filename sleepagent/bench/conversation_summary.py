@@ -163,6 +163,8 @@ class MemoryRow:
         sleep_prompt: Sleep-time prompt tokens, all sessions.
         sleep_completion: Sleep-time completion tokens, all sessions.
         outcomes: How the sessions' sleep runs ended, by outcome.
+        archive_lines: Facts in the archive after the last session (archive on).
+        archive_chars: Their characters.
 
     """
 
@@ -173,6 +175,8 @@ class MemoryRow:
     sleep_prompt: int
     sleep_completion: int
     outcomes: tuple[tuple[str, int], ...]
+    archive_lines: int = 0
+    archive_chars: int = 0
 
     @property
     def per_session(self) -> float:
@@ -273,6 +277,8 @@ def _memory_rows(ingests: Sequence[Record]) -> tuple[MemoryRow, ...]:
                 sleep_prompt=sum(int(r["sleep_usage"]["input_tokens"]) for r in found),
                 sleep_completion=sum(int(r["sleep_usage"]["output_tokens"]) for r in found),
                 outcomes=tuple(sorted(Counter(str(r["outcome"]) for r in found).items())),
+                archive_lines=len(found[-1].get("archive", ())),
+                archive_chars=int(found[-1].get("archive_chars", 0)),
             )
         )
     return tuple(rows)
@@ -372,15 +378,16 @@ def _cost_table(summary: ConversationSummary) -> list[str]:
 
 def _memory_table(summary: ConversationSummary) -> list[str]:
     lines = [
-        "| conversation | sessions | turns | memory chars | sleep prompt tok "
-        "| sleep completion tok | sleep tok/session | sleep runs ended |",
-        "|---|---|---|---|---|---|---|---|",
+        "| conversation | sessions | turns | memory chars | archived facts (chars) "
+        "| sleep prompt tok | sleep completion tok | sleep tok/session | sleep runs ended |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in summary.memory:
         ended = ", ".join(f"{name} {n}" for name, n in m.outcomes)
         lines.append(
             f"| {m.conversation} | {m.sessions} | {m.turns} | {m.memory_chars:,} "
-            f"| {m.sleep_prompt:,} | {m.sleep_completion:,} | {m.per_session:,.1f} | {ended} |"
+            f"| {m.archive_lines:,} ({m.archive_chars:,}) | {m.sleep_prompt:,} "
+            f"| {m.sleep_completion:,} | {m.per_session:,.1f} | {ended} |"
         )
     return lines
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -32,7 +33,7 @@ from sleepagent.errors import ModelCallError
 from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blockstore import CommitOutcome, TurnRead
-from sleepagent.memory.recall import RecallRow, chosen, query_terms
+from sleepagent.memory.recall import RecallRow, chosen, chosen_facts, query_terms
 from sleepagent.memory.render import render_system_prompt
 from sleepagent.memory.sizes import require_within_limit
 from sleepagent.memory.staging import StagedMemory
@@ -62,6 +63,14 @@ NodeResult = dict[str, Any] | Command[str]
 """What the ``agent`` node returns: a state update, or one with where to go next."""
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What a turn's search of the recall index found to show, each part oldest first."""
+
+    messages: Sequence[RecallRow] = ()
+    facts: Sequence[RecallRow] = ()
 
 
 class PrimaryAgent:
@@ -129,10 +138,14 @@ class PrimaryAgent:
         state: SleepAgentState,
         blocks: Sequence[Any],
         contexts: Sequence[str],
-        recalled: Sequence[RecallRow] = (),
+        found: Recalled = Recalled(),
     ) -> list[BaseMessage]:
         system = render_system_prompt(
-            blocks, instructions=self._config.system_prompt, contexts=contexts, recalled=recalled
+            blocks,
+            instructions=self._config.system_prompt,
+            contexts=contexts,
+            recalled=found.messages,
+            archived=found.facts,
         )
         history = trim_history(state["messages"], self._config.history_messages)
         return [SystemMessage(system), *history]
@@ -145,7 +158,7 @@ class PrimaryAgent:
             then the turn makes no query at all.
 
         """
-        if not self._config.recall_messages:
+        if not self._config.uses_recall_index:
             return (), []
         newest = next((m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), None)
         terms = query_terms(message_text(newest)) if newest is not None else ()
@@ -154,21 +167,25 @@ class PrimaryAgent:
         history = trim_history(state["messages"], self._config.history_messages)
         return terms, [message.id for message in history]
 
-    def _recall(self, state: SleepAgentState, turn: RunTarget) -> Flow[list[RecallRow]]:
-        """Earlier messages of the scope matching the newest user message (one query)."""
+    def _recall(self, state: SleepAgentState, turn: RunTarget, read: TurnRead) -> Flow[Recalled]:
+        """Earlier messages and archived facts matching the newest user message (one query)."""
         terms, shown = self._recall_query(state)
         if not terms:
-            return []
+            return Recalled()
         index = recall_index_for(turn.blocks.store)
+        config = self._config
         # Ask for as many more as the model is sent anyway: leaving those out still
         # leaves recall_messages.
-        limit = self._config.recall_messages + len(shown)
+        limit = config.recall_messages + config.archive_facts + len(shown)
         found = yield from call(index.search, turn.scope.key, terms, limit=limit)
-        return chosen(
-            found,
-            shown=shown,
-            limit=self._config.recall_messages,
-            max_chars=self._config.recall_chars,
+        known = "\n".join(block.value for block in read.blocks)
+        return Recalled(
+            messages=chosen(
+                found, shown=shown, limit=config.recall_messages, max_chars=config.recall_chars
+            ),
+            facts=chosen_facts(
+                found, known=known, limit=config.archive_facts, max_chars=config.recall_chars
+            ),
         )
 
     def _reply(self, state: SleepAgentState, message: BaseMessage) -> AIMessage:
@@ -247,10 +264,10 @@ class PrimaryAgent:
         state: SleepAgentState,
         turn: RunTarget,
         read: TurnRead,
-        recalled: Sequence[RecallRow] = (),
+        found: Recalled,
     ) -> tuple[Runnable[Any, BaseMessage], list[BaseMessage], RunnableConfig]:
         """The model to call, its prompt and its call config."""
-        prompt = self._prompt(state, read.blocks, read.contexts, recalled)
+        prompt = self._prompt(state, read.blocks, read.contexts, found)
         return self._model_for(state), prompt, self._call_config(turn)
 
     def _answered(
@@ -300,8 +317,8 @@ class PrimaryAgent:
             with_contexts=self._config.show_raw_context,
         )
         self._admit(state, read)
-        recalled = yield from self._recall(state, turn)
-        model, prompt, call_config = self._request(state, turn, read, recalled)
+        found = yield from self._recall(state, turn, read)
+        model, prompt, call_config = self._request(state, turn, read, found)
         # A reply with nothing to show is asked for once more (a sampled model often
         # answers the second time), then the turn fails: bounded by _UNUSABLE_RETRIES.
         discarded: list[AIMessage] = []

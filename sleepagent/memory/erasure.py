@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from langgraph.store.base import Item, Op, PutOp, Result
 
-from sleepagent.memory.recall import RecallRow
+from sleepagent.memory.recall import ARCHIVE_THREAD, RecallRow
 from sleepagent.scope import Scope
 from sleepagent.store import layout
 
@@ -111,7 +111,8 @@ def export_document(
     """One JSON-ready document of ``holdings``, with each thread's checkpointed messages.
 
     Sections follow the layout: ``memory`` (a whole scope only: blocks by label,
-    history by label in version order, runs), then per thread its records,
+    history by label in version order, runs, and the ``archive`` of facts moved
+    out of full blocks, in the order archived), then per thread its records,
     transcript log in order, raw contexts, failed pages, pending markers,
     messages and ``recall`` (its rows in the recall index, kept beside the store:
     see :mod:`sleepagent.store.recallindex`). An item in no known section is kept
@@ -129,7 +130,7 @@ def export_document(
         }
         for thread in holdings.threads
     }
-    memory: dict[str, Any] = {"blocks": {}, "history": {}, "runs": []}
+    memory: dict[str, Any] = {"blocks": {}, "history": {}, "runs": [], "archive": []}
     other: list[dict[str, Any]] = []
     by_thread_ns = {layout.thread_ns(thread): thread for thread in holdings.threads}
     by_log_ns = {layout.log_ns(thread): thread for thread in holdings.threads}
@@ -158,7 +159,9 @@ def export_document(
         else:
             other.append({"namespace": list(namespace), "key": item.key, "value": value})
     for row in recall:
-        if row.thread_id in threads:
+        if row.thread_id == ARCHIVE_THREAD:
+            memory["archive"].append(row.to_dict())
+        elif row.thread_id in threads:
             threads[row.thread_id]["recall"].append(row.to_dict())
         else:  # a thread whose log is gone: still the scope's, still exported
             other.append({"recall": row.to_dict()})

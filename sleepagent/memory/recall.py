@@ -16,6 +16,13 @@ What is indexed, and when (never on the user's path):
   (context entries are documents, not messages, and are left out);
 * every message ``import_messages`` logs, as it is imported.
 
+The same index holds the scope's **archive** (``SleepConfig.archive_facts``):
+lines a full facts block moved out (:mod:`sleepagent.sleep.archive`), as rows of
+role :data:`ARCHIVED_ROLE` under the thread id :data:`ARCHIVE_THREAD` (which no
+thread can have: thread ids are never empty), numbered in the order they were
+archived. A turn's one search finds both kinds; :func:`chosen` and
+:func:`chosen_facts` pick what the prompt shows of each.
+
 The newest messages, not yet read by a sleep run, are in the thread's graph
 state, which the model is sent anyway. A row is keyed by (scope, thread, log
 position), so indexing a page again (a retried run, a page read twice) adds
@@ -35,15 +42,25 @@ from sleepagent.memory.transcript import LogEntry
 from sleepagent.scope import Scope
 
 __all__ = [
+    "ARCHIVED_ROLE",
+    "ARCHIVE_THREAD",
     "MAX_QUERY_TERMS",
     "RecallRow",
+    "archive_rows",
     "chosen",
+    "chosen_facts",
     "fts5_query",
     "overlap_ranked",
     "query_terms",
     "rows_of",
     "words_of",
 ]
+
+ARCHIVE_THREAD = ""
+"""The thread id of a scope's archived facts: no thread has it (thread ids are non-empty),
+so forgetting a thread of a user's scope keeps them, as it keeps the scope's blocks."""
+ARCHIVED_ROLE = "fact"
+"""The role of an archived fact's row (messages are ``user`` or ``assistant``)."""
 
 MAX_QUERY_TERMS = 24
 """Terms a query keeps: a 32,000-character message must not become a query of thousands."""
@@ -271,6 +288,35 @@ def rows_of(scope: Scope, thread_id: str, entries: Iterable[LogEntry]) -> list[R
     ]
 
 
+def archive_rows(
+    scope: Scope, lines: Iterable[str], *, held: Iterable[RecallRow], at: str
+) -> list[RecallRow]:
+    """The rows archiving ``lines`` adds to ``scope``'s archive, which holds ``held`` already.
+
+    A line the archive holds already adds nothing (a page committed twice archives
+    its lines once); the others are numbered after the newest archived row.
+    """
+    held = list(held)
+    known = {row.text for row in held}
+    seq = max((row.seq for row in held), default=0)
+    rows = []
+    for line in dict.fromkeys(lines):
+        if line in known:
+            continue
+        seq += 1
+        rows.append(
+            RecallRow(
+                scope=scope.key,
+                thread_id=ARCHIVE_THREAD,
+                seq=seq,
+                role=ARCHIVED_ROLE,
+                text=line,
+                at=at,
+            )
+        )
+    return rows
+
+
 def words_of(text: str) -> list[str]:
     """The words of ``text``, normalised (NFKC, case-folded), in order, repeats kept."""
     normal = unicodedata.normalize("NFKC", text[:_SCAN_CHARS]).casefold()
@@ -345,7 +391,9 @@ def chosen(
     limit: int,
     max_chars: int,
 ) -> list[RecallRow]:
-    """What the prompt shows of ``found`` (best first): bounded, chronological.
+    """The messages the prompt shows of ``found`` (best first): bounded, chronological.
+
+    Archived facts in ``found`` are left to :func:`chosen_facts`.
 
     Args:
         found: Matches, best first; a search asks for ``limit`` plus the number
@@ -361,13 +409,40 @@ def chosen(
 
     """
     skip = {message_id for message_id in shown if message_id}
+    messages = [r for r in found if r.role != ARCHIVED_ROLE and r.message_id not in skip]
+    return _bounded(messages, limit=limit, max_chars=max_chars)
+
+
+def chosen_facts(
+    found: Sequence[RecallRow], *, known: str, limit: int, max_chars: int
+) -> list[RecallRow]:
+    """The archived facts the prompt shows of ``found`` (best first): bounded, oldest first.
+
+    Args:
+        found: Matches, best first; messages among them are left to :func:`chosen`.
+        known: The memory blocks' text as the prompt shows it: a fact that is still
+            a line there (archived by a commit that then lost a conflict) is not
+            shown twice.
+        limit: Most facts to show.
+        max_chars: Most characters of archived text.
+
+    """
+    lines = {line.strip() for line in known.splitlines()}
+    seen: set[str] = set()
+    facts = []
+    for row in found:
+        if row.role == ARCHIVED_ROLE and row.text not in lines and row.text not in seen:
+            seen.add(row.text)
+            facts.append(row)
+    return _bounded(facts, limit=limit, max_chars=max_chars)
+
+
+def _bounded(found: Sequence[RecallRow], *, limit: int, max_chars: int) -> list[RecallRow]:
     picked: list[RecallRow] = []
     used = 0
     for row in found:
         if len(picked) == limit:
             break
-        if row.message_id in skip:
-            continue
         if used + len(row.text) > max_chars:
             if picked:
                 continue

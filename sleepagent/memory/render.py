@@ -18,6 +18,7 @@ from sleepagent.memory.transcript import LogEntry
 __all__ = [
     "escape",
     "render_memory",
+    "render_archived",
     "render_recalled",
     "render_system_prompt",
     "render_transcript_page",
@@ -54,13 +55,14 @@ def render_system_prompt(
     instructions: str | None = None,
     contexts: Sequence[str] = (),
     recalled: Sequence[RecallRow] = (),
+    archived: Sequence[RecallRow] = (),
 ) -> str:
     """The primary agent's system prompt.
 
     The static part (the library's prompt, then the bot's own instructions)
     comes first and the memory blocks after it, so the cacheable prefix stays
-    the same across turns. Recalled messages, which change with every question,
-    come last.
+    the same across turns. Archived facts and recalled messages, which change
+    with every question, come last.
     """
     parts = [prompts.CHAT_SYSTEM_PROMPT]
     if instructions:
@@ -70,9 +72,20 @@ def render_system_prompt(
     if contexts:
         rendered = "\n".join(f"<context>\n{escape(text)}\n</context>" for text in contexts)
         parts.append(f"{prompts.CHAT_RAW_CONTEXT_INTRO}\n<raw_context>\n{rendered}\n</raw_context>")
+    if archived:
+        parts.append(f"{prompts.CHAT_ARCHIVE_INTRO}\n{render_archived(archived)}")
     if recalled:
         parts.append(f"{prompts.CHAT_RECALL_INTRO}\n{render_recalled(recalled)}")
     return "\n\n".join(parts)
+
+
+def render_archived(rows: Sequence[RecallRow]) -> str:
+    """Archived facts, in the given order, inside one ``<archived_facts>`` section.
+
+    Each text is escaped: an archived line cannot close the section.
+    """
+    facts = "".join(f"\n<fact>{escape(row.text)}</fact>" for row in rows)
+    return f"<archived_facts>{facts}\n</archived_facts>"
 
 
 def render_recalled(rows: Sequence[RecallRow]) -> str:

@@ -22,6 +22,7 @@ from sleepagent.errors import BlockLimitError, MemoryEditError
 from sleepagent.memory.blocks import InsertEdit
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.transcript import LogEntry
+from sleepagent.sleep.archive import room_made
 from sleepagent.sleep.consolidation import PageEvidence, review_edit
 from sleepagent.sleep.dating import anchor_times, date_of_line
 from sleepagent.sleep.speakers import facts_of_their_own, without_their_own_words
@@ -71,6 +72,8 @@ class FactsStaged:
         accepted: Lines added.
         refused: Lines the checks refused, with the reason, for the log.
         full: A line was left out because the block had no room for it.
+        archived: Lines moved out of the block to the scope's archive to make
+            room, oldest first (only when archiving was asked for).
 
     """
 
@@ -78,6 +81,7 @@ class FactsStaged:
     accepted: int
     refused: tuple[tuple[str, str], ...]
     full: bool = False
+    archived: tuple[str, ...] = ()
 
 
 _ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(?P<fact>.+?)\s*$")
@@ -105,28 +109,50 @@ def read_fact_lines(text: str) -> FactLines:
 
 
 def stage_facts(
-    staged: StagedMemory, label: str, lines: Sequence[str], evidence: PageEvidence
+    staged: StagedMemory,
+    label: str,
+    lines: Sequence[str],
+    evidence: PageEvidence,
+    *,
+    archive: bool = False,
 ) -> FactsStaged:
     """Add each line to block ``label``, one checked insert at a time.
 
     One line at a time, so that a refused line (a guess, a repeat) costs only
     itself, and a correction replaces the fact it corrects. A line the block has
-    no room for is left out, with the reason logged.
+    no room for is left out, with the reason logged; with ``archive``, the
+    block's oldest lines are moved out to make room for it first
+    (:mod:`sleepagent.sleep.archive`).
     """
     accepted = 0
     refused = []
+    archived: list[str] = []
     full = False
     for line in lines:
         try:
-            reviewed = review_edit(staged.block(label), InsertEdit(label, line), evidence)
-            staged = staged.stage(reviewed.edit)[0]
+            try:
+                staged = _with_line(staged, label, line, evidence)
+            except BlockLimitError:
+                room = room_made(staged.block(label), len(line) + 1) if archive else None
+                if room is None:
+                    raise
+                # The moved lines go to the archive whatever becomes of the new line;
+                # it is reviewed again, as a correction may have replaced a moved line.
+                staged = staged.stage(room.edit)[0]
+                archived.extend(room.moved)
+                staged = _with_line(staged, label, line, evidence)
         except (MemoryEditError, BlockLimitError) as error:
             full = full or isinstance(error, BlockLimitError)
             refused.append((line, str(error)))
             logger.info("fact pass: line %r not added: %s", line, error)
             continue
         accepted += 1
-    return FactsStaged(staged, accepted, tuple(refused), full)
+    return FactsStaged(staged, accepted, tuple(refused), full, tuple(archived))
+
+
+def _with_line(staged: StagedMemory, label: str, line: str, evidence: PageEvidence) -> StagedMemory:
+    reviewed = review_edit(staged.block(label), InsertEdit(label, line), evidence)
+    return staged.stage(reviewed.edit)[0]
 
 
 def prepared_facts(lines: Sequence[str], said: Sequence[LogEntry]) -> tuple[str, ...]:

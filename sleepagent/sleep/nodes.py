@@ -37,7 +37,7 @@ from sleepagent.graph.context import RunTarget, current_target, iso
 from sleepagent.graph.state import SleepAgentState
 from sleepagent.memory.blocks import BlockRole, InsertEdit, MemoryBlock
 from sleepagent.memory.blockstore import CommitOutcome, PageAttempt
-from sleepagent.memory.recall import rows_of
+from sleepagent.memory.recall import ARCHIVE_THREAD, archive_rows, rows_of
 from sleepagent.memory.render import render_memory, render_transcript_page
 from sleepagent.memory.staging import StagedMemory
 from sleepagent.memory.transcript import LogEntry, message_text
@@ -440,12 +440,14 @@ class SleepTimeRunner:
         from a list is not a fact to store, and an edit round would cost far more
         to reach the same. A call whose reply cannot be read, or a line the block
         has no room for, leaves the page to the edit round (which shows the model
-        why an edit was refused, and can rewrite the block to make room).
+        why an edit was refused, and can rewrite the block to make room). With
+        the archive on, code makes that room instead (``sleep/archive.py``).
         """
         evidence = transitions.evidence_of(run)
         staged = transitions.staged_of(run)
         users = [entry for entry in entries if entry.role == "user"]
         usage, accepted, concluded = Usage(), 0, True
+        archive, archived = self._config.archive_facts > 0, list[str]()
         for start in range(0, len(users), FACTS_MESSAGES_PER_CALL):
             part = users[start : start + FACTS_MESSAGES_PER_CALL]
             # Shown dated: a fact the model copies then keeps its time when it is read.
@@ -460,12 +462,29 @@ class SleepTimeRunner:
             found = read_fact_lines(message_text(reply))
             concluded = concluded and found.readable
             lines = prepared_facts(found.lines, part)
-            result = stage_facts(staged, label, lines, evidence)
+            result = stage_facts(staged, label, lines, evidence, archive=archive)
             staged, accepted = result.staged, accepted + result.accepted
+            archived.extend(result.archived)
             concluded = concluded and not result.full
         if accepted or concluded:
-            return transitions.after_facts(run, usage, staged, accepted=accepted)
+            return transitions.after_facts(run, usage, staged, accepted=accepted, archived=archived)
         return transitions.after_facts(run, usage, None, accepted=0)
+
+    def _archive(self, where: RunTarget, run: RunState, at: str) -> Flow[None]:
+        """Write the lines the page moved out of the facts block to the scope's archive.
+
+        Before the block is committed: a line is in the archive before it leaves
+        the block, so a commit that fails after this loses nothing (the line is in
+        both, and a turn shows it once). The run holds the scope's run lock, so no
+        other archive write and no ``forget`` of the scope runs meanwhile.
+        """
+        lines = transitions.archived_of(run)
+        if not lines:
+            return
+        index = recall_index_for(where.blocks.store)
+        held = yield from call(index.rows, where.scope.key, [ARCHIVE_THREAD])
+        rows = archive_rows(where.scope, lines, held=held, at=at)
+        yield from call(index.add, rows)
 
     def _index(self, where: RunTarget, entries: Sequence[LogEntry]) -> Flow[None]:
         """Add the page's messages to the scope's recall index (recall on only).
@@ -549,6 +568,7 @@ class SleepTimeRunner:
         where = self._where()
         run = as_run(_open_run(state))
         outcome, args = self._commit_args(run)
+        yield from self._archive(where, run, args["at"])
         committed = yield from call(
             where.blocks.commit, where.scope, transitions.staged_of(run), **args
         )

@@ -76,6 +76,7 @@ class PageState(TypedDict):
     malformed: bool
     evidence: dict[str, Any]
     thought: bool
+    archived: list[str]
 
 
 class RunState(TypedDict):
@@ -176,6 +177,7 @@ def open_page(
         malformed=False,
         evidence=evidence.to_dict(),
         thought=False,
+        archived=[],
     )
     return {**run, "page": page}
 
@@ -219,14 +221,20 @@ def after_thinking(
 
 
 def after_facts(
-    run: RunState, usage: Usage, staged: StagedMemory | None, *, accepted: int
+    run: RunState,
+    usage: Usage,
+    staged: StagedMemory | None,
+    *,
+    accepted: int,
+    archived: Sequence[str] = (),
 ) -> RunState:
     """Take the fact pass's tokens, and the user's facts it staged (see ``sleep/facts.py``).
 
     A pass that staged ``accepted`` facts, or said there were none (``staged``
     is then the page's copy unchanged), concludes the page; ``None`` leaves the
     page to the edit round. Its tokens count in the run's usage but not as
-    steps, like the reasoning pass's.
+    steps, like the reasoning pass's. ``archived`` are the lines ``staged``
+    moved out of the facts block, for the commit to write to the archive first.
     """
     page = _page(run)
     concluded = staged is not None
@@ -241,8 +249,18 @@ def after_facts(
             "accepted": page["accepted"] + int(wrote),
             "tool_calls": page["tool_calls"] + int(concluded),
             "finished": page["finished"] or concluded,
+            "archived": [*archived_of(run), *archived] if concluded else archived_of(run),
         },
     }
+
+
+def archived_of(run: RunState) -> list[str]:
+    """Lines the open page's working copy moved out to the archive (see ``sleep/archive.py``).
+
+    A page opened by an older release has none.
+    """
+    page = run["page"]
+    return list(page.get("archived", ())) if page is not None else []
 
 
 def _page(run: RunState) -> PageState:

@@ -35,12 +35,14 @@ brings an older database up to it when an agent opens it, and refuses a newer on
 Recall (``SleepConfig.recall_messages``) needs full-text search, which
 ``BaseStore`` lacks, so its rows live in tables of their own beside the store's,
 in the same database (:mod:`sleepagent.store.recallindex`; made by its idempotent
-``setup()``, only once recall is on; they are outside the layout version, which
-covers the store's own items)::
+``setup()``, only once recall or the archive is on; they are outside the layout
+version, which covers the store's own items)::
 
     sleepagent_recall       one row per indexed message: scope (key, plain), thread_id
                             (plain), seq, role, body, speaker, said_at, logged_at,
-                            message_id; unique (scope, thread_id, seq). PostgreSQL adds
+                            message_id; unique (scope, thread_id, seq). An archived
+                            fact (``SleepConfig.archive_facts``) is a row of role
+                            'fact', thread_id '' and seq its place in the archive. PostgreSQL adds
                             terms (a generated tsvector, 'english') and its GIN index
                             sleepagent_recall_terms; SQLite an integer id and owner (a
                             token of the scope key's SHA-256, searched with the body).
