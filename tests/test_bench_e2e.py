@@ -388,9 +388,9 @@ def test_sleep_steps_bound_the_model_calls_of_a_sleep_run(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     examples = load_examples("generated", n=1, seed=0)
     out = tmp_path / "steps"
-    # A reasoning pass that concludes nothing (not a step), one edit call (its rethink; no
-    # room left for the finish), then one answer.
-    with LoopbackOpenAI([responder(examples, concluded=False)] * 3) as server:
+    # A reasoning pass that concludes nothing, asked once more (neither is a step), one edit
+    # call (its rethink; no room left for the finish), then one answer.
+    with LoopbackOpenAI([responder(examples, concluded=False)] * 4) as server:
         argv = [
             "--n", "1", "--conditions", "sleep_time", "--budgets", "0", "--sleep-steps", "1",
             "--model", "openai:loopback", "--base-url", server.base_url, "--out", str(out),

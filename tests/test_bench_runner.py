@@ -465,10 +465,11 @@ def test_the_caller_hears_after_every_unit_so_a_killed_run_keeps_its_record(
 
 
 def test_a_sleep_run_that_wrote_nothing_is_counted_in_the_summary(tmp_path: Path) -> None:
-    # A reasoning pass cut off before its conclusions, then an edit round that only finishes.
+    # A reasoning pass cut off before its conclusions, twice (it is asked once more), then
+    # an edit round that only finishes.
     unfinished = reasoning(problem_of(EXAMPLE), concluded=False)
     model = ScriptedChatModel(
-        [unfinished, ai_tool_calls(tool_call("memory_finish")), "The answer is 1."]
+        [unfinished, unfinished, ai_tool_calls(tool_call("memory_finish")), "The answer is 1."]
     )
     spec = RunSpec(examples=[EXAMPLE], conditions=(SLEEP,), budgets=(Budget(0),))
     assert Runner(model, out=tmp_path, progress=False).run(spec).failed == 0

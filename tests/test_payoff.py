@@ -91,9 +91,29 @@ def test_a_run_reports_each_samples_reasoning_and_any_subset_can_be_rescored(mak
     assert "- Cookie sales: 25 * 2 = 40" in agreed_lines(result.reasoning[:1])
 
 
-def test_a_reasoning_pass_with_nothing_readable_leaves_the_page_to_the_edit_round(make_agent):
+def test_a_reasoning_pass_with_nothing_readable_is_asked_once_more_sampled(make_agent):
+    agent, _, sleep = make_agent(sleep=["I am not sure what to do.", WORKED], library_defaults=True)
+
+    result = agent.add_context(BAKERY, thread_id="doc")
+
+    assert result.outcome is SleepOutcome.EDITED
+    learned = agent.memory(thread_id="doc")["learned_context"].value
+    assert "- Cookie sales: 25 * 2 = 50" in learned
+    temperatures = [call.options.get("temperature") for call in sleep.calls]
+    assert temperatures == [0.0, 0.7], "the second try is sampled: greedy would repeat itself"
+    assert all(call.tools == () for call in sleep.calls), "no edit round"
+    assert result.reasoning == ("I am not sure what to do.", WORKED)
+
+
+def test_two_reasoning_passes_with_nothing_readable_leave_the_page_to_the_edit_round(
+    make_agent,
+):
     agent, _, sleep = make_agent(
-        sleep=["I am not sure what to do.", rethink("learned_context", "Revenue: $170")],
+        sleep=[
+            "I am not sure what to do.",
+            "Still unsure.",
+            rethink("learned_context", "Revenue: $170"),
+        ],
         library_defaults=True,
     )
 
@@ -101,7 +121,7 @@ def test_a_reasoning_pass_with_nothing_readable_leaves_the_page_to_the_edit_roun
 
     assert result.outcome is SleepOutcome.EDITED
     assert agent.memory(thread_id="doc")["learned_context"].value == "Revenue: $170"
-    assert len(sleep.calls) == 2
+    assert [bool(call.tools) for call in sleep.calls] == [False, False, True]
 
 
 def test_no_reasoning_pass_when_thinking_is_off(make_agent):

@@ -53,7 +53,7 @@ from sleepagent.sleep.consolidation import (
 from sleepagent.sleep.facts import prepared_facts, read_fact_lines, stage_facts
 from sleepagent.sleep.run import RunState, SpanRequest, as_run, merge_diffs
 from sleepagent.sleep.textedits import stage_text_reply, text_page_prompt
-from sleepagent.sleep.thinking import agreed_lines
+from sleepagent.sleep.thinking import agreed_lines, read_notes
 from sleepagent.sleep.toolrecovery import memory_tool_args, recover_tool_calls
 from sleepagent.sleep.tools import memory_tool_schemas, run_tool_calls
 from sleepagent.store.recallindex import recall_index_for
@@ -114,6 +114,15 @@ class SleepTimeRunner:
             )
             for index in range(config.sleep_samples)
         ]
+        # Asked once more when no sample concluded anything readable: sampled, since a
+        # greedy sample asked again would write the same.
+        self._think_again_model = model.bind(
+            **sample_options(
+                model,
+                max_tokens=config.sleep_think_tokens,
+                temperature=config.sleep_sample_temperature,
+            )
+        )
         self._facts_model = model.bind(
             **sample_options(model, max_tokens=FACTS_TOKENS, temperature=0.0)
         )
@@ -394,7 +403,12 @@ class SleepTimeRunner:
         """The reasoning pass: ``sleep_samples`` free-text samples, agreed, staged as lines.
 
         A sample whose reply cannot be read is left out; any other model error
-        ends the run as it would in the edit round.
+        ends the run as it would in the edit round. When no sample concluded
+        anything readable, one more is asked for, sampled, before the page goes
+        to the edit round: that round costs many times one sample, and is where
+        the 1.5B model restated a context with a wrong total (the held-out garden
+        context of ``benchmarks/real_model_eval.py``), while the same reasoning
+        prompt, asked again by hand, worked the total out twice.
         """
         messages = _think_messages(entries, transitions.page_transcript(run))
         texts: list[str] = []
@@ -407,6 +421,13 @@ class SleepTimeRunner:
             usage += Usage.of_message(reply)
             texts.append(message_text(reply))
         lines = agreed_lines(texts)
+        if all(read_notes(text).empty for text in texts):
+            model = self._tagged(self._think_again_model, where, run, "sleepagent:sleep-think")
+            reply = yield from _readable_reply(model, messages)
+            if reply is not None:
+                usage += Usage.of_message(reply)
+                texts.append(message_text(reply))
+                lines = agreed_lines(texts[-1:])
         staged = _stage_learned(transitions.staged_of(run), lines, transitions.evidence_of(run))
         return transitions.after_thinking(run, usage, staged, texts)
 
