@@ -80,10 +80,15 @@ CHOICES = (
     "tokens (3.5 characters a token, 1,024 kept for the rest) fit `--context-window`.",
     "recall: the whole conversation is imported with its session dates into the answering "
     "agent's store, and the messages that best match the question's words (full-text "
-    "search, `--recall-messages` of them, 4,000 characters at most) are shown with speaker "
-    "and date; no memory blocks. sleep_memory_recall: the final memory blocks and the same "
-    "recall. shown chars/query counts the blocks only; the recalled text is in the prompt "
-    "tokens.",
+    "search, `--recall-messages` of them, `--recall-chars` characters at most, 4,000 by "
+    "default) are shown with speaker and date; no memory blocks. sleep_memory_recall: the "
+    "final memory blocks and the same recall. shown chars/query counts the blocks only; "
+    "recalled text is in the prompt tokens.",
+    "With `--archive-facts N`, a full facts block moves its oldest lines to an archive "
+    "during ingestion instead of asking the model to make room, and the systems with "
+    "memory blocks also see up to N archived facts that share the question's words "
+    "(`--recall-chars` at most); the recency window then matches the blocks' characters "
+    "plus `--recall-chars`.",
     "Questions are a seeded sample per category (`--per-category`), not every question.",
 )
 """What ``summary.md`` says about choices that differ from LoCoMo's evaluation."""
