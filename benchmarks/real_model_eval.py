@@ -656,6 +656,7 @@ class Played:
     chat: Usage = field(default_factory=Usage)
     sleep: Usage = field(default_factory=Usage)
     outcomes: Counter[str] = field(default_factory=Counter)
+    reasoning: list[str] = field(default_factory=list)
     sleep_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -716,7 +717,9 @@ def play(
             elif isinstance(step, Context):
                 threads.append(step.thread)
                 result = agent.add_context(step.text, thread_id=step.thread, user_id=USER_ID)
-                log(f"  add_context: {getattr(result.outcome, 'value', result.outcome)}")
+                played.reasoning.extend(result.reasoning)
+                outcome = getattr(result.outcome, "value", result.outcome)
+                log(f"  add_context: {outcome}, {len(result.reasoning)} reasoning sample(s)")
             else:
                 clock.advance(QUIET_S)
                 played.snapshots.append(read_memory())
@@ -753,6 +756,7 @@ def score(scenario: Scenario, played: Played) -> dict[str, Any]:
         ],
         "memory": played.memory,
         "snapshots": played.snapshots,
+        "reasoning": played.reasoning,
     }
 
 
