@@ -109,3 +109,38 @@ def test_two_results_of_one_sample_are_never_merged_however_alike():
         "- Given to the shelter: 20",
         "- Share given to the shelter: 1/12",
     ]
+
+
+RESTATED = """\
+Okay, I'll go through the material one sentence at a time, updating the values step by step, \
+and then write the FINAL STATE and answer the questions.
+
+### Material
+Lucia's garden has 3 rows of 14 tomato plants. Each plant gives 6 tomatoes.
+
+### Step 1: Update quantities
+1. **Total number of tomato plants:**
+   3 rows x 14 plants/row = 42 plants
+
+### Step 2: FINAL STATE
+- **Total number of tomato plants:** 42
+- **Total number of tomatoes:** 252
+
+### Step 3: Answer the questions
+**Q: How many tomatoes does Lucia have?**
+   - A: 252 tomatoes
+
+### Final State:
+- **Total number of tomato plants:** 42
+- **Total number of tomatoes:** 252
+"""
+
+
+def test_a_sentence_that_mentions_the_final_state_does_not_open_it():
+    notes = read_notes(RESTATED)
+
+    assert [result.subject for result in notes.results] == [
+        "Total number of tomato plants",
+        "Total number of tomatoes",
+        "How many tomatoes does Lucia have?",
+    ], "neither the material nor the working, and the state written twice is read once"

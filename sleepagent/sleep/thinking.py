@@ -112,6 +112,10 @@ _QA = re.compile(
     re.IGNORECASE,
 )
 _STATE_HEAD = re.compile(r"final\s+state", re.IGNORECASE)
+_HEAD_WORDS = 6
+"""Most words of a line that opens the state section ("### Step 2: FINAL STATE"); a longer
+one is a sentence that mentions it ("I'll go step by step, then write the FINAL STATE and
+answer the questions"), which opened the section on the material itself."""
 _STATE_END = re.compile(r"question|^(?:3[.)]|step\s*3)", re.IGNORECASE)
 _WORKING = re.compile(r"^(?:step|sentence)\s*\d", re.IGNORECASE)
 _NAMED = re.compile(r"^(?P<name>[^:=]{2,80}?)\s*(?::|=)\s*(?P<value>.+)$")
@@ -125,8 +129,10 @@ def read_notes(text: str) -> Notes:
 
     Tolerates what small models add: bullets, bold, numbering, markdown tables
     (a row becomes ``first cell: last number``), a Q and its A on one line or
-    two, blank lines. The state section ends at the questions. A state line
-    must hold a number; an unanswered question is not a result.
+    two, blank lines. The state section opens at a short heading that names it
+    (a sentence that only mentions it opens nothing) and ends at the questions.
+    A state line must hold a number; an unanswered question is not a result;
+    a result written twice (the state repeated at the end) is read once.
     """
     results: list[Worked] = []
     pending: str | None = None
@@ -135,7 +141,7 @@ def read_notes(text: str) -> Notes:
         line = _DECORATION.sub("", raw).strip()
         if not line:
             continue
-        if not in_state and _STATE_HEAD.search(line) and not _Q.match(line):
+        if not in_state and _opens_state(line):
             in_state, pending = True, None
             continue
         if match := _QA.match(line):
@@ -150,7 +156,24 @@ def read_notes(text: str) -> Notes:
             in_state = False
         elif in_state and (state := _state_line(line)) is not None:
             results.append(state)
-    return Notes(tuple(result for result in results if result.result and result.subject))
+    # A state written out twice (once before the questions, once after) is one result each.
+    seen: set[tuple[str, str, bool]] = set()
+    unique = []
+    for result in results:
+        key = (result.subject.casefold(), result.result, result.question)
+        if result.result and result.subject and key not in seen:
+            seen.add(key)
+            unique.append(result)
+    return Notes(tuple(unique))
+
+
+def _opens_state(line: str) -> bool:
+    """Whether ``line`` (its decoration removed) is the heading of a FINAL STATE section."""
+    return (
+        _STATE_HEAD.search(line) is not None
+        and len(line.split()) <= _HEAD_WORDS
+        and not _Q.match(line)
+    )
 
 
 def _state_line(line: str) -> Worked | None:
