@@ -29,3 +29,10 @@ wait
 #    at 1983de9 (a reasoning pass that concluded nothing readable is asked once more).
 "$PYTHON" benchmarks/real_model_eval.py --base-url "$BASE_URL" --modes text,tools,auto \
     --held-out only --out "$OUT/memeval-heldout.json"
+# 4. The garden context alone, every mode, at 724a5f7 (the eval records reasoning samples).
+"$PYTHON" benchmarks/real_model_eval.py --base-url "$BASE_URL" --modes text,tools,auto \
+    --scenarios context-garden --held-out include --out "$OUT/memeval-garden.json"
+# 5. The three context scenarios, every mode, at 97edb3b (a pass read from its heading).
+"$PYTHON" benchmarks/real_model_eval.py --base-url "$BASE_URL" --modes auto,text,tools \
+    --scenarios context,context-pencils,context-garden --held-out include \
+    --out "$OUT/memeval-contexts.json"
