@@ -249,4 +249,23 @@ def make_agent(db: Path | None, mode: str) -> Iterator[AgentFactory]:
     for driver in drivers:
         driver.close()
     if loop is not None:
-        loop.close()
+        close_loop(loop)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs on ``loop`` and let it end, then close it (as ``asyncio.run`` does).
+
+    An async store's background batch task lives until the store is collected; left
+    pending on a closed loop, it is destroyed later, at a garbage collection inside
+    some other test, as an unraisable "Event loop is closed" error that fails that test.
+    """
+    pending = asyncio.all_tasks(loop)
+    if pending:
+        loop.run_until_complete(_cancelled(pending))
+    loop.close()
+
+
+async def _cancelled(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

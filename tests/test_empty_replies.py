@@ -21,7 +21,7 @@ from sleepagent.testing import (
     malformed_tool_arguments,
     raw_call,
 )
-from tests.conftest import Driver
+from tests.conftest import Driver, close_loop
 
 UNUSABLE: dict[str, Callable[[], LoopbackStep]] = {
     "invalid-json-arguments": lambda: malformed_tool_arguments('{"label": "human", "new_'),
@@ -53,7 +53,7 @@ def agent(server: LoopbackOpenAI, db: Any, mode: str) -> Iterator[Driver]:
     yield driver
     driver.close()
     if driver.loop is not None:
-        driver.loop.close()
+        close_loop(driver.loop)
 
 
 def thread_messages(agent: Driver, thread_id: str = "t1") -> list[str]:
