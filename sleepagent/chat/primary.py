@@ -178,15 +178,16 @@ class PrimaryAgent:
         # leaves recall_messages.
         limit = config.recall_messages + config.archive_facts + len(shown)
         found = yield from call(index.search, turn.scope.key, terms, limit=limit)
-        known = "\n".join(block.value for block in read.blocks)
-        return Recalled(
-            messages=chosen(
-                found, shown=shown, limit=config.recall_messages, max_chars=config.recall_chars
-            ),
-            facts=chosen_facts(
-                found, known=known, limit=config.archive_facts, max_chars=config.recall_chars
-            ),
+        messages = chosen(
+            found, shown=shown, limit=config.recall_messages, max_chars=config.recall_chars
         )
+        if not config.archive_facts:
+            return Recalled(messages=messages)
+        known = "\n".join(block.value for block in read.blocks)
+        facts = chosen_facts(
+            found, known=known, limit=config.archive_facts, max_chars=config.recall_chars
+        )
+        return Recalled(messages=messages, facts=facts)
 
     def _reply(self, state: SleepAgentState, message: BaseMessage) -> AIMessage:
         """The model's reply as the turn keeps it.
